@@ -1,0 +1,106 @@
+/* par.c - MPI start-up, rank queries and status-checked collectives on plain buffers. */
+#include "par.h"
+
+#include <mpi.h>
+#include <stdio.h>
+
+#include "upq_err.h"
+
+static MPI_Comm world = MPI_COMM_NULL;
+
+#define MPI_TRY(call)                                                             \
+    do {                                                                          \
+        int mpi_rc_ = (call);                                                     \
+        if (mpi_rc_ != MPI_SUCCESS) {                                             \
+            char mpi_s_[MPI_MAX_ERROR_STRING];                                    \
+            int mpi_n_ = 0;                                                       \
+            MPI_Error_string(mpi_rc_, mpi_s_, &mpi_n_);                           \
+            return UPQ_FAIL(UPQ_EIO, "MPI error in %s: %s", #call, mpi_s_);       \
+        }                                                                         \
+    } while (0)
+
+int par_init(int *argc, char ***argv)
+{
+    int provided = 0;
+    int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS) return UPQ_FAIL(UPQ_EIO, "MPI_Init_thread failed (code %d)", rc);
+    MPI_Comm_dup(MPI_COMM_WORLD, &world);
+    MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN);
+    return UPQ_OK;
+}
+
+int par_active(void)
+{
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    return init && !fin;
+}
+
+void par_finalize(void)
+{
+    if (!par_active()) return;
+    if (world != MPI_COMM_NULL) MPI_Comm_free(&world);
+    MPI_Finalize();
+}
+
+int par_rank(void)
+{
+    int r = 0;
+    if (par_active()) MPI_Comm_rank(world, &r);
+    return r;
+}
+
+int par_size(void)
+{
+    int n = 1;
+    if (par_active()) MPI_Comm_size(world, &n);
+    return n;
+}
+
+int par_agree(int status)
+{
+    if (!par_active()) return status;
+    int out = status;
+    if (MPI_Allreduce(&status, &out, 1, MPI_INT, MPI_MAX, world) != MPI_SUCCESS) return UPQ_EIO;
+    return out;
+}
+
+int par_sum_f64(double *buf, int64_t n)
+{
+    if (!par_active() || par_size() == 1) return UPQ_OK;
+    UPQ_ASSERT(n >= 0 && n < (1LL << 31));
+    MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, world));
+    return UPQ_OK;
+}
+
+int par_sum_i64(int64_t *buf, int64_t n)
+{
+    if (!par_active() || par_size() == 1) return UPQ_OK;
+    UPQ_ASSERT(n >= 0 && n < (1LL << 31));
+    MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_INT64_T, MPI_SUM, world));
+    return UPQ_OK;
+}
+
+int par_bcast(void *buf, int64_t bytes, int root)
+{
+    if (!par_active() || par_size() == 1) return UPQ_OK;
+    UPQ_ASSERT(bytes >= 0 && bytes < (1LL << 31));
+    MPI_TRY(MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, world));
+    return UPQ_OK;
+}
+
+void par_barrier(void)
+{
+    if (par_active()) MPI_Barrier(world);
+}
+
+void par_abort(int code)
+{
+    fflush(stdout);
+    fflush(stderr);
+    if (par_active()) MPI_Abort(MPI_COMM_WORLD, code);
+    _Exit(code);
+}
+
+void *par_comm_world(void) { return &world; }

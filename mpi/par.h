@@ -1,0 +1,28 @@
+/* par.h - the MPI world as the rest of upq sees it: start/stop, rank/size, and a
+ * few collectives on plain buffers. The only place (with io/ for parallel HDF5)
+ * that includes <mpi.h>; callers pass (rank, nranks) on to math code. */
+#ifndef UPQ_PAR_H
+#define UPQ_PAR_H
+
+#include <stdint.h>
+
+int par_init(int *argc, char ***argv); /* MPI_Init (singleton works without mpirun) */
+void par_finalize(void);
+int par_rank(void);
+int par_size(void);
+int par_active(void);                  /* MPI initialised and not finalised */
+
+/* All ranks agree on a status: returns the largest code any rank passed (0 if all ok).
+ * Call it before a collective that a failing rank would never reach. */
+int par_agree(int status);
+/* Element-wise sums over all ranks, in place; fixed reduction order for a fixed size. */
+int par_sum_f64(double *buf, int64_t n);
+int par_sum_i64(int64_t *buf, int64_t n);
+int par_bcast(void *buf, int64_t bytes, int root);
+void par_barrier(void);
+/* Ends every rank now with `code` (a rank's unrecoverable error). */
+void par_abort(int code);
+/* The communicator as an opaque handle for io/'s parallel HDF5 (MPI_Comm inside). */
+void *par_comm_world(void);
+
+#endif

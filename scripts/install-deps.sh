@@ -1,0 +1,23 @@
+#!/bin/bash
+# Installs every Debian 12 package upq needs to build, test and run (idempotent).
+# Usage: scripts/install-deps.sh [--slurm]   (--slurm adds slurm-wlm and munge for the slurm tests)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+APT="apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+PKGS="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
+      libscalapack-openmpi-dev liblapack-dev libblis-dev libjansson-dev libpcre2-dev
+      libssl-dev clang libclang-rt-14-dev xz-utils"
+[ "${1:-}" = "--slurm" ] && PKGS="$PKGS slurm-wlm munge"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing:$missing"
+$SUDO $APT update -q
+$SUDO $APT install -y -q --no-install-recommends $missing

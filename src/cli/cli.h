@@ -1,0 +1,30 @@
+/* cli.h - the upq subcommands (one file each) and the small helpers they share.
+ * A subcommand parses its options (getopt_long; unknown options are usage errors),
+ * prints --help, calls library functions, and returns an exit code (upq_err.h). */
+#ifndef UPQ_CLI_H
+#define UPQ_CLI_H
+
+#include <getopt.h>
+#include <stdint.h>
+
+typedef int (*cmd_fn)(int argc, char **argv);
+
+int cmd_info(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_demo_model(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_bench_forward(int argc, char **argv);
+int cmd_bench_kernels(int argc, char **argv);
+
+/* Prints "upq CMD: <message>" and returns UPQ_EUSAGE, for option errors. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the recorded error (upq_errmsg) as "upq CMD: ..." on rank 0 (all ranks if
+ * UPQ_LOG_ALL_RANKS) and returns rc. Use on every failing library call. */
+int cli_report(const char *cmd, int rc);
+/* Parses "1,2,3" into a new int64 array; UPQ_EUSAGE on junk. */
+int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n);
+/* Rank 0 only prints (stdout); returns 1 on rank 0. */
+int cli_is_root(void);
+
+#endif

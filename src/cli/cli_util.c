@@ -1,0 +1,74 @@
+/* cli_util.c - helpers shared by the subcommands: error printing, id lists. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "par.h"
+#include "upq_err.h"
+
+int cli_is_root(void) { return par_rank() == 0; }
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (cli_is_root()) {
+        fprintf(stderr, "upq %s: ", cmd);
+        vfprintf(stderr, fmt, ap);
+        fprintf(stderr, " (see upq %s --help)\n", cmd);
+    }
+    va_end(ap);
+    return UPQ_EUSAGE;
+}
+
+int cli_report(const char *cmd, int rc)
+{
+    if (rc == UPQ_OK) return rc;
+    if (cli_is_root() || getenv("UPQ_LOG_ALL_RANKS") || par_size() > 1) {
+        if (par_size() > 1)
+            fprintf(stderr, "upq %s: [rank %d] %s\n", cmd, par_rank(), upq_errmsg());
+        else
+            fprintf(stderr, "upq %s: %s\n", cmd, upq_errmsg());
+    }
+    return rc;
+}
+
+int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n)
+{
+    int64_t cap = 16, k = 0;
+    int64_t *v = malloc((size_t)cap * sizeof *v);
+    if (!v) return UPQ_FAIL(UPQ_EIO, "out of memory");
+    const char *p = s;
+    while (*p) {
+        char *end = NULL;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || errno || x < 0) {
+            free(v);
+            return cli_usage_error(cmd, "bad token id list near '%.20s' (want e.g. 1,2,3)", p);
+        }
+        if (k == cap) {
+            cap *= 2;
+            int64_t *nv = realloc(v, (size_t)cap * sizeof *nv);
+            if (!nv) { free(v); return UPQ_FAIL(UPQ_EIO, "out of memory"); }
+            v = nv;
+        }
+        v[k++] = x;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) {
+            free(v);
+            return cli_usage_error(cmd, "bad token id list near '%.20s' (want e.g. 1,2,3)", p);
+        }
+    }
+    if (k == 0) {
+        free(v);
+        return cli_usage_error(cmd, "empty token id list");
+    }
+    *ids = v;
+    *n = k;
+    return UPQ_OK;
+}

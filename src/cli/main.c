@@ -1,0 +1,72 @@
+/* main.c - the upq command: a table from subcommand to function. MPI is started
+ * here for every subcommand (a singleton without mpirun), and the exit code is
+ * the subcommand's (0 ok, 1 usage, 2 bad input, 3 I/O/MPI, 75 preempted). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "par.h"
+#include "upq_err.h"
+
+static const struct {
+    const char *name;
+    cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"info", cmd_info, "print a model's architecture, sizes, dtypes, parameters and tensors"},
+    {"logits", cmd_logits, "run the FP32 forward pass on token ids, write logits (and hidden states) to HDF5"},
+    {"ppl", cmd_ppl, "perplexity over non-overlapping windows of a token stream (ranks split the windows)"},
+    {"demo-model", cmd_demo_model, "train the built-in demo llama on a procedural corpus, write it in HF format"},
+    {"bench", cmd_bench, "benchmarks: 'bench forward' (tokens/s), 'bench kernels' (packed GEMV/GEMM)"},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "upq %s - Unified Progressive Quantization of LLaMA-family models on CPU clusters\n\n"
+            "usage: upq COMMAND [options]      (mpirun -np P upq COMMAND ... for several ranks)\n"
+            "       upq COMMAND --help\n\ncommands:\n",
+            UPQ_VERSION);
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nexit codes: 0 ok, 1 usage error, 2 bad input (file and reason printed),\n"
+            "            3 I/O or MPI failure, 75 preempted after a clean checkpoint\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return UPQ_EUSAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return UPQ_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("upq %s\n", UPQ_VERSION);
+        return UPQ_OK;
+    }
+    int which = -1;
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) which = i;
+    if (which < 0) {
+        fprintf(stderr, "upq: unknown command '%s' (see upq --help)\n", argv[1]);
+        return UPQ_EUSAGE;
+    }
+    if (par_init(&argc, &argv) != UPQ_OK) {
+        fprintf(stderr, "upq: %s\n", upq_errmsg());
+        return UPQ_EIO;
+    }
+    int rc = commands[which].fn(argc - 1, argv + 1);
+    /* A rank that failed alone must not leave the others waiting in a collective:
+     * commands agree on status before collectives; here we only end cleanly. */
+    if (rc != UPQ_OK && par_size() > 1) {
+        fflush(stdout);
+        par_abort(rc);
+    }
+    par_finalize();
+    return rc;
+}

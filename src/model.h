@@ -1,0 +1,74 @@
+/* model.h - the LLaMA-family transformer: configuration, FP32 parameters (one
+ * allocation carved by a size table, llm.c style) and the forward pass.
+ * Covers Llama, Mistral and Qwen2 (q/k/v biases). Weights are in HuggingFace
+ * layout: a linear layer's weight is (out, in) and y = x W^T (+ b).
+ * Owns nothing from io/: loaders fill a tfm_model, training reuses the same struct. */
+#ifndef UPQ_MODEL_H
+#define UPQ_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { TFM_ROPE_DEFAULT = 0, TFM_ROPE_LLAMA3 = 1 };
+
+typedef struct {
+    char arch[64];          /* "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" */
+    int64_t V;              /* vocab_size */
+    int64_t C;              /* hidden_size */
+    int64_t F;              /* intermediate_size */
+    int64_t L;              /* num_hidden_layers */
+    int64_t H;              /* num_attention_heads */
+    int64_t KV;             /* num_key_value_heads (GQA: H % KV == 0) */
+    int64_t D;              /* head_dim (hidden_size / H unless config gives head_dim) */
+    int64_t max_T;          /* max_position_embeddings */
+    double rope_theta;
+    double norm_eps;        /* rms_norm_eps */
+    int rope_type;          /* TFM_ROPE_* */
+    double rope_factor, rope_low_freq, rope_high_freq; /* llama3 rope_scaling */
+    int64_t rope_orig_max_T;
+    int tie_embeddings;     /* lm_head shares token_embedding */
+    int qkv_bias;           /* Qwen2: q/k/v projections have biases */
+    int64_t bos_id, eos_id, pad_id; /* -1 when absent */
+} tfm_config;
+
+/* One transformer block's parameters (pointers into tfm_model.mem). */
+typedef struct {
+    float *attn_norm; /* (C) input_layernorm */
+    float *wq;        /* (H*D, C) */
+    float *wk;        /* (KV*D, C) */
+    float *wv;        /* (KV*D, C) */
+    float *bq;        /* (H*D) or NULL */
+    float *bk;        /* (KV*D) or NULL */
+    float *bv;        /* (KV*D) or NULL */
+    float *wo;        /* (C, H*D) */
+    float *mlp_norm;  /* (C) post_attention_layernorm */
+    float *w_gate;    /* (F, C) */
+    float *w_up;      /* (F, C) */
+    float *w_down;    /* (C, F) */
+} tfm_layer;
+
+typedef struct {
+    tfm_config cfg;
+    float *mem;         /* every parameter, one allocation of n_params floats */
+    int64_t n_params;   /* counted once when tied */
+    float *tok_emb;     /* (V, C) model.embed_tokens.weight */
+    float *final_norm;  /* (C) model.norm.weight */
+    float *lm_head;     /* (V, C) lm_head.weight; == tok_emb when tied */
+    tfm_layer *layers;  /* (L) */
+} tfm_model;
+
+/* Validates a config (positive sizes, H % KV, ...): UPQ_EINPUT naming `src` on failure. */
+int tfm_config_check(const tfm_config *cfg, const char *src);
+
+/* Number of floats of every parameter, and allocation/carving of tfm_model. */
+int64_t tfm_param_count(const tfm_config *cfg);
+int tfm_model_alloc(tfm_model *m, const tfm_config *cfg); /* zeroed parameters */
+void tfm_model_free(tfm_model *m);
+
+/* Visits every parameter tensor with its HuggingFace name and shape (ndim 1 or 2),
+ * in a fixed order. Loaders, writers and the optimizer use this one list. */
+typedef int (*tfm_param_fn)(void *ctx, const char *hf_name, float *data, int ndim,
+                            const int64_t shape[2]);
+int tfm_params_foreach(tfm_model *m, tfm_param_fn fn, void *ctx);
+
+#endif
