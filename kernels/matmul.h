@@ -16,6 +16,12 @@ void kq_sgemm_nn(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
 void kq_sgemm_tn(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
                  const float *W, int64_t ldw, float *Y, int64_t ldy, float beta);
 
+/* General form: Y[M,N] = op(X) op(W) + beta*Y where op(X) is (M,K) and op(W) is (K,N);
+ * tx/tw: 0 = as stored, 1 = transposed. nthreads: 0 = BLIS's default (environment),
+ * 1 = single-threaded (use inside an OpenMP parallel region). */
+void kq_sgemm_ex(int tx, int tw, int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
+                 const float *W, int64_t ldw, float *Y, int64_t ldy, float beta, int nthreads);
+
 /* Plain-C references of the three (the specification; tests compare against them). */
 void kq_sgemm_nt_ref(int64_t M, int64_t N, int64_t K, const float *X, int64_t ldx,
                      const float *W, int64_t ldw, float *Y, int64_t ldy, float beta);

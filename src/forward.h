@@ -19,6 +19,7 @@
  * for the B,T of the last call (slices are spaced for Bmax,Tmax). */
 typedef struct {
     int64_t Bmax, Tmax, Ls;
+    int64_t B, T;      /* of the last tfm_forward (tfm_backward checks them) */
     int training;
     tfm_config cfg;
     float *mem;        /* one allocation carved below */
