@@ -40,4 +40,10 @@ int hf_model_read(const hf_model_files *h, tfm_model *m);
 /* open + read + close. */
 int hf_model_load(const char *dir, tfm_model *m);
 
+/* Writes m as a HuggingFace folder (DIR must exist): config.json, and the weights
+ * converted to dtype (ST_*) in model.safetensors (nshards <= 1) or in nshards files
+ * model-0000k-of-0000n.safetensors with model.safetensors.index.json. Tensors keep
+ * tfm_params_foreach order and are split into shards of about equal bytes. */
+int hf_model_write(const char *dir, const tfm_model *m, int dtype, int nshards);
+
 #endif
