@@ -1,0 +1,55 @@
+/* h5model.h - the upq HDF5 model container (prefix h5m_): one self-describing file
+ * holding a tfm_model's config (attributes on /config), its FP32 tensors (one group per
+ * module, HF names as attributes) and provenance (sources' SHA-256, upq version,
+ * command line, creation time). Layout, including the planned packed INT2/INT4 layers:
+ * docs/container.md. Files are written to "<path>.tmp", marked complete, then renamed. */
+#ifndef UPQ_H5MODEL_H
+#define UPQ_H5MODEL_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+#define H5M_FORMAT "upq-model"
+#define H5M_FORMAT_VERSION 1
+#define H5M_MAX_SOURCES 8
+
+/* What made the file. Strings are NUL-terminated; empty ones are written as "". */
+typedef struct {
+    int n_sources;
+    char source[H5M_MAX_SOURCES][512];       /* input files (config.json, *.safetensors, ...) */
+    char source_sha256[H5M_MAX_SOURCES][65]; /* lowercase hex SHA-256 of each */
+    char method[64];                         /* "fp32", "ptq-int4", "qat-int2", "demo" ... */
+    char params[1024];                       /* the method's parameters, e.g. JSON */
+    char command[2048];                      /* the command line */
+    char created[32];                        /* ISO 8601 UTC; filled by h5m_write when "" */
+    char upq_version[32];                    /* filled by h5m_write */
+} h5m_provenance;
+
+/* Zeroes *p and records method and the command line (argv joined by spaces, truncated
+ * with "..." when too long). argv may be NULL. */
+void h5m_prov_init(h5m_provenance *p, const char *method, int argc, char *const *argv);
+/* Appends a source file and its SHA-256 (64 lowercase hex digits, e.g. from
+ * sha256_file in src/sha256.h); UPQ_EINPUT for a malformed digest. Adding more than
+ * H5M_MAX_SOURCES is a bug (assert). */
+int h5m_prov_add_source(h5m_provenance *p, const char *path, const char *sha256_hex);
+
+/* Writes `m` (FP32 tensors) with `prov` (may be NULL) to `path`, atomically.
+ * comm: NULL for a serial write, or par_comm_world() to write collectively with MPI-IO
+ * (every rank of the communicator calls with the same model; rank 0's data is written).
+ * UPQ_EIO naming the file and dataset on failure; the temp file is removed then. */
+int h5m_write(const char *path, const tfm_model *m, const h5m_provenance *prov, void *comm);
+
+/* Reads the config only (cheap: no tensors). UPQ_EINPUT when the file is not an HDF5
+ * file, not an upq model, of a newer format version, or incomplete. */
+int h5m_read_config(const char *path, tfm_config *cfg);
+/* Allocates and reads the whole model (tfm_model_alloc; caller frees with tfm_model_free),
+ * and the provenance when prov != NULL. comm as for h5m_write (NULL: serial). */
+int h5m_read(const char *path, tfm_model *m, h5m_provenance *prov, void *comm);
+
+/* The container path of a parameter from its HF name, e.g.
+ * "model.layers.3.self_attn.q_proj.weight" -> "/model/layers/03/q_proj/weight".
+ * UPQ_EINPUT for a name outside the llama family's list. */
+int h5m_path_of(const char *hf_name, char *path, size_t cap);
+
+#endif
