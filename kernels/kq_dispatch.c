@@ -1,0 +1,61 @@
+/* kq_dispatch.c - fills the packed-weight kernel table: references first, then the
+ * kernels the CPU supports (detected with __builtin_cpu_supports at run time; the build
+ * has no -march). An AVX512-VNNI path is not written: this machine (Zen 3) lacks it. */
+#include "kq_dispatch.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kq_impl.h"
+
+static const kq_kernels kq_ref_table = {
+    .name = "ref",
+    .uses_q8 = 0,
+    .dequant_panel = kq_dequant_panel_ref,
+    .gemv_rows = kq_gemv_rows_ref,
+};
+
+static int kq_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+void kq_kernels_fill(kq_kernels *t, const char *want)
+{
+    *t = kq_ref_table;
+    if (want && !strcmp(want, "ref")) return;
+    if (kq_has_avx2()) {
+        t->name = "avx2";
+        t->uses_q8 = 1;
+        t->dequant_panel = kq_dequant_panel_avx2;
+        t->gemv_rows = kq_gemv_rows_q8_avx2;
+    }
+}
+
+static kq_kernels kq_active_table;
+static pthread_once_t kq_active_once = PTHREAD_ONCE_INIT;
+
+static void kq_active_init(void) { kq_kernels_fill(&kq_active_table, getenv("UPQ_KERNELS")); }
+
+const kq_kernels *kq_kernels_active(void)
+{
+    pthread_once(&kq_active_once, kq_active_init);
+    return &kq_active_table;
+}
+
+const kq_kernels *kq_kernels_ref(void) { return &kq_ref_table; }
+
+const char *kq_cpu_features(void)
+{
+    __builtin_cpu_init();
+    static char buf[64];
+    snprintf(buf, sizeof buf, "%s%s%s%s", __builtin_cpu_supports("avx2") ? "avx2 " : "",
+             __builtin_cpu_supports("fma") ? "fma " : "",
+             __builtin_cpu_supports("f16c") ? "f16c " : "",
+             __builtin_cpu_supports("avx512vnni") ? "avx512vnni" : "");
+    return buf;
+}

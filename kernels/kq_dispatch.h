@@ -1,0 +1,48 @@
+/* kq_dispatch.h - the packed-weight kernel table: filled with the plain-C references,
+ * then overridden by what the CPU supports (AVX2+FMA+F16C here). UPQ_KERNELS=ref forces
+ * the references, UPQ_KERNELS=avx2 asks for AVX2 (ignored where the CPU lacks it).
+ * Not here: the drivers that call the table (kq_gemm.h, kq_gemv.h). */
+#ifndef UPQ_KQ_DISPATCH_H
+#define UPQ_KQ_DISPATCH_H
+
+#include <stdint.h>
+
+#include "kq_format.h"
+
+/* Activations of M rows quantized to int8 for the integer-dot GEMV (kq_gemv.h). */
+typedef struct {
+    int64_t M, K;
+    int64_t ldq;     /* padded row length: W.nb * W.bg (a multiple of 32) */
+    int8_t *q;       /* (M, ldq) codes, rounded x/d, in [-127, 127]; padding 0 */
+    float *d;        /* (M, ldq/32) step per 32 activations: max|x|/127 */
+    float *gsum;     /* (M, W.nb) fp32 sum of x over each weight block (the offset term) */
+} kq_xq;
+
+/* Dequantize rows [n0, n0+nr) x columns [k0, k0+kc) of W into one BLIS B micro-panel:
+ * panel[k*NR + r] = w(n0+r, k0+k); rows nr..NR-1 are zero. k0 is a multiple of W->bg.
+ * scratch holds NR * (kc rounded up to 8) floats. */
+typedef void (*kq_dequant_panel_fn)(const kq_qmat *W, int64_t n0, int nr, int NR, int64_t k0,
+                                    int64_t kc, float *restrict panel, float *restrict scratch);
+/* Y[i, n] = sum_k X[i, k] w(n, k) for i < M and rows n in [n0, n1). Kernels with
+ * uses_q8 read the int8 activations xq; the others read X (M, K) with row stride ldx. */
+typedef void (*kq_gemv_rows_fn)(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
+                                const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
+
+typedef struct {
+    const char *name;                 /* "ref", "avx2" */
+    int uses_q8;                      /* gemv_rows reads int8 activations */
+    kq_dequant_panel_fn dequant_panel;
+    kq_gemv_rows_fn gemv_rows;
+} kq_kernels;
+
+/* Fills t: references first, then overrides by CPU feature; want = "ref", "avx2",
+ * "auto" or NULL (= auto). An ISA the CPU lacks is not selected. */
+void kq_kernels_fill(kq_kernels *t, const char *want);
+/* The process-wide table, filled once from UPQ_KERNELS (thread-safe). */
+const kq_kernels *kq_kernels_active(void);
+/* The plain-C reference table (tests compare against it). */
+const kq_kernels *kq_kernels_ref(void);
+/* "avx2 fma f16c [avx512vnni]" as detected, for logs and the bench header. */
+const char *kq_cpu_features(void);
+
+#endif

@@ -1,0 +1,86 @@
+/* kq_format.h - packed INT2/INT4 weight formats: block structs, the matrix descriptor,
+ * bit-exact code packing and the plain-C quantize/dequantize references (the spec).
+ * Not here: the GEMM/GEMV kernels (kq_gemm.h, kq_gemv.h). Layout: docs/packed-format.md. */
+#ifndef UPQ_KQ_FORMAT_H
+#define UPQ_KQ_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One block = the codes of one output row over one group of input columns, with an
+ * fp16 scale s and fp16 offset m: w = s*q + m. Code k of a block of B code bytes lives
+ * in byte (k % B) at bit position bits*(k / B) ("planes": SIMD unpacks 32 consecutive
+ * codes with one shift and one mask). The last block of a row is zero-padded. */
+typedef struct { uint16_t s, m; uint8_t qs[8]; } kq_block_q2_g32;   /* 32 codes x 2 bit */
+typedef struct { uint16_t s, m; uint8_t qs[16]; } kq_block_q2_g64;
+typedef struct { uint16_t s, m; uint8_t qs[32]; } kq_block_q2_g128;
+typedef struct { uint16_t s, m; uint8_t qs[16]; } kq_block_q4_g32;  /* 32 codes x 4 bit */
+typedef struct { uint16_t s, m; uint8_t qs[32]; } kq_block_q4_g64;
+typedef struct { uint16_t s, m; uint8_t qs[64]; } kq_block_q4_g128;
+
+_Static_assert(sizeof(kq_block_q2_g32) == 12, "q2_g32 block size");
+_Static_assert(sizeof(kq_block_q2_g64) == 20, "q2_g64 block size");
+_Static_assert(sizeof(kq_block_q2_g128) == 36, "q2_g128 block size");
+_Static_assert(sizeof(kq_block_q4_g32) == 20, "q4_g32 block size");
+_Static_assert(sizeof(kq_block_q4_g64) == 36, "q4_g64 block size");
+_Static_assert(sizeof(kq_block_q4_g128) == 68, "q4_g128 block size");
+
+enum { KQ_HDR_BYTES = 4,      /* s, m (fp16 each) at the start of every block */
+       KQ_GROUP_CHANNEL = 0,  /* per-channel: one (s, m) per row, stored as 128-blocks */
+       KQ_CHANNEL_BLOCK = 128 };
+
+/* Quantizers of the reference: how (s, m) are chosen for a group. */
+typedef enum {
+    KQ_Q_MINMAX = 0,  /* asymmetric, free fp16 offset: m <= min, m + qmax*s >= max */
+    KQ_Q_ZEROPOINT,   /* GPTQ/RTN: integer zero point z, m = -s*z (REFERENCE.md "RTN") */
+    KQ_Q_STRETCH,     /* symmetric without a zero level: levels (q - qmax/2)*s */
+} kq_qmode;
+
+/* A packed (N, K) weight matrix, row-major blocks: row n is nb consecutive blocks.
+ * Caller owns data (kq_qmat_bytes(...) bytes); the struct only describes it. */
+typedef struct {
+    int64_t N, K;       /* outputs (rows), inputs (columns) */
+    int bits;           /* 2 or 4 */
+    int group;          /* 32, 64, 128, or KQ_GROUP_CHANNEL */
+    int bg;             /* stored block size in codes (group, or 128 per channel) */
+    int qbytes;         /* code bytes per block = bg*bits/8 */
+    int block_bytes;    /* KQ_HDR_BYTES + qbytes */
+    int64_t nb;         /* blocks per row = ceil(K / bg) */
+    uint8_t *data;      /* (N, nb, block_bytes) */
+} kq_qmat;
+
+/* 1 when (bits, group) is a supported format (bits 2/4, group 32/64/128/0), else 0. */
+int kq_format_valid(int bits, int group);
+size_t kq_qmat_bytes(int bits, int group, int64_t N, int64_t K);
+/* Describes data (which must hold kq_qmat_bytes bytes); asserts a valid format. */
+void kq_qmat_init(kq_qmat *q, int bits, int group, int64_t N, int64_t K, void *data);
+
+static inline uint8_t *kq_qmat_block(const kq_qmat *q, int64_t n, int64_t b)
+{
+    return q->data + ((size_t)n * (size_t)q->nb + (size_t)b) * (size_t)q->block_bytes;
+}
+
+/* Bit-exact packing of one block: codes[bg] (each < 2^bits) <-> block bytes. */
+void kq_block_pack(const kq_qmat *q, uint8_t *restrict blk, const uint8_t *restrict codes,
+                   uint16_t s, uint16_t m);
+void kq_block_unpack(const kq_qmat *q, const uint8_t *restrict blk, uint8_t *restrict codes,
+                     uint16_t *s, uint16_t *m);
+
+/* Where quantization failed: kernels record no messages (they sit below the error
+ * module); the caller names its tensor and these coordinates in its own message. */
+typedef struct {
+    int64_t row, col0, col1;  /* the group: row, columns [col0, col1] */
+    float lo, hi;             /* its range (or the offending value in both) */
+    int nonfinite;            /* 1: a NaN/Inf weight; 0: scale/offset beyond fp16 */
+} kq_where;
+
+/* W (N, K) row-major with row stride ldw -> q. Returns UPQ_EINPUT (and fills *where
+ * when non-NULL) on a non-finite weight or a scale/offset that does not fit fp16.
+ * For KQ_Q_MINMAX the dequantization error is at most s/2 per weight. */
+int kq_quantize_ref(kq_qmat *q, const float *W, int64_t ldw, kq_qmode mode, kq_where *where);
+/* q -> W (N, K), w = s*q + m in fp32. */
+void kq_dequantize_ref(const kq_qmat *q, float *W, int64_t ldw);
+/* Dequantize columns [k0, k0+kc) of row n into out[kc]. */
+void kq_dequant_row_ref(const kq_qmat *q, int64_t n, int64_t k0, int64_t kc, float *restrict out);
+
+#endif

@@ -1,0 +1,148 @@
+/* kq_gemv.c - GEMV / small-M driver on packed weights: activation quantization, the
+ * OpenMP split over output rows, and the plain-C kernels (exact fp32 reference and the
+ * int8-activation reference the AVX2 kernel must reproduce). */
+#include "kq_gemv.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "f16.h"
+#include "kq_impl.h"
+#include "upq_err.h"
+
+static size_t kq_align64(size_t b) { return (b + 63) & ~(size_t)63; }
+
+size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W)
+{
+    int64_t ldq = W->nb * W->bg;
+    return kq_align64((size_t)(M * ldq)) + kq_align64(sizeof(float) * (size_t)(M * ldq / 32)) +
+           kq_align64(sizeof(float) * (size_t)(M * W->nb)) + 64;
+}
+
+void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W, void *ws)
+{
+    int64_t ldq = W->nb * W->bg, nch = ldq / KQ_Q8_CHUNK, K = W->K;
+    uint8_t *p = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    xq->M = M;
+    xq->K = K;
+    xq->ldq = ldq;
+    xq->q = (int8_t *)p;
+    p += kq_align64((size_t)(M * ldq));
+    xq->d = (float *)p;
+    p += kq_align64(sizeof(float) * (size_t)(M * nch));
+    xq->gsum = (float *)p;
+    for (int64_t i = 0; i < M; i++) {
+        const float *x = X + i * ldx;
+        for (int64_t c = 0; c < nch; c++) {
+            int64_t k0 = c * KQ_Q8_CHUNK, k1 = k0 + KQ_Q8_CHUNK < K ? k0 + KQ_Q8_CHUNK : K;
+            float amax = 0.0f;
+            for (int64_t k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(x[k]));
+            float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+            xq->d[i * nch + c] = d;
+            int8_t *q = xq->q + i * ldq + k0;
+            for (int64_t k = 0; k < KQ_Q8_CHUNK; k++)
+                q[k] = k0 + k < k1 ? (int8_t)fminf(fmaxf(rintf(x[k0 + k] * inv), -127.f), 127.f) : 0;
+        }
+        for (int64_t b = 0; b < W->nb; b++) {
+            int64_t k1 = (b + 1) * W->bg < K ? (b + 1) * W->bg : K;
+            float s = 0.0f;
+            for (int64_t k = b * W->bg; k < k1; k++) s += x[k];
+            xq->gsum[i * W->nb + b] = s;
+        }
+    }
+}
+
+void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
+             int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes)
+{
+    UPQ_ASSERT(M >= 0 && M <= KQ_GEMV_MAX_M);
+    if (!t) t = kq_kernels_active();
+    kq_xq xq = {0};
+    if (t->uses_q8) {
+        UPQ_ASSERT(ws_bytes >= kq_gemv_ws_bytes(M, W));
+        kq_xq_build(&xq, M, X, ldx, W, ws);
+    }
+    const int64_t rows = 16, ntiles = (W->N + rows - 1) / rows;
+    if (nthreads < 1) nthreads = 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t j = 0; j < ntiles; j++) {
+        int64_t n1 = (j + 1) * rows < W->N ? (j + 1) * rows : W->N;
+        t->gemv_rows(M, X, ldx, &xq, W, j * rows, n1, Y, ldy);
+    }
+}
+
+void kq_gemv_rows_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq, const kq_qmat *W,
+                      int64_t n0, int64_t n1, float *Y, int64_t ldy)
+{
+    float w[KQ_CHANNEL_BLOCK];
+    for (int64_t n = n0; n < n1; n++) {
+        for (int64_t i = 0; i < M; i++) Y[i * ldy + n] = 0.0f;
+        for (int64_t k0 = 0; k0 < W->K; k0 += W->bg) {
+            int64_t kc = W->K - k0 < W->bg ? W->K - k0 : W->bg;
+            kq_dequant_row_ref(W, n, k0, kc, w);
+            for (int64_t i = 0; i < M; i++) {
+                float acc = 0.0f;
+                for (int64_t k = 0; k < kc; k++) acc += w[k] * X[i * ldx + k0 + k];
+                Y[i * ldy + n] += acc;
+            }
+        }
+    }
+}
+
+/* The integer algorithm of the fast kernels in plain C: per chunk of 32 an exact int32
+ * dot of codes and int8 activations, scaled by s*d; plus m times the fp32 block sum. */
+void kq_gemv_rows_q8_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
+                         const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy)
+{
+    uint8_t codes[KQ_CHANNEL_BLOCK];
+    const int64_t nch = xq->ldq / KQ_Q8_CHUNK;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t i = 0; i < M; i++) {
+            const int8_t *q = xq->q + i * xq->ldq;
+            float acc = 0.0f;
+            for (int64_t b = 0; b < W->nb; b++) {
+                uint16_t s16, m16;
+                kq_block_unpack(W, kq_qmat_block(W, n, b), codes, &s16, &m16);
+                float s = kq_f16_to_f32(s16), m = kq_f16_to_f32(m16);
+                for (int c = 0; c < W->bg / KQ_Q8_CHUNK; c++) {
+                    int64_t k0 = b * W->bg + c * KQ_Q8_CHUNK;
+                    int32_t dot = 0;
+                    for (int k = 0; k < KQ_Q8_CHUNK; k++)
+                        dot += (int32_t)codes[c * KQ_Q8_CHUNK + k] * q[k0 + k];
+                    acc += (float)dot * (s * xq->d[i * nch + k0 / KQ_Q8_CHUNK]);
+                }
+                acc += m * xq->gsum[i * W->nb + b];
+            }
+            Y[i * ldy + n] = acc;
+        }
+    (void)X;
+    (void)ldx;
+}
+
+uint64_t kq_stream_read_ref(const void *p, size_t bytes)
+{
+    const uint64_t *u = p;
+    uint64_t a = 0, b = 0;
+    size_t n = bytes / 8;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        a += u[i];
+        b ^= u[i + 1];
+    }
+    return a + b;
+}
+
+uint64_t kq_stream_read(const void *p, size_t bytes, int nthreads)
+{
+    const kq_kernels *t = kq_kernels_active();
+    int simd = strcmp(t->name, "ref") != 0;
+    const size_t chunk = (size_t)1 << 20;
+    size_t nchunks = bytes / chunk;
+    uint64_t sum = 0;
+#pragma omp parallel for num_threads(nthreads > 0 ? nthreads : 1) reduction(+ : sum) schedule(static)
+    for (size_t c = 0; c < nchunks; c++) {
+        const uint8_t *q = (const uint8_t *)p + c * chunk;
+        sum += simd ? kq_stream_read_avx2(q, chunk) : kq_stream_read_ref(q, chunk);
+    }
+    return sum;
+}

@@ -1,0 +1,37 @@
+/* kq_gemv.h - GEMV and small-M GEMM (M <= KQ_GEMV_MAX_M, decode) on packed weights:
+ * Y[M, N] = X[M, K] W[N, K]^T. The fast path quantizes X to int8 per 32 activations and
+ * uses integer dot products (vpmaddubsw on AVX2); the reference is exact fp32.
+ * Not here: large-M GEMM (kq_gemm.h). Kernels never allocate: the caller passes ws. */
+#ifndef UPQ_KQ_GEMV_H
+#define UPQ_KQ_GEMV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kq_dispatch.h"
+#include "kq_format.h"
+
+enum { KQ_GEMV_MAX_M = 8, KQ_Q8_CHUNK = 32 };
+
+/* Activation-quantization error. Each activation x is replaced by d*round(x/d) with
+ * d = max|x|/127 over its chunk of 32, so it errs by at most d/2. The offset term uses
+ * exact fp32 sums of x, so only s*q is hit: for output n,
+ *   |y_q8 - y_exact| <= sum_k |s(n,k)| * q(n,k) * d(k) / 2          (KQ_GEMV_Q8_BOUND)
+ * plus fp32 summation rounding, at most KQ_GEMV_FP_RTOL * sum_k |w(n,k)| |x_k|.
+ * With max|x| in a chunk A, d/2 = A/254: at most 0.4% of A per weight unit. */
+#define KQ_GEMV_FP_RTOL 1e-5f
+
+/* Bytes of workspace kq_gemv needs for M rows of K activations against W's format. */
+size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W);
+/* Quantizes X (M, K; row stride ldx) for W's block size into xq, carving ws. */
+void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W, void *ws);
+/* Y (M, N; row stride ldy) = X W^T with the table t (NULL = kq_kernels_active()), rows
+ * split over nthreads OpenMP threads. M <= KQ_GEMV_MAX_M. ws: kq_gemv_ws_bytes bytes. */
+void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
+             int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes);
+
+/* Streams bytes from p once with the widest loads the CPU has (bandwidth yardstick for
+ * the benchmark), split over nthreads; returns a checksum so the reads are not elided. */
+uint64_t kq_stream_read(const void *p, size_t bytes, int nthreads);
+
+#endif
