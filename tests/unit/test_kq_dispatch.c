@@ -1,0 +1,53 @@
+/* test_kq_dispatch.c - the kernel table: UPQ_KERNELS=ref forces the references (and the
+ * GEMV then matches the exact fp32 reference to rounding), auto picks AVX2 exactly when
+ * the CPU has avx2+fma+f16c, and both tables give the same GEMM within tolerance. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kq_dispatch.h"
+#include "kq_gemm.h"
+#include "kq_gemv.h"
+#include "test_util.h"
+#include "upq_err.h"
+
+int main(void)
+{
+    /* before the first kq_kernels_active(): the process-wide choice reads this once */
+    setenv("UPQ_KERNELS", "ref", 1);
+    const kq_kernels *act = kq_kernels_active();
+    CHECK(strcmp(act->name, "ref") == 0 && !act->uses_q8);
+    CHECK(act->gemv_rows == kq_kernels_ref()->gemv_rows);
+    CHECK(act->dequant_panel == kq_kernels_ref()->dequant_panel);
+
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    kq_kernels t;
+    kq_kernels_fill(&t, NULL);
+    CHECK(strcmp(t.name, avx2 ? "avx2" : "ref") == 0);
+    CHECK(t.uses_q8 == avx2);
+    kq_kernels_fill(&t, "avx2");
+    CHECK(strcmp(t.name, avx2 ? "avx2" : "ref") == 0);
+    kq_kernels_fill(&t, "ref");
+    CHECK(strcmp(t.name, "ref") == 0);
+    printf("cpu: %s; auto table: %s\n", kq_cpu_features(), avx2 ? "avx2" : "ref");
+
+    /* with the forced reference, kq_gemv (t = NULL: the active table) is exact fp32 */
+    enum { N = 40, K = 200 };
+    static float W[N * K], x[K], y[N], r[N], wrow[K];
+    uint32_t s = 9;
+    for (int i = 0; i < N * K; i++) { s = s * 1664525u + 1013904223u; W[i] = (float)(s >> 8) / 16777216.0f - 0.5f; }
+    for (int i = 0; i < K; i++) x[i] = (float)((i * 37) % 19) - 9.0f;
+    kq_qmat q;
+    static uint8_t mem[N * 8 * 68];
+    kq_qmat_init(&q, 2, 64, N, K, mem);
+    CHECK_OK(kq_quantize_ref(&q, W, K, KQ_Q_MINMAX, NULL));
+    size_t wsb = kq_gemv_ws_bytes(1, &q);
+    void *ws = malloc(wsb);
+    kq_gemv(1, x, K, &q, y, N, 1, NULL, ws, wsb);
+    kq_gemm_ref(1, x, K, &q, r, N, 0.0f, wrow);
+    for (int n = 0; n < N; n++) CHECK(fabsf(y[n] - r[n]) <= 1e-4f * (1.0f + fabsf(r[n])));
+    free(ws);
+    return tu_finish("test_kq_dispatch");
+}

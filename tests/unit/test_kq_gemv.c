@@ -1,0 +1,109 @@
+/* test_kq_gemv.c - GEMV / small-M (M <= 8) on packed weights: the int8-activation fast
+ * path against the exact fp32 reference within the stated activation-quantization bound
+ * (KQ_GEMV_Q8_BOUND in kq_gemv.h, recomputed here independently), the SIMD kernel
+ * against the plain-C int8 algorithm within fp32 rounding, and the reference table
+ * against the fp64 reference GEMM. Ragged K (partial last group), N not a multiple of 16. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "f16.h"
+#include "kq_dispatch.h"
+#include "kq_format.h"
+#include "kq_gemm.h"
+#include "kq_gemv.h"
+#include "kq_impl.h" /* kq_gemv_rows_q8_ref: the int8 algorithm in plain C */
+#include "test_util.h"
+#include "upq_err.h"
+
+static uint32_t rng = 4242;
+static float frand(void) { rng = rng * 1664525u + 1013904223u; return (float)(rng >> 8) / 16777216.0f * 2.0f - 1.0f; }
+
+/* The activation-quantization bound for output (i, n), from kq_gemv.h's statement. */
+static double q8_bound(const kq_qmat *q, const float *x, int64_t n)
+{
+    double bound = 0.0;
+    uint8_t codes[128];
+    for (int64_t b = 0; b < q->nb; b++) {
+        uint16_t s16, m16;
+        kq_block_unpack(q, kq_qmat_block(q, n, b), codes, &s16, &m16);
+        for (int c = 0; c < q->bg / 32; c++) {
+            int64_t k0 = b * q->bg + 32 * c;
+            float amax = 0.0f;
+            for (int64_t k = k0; k < k0 + 32 && k < q->K; k++) amax = fmaxf(amax, fabsf(x[k]));
+            double d = amax / 127.0, qsum = 0.0;
+            for (int k = 0; k < 32 && k0 + k < q->K; k++) qsum += codes[32 * c + k];
+            bound += fabs(kq_f16_to_f32(s16)) * qsum * d / 2.0;
+        }
+    }
+    return bound;
+}
+
+static double max_rel = 0.0; /* largest |err| / bound seen */
+static double max_rel_rms = 0.0; /* largest sqrt(sum err^2 / sum y^2) of a case, N >= 15 */
+
+static void check_one(int bits, int group, int64_t M, int64_t N, int64_t K, int nt)
+{
+    const int64_t ldx = K + 1, ldy = N + 2;
+    float *W = malloc(sizeof(float) * (size_t)(N * K)), *D = malloc(sizeof(float) * (size_t)(N * K));
+    float *X = malloc(sizeof(float) * (size_t)(M * ldx));
+    float *Y = calloc((size_t)(M * ldy), sizeof(float)), *R = calloc((size_t)(M * ldy), sizeof(float));
+    float *Q = calloc((size_t)(M * ldy), sizeof(float)), *Z = calloc((size_t)(M * ldy), sizeof(float));
+    uint8_t *mem = malloc(kq_qmat_bytes(bits, group, N, K));
+    for (int64_t i = 0; i < N * K; i++) W[i] = frand() + 0.3f;
+    for (int64_t i = 0; i < M * ldx; i++) X[i] = frand() * (1.0f + 10.0f * (i % 97 == 0));
+    kq_qmat q;
+    kq_qmat_init(&q, bits, group, N, K, mem);
+    CHECK_OK(kq_quantize_ref(&q, W, K, KQ_Q_MINMAX, NULL));
+    kq_dequantize_ref(&q, D, K);
+    size_t wsb = kq_gemv_ws_bytes(M, &q);
+    void *ws = malloc(wsb);
+    const kq_kernels *fast = kq_kernels_active(), *ref = kq_kernels_ref();
+    kq_gemv(M, X, ldx, &q, Y, ldy, nt, fast, ws, wsb);
+    kq_gemv(M, X, ldx, &q, Z, ldy, nt, ref, ws, wsb);
+    kq_gemm_ref(M, X, ldx, &q, R, ldy, 0.0f, W);
+    /* the plain-C int8 algorithm on the same quantized activations */
+    kq_xq xq;
+    kq_xq_build(&xq, M, X, ldx, &q, ws);
+    kq_gemv_rows_q8_ref(M, X, ldx, &xq, &q, 0, N, Q, ldy);
+    int bad = 0;
+    double se = 0.0, sy = 0.0;
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t n = 0; n < N; n++) {
+            double sabs = 0.0;
+            for (int64_t k = 0; k < K; k++) sabs += fabs((double)X[i * ldx + k] * D[n * K + k]);
+            double fp = KQ_GEMV_FP_RTOL * sabs, y = R[i * ldy + n];
+            double qb = q8_bound(&q, X + i * ldx, n);
+            double e_fast = fabs(Y[i * ldy + n] - y), e_ref = fabs(Z[i * ldy + n] - y);
+            double e_alg = fabs(Y[i * ldy + n] - Q[i * ldy + n]);
+            if (fast->uses_q8) {
+                bad += !(e_fast <= qb + fp);
+                bad += !(e_alg <= fp);
+                if (qb > 0 && e_fast / qb > max_rel) max_rel = e_fast / qb;
+                se += e_fast * e_fast;
+                sy += y * y;
+            }
+            bad += !(fabs(Q[i * ldy + n] - y) <= qb + fp);
+            bad += !(e_ref <= fp);
+        }
+    }
+    if (N >= 15 && sy > 0 && sqrt(se / sy) > max_rel_rms) max_rel_rms = sqrt(se / sy);
+    CHECK_MSG(bad == 0, "%s bits %d group %d M %lld N %lld K %lld threads %d: %d bad", fast->name,
+              bits, group, (long long)M, (long long)N, (long long)K, nt, bad);
+    free(W); free(D); free(X); free(Y); free(R); free(Q); free(Z); free(mem); free(ws);
+}
+
+int main(void)
+{
+    const int bits[2] = {2, 4}, groups[4] = {32, 64, 128, KQ_GROUP_CHANNEL};
+    const int64_t Ks[] = {32, 64, 172, 300, 384, 1024};
+    const int64_t Ns[] = {1, 15, 16, 33, 100};
+    for (int b = 0; b < 2; b++)
+        for (int g = 0; g < 4; g++)
+            for (int c = 0; c < 8; c++)
+                check_one(bits[b], groups[g], 1 + (c + g) % KQ_GEMV_MAX_M, Ns[(c + b) % 5],
+                          Ks[(c * 7 + g) % 6], 1 + c % 2);
+    printf("table %s: worst |err|/bound %.3f, worst relative rms error %.2e\n",
+           kq_kernels_active()->name, max_rel, max_rel_rms);
+    return tu_finish("test_kq_gemv");
+}
