@@ -251,8 +251,20 @@ static json_t *config_json(const tfm_config *c)
     json_object_set_new(o, "bos_token_id", token_json(c->bos_id));
     json_object_set_new(o, "eos_token_id", token_json(c->eos_id));
     json_object_set_new(o, "pad_token_id", token_json(c->pad_id));
-    json_object_set_new(o, "torch_dtype", json_string("float32"));
     return o;
+}
+
+/* 15 significant digits print 1e-05 as transformers does; 17 only when needed to
+ * round-trip every real exactly. */
+static int real_digits(const tfm_config *c)
+{
+    const double v[] = {c->rope_theta, c->norm_eps, c->rope_factor, c->rope_low_freq, c->rope_high_freq};
+    char buf[64];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        snprintf(buf, sizeof buf, "%.15g", v[i]);
+        if (strtod(buf, NULL) != v[i]) return 17;
+    }
+    return 15;
 }
 
 int hf_config_write(const char *path, const tfm_config *cfg)
@@ -265,7 +277,7 @@ int hf_config_write(const char *path, const tfm_config *cfg)
     int rc = UPQ_OK;
     if (!fp) rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     else {
-        int bad = json_dumpf(o, fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0;
+        int bad = json_dumpf(o, fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(real_digits(cfg))) != 0;
         bad |= fputc('\n', fp) == EOF || fflush(fp) != 0 || fsync(fileno(fp)) != 0;
         bad |= fclose(fp) != 0;
         if (bad) rc = UPQ_FAIL(UPQ_EIO, "%s: write failed: %s", tmp, strerror(errno));
