@@ -88,15 +88,19 @@ KQ_AVX2 void kq_dequant_panel_avx2(const kq_qmat *W, int64_t n0, int nr, int NR,
         for (int r = 0; r < NR; r++) panel[k * NR + r] = scratch[r * kc8 + k];
 }
 
-/* 32 consecutive codes (chunk c of a block) as bytes. B code bytes per block; bits. */
+/* 32 consecutive codes (chunk c of a block) as bytes. B code bytes per block; bits.
+ * With B, bits and c literals the shifts become immediates and shift-by-0 vanishes. */
 KQ_AVX2_INLINE __m256i kq_codes32(const uint8_t *qs, int bits, int B, int c)
 {
     const int k0 = 32 * c;
-    __m256i v, sh;
+    const __m256i mask = _mm256_set1_epi8((char)((1 << bits) - 1));
     if (B >= 32) {
-        v = _mm256_loadu_si256((const __m256i *)(qs + k0 % B));
-        sh = _mm256_set1_epi64x(bits * (k0 / B));
-    } else if (B == 16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(qs + k0 % B));
+        int sh = bits * (k0 / B);
+        return _mm256_and_si256(sh ? _mm256_srli_epi16(v, sh) : v, mask);
+    }
+    __m256i v, sh;
+    if (B == 16) {
         v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
         int p = k0 / 16;
         sh = _mm256_setr_epi64x(bits * p, bits * p, bits * (p + 1), bits * (p + 1));
@@ -107,7 +111,7 @@ KQ_AVX2_INLINE __m256i kq_codes32(const uint8_t *qs, int bits, int B, int c)
         int p = k0 / 8;
         sh = _mm256_setr_epi64x(bits * p, bits * (p + 1), bits * (p + 2), bits * (p + 3));
     }
-    return _mm256_and_si256(_mm256_srlv_epi64(v, sh), _mm256_set1_epi8((char)((1 << bits) - 1)));
+    return _mm256_and_si256(_mm256_srlv_epi64(v, sh), mask);
 }
 
 KQ_AVX2_INLINE float kq_hsum(__m256 v)
@@ -118,39 +122,80 @@ KQ_AVX2_INLINE float kq_hsum(__m256 v)
     return _mm_cvtss_f32(a);
 }
 
-/* Rows [n0, n1) for M activation rows; bits and bg are literals at each call site so
- * the chunk loop and the unpack branches fold. */
+/* int16 sums of codes x int8 activations over one block (at most 4 x 2 x 15 x 127 =
+ * 15240 per lane: no saturation), widened to int32 and converted. */
+KQ_AVX2_INLINE __m256 kq_block_dot(const __m256i *codes, const int8_t *q, int nc)
+{
+    __m256i sum = _mm256_maddubs_epi16(codes[0], _mm256_loadu_si256((const __m256i *)q));
+    for (int c = 1; c < nc; c++)
+        sum = _mm256_add_epi16(
+            sum, _mm256_maddubs_epi16(codes[c], _mm256_loadu_si256((const __m256i *)(q + 32 * c))));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(sum, _mm256_set1_epi16(1)));
+}
+
+/* R consecutive rows from n for M activation rows; M, R, bits and bg are literals at each
+ * call site so loops unroll and accumulators stay in registers. Rows side by side share
+ * the activation loads; per block one int32 widening and one fp32 FMA with s*d. */
+KQ_AVX2_INLINE void kq_gemv_rows_core(const kq_xq *xq, const kq_qmat *W, int64_t n, float *Y,
+                                      int64_t ldy, const int M, const int R, const int bits,
+                                      const int bg)
+{
+    enum { PF = 768 };
+    const int B = bg * bits / 8, nc = bg / 32;
+    const int64_t nb = W->nb, rs = nb * W->block_bytes;
+    __m256 acc[2][KQ_GEMV_MAX_M];
+    float accm[2][KQ_GEMV_MAX_M];
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < M; i++) {
+            acc[r][i] = _mm256_setzero_ps();
+            accm[r][i] = 0.0f;
+        }
+    const uint8_t *blk = kq_qmat_block(W, n, 0);
+    for (int64_t b = 0; b < nb; b++, blk += W->block_bytes) {
+        __m256i codes[2][4];
+        float s[2], m[2];
+        for (int r = 0; r < R; r++) {
+            _mm_prefetch((const char *)blk + r * rs + PF, _MM_HINT_T0);
+            s[r] = kq_h2f(blk + r * rs);
+            m[r] = kq_h2f(blk + r * rs + 2);
+            for (int c = 0; c < nc; c++) codes[r][c] = kq_codes32(blk + r * rs + KQ_HDR_BYTES, bits, B, c);
+        }
+        for (int i = 0; i < M; i++) {
+            const int8_t *q = xq->q + i * xq->ldq + b * bg;
+            const float d = xq->d[i * nb + b], g = xq->gsum[i * nb + b];
+            for (int r = 0; r < R; r++) {
+                acc[r][i] = _mm256_fmadd_ps(kq_block_dot(codes[r], q, nc), _mm256_set1_ps(s[r] * d), acc[r][i]);
+                accm[r][i] += m[r] * g;
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < M; i++) Y[i * ldy + n + r] = kq_hsum(acc[r][i]) + accm[r][i];
+}
+
+/* Rows [n0, n1): pairs of rows while M <= 4 (registers allow), then single rows. */
+KQ_AVX2_INLINE void kq_gemv_rows_m(const kq_xq *xq, const kq_qmat *W, int64_t n0, int64_t n1,
+                                   float *Y, int64_t ldy, const int M, const int bits, const int bg)
+{
+    int64_t n = n0;
+    if (M <= 4)
+        for (; n + 2 <= n1; n += 2) kq_gemv_rows_core(xq, W, n, Y, ldy, M, 2, bits, bg);
+    for (; n < n1; n++) kq_gemv_rows_core(xq, W, n, Y, ldy, M, 1, bits, bg);
+}
+
 KQ_AVX2_INLINE void kq_gemv_rows_fmt(int64_t M, const kq_xq *xq, const kq_qmat *W, int64_t n0,
                                      int64_t n1, float *Y, int64_t ldy, const int bits, const int bg)
 {
-    const int B = bg * bits / 8, nc = bg / 32;
-    const int64_t nch = xq->ldq / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t n = n0; n < n1; n++) {
-        __m256 acc[KQ_GEMV_MAX_M];
-        float accm[KQ_GEMV_MAX_M];
-        for (int64_t i = 0; i < M; i++) {
-            acc[i] = _mm256_setzero_ps();
-            accm[i] = 0.0f;
-        }
-        const uint8_t *blk = kq_qmat_block(W, n, 0);
-        for (int64_t b = 0; b < W->nb; b++, blk += W->block_bytes) {
-            _mm_prefetch((const char *)blk + 512, _MM_HINT_T0);
-            const float s = kq_h2f(blk), m = kq_h2f(blk + 2);
-            __m256i codes[4];
-            for (int c = 0; c < nc; c++) codes[c] = kq_codes32(blk + KQ_HDR_BYTES, bits, B, c);
-            for (int64_t i = 0; i < M; i++) {
-                const int8_t *q = xq->q + i * xq->ldq + b * bg;
-                const float *d = xq->d + i * nch + b * nc;
-                for (int c = 0; c < nc; c++) {
-                    __m256i x = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
-                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(codes[c], x), ones);
-                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s * d[c]), acc[i]);
-                }
-                accm[i] += m * xq->gsum[i * W->nb + b];
-            }
-        }
-        for (int64_t i = 0; i < M; i++) Y[i * ldy + n] = kq_hsum(acc[i]) + accm[i];
+    switch (M) {
+    case 1: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 1, bits, bg); break;
+    case 2: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 2, bits, bg); break;
+    case 3: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 3, bits, bg); break;
+    case 4: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 4, bits, bg); break;
+    case 5: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 5, bits, bg); break;
+    case 6: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 6, bits, bg); break;
+    case 7: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 7, bits, bg); break;
+    case 8: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 8, bits, bg); break;
+    default: break;
     }
 }
 
@@ -159,7 +204,7 @@ KQ_AVX2 void kq_gemv_rows_q8_avx2(int64_t M, const float *X, int64_t ldx, const 
 {
     (void)X;
     (void)ldx;
-    UPQ_ASSERT(M <= KQ_GEMV_MAX_M);
+    UPQ_ASSERT(M >= 1 && M <= KQ_GEMV_MAX_M);
     switch (W->bits * 1000 + W->bg) {
     case 2032: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 32); break;
     case 2064: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 64); break;
@@ -171,18 +216,26 @@ KQ_AVX2 void kq_gemv_rows_q8_avx2(int64_t M, const float *X, int64_t ldx, const 
     }
 }
 
-KQ_AVX2 uint64_t kq_stream_read_avx2(const void *p, size_t bytes)
+/* Reads bytes from p as ns interleaved streams (ns parts read side by side), with a
+ * software prefetch pf bytes ahead (0: none): which shape reaches the highest bandwidth
+ * depends on the machine, so the benchmark tries several and keeps the best. */
+KQ_AVX2 uint64_t kq_stream_read_avx2(const void *p, size_t bytes, int ns, int pf)
 {
-    const __m256i *v = p;
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    size_t n = bytes / 128;
-    for (size_t i = 0; i < n; i++) {
-        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(v + 4 * i));
-        a1 = _mm256_xor_si256(a1, _mm256_loadu_si256(v + 4 * i + 1));
-        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(v + 4 * i + 2));
-        a3 = _mm256_xor_si256(a3, _mm256_loadu_si256(v + 4 * i + 3));
-    }
-    __m256i a = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    enum { NS_MAX = 16 };
+    UPQ_ASSERT(ns >= 1 && ns <= NS_MAX);
+    const size_t part = bytes / (size_t)ns / 64 * 64;
+    const char *base = p;
+    __m256i acc[NS_MAX];
+    for (int j = 0; j < NS_MAX; j++) acc[j] = _mm256_setzero_si256();
+    for (size_t o = 0; o < part; o += 64)
+        for (int j = 0; j < ns; j++) {
+            const char *q = base + (size_t)j * part + o;
+            if (pf) _mm_prefetch(q + pf, _MM_HINT_T0);
+            acc[j] = _mm256_add_epi64(acc[j], _mm256_loadu_si256((const __m256i *)q));
+            acc[j] = _mm256_xor_si256(acc[j], _mm256_loadu_si256((const __m256i *)(q + 32)));
+        }
+    __m256i a = acc[0];
+    for (int j = 1; j < NS_MAX; j++) a = _mm256_add_epi64(a, acc[j]);
     uint64_t out[4];
     _mm256_storeu_si256((__m256i *)out, a);
     return out[0] + out[1] + out[2] + out[3];

@@ -9,13 +9,15 @@
 
 #include "kq_format.h"
 
-/* Activations of M rows quantized to int8 for the integer-dot GEMV (kq_gemv.h). */
+/* Activations of M rows quantized to int8 for the integer-dot GEMV (kq_gemv.h), one
+ * step per weight block (bg activations) so a block's dot product stays integer. */
 typedef struct {
     int64_t M, K;
-    int64_t ldq;     /* padded row length: W.nb * W.bg (a multiple of 32) */
+    int64_t nb, bg;  /* W's blocks per row and block size */
+    int64_t ldq;     /* padded row length nb * bg */
     int8_t *q;       /* (M, ldq) codes, rounded x/d, in [-127, 127]; padding 0 */
-    float *d;        /* (M, ldq/32) step per 32 activations: max|x|/127 */
-    float *gsum;     /* (M, W.nb) fp32 sum of x over each weight block (the offset term) */
+    float *d;        /* (M, nb) step per block: max|x|/127 over the block */
+    float *gsum;     /* (M, nb) fp32 sum of x over each block (the offset term) */
 } kq_xq;
 
 /* Dequantize rows [n0, n0+nr) x columns [k0, k0+kc) of W into one BLIS B micro-panel:

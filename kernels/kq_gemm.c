@@ -180,10 +180,11 @@ void kq_gemm_ref(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float
 }
 
 void kq_blis_sgemm_nt(int64_t M, int64_t N, int64_t K, const float *X, const float *W, float *Y,
-                      int nthreads)
+                      int nthreads, int allow_sup)
 {
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(nthreads, &rntm);
+    if (!allow_sup) bli_rntm_disable_l3_sup(&rntm);
     float one = 1.0f, zero = 0.0f;
     bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, M, N, K, &one, (float *)X, K, 1, (float *)W, K,
                  1, &zero, Y, N, 1, NULL, &rntm);

@@ -37,9 +37,10 @@ void kq_gemm_ref(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float
                  float beta, float *wrow);
 
 /* FP32 baselines for the benchmark, through BLIS with nthreads threads:
- * Y = X W^T (W dense (N, K)), and y = W x. */
+ * Y = X W^T (W dense (N, K)), with BLIS's small/unpacked ("sup") path allowed or not
+ * (which is faster depends on the shape: the benchmark keeps the better), and y = W x. */
 void kq_blis_sgemm_nt(int64_t M, int64_t N, int64_t K, const float *X, const float *W, float *Y,
-                      int nthreads);
+                      int nthreads, int allow_sup);
 void kq_blis_sgemv(int64_t N, int64_t K, const float *W, const float *x, float *y, int nthreads);
 
 #endif

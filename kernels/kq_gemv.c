@@ -16,39 +16,33 @@ static size_t kq_align64(size_t b) { return (b + 63) & ~(size_t)63; }
 size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W)
 {
     int64_t ldq = W->nb * W->bg;
-    return kq_align64((size_t)(M * ldq)) + kq_align64(sizeof(float) * (size_t)(M * ldq / 32)) +
-           kq_align64(sizeof(float) * (size_t)(M * W->nb)) + 64;
+    return kq_align64((size_t)(M * ldq)) + 2 * kq_align64(sizeof(float) * (size_t)(M * W->nb)) + 64;
 }
 
 void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W, void *ws)
 {
-    int64_t ldq = W->nb * W->bg, nch = ldq / KQ_Q8_CHUNK, K = W->K;
+    const int64_t nb = W->nb, bg = W->bg, ldq = nb * bg, K = W->K;
     uint8_t *p = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    xq->M = M;
-    xq->K = K;
-    xq->ldq = ldq;
-    xq->q = (int8_t *)p;
+    *xq = (kq_xq){.M = M, .K = K, .nb = nb, .bg = bg, .ldq = ldq, .q = (int8_t *)p};
     p += kq_align64((size_t)(M * ldq));
     xq->d = (float *)p;
-    p += kq_align64(sizeof(float) * (size_t)(M * nch));
+    p += kq_align64(sizeof(float) * (size_t)(M * nb));
     xq->gsum = (float *)p;
     for (int64_t i = 0; i < M; i++) {
         const float *x = X + i * ldx;
-        for (int64_t c = 0; c < nch; c++) {
-            int64_t k0 = c * KQ_Q8_CHUNK, k1 = k0 + KQ_Q8_CHUNK < K ? k0 + KQ_Q8_CHUNK : K;
-            float amax = 0.0f;
-            for (int64_t k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(x[k]));
-            float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-            xq->d[i * nch + c] = d;
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t k0 = b * bg, k1 = k0 + bg < K ? k0 + bg : K;
+            float amax = 0.0f, sum = 0.0f;
+            for (int64_t k = k0; k < k1; k++) {
+                amax = fmaxf(amax, fabsf(x[k]));
+                sum += x[k];
+            }
+            float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+            xq->d[i * nb + b] = amax / 127.0f;
+            xq->gsum[i * nb + b] = sum;
             int8_t *q = xq->q + i * ldq + k0;
-            for (int64_t k = 0; k < KQ_Q8_CHUNK; k++)
+            for (int64_t k = 0; k < bg; k++)
                 q[k] = k0 + k < k1 ? (int8_t)fminf(fmaxf(rintf(x[k0 + k] * inv), -127.f), 127.f) : 0;
-        }
-        for (int64_t b = 0; b < W->nb; b++) {
-            int64_t k1 = (b + 1) * W->bg < K ? (b + 1) * W->bg : K;
-            float s = 0.0f;
-            for (int64_t k = b * W->bg; k < k1; k++) s += x[k];
-            xq->gsum[i * W->nb + b] = s;
         }
     }
 }
@@ -90,13 +84,12 @@ void kq_gemv_rows_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq, c
     }
 }
 
-/* The integer algorithm of the fast kernels in plain C: per chunk of 32 an exact int32
- * dot of codes and int8 activations, scaled by s*d; plus m times the fp32 block sum. */
+/* The integer algorithm of the fast kernels in plain C: per block an exact int32 dot of
+ * codes and int8 activations, scaled by s*d; plus m times the fp32 block sum of x. */
 void kq_gemv_rows_q8_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
                          const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy)
 {
     uint8_t codes[KQ_CHANNEL_BLOCK];
-    const int64_t nch = xq->ldq / KQ_Q8_CHUNK;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t i = 0; i < M; i++) {
             const int8_t *q = xq->q + i * xq->ldq;
@@ -104,15 +97,10 @@ void kq_gemv_rows_q8_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq
             for (int64_t b = 0; b < W->nb; b++) {
                 uint16_t s16, m16;
                 kq_block_unpack(W, kq_qmat_block(W, n, b), codes, &s16, &m16);
-                float s = kq_f16_to_f32(s16), m = kq_f16_to_f32(m16);
-                for (int c = 0; c < W->bg / KQ_Q8_CHUNK; c++) {
-                    int64_t k0 = b * W->bg + c * KQ_Q8_CHUNK;
-                    int32_t dot = 0;
-                    for (int k = 0; k < KQ_Q8_CHUNK; k++)
-                        dot += (int32_t)codes[c * KQ_Q8_CHUNK + k] * q[k0 + k];
-                    acc += (float)dot * (s * xq->d[i * nch + k0 / KQ_Q8_CHUNK]);
-                }
-                acc += m * xq->gsum[i * W->nb + b];
+                int32_t dot = 0;
+                for (int k = 0; k < W->bg; k++) dot += (int32_t)codes[k] * q[b * W->bg + k];
+                acc += (float)dot * (kq_f16_to_f32(s16) * xq->d[i * W->nb + b]);
+                acc += kq_f16_to_f32(m16) * xq->gsum[i * W->nb + b];
             }
             Y[i * ldy + n] = acc;
         }
@@ -132,17 +120,19 @@ uint64_t kq_stream_read_ref(const void *p, size_t bytes)
     return a + b;
 }
 
-uint64_t kq_stream_read(const void *p, size_t bytes, int nthreads)
+uint64_t kq_stream_read(const void *p, size_t bytes, int nthreads, int variant)
 {
-    const kq_kernels *t = kq_kernels_active();
-    int simd = strcmp(t->name, "ref") != 0;
-    const size_t chunk = (size_t)1 << 20;
-    size_t nchunks = bytes / chunk;
+    static const int shapes[KQ_STREAM_VARIANTS][2] = {{1, 0}, {1, 512}, {4, 512}, {8, 1024}, {12, 0}};
+    UPQ_ASSERT(variant >= 0 && variant < KQ_STREAM_VARIANTS);
+    const int simd = strcmp(kq_kernels_active()->name, "ref") != 0;
+    if (nthreads < 1) nthreads = 1;
+    const size_t per = bytes / (size_t)nthreads / 4096 * 4096;
     uint64_t sum = 0;
-#pragma omp parallel for num_threads(nthreads > 0 ? nthreads : 1) reduction(+ : sum) schedule(static)
-    for (size_t c = 0; c < nchunks; c++) {
-        const uint8_t *q = (const uint8_t *)p + c * chunk;
-        sum += simd ? kq_stream_read_avx2(q, chunk) : kq_stream_read_ref(q, chunk);
+#pragma omp parallel for num_threads(nthreads) reduction(+ : sum) schedule(static, 1)
+    for (int t = 0; t < nthreads; t++) {
+        const uint8_t *q = (const uint8_t *)p + (size_t)t * per;
+        sum += simd ? kq_stream_read_avx2(q, per, shapes[variant][0], shapes[variant][1])
+                    : kq_stream_read_ref(q, per);
     }
     return sum;
 }

@@ -11,14 +11,14 @@
 #include "kq_dispatch.h"
 #include "kq_format.h"
 
-enum { KQ_GEMV_MAX_M = 8, KQ_Q8_CHUNK = 32 };
+enum { KQ_GEMV_MAX_M = 8 };
 
 /* Activation-quantization error. Each activation x is replaced by d*round(x/d) with
- * d = max|x|/127 over its chunk of 32, so it errs by at most d/2. The offset term uses
- * exact fp32 sums of x, so only s*q is hit: for output n,
+ * d = max|x|/127 over its weight block (bg = 32/64/128 activations), so it errs by at
+ * most d/2. The offset term uses exact fp32 sums of x, so only s*q is hit: for output n,
  *   |y_q8 - y_exact| <= sum_k |s(n,k)| * q(n,k) * d(k) / 2          (KQ_GEMV_Q8_BOUND)
  * plus fp32 summation rounding, at most KQ_GEMV_FP_RTOL * sum_k |w(n,k)| |x_k|.
- * With max|x| in a chunk A, d/2 = A/254: at most 0.4% of A per weight unit. */
+ * With block maximum A, d/2 = A/254: at most 0.4% of A per unit of s*q. */
 #define KQ_GEMV_FP_RTOL 1e-5f
 
 /* Bytes of workspace kq_gemv needs for M rows of K activations against W's format. */
@@ -30,8 +30,11 @@ void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qma
 void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
              int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes);
 
-/* Streams bytes from p once with the widest loads the CPU has (bandwidth yardstick for
- * the benchmark), split over nthreads; returns a checksum so the reads are not elided. */
-uint64_t kq_stream_read(const void *p, size_t bytes, int nthreads);
+/* Streams bytes from p once, split over nthreads (each thread a contiguous part), as
+ * read shape `variant` in [0, KQ_STREAM_VARIANTS): interleaved streams and software
+ * prefetch distance differ (kq_gemv.c). The bandwidth yardstick of the benchmark is the
+ * best variant. Returns a checksum so the reads are not elided. */
+enum { KQ_STREAM_VARIANTS = 5 };
+uint64_t kq_stream_read(const void *p, size_t bytes, int nthreads, int variant);
 
 #endif

@@ -21,6 +21,6 @@ void kq_dequant_panel_avx2(const kq_qmat *W, int64_t n0, int nr, int NR, int64_t
                            float *restrict panel, float *restrict scratch);
 void kq_gemv_rows_q8_avx2(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
                           const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
-uint64_t kq_stream_read_avx2(const void *p, size_t bytes);
+uint64_t kq_stream_read_avx2(const void *p, size_t bytes, int ns, int pf);
 
 #endif

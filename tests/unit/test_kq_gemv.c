@@ -27,14 +27,12 @@ static double q8_bound(const kq_qmat *q, const float *x, int64_t n)
     for (int64_t b = 0; b < q->nb; b++) {
         uint16_t s16, m16;
         kq_block_unpack(q, kq_qmat_block(q, n, b), codes, &s16, &m16);
-        for (int c = 0; c < q->bg / 32; c++) {
-            int64_t k0 = b * q->bg + 32 * c;
-            float amax = 0.0f;
-            for (int64_t k = k0; k < k0 + 32 && k < q->K; k++) amax = fmaxf(amax, fabsf(x[k]));
-            double d = amax / 127.0, qsum = 0.0;
-            for (int k = 0; k < 32 && k0 + k < q->K; k++) qsum += codes[32 * c + k];
-            bound += fabs(kq_f16_to_f32(s16)) * qsum * d / 2.0;
-        }
+        int64_t k0 = b * q->bg;
+        float amax = 0.0f;
+        for (int64_t k = k0; k < k0 + q->bg && k < q->K; k++) amax = fmaxf(amax, fabsf(x[k]));
+        double qsum = 0.0;
+        for (int k = 0; k < q->bg && k0 + k < q->K; k++) qsum += codes[k];
+        bound += fabs(kq_f16_to_f32(s16)) * qsum * (amax / 127.0) / 2.0;
     }
     return bound;
 }
