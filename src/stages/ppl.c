@@ -1,0 +1,144 @@
+/* ppl.c - the perplexity stage: window math (ppl_windows_nll, no MPI), the rank
+ * split and reduction (ppl_run), progress on rank 0, and the shared model loader.
+ * Not the CLI (cmd_ppl.c) nor token-file reading (io/h5tokens). */
+#include "ppl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "h5model.h"
+#include "hf_model.h"
+#include "par.h"
+#include "upq_err.h"
+
+int ppl_load_model(const char *path, tfm_model *m)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return UPQ_FAIL(UPQ_EINPUT, "%s: no such model folder or file", path);
+    if (S_ISREG(st.st_mode)) return h5m_read(path, m, NULL, NULL);
+    return hf_model_load(path, m);
+}
+
+/* Per-row NLL of one batch, then per-window sums in row order (deterministic:
+ * independent of the OpenMP thread count). */
+static void batch_nll(const float *logits, const int32_t *tok, int64_t nb, int64_t T, int64_t V,
+                      double *row, double *nll)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < nb * T; i++) {
+        if (i % T == T - 1) {
+            row[i] = 0;
+            continue;
+        }
+        const float *x = logits + i * V;
+        float mx = x[0];
+        for (int64_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+        double s = 0;
+        for (int64_t j = 0; j < V; j++) s += exp((double)x[j] - mx);
+        row[i] = mx + log(s) - x[tok[i + 1]];
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        double s = 0;
+        for (int64_t t = 0; t < T - 1; t++) s += row[b * T + t];
+        nll[b] = s;
+    }
+}
+
+int ppl_windows_nll(const tfm_model *m, tfm_acts *a, const int64_t *ids, int64_t ctx,
+                    int64_t w0, int64_t w1, int64_t batch, double *nll,
+                    void (*done_cb)(void *ctx, int64_t done), void *cb_ctx)
+{
+    int64_t V = m->cfg.V;
+    int32_t *tok = upq_malloc((size_t)(batch * ctx) * sizeof *tok, "window tokens");
+    double *row = upq_malloc((size_t)(batch * ctx) * sizeof *row, "row NLL");
+    int rc = tok && row ? UPQ_OK : UPQ_EIO;
+    for (int64_t w = w0; w < w1 && !rc; w += batch) {
+        int64_t nb = w1 - w < batch ? w1 - w : batch;
+        for (int64_t i = 0; i < nb * ctx && !rc; i++) {
+            int64_t id = ids[w * ctx + i];
+            if (id < 0 || id >= V)
+                rc = UPQ_FAIL(UPQ_EINPUT, "token id %lld at stream offset %lld is outside the vocabulary [0, %lld)",
+                              (long long)id, (long long)(w * ctx + i), (long long)V);
+            tok[i] = (int32_t)id;
+        }
+        if (!rc) rc = tfm_forward(m, a, tok, nb, ctx, NULL);
+        if (rc) break;
+        batch_nll(a->logits, tok, nb, ctx, V, row, nll + (w - w0));
+        if (done_cb) done_cb(cb_ctx, w + nb - w0);
+    }
+    free(tok);
+    free(row);
+    return rc;
+}
+
+typedef struct {
+    int64_t local, total, ctx;
+    int nranks, tty;
+    double t0, last;
+} progress;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Rank 0's progress stands for every rank's (contiguous equal shares). */
+static void progress_cb(void *p, int64_t done)
+{
+    progress *g = p;
+    double t = now_s(), dt = t - g->t0;
+    int final = done == g->local;
+    if (!final && t - g->last < (g->tty ? 0.5 : 10.0)) return;
+    g->last = t;
+    double frac = (double)done / (double)g->local;
+    int64_t est = g->nranks > 1 ? (int64_t)(frac * g->total) : done;
+    double tps = dt > 0 ? (double)est * g->ctx / dt : 0, eta = frac > 0 ? dt / frac - dt : 0;
+    fprintf(stderr, "%sppl: %lld/%lld windows%s  %.0f tokens/s  ETA %.0fs%s", g->tty ? "\r" : "",
+            (long long)est, (long long)g->total, g->nranks > 1 ? " (rank 0's share scaled)" : "",
+            tps, eta, g->tty && !final ? "" : "\n");
+    fflush(stderr);
+}
+
+int ppl_run(const tfm_model *m, const int64_t *ids, int64_t n, const ppl_opts *o, ppl_result *r)
+{
+    int64_t ctx = o->ctx, nwin = ctx >= 2 ? n / ctx : 0, B = o->batch;
+    if (o->max_windows > 0 && nwin > o->max_windows) nwin = o->max_windows;
+    if (ctx < 2 || B < 1)
+        return UPQ_FAIL(UPQ_EUSAGE, "ppl: --ctx must be >= 2 and --batch >= 1 (got %lld, %lld)",
+                        (long long)ctx, (long long)B);
+    if (nwin == 0)
+        return UPQ_FAIL(UPQ_EINPUT, "ppl: the stream has %lld tokens, fewer than one window of %lld",
+                        (long long)n, (long long)ctx);
+    int rank = par_rank(), P = par_size();
+    int64_t nbatch = (nwin + B - 1) / B;
+    int64_t b0 = nbatch * rank / P, b1 = nbatch * (rank + 1) / P;
+    int64_t w0 = b0 * B, w1 = b1 * B < nwin ? b1 * B : nwin;
+    double *nll = upq_calloc((size_t)nwin, sizeof(double), "per-window NLL");
+    tfm_acts a = {0};
+    int rc = nll ? UPQ_OK : UPQ_EIO;
+    if (!rc) rc = tfm_acts_alloc(&a, &m->cfg, B, ctx, 0);
+    progress g = {w1 - w0, nwin, ctx, P, isatty(2), now_s(), 0};
+    if (!rc && w1 > w0)
+        rc = ppl_windows_nll(m, &a, ids, ctx, w0, w1, B, nll + w0,
+                             o->progress && rank == 0 ? progress_cb : NULL, &g);
+    tfm_acts_free(&a);
+    rc = par_agree(rc);
+    if (!rc) rc = par_sum_f64(nll, nwin);
+    if (!rc) {
+        double s = 0;
+        for (int64_t w = 0; w < nwin; w++) s += nll[w];
+        r->nll_sum = s;
+        r->windows = nwin;
+        r->predicted = nwin * (ctx - 1);
+        r->mean_nll = s / (double)r->predicted;
+        r->ppl = exp(r->mean_nll);
+    }
+    free(nll);
+    return rc;
+}
