@@ -216,6 +216,43 @@ KQ_AVX2 void kq_gemv_rows_q8_avx2(int64_t M, const float *X, int64_t ldx, const 
     }
 }
 
+/* kq_quantize_x_ref with 8 lanes: same d, same rounding (cvtps rounds to nearest even,
+ * like rintf), a different fp32 summation order for the block sum. */
+KQ_AVX2 void kq_quantize_x_avx2(const float *restrict x, int64_t n, int64_t bg,
+                                int8_t *restrict q, float *d, float *sum)
+{
+    if (n % 32 != 0) {
+        kq_quantize_x_ref(x, n, bg, q, d, sum);
+        return;
+    }
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 vmax = _mm256_setzero_ps(), vsum = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        vmax = _mm256_max_ps(vmax, _mm256_and_ps(v, absmask));
+        vsum = _mm256_add_ps(vsum, v);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4), inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    *d = amax / 127.0f;
+    *sum = kq_hsum(vsum);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t k = 0; k < n; k += 32) {
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), vinv));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 8), vinv));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 16), vinv));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 24), vinv));
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        p = _mm256_permutevar8x32_epi32(p, perm);
+        p = _mm256_max_epi8(p, _mm256_set1_epi8(-127));
+        _mm256_storeu_si256((__m256i *)(q + k), p);
+    }
+    if (n < bg) memset(q + n, 0, (size_t)(bg - n));
+}
+
 /* Reads bytes from p as ns interleaved streams (ns parts read side by side), with a
  * software prefetch pf bytes ahead (0: none): which shape reaches the highest bandwidth
  * depends on the machine, so the benchmark tries several and keeps the best. */

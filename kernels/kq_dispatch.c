@@ -15,6 +15,7 @@ static const kq_kernels kq_ref_table = {
     .uses_q8 = 0,
     .dequant_panel = kq_dequant_panel_ref,
     .gemv_rows = kq_gemv_rows_ref,
+    .quantize_x = kq_quantize_x_ref,
 };
 
 static int kq_has_avx2(void)
@@ -33,6 +34,7 @@ void kq_kernels_fill(kq_kernels *t, const char *want)
         t->uses_q8 = 1;
         t->dequant_panel = kq_dequant_panel_avx2;
         t->gemv_rows = kq_gemv_rows_q8_avx2;
+        t->quantize_x = kq_quantize_x_avx2;
     }
 }
 

@@ -30,11 +30,17 @@ typedef void (*kq_dequant_panel_fn)(const kq_qmat *W, int64_t n0, int nr, int NR
 typedef void (*kq_gemv_rows_fn)(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
                                 const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
 
+/* One block of activations: n valid values of x (n <= bg) -> q[bg] (zero past n),
+ * *d = max|x|/127, *sum = fp32 sum of x. */
+typedef void (*kq_quantize_x_fn)(const float *restrict x, int64_t n, int64_t bg,
+                                 int8_t *restrict q, float *d, float *sum);
+
 typedef struct {
     const char *name;                 /* "ref", "avx2" */
     int uses_q8;                      /* gemv_rows reads int8 activations */
     kq_dequant_panel_fn dequant_panel;
     kq_gemv_rows_fn gemv_rows;
+    kq_quantize_x_fn quantize_x;      /* activation blocks for the int8 GEMV */
 } kq_kernels;
 
 /* Fills t: references first, then overrides by CPU feature; want = "ref", "avx2",

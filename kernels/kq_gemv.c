@@ -28,23 +28,27 @@ void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qma
     xq->d = (float *)p;
     p += kq_align64(sizeof(float) * (size_t)(M * nb));
     xq->gsum = (float *)p;
-    for (int64_t i = 0; i < M; i++) {
-        const float *x = X + i * ldx;
+    const kq_quantize_x_fn qx = kq_kernels_active()->quantize_x;
+    for (int64_t i = 0; i < M; i++)
         for (int64_t b = 0; b < nb; b++) {
-            int64_t k0 = b * bg, k1 = k0 + bg < K ? k0 + bg : K;
-            float amax = 0.0f, sum = 0.0f;
-            for (int64_t k = k0; k < k1; k++) {
-                amax = fmaxf(amax, fabsf(x[k]));
-                sum += x[k];
-            }
-            float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-            xq->d[i * nb + b] = amax / 127.0f;
-            xq->gsum[i * nb + b] = sum;
-            int8_t *q = xq->q + i * ldq + k0;
-            for (int64_t k = 0; k < bg; k++)
-                q[k] = k0 + k < k1 ? (int8_t)fminf(fmaxf(rintf(x[k0 + k] * inv), -127.f), 127.f) : 0;
+            int64_t k0 = b * bg, n = K - k0 < bg ? K - k0 : bg;
+            qx(X + i * ldx + k0, n, bg, xq->q + i * ldq + k0, &xq->d[i * nb + b], &xq->gsum[i * nb + b]);
         }
+}
+
+void kq_quantize_x_ref(const float *restrict x, int64_t n, int64_t bg, int8_t *restrict q,
+                       float *d, float *sum)
+{
+    float amax = 0.0f, s = 0.0f;
+    for (int64_t k = 0; k < n; k++) {
+        amax = fmaxf(amax, fabsf(x[k]));
+        s += x[k];
     }
+    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    *d = amax / 127.0f;
+    *sum = s;
+    for (int64_t k = 0; k < bg; k++)
+        q[k] = k < n ? (int8_t)fminf(fmaxf(rintf(x[k] * inv), -127.f), 127.f) : 0;
 }
 
 void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
