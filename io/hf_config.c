@@ -165,6 +165,18 @@ static int parse_sizes(json_t *root, const char *label, tfm_config *c)
     return UPQ_OK;
 }
 
+/* tfm_param_count is int64: sizes that pass one by one can still overflow it together.
+ * Counted in double here; 1e12 parameters (4 TB in FP32) is beyond any CPU run. */
+static int check_total(const tfm_config *c, const char *label)
+{
+    double q = (double)c->H * c->D, kv = (double)c->KV * c->D, C = (double)c->C;
+    double layer = 2 * C + 2 * q * C + 2 * kv * C + 3 * (double)c->F * C + q + 2 * kv;
+    double n = 2 * (double)c->V * C + C + (double)c->L * layer;
+    if (n > 1e12)
+        return UPQ_FAIL(UPQ_EINPUT, "%s: sizes imply %.3g parameters (more than 1e12): implausible", label, n);
+    return UPQ_OK;
+}
+
 int hf_config_parse(const char *text, size_t len, const char *label, tfm_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -189,7 +201,8 @@ int hf_config_parse(const char *text, size_t len, const char *label, tfm_config 
         (rc = get_token(root, label, "eos_token_id", &c->eos_id)) ||
         (rc = get_token(root, label, "pad_token_id", &c->pad_id)))
         goto out;
-    rc = tfm_config_check(c, label);
+    if ((rc = tfm_config_check(c, label))) goto out;
+    rc = check_total(c, label);
 out:
     json_decref(root);
     return rc;

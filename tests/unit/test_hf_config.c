@@ -86,6 +86,10 @@ static void rejects(void)
     bad(t, "rms_norm_eps");
     snprintf(t, sizeof t, "%s" SIZES "\"num_attention_heads\": 5, \"max_position_embeddings\": 8}", A);
     bad(t, "head_dim");
+    snprintf(t, sizeof t, "%s\"vocab_size\": 16777216, \"hidden_size\": 16777216, \"intermediate_size\": 16777216, "
+             "\"num_hidden_layers\": 4096, \"num_attention_heads\": 4096, \"head_dim\": 4096, "
+             "\"max_position_embeddings\": 8}", A);
+    bad(t, "implausible");
 }
 
 static void roundtrip(void)
