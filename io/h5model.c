@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "h5util.h"
+#include "sha256.h"
 #include "upq_err.h"
 
 #ifndef UPQ_VERSION
@@ -41,6 +42,13 @@ int h5m_prov_add_source(h5m_provenance *p, const char *path, const char *sha256_
     snprintf(p->source[i], sizeof p->source[i], "%s", path);
     memcpy(p->source_sha256[i], sha256_hex, 65);
     return UPQ_OK;
+}
+
+int h5m_prov_add_file(h5m_provenance *p, const char *path)
+{
+    char hex[65];
+    TRY(sha256_file(path, hex));
+    return h5m_prov_add_source(p, path, hex);
 }
 
 int h5m_path_of(const char *hf, char *path, size_t cap)

@@ -33,6 +33,8 @@ void h5m_prov_init(h5m_provenance *p, const char *method, int argc, char *const 
  * sha256_file in src/sha256.h); UPQ_EINPUT for a malformed digest. Adding more than
  * H5M_MAX_SOURCES is a bug (assert). */
 int h5m_prov_add_source(h5m_provenance *p, const char *path, const char *sha256_hex);
+/* Hashes `path` (sha256_file) and appends it: UPQ_EINPUT/UPQ_EIO naming the file. */
+int h5m_prov_add_file(h5m_provenance *p, const char *path);
 
 /* Writes `m` (FP32 tensors) with `prov` (may be NULL) to `path`, atomically.
  * comm: NULL for a serial write, or par_comm_world() to write collectively with MPI-IO

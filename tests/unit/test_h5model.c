@@ -77,6 +77,9 @@ static void roundtrip(const char *dir, int tie, int bias, const char *src)
     snprintf(p.params, sizeof p.params, "{\"seed\": %d}", tie * 2 + bias);
     CHECK_OK(h5m_prov_add_source(&p, src, ABC_SHA256));
     CHECK(h5m_prov_add_source(&p, src, "ABC") == UPQ_EINPUT);
+    CHECK_OK(h5m_prov_add_file(&p, src)); /* hashes "abc" itself: the same digest */
+    CHECK(p.n_sources == 2 && !strcmp(p.source_sha256[1], ABC_SHA256));
+    CHECK(h5m_prov_add_file(&p, "/nonexistent/upq/source") != UPQ_OK && p.n_sources == 2);
     CHECK_OK(h5m_write(path, &m, &p, NULL));
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     CHECK(access(tmp, F_OK) != 0); /* renamed, not left behind */
@@ -92,7 +95,7 @@ static void roundtrip(const char *dir, int tie, int bias, const char *src)
     }
     CHECK(!strcmp(rp.command, "upq ptq --model x y"));
     CHECK(!strcmp(rp.method, "fp32") && !strcmp(rp.params, p.params));
-    CHECK(rp.n_sources == 1 && !strcmp(rp.source[0], src));
+    CHECK(rp.n_sources == 2 && !strcmp(rp.source[0], src) && !strcmp(rp.source[1], src));
     CHECK(!strcmp(rp.source_sha256[0], ABC_SHA256));
     CHECK(strlen(rp.created) == 20 && rp.created[10] == 'T' && rp.upq_version[0]);
     tfm_model_free(&m);
