@@ -133,54 +133,65 @@ KQ_AVX2_INLINE __m256 kq_block_dot(const __m256i *codes, const int8_t *q, int nc
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(sum, _mm256_set1_epi16(1)));
 }
 
-/* R consecutive rows from n for M activation rows; M, R, bits and bg are literals at each
- * call site so loops unroll and accumulators stay in registers. Rows side by side share
- * the activation loads; per block one int32 widening and one fp32 FMA with s*d. */
-KQ_AVX2_INLINE void kq_gemv_rows_core(const kq_xq *xq, const kq_qmat *W, int64_t n, float *Y,
-                                      int64_t ldy, const int M, const int R, const int bits,
-                                      const int bg)
+/* R rows n, n+step, ..., n+(R-1)*step for M activation rows; M, R, bits and bg are
+ * literals at each call site so loops unroll and accumulators stay in registers. Rows
+ * side by side share the activation loads; per block one int32 widening and one fp32
+ * FMA with s*d. Prefetch: adjacent rows (step 1) fetch the same block of the next R
+ * rows, R row lengths ahead; distant rows are separate streams, PFD bytes ahead each. */
+KQ_AVX2_INLINE void kq_gemv_rows_core(const kq_xq *xq, const kq_qmat *W, int64_t n, int64_t step,
+                                      float *Y, int64_t ldy, const int M, const int R,
+                                      const int bits, const int bg)
 {
-    enum { PF = 768 };
+    enum { PFD = 1024 }; /* prefetch distance within one stream of distant rows */
     const int B = bg * bits / 8, nc = bg / 32;
-    const int64_t nb = W->nb, rs = nb * W->block_bytes;
-    __m256 acc[2][KQ_GEMV_MAX_M];
-    float accm[2][KQ_GEMV_MAX_M];
+    const int64_t nb = W->nb, rs = nb * W->block_bytes * step;
+    const int64_t pf = step == 1 ? R * rs : PFD;
+    __m256 acc[8][KQ_GEMV_MAX_M];
+    __m128 accm[8][KQ_GEMV_MAX_M]; /* lane 1: sum of m * sum(x); other lanes unused */
     for (int r = 0; r < R; r++)
         for (int i = 0; i < M; i++) {
             acc[r][i] = _mm256_setzero_ps();
-            accm[r][i] = 0.0f;
+            accm[r][i] = _mm_setzero_ps();
         }
     const uint8_t *blk = kq_qmat_block(W, n, 0);
     for (int64_t b = 0; b < nb; b++, blk += W->block_bytes) {
-        __m256i codes[2][4];
-        float s[2], m[2];
         for (int r = 0; r < R; r++) {
-            _mm_prefetch((const char *)blk + r * rs + PF, _MM_HINT_T0);
-            s[r] = kq_h2f(blk + r * rs);
-            m[r] = kq_h2f(blk + r * rs + 2);
-            for (int c = 0; c < nc; c++) codes[r][c] = kq_codes32(blk + r * rs + KQ_HDR_BYTES, bits, B, c);
-        }
-        for (int i = 0; i < M; i++) {
-            const int8_t *q = xq->q + i * xq->ldq + b * bg;
-            const float d = xq->d[i * nb + b], g = xq->gsum[i * nb + b];
-            for (int r = 0; r < R; r++) {
-                acc[r][i] = _mm256_fmadd_ps(kq_block_dot(codes[r], q, nc), _mm256_set1_ps(s[r] * d), acc[r][i]);
-                accm[r][i] += m[r] * g;
+            const uint8_t *br = blk + r * rs;
+            _mm_prefetch((const char *)br + pf, _MM_HINT_T0);
+            int32_t hdr;
+            memcpy(&hdr, br, 4);
+            const __m128 sm = _mm_cvtph_ps(_mm_cvtsi32_si128(hdr)); /* (s, m, 0, 0) */
+            __m256i codes[4];
+            for (int c = 0; c < nc; c++) codes[c] = kq_codes32(br + KQ_HDR_BYTES, bits, B, c);
+            for (int i = 0; i < M; i++) {
+                const int8_t *q = xq->q + i * xq->ldq + b * bg;
+                const __m128 dg = _mm_castpd_ps(_mm_load_sd((const double *)(xq->dg + 2 * (i * nb + b))));
+                __m128 p = _mm_mul_ps(sm, dg); /* (s*d, m*sum(x), 0, 0) */
+                acc[r][i] = _mm256_fmadd_ps(kq_block_dot(codes, q, nc), _mm256_broadcastss_ps(p), acc[r][i]);
+                accm[r][i] = _mm_add_ps(accm[r][i], p);
             }
         }
     }
     for (int r = 0; r < R; r++)
-        for (int i = 0; i < M; i++) Y[i * ldy + n + r] = kq_hsum(acc[r][i]) + accm[r][i];
+        for (int i = 0; i < M; i++)
+            Y[i * ldy + n + r * step] = kq_hsum(acc[r][i]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r][i]));
 }
 
-/* Rows [n0, n1): pairs of rows while M <= 4 (registers allow), then single rows. */
+/* Rows [n0, n1). M = 1: rows j, j+q, j+2q, j+3q side by side (q = a quarter of the
+ * range), which streamed from DRAM measurably faster here than adjacent rows (one
+ * stream); M <= 4: adjacent pairs; then single rows. */
 KQ_AVX2_INLINE void kq_gemv_rows_m(const kq_xq *xq, const kq_qmat *W, int64_t n0, int64_t n1,
                                    float *Y, int64_t ldy, const int M, const int bits, const int bg)
 {
     int64_t n = n0;
+    if (M == 1) { /* four distant rows at once: four memory streams */
+        const int64_t q = (n1 - n0) / 4;
+        for (int64_t j = 0; j < q; j++) kq_gemv_rows_core(xq, W, n0 + j, q, Y, ldy, M, 4, bits, bg);
+        n = n0 + 4 * q;
+    }
     if (M <= 4)
-        for (; n + 2 <= n1; n += 2) kq_gemv_rows_core(xq, W, n, Y, ldy, M, 2, bits, bg);
-    for (; n < n1; n++) kq_gemv_rows_core(xq, W, n, Y, ldy, M, 1, bits, bg);
+        for (; n + 2 <= n1; n += 2) kq_gemv_rows_core(xq, W, n, 1, Y, ldy, M, 2, bits, bg);
+    for (; n < n1; n++) kq_gemv_rows_core(xq, W, n, 1, Y, ldy, M, 1, bits, bg);
 }
 
 KQ_AVX2_INLINE void kq_gemv_rows_fmt(int64_t M, const kq_xq *xq, const kq_qmat *W, int64_t n0,

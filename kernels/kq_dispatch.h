@@ -16,8 +16,8 @@ typedef struct {
     int64_t nb, bg;  /* W's blocks per row and block size */
     int64_t ldq;     /* padded row length nb * bg */
     int8_t *q;       /* (M, ldq) codes, rounded x/d, in [-127, 127]; padding 0 */
-    float *d;        /* (M, nb) step per block: max|x|/127 over the block */
-    float *gsum;     /* (M, nb) fp32 sum of x over each block (the offset term) */
+    float *dg;       /* (M, nb, 2): per block the step d = max|x|/127 and the fp32 sum of
+                      * x (the offset term), side by side so one load fetches both */
 } kq_xq;
 
 /* Dequantize rows [n0, n0+nr) x columns [k0, k0+kc) of W into one BLIS B micro-panel:

@@ -48,24 +48,25 @@ const kq_blis_info *kq_blis_query(void)
 
 static size_t kq_align64(size_t b) { return (b + 63) & ~(size_t)63; }
 
-/* Per-thread: KQ_NB_PANELS B panels plus the dequantization scratch (NR rows). */
-static size_t kq_thread_ws(const kq_blis_info *bi)
-{
-    return kq_align64(sizeof(float) * (size_t)(KQ_NB_PANELS * bi->NR * bi->KC)) +
-           kq_align64(sizeof(float) * (size_t)(bi->NR * bi->KC));
-}
-
+/* A block: all of M packed for one KC block, zero-padded to MR rows. */
 static size_t kq_apack_ws(const kq_blis_info *bi, int64_t M)
 {
     int64_t mp = (M + bi->MR - 1) / bi->MR;
     return kq_align64(sizeof(float) * (size_t)(mp * bi->MR * bi->KC));
 }
 
+/* Per thread: its own A block, KQ_NB_PANELS B panels and the dequantization scratch. */
+static size_t kq_thread_ws(const kq_blis_info *bi, int64_t M)
+{
+    return kq_apack_ws(bi, M) + kq_align64(sizeof(float) * (size_t)(KQ_NB_PANELS * bi->NR * bi->KC)) +
+           kq_align64(sizeof(float) * (size_t)(bi->NR * bi->KC));
+}
+
 size_t kq_gemm_ws_bytes(int64_t M, const kq_qmat *W, int nthreads)
 {
     (void)W;
     const kq_blis_info *bi = kq_blis_query();
-    return 64 + kq_apack_ws(bi, M) + (size_t)(nthreads > 0 ? nthreads : 1) * kq_thread_ws(bi);
+    return 64 + (size_t)(nthreads > 0 ? nthreads : 1) * kq_thread_ws(bi, M);
 }
 
 /* A micro-panel p (rows p*MR..): a[k*MR + i] = X[p*MR + i, k0 + k], zero past M. */
@@ -122,6 +123,10 @@ static void kq_scale_y(int64_t M, int64_t N, float *Y, int64_t ldy, float beta)
         for (int64_t n = 0; n < N; n++) Y[i * ldy + n] = beta == 0.0f ? 0.0f : beta * Y[i * ldy + n];
 }
 
+/* Each thread owns a contiguous range of N tiles and packs its own copy of A per KC block
+ * (M x KC floats, cheap beside the M x KC x N/threads FMAs), so threads never wait on one
+ * another inside the call: on a shared machine a barrier per KC block costs more than
+ * the duplicated packing. */
 void kq_gemm(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
              float beta, int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes)
 {
@@ -135,22 +140,22 @@ void kq_gemm(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y,
         return;
     }
     uint8_t *base = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    float *apack = (float *)base;
-    uint8_t *tws = base + kq_apack_ws(bi, M);
     const int64_t MR = bi->MR, mp = (M + MR - 1) / MR, tile = KQ_NB_PANELS * bi->NR;
     const int64_t ntiles = (W->N + tile - 1) / tile;
+    if (nthreads > ntiles) nthreads = (int)ntiles;
 #pragma omp parallel num_threads(nthreads)
     {
-        uint8_t *mine = tws + (size_t)omp_get_thread_num() * kq_thread_ws(bi);
-        float *bpack = (float *)mine;
-        float *scratch = (float *)(mine + kq_align64(sizeof(float) * (size_t)(KQ_NB_PANELS * bi->NR * bi->KC)));
-        for (int64_t k0 = 0; k0 < W->K; k0 += bi->KC) {
+        const int me = omp_get_thread_num(), nt = omp_get_num_threads();
+        uint8_t *mine = base + (size_t)me * kq_thread_ws(bi, M);
+        float *apack = (float *)mine;
+        float *bpack = (float *)(mine + kq_apack_ws(bi, M));
+        float *scratch = bpack + KQ_NB_PANELS * bi->NR * bi->KC;
+        const int64_t j0 = ntiles * me / nt, j1 = ntiles * (me + 1) / nt;
+        for (int64_t k0 = 0; k0 < W->K && j0 < j1; k0 += bi->KC) {
             int64_t kc = W->K - k0 < bi->KC ? W->K - k0 : bi->KC;
-#pragma omp for schedule(static)
             for (int64_t p = 0; p < mp; p++) kq_pack_a(bi, M, X, ldx, k0, kc, p, apack + p * MR * bi->KC);
             float b = k0 == 0 ? beta : 1.0f;
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t j = 0; j < ntiles; j++)
+            for (int64_t j = j0; j < j1; j++)
                 kq_tile(bi, M, W, t, j * tile, kc, k0, apack, bpack, scratch, Y, ldy, b);
         }
     }

@@ -16,7 +16,7 @@ static size_t kq_align64(size_t b) { return (b + 63) & ~(size_t)63; }
 size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W)
 {
     int64_t ldq = W->nb * W->bg;
-    return kq_align64((size_t)(M * ldq)) + 2 * kq_align64(sizeof(float) * (size_t)(M * W->nb)) + 64;
+    return kq_align64((size_t)(M * ldq)) + kq_align64(2 * sizeof(float) * (size_t)(M * W->nb)) + 64;
 }
 
 void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W, void *ws)
@@ -25,14 +25,13 @@ void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qma
     uint8_t *p = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     *xq = (kq_xq){.M = M, .K = K, .nb = nb, .bg = bg, .ldq = ldq, .q = (int8_t *)p};
     p += kq_align64((size_t)(M * ldq));
-    xq->d = (float *)p;
-    p += kq_align64(sizeof(float) * (size_t)(M * nb));
-    xq->gsum = (float *)p;
+    xq->dg = (float *)p;
     const kq_quantize_x_fn qx = kq_kernels_active()->quantize_x;
     for (int64_t i = 0; i < M; i++)
         for (int64_t b = 0; b < nb; b++) {
             int64_t k0 = b * bg, n = K - k0 < bg ? K - k0 : bg;
-            qx(X + i * ldx + k0, n, bg, xq->q + i * ldq + k0, &xq->d[i * nb + b], &xq->gsum[i * nb + b]);
+            qx(X + i * ldx + k0, n, bg, xq->q + i * ldq + k0, &xq->dg[2 * (i * nb + b)],
+               &xq->dg[2 * (i * nb + b) + 1]);
         }
 }
 
@@ -61,12 +60,13 @@ void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y,
         UPQ_ASSERT(ws_bytes >= kq_gemv_ws_bytes(M, W));
         kq_xq_build(&xq, M, X, ldx, W, ws);
     }
-    const int64_t rows = 16, ntiles = (W->N + rows - 1) / rows;
     if (nthreads < 1) nthreads = 1;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t j = 0; j < ntiles; j++) {
-        int64_t n1 = (j + 1) * rows < W->N ? (j + 1) * rows : W->N;
-        t->gemv_rows(M, X, ldx, &xq, W, j * rows, n1, Y, ldy);
+    if (nthreads > (W->N + 15) / 16) nthreads = (int)((W->N + 15) / 16);
+    /* one contiguous row range per thread: the kernel may interleave distant rows of it */
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int me = omp_get_thread_num(), nt = omp_get_num_threads();
+        t->gemv_rows(M, X, ldx, &xq, W, W->N * me / nt, W->N * (me + 1) / nt, Y, ldy);
     }
 }
 
@@ -103,8 +103,9 @@ void kq_gemv_rows_q8_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq
                 kq_block_unpack(W, kq_qmat_block(W, n, b), codes, &s16, &m16);
                 int32_t dot = 0;
                 for (int k = 0; k < W->bg; k++) dot += (int32_t)codes[k] * q[b * W->bg + k];
-                acc += (float)dot * (kq_f16_to_f32(s16) * xq->d[i * W->nb + b]);
-                acc += kq_f16_to_f32(m16) * xq->gsum[i * W->nb + b];
+                const float *dg = xq->dg + 2 * (i * W->nb + b);
+                acc += (float)dot * (kq_f16_to_f32(s16) * dg[0]);
+                acc += kq_f16_to_f32(m16) * dg[1];
             }
             Y[i * ldy + n] = acc;
         }
