@@ -3,6 +3,18 @@
 #include "matmul.h"
 
 #include <blis.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+/* BLIS reads BLIS_NUM_THREADS (else OMP_NUM_THREADS) and is single-threaded when
+ * neither is set, while our OpenMP loops use every core: match them in that case. */
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+static void threads_init(void)
+{
+    if (!getenv("BLIS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))
+        bli_thread_set_num_threads((dim_t)omp_get_max_threads());
+}
 
 /* C[M,N] = op(A) op(B) + beta*C with BLIS's general-stride interface. */
 static void sgemm(trans_t ta, trans_t tb, int64_t M, int64_t N, int64_t K, const float *A,
@@ -23,6 +35,7 @@ static void sgemm(trans_t ta, trans_t tb, int64_t M, int64_t N, int64_t K, const
                      (float *)B, rsb, csb, &beta, C, (inc_t)ldc, 1, NULL, &rntm);
         return;
     }
+    pthread_once(&threads_once, threads_init);
     bli_sgemm(ta, tb, (dim_t)M, (dim_t)N, (dim_t)K, &alpha, (float *)A, rsa, csa, (float *)B, rsb,
               csb, &beta, C, (inc_t)ldc, 1);
 }

@@ -7,23 +7,25 @@
 
 #include "layers.h"
 #include "matmul.h"
+#include "vexp.h"
 
-/* Row t of s (length T): scale, softmax over 0..t, zero after t. */
+/* Row t of s (length T): scale, softmax over 0..t, zero after t. Split into simple
+ * loops so that the compiler vectorizes them (upq_expf); the sum uses 4 double
+ * partials in a fixed order. */
 static void causal_softmax_row(float *s, int64_t t, int64_t T, float scale)
 {
+    int64_t n = t + 1, j;
     float mx = -INFINITY;
-    for (int64_t j = 0; j <= t; j++) {
-        s[j] *= scale;
-        if (s[j] > mx) mx = s[j];
-    }
-    double sum = 0;
-    for (int64_t j = 0; j <= t; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int64_t j = 0; j <= t; j++) s[j] *= inv;
-    for (int64_t j = t + 1; j < T; j++) s[j] = 0.0f;
+    for (j = 0; j < n; j++) s[j] *= scale;
+    for (j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    for (j = 0; j < n; j++) s[j] = upq_expf(s[j] - mx);
+    double acc[4] = {0, 0, 0, 0};
+    for (j = 0; j + 4 <= n; j += 4)
+        for (int u = 0; u < 4; u++) acc[u] += s[j + u];
+    for (; j < n; j++) acc[0] += s[j];
+    float inv = (float)(1.0 / ((acc[0] + acc[1]) + (acc[2] + acc[3])));
+    for (j = 0; j < n; j++) s[j] *= inv;
+    if (n < T) memset(s + n, 0, (size_t)(T - n) * sizeof(float));
 }
 
 /* Rows are processed in blocks of ATT_BLOCK: block [r0, r1) only needs keys 0..r1-1,

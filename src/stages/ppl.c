@@ -14,6 +14,7 @@
 #include "hf_model.h"
 #include "par.h"
 #include "upq_err.h"
+#include "vexp.h"
 
 int ppl_load_model(const char *path, tfm_model *m)
 {
@@ -23,24 +24,31 @@ int ppl_load_model(const char *path, tfm_model *m)
     return hf_model_load(path, m);
 }
 
+/* -log softmax(x)[target] over V logits: max, then exp in chunks (vectorized
+ * upq_expf into a stack buffer) summed in double in a fixed order. */
+static double row_nll(const float *x, int64_t V, int32_t target)
+{
+    float mx = x[0], e[256];
+    for (int64_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+    double acc[4] = {0, 0, 0, 0};
+    for (int64_t j0 = 0; j0 < V; j0 += 256) {
+        int64_t n = V - j0 < 256 ? V - j0 : 256, j;
+        for (j = 0; j < n; j++) e[j] = upq_expf(x[j0 + j] - mx);
+        for (j = 0; j + 4 <= n; j += 4)
+            for (int u = 0; u < 4; u++) acc[u] += e[j + u];
+        for (; j < n; j++) acc[0] += e[j];
+    }
+    return mx + log((acc[0] + acc[1]) + (acc[2] + acc[3])) - x[target];
+}
+
 /* Per-row NLL of one batch, then per-window sums in row order (deterministic:
  * independent of the OpenMP thread count). */
 static void batch_nll(const float *logits, const int32_t *tok, int64_t nb, int64_t T, int64_t V,
                       double *row, double *nll)
 {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < nb * T; i++) {
-        if (i % T == T - 1) {
-            row[i] = 0;
-            continue;
-        }
-        const float *x = logits + i * V;
-        float mx = x[0];
-        for (int64_t j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
-        double s = 0;
-        for (int64_t j = 0; j < V; j++) s += exp((double)x[j] - mx);
-        row[i] = mx + log(s) - x[tok[i + 1]];
-    }
+    for (int64_t i = 0; i < nb * T; i++)
+        row[i] = i % T == T - 1 ? 0.0 : row_nll(logits + i * V, V, tok[i + 1]);
     for (int64_t b = 0; b < nb; b++) {
         double s = 0;
         for (int64_t t = 0; t < T - 1; t++) s += row[b * T + t];
