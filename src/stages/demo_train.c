@@ -106,12 +106,15 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Linear warmup to o->lr, then cosine to o->lr * min_lr_frac at the last step. */
+/* Linear warmup to o->lr, then cosine to o->lr * min_lr_frac at the last step. The
+ * warmup is at most a tenth of the run, so short runs (tests) still train. */
 static double lr_at(const demo_opts *o, int64_t step)
 {
-    if (step < o->warmup) return o->lr * (double)(step + 1) / (double)o->warmup;
-    double span = (double)(o->steps - o->warmup);
-    double x = span > 0 ? (double)(step - o->warmup) / span : 1.0;
+    int64_t wu = o->warmup < o->steps / 10 ? o->warmup : o->steps / 10;
+    if (wu < 1) wu = 1;
+    if (step < wu) return o->lr * (double)(step + 1) / (double)wu;
+    double span = (double)(o->steps - wu);
+    double x = span > 0 ? (double)(step - wu) / span : 1.0;
     double lo = o->lr * o->min_lr_frac;
     return lo + 0.5 * (o->lr - lo) * (1.0 + cos(3.141592653589793 * x));
 }
