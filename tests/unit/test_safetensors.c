@@ -54,6 +54,7 @@ static void roundtrip(int dtype)
         CHECK_MSG(fabsf(out[i] - w[i]) <= tol * fabsf(w[i]) + 1e-7, "dtype %d w[%d] %g vs %g", dtype, i, out[i],
                   w[i]);
     CHECK(st_tensor_to_f32(tw, out, 3) == UPQ_EINPUT);
+    size_t boff = tb->offset;
     st_close(f);
     /* header: 8-byte aligned, padded with spaces */
     FILE *fp = fopen(path, "rb");
@@ -65,8 +66,8 @@ static void roundtrip(int dtype)
     CHECK(n > 8 && (8 + hlen) % 8 == 0 && hlen < n - 8);
     CHECK(raw[8] == '{');
     /* F16 bits of 1.0 (0x3c00) and -2.0 (0xc000): the first two bias values */
-    if (dtype == ST_F16) CHECK(raw[tb->offset + 1] == 0x3c && raw[tb->offset + 3] == 0xc0);
-    if (dtype == ST_BF16) CHECK(raw[tb->offset] == 0x80 && raw[tb->offset + 1] == 0x3f);
+    if (dtype == ST_F16) CHECK(raw[boff + 1] == 0x3c && raw[boff + 3] == 0xc0);
+    if (dtype == ST_BF16) CHECK(raw[boff] == 0x80 && raw[boff + 1] == 0x3f);
 }
 
 /* A safetensors buffer: u64 length + header + `data` zero bytes. */
