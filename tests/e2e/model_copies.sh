@@ -26,6 +26,14 @@ out=$("$UPQ" info --model "$WORK/copies/bf16")
 grep -q "BF16 (75 tensors)" <<<"$out" || { echo "FAIL: bf16 dtypes" >&2; exit 1; }
 out=$("$UPQ" info --model "$WORK/copies/sharded")
 grep -q "model-00003-of-00003.safetensors" <<<"$out" || { echo "FAIL: shard list" >&2; exit 1; }
+if command -v python3 >/dev/null; then
+    "$UPQ" info --json --model "$WORK/copies/sharded" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["parameters"] == 15735168 and len(d["tensors"]) == 75, d["parameters"]
+assert len(d["files"]) == 3 and sum(t["bytes"] for t in d["tensors"]) == 2 * 15735168
+assert d["dtypes"] == {"F16": 75} and d["num_key_value_heads"] == 2'
+fi
 echo "info: original, bf16 and sharded copies valid, 15,735,168 parameters each"
 
 if ! "$UPQ" logits --help >/dev/null 2>&1; then
