@@ -27,9 +27,10 @@ UPQ="${UPQ:-$SRC/build/src/cli/upq}"
 # ranks fill the machine (../shared/HPC-NOTES.md sections 2 and 4).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
-export BLIS_NUM_THREADS="${BLIS_NUM_THREADS:-1}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export HDF5_USE_FILE_LOCKING=FALSE
-MPI="mpirun -np $NP"
+# Ranks get one thread each unless the caller chose; single-process steps use every core.
+MPI="env OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-1} mpirun -np $NP"
+NCORES=$(nproc 2>/dev/null || echo 1)
 
 mkdir -p "$OUT"
 LOG="$OUT/demo.log"
@@ -53,11 +54,14 @@ run() { # run NAME OUTPUT COMMAND... : skipped when OUTPUT exists; logs; stops o
 }
 
 MODEL="$OUT/model"
-run demo-model "$MODEL/model.safetensors" "$UPQ" demo-model --out "$MODEL"
+# demo-model itself does nothing when MODEL already holds the same model.
+run demo-model "" "$UPQ" demo-model --out "$MODEL" --threads "$NCORES"
 run info "" $MPI "$UPQ" info --model "$MODEL"
-run logits "$OUT/logits.h5" $MPI "$UPQ" logits --model "$MODEL" --ids 1,20,30,40,50,60,70 --out "$OUT/logits.h5"
-run ppl "$OUT/ppl.json" $MPI "$UPQ" ppl --model "$MODEL" --text "$MODEL/heldout.txt" --json --out "$OUT/ppl.json"
-run bench-forward "" "$UPQ" bench forward --model "$MODEL" --tokens 128 --threads 1 --repeats 3
+run logits "$OUT/logits.h5" $MPI "$UPQ" logits --model "$MODEL" --tokens 1,20,30,40,50,60,70 \
+  --hidden --out "$OUT/logits.h5"
+run ppl "$OUT/ppl.json" bash -c "$MPI '$UPQ' ppl --model '$MODEL' --tokens '$MODEL/eval_tokens.h5' \
+  --ctx 128 --json --quiet > '$OUT/ppl.json.tmp' && mv '$OUT/ppl.json.tmp' '$OUT/ppl.json'"
+run bench-forward "" "$UPQ" bench forward --model "$MODEL" --tokens 128 --threads "1,$NCORES" --repeats 3
 for stage in ptq teacher qat eval export; do
   has_cmd "$stage" && echo "demo.sh: note: 'upq $stage' exists but is not wired into this job yet" | tee -a "$LOG"
 done
