@@ -10,6 +10,14 @@ PKGS="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmp
       libscalapack-openmpi-dev liblapack-dev libblis-dev libjansson-dev libpcre2-dev
       libssl-dev clang libclang-rt-14-dev xz-utils"
 [ "${1:-}" = "--slurm" ] && PKGS="$PKGS slurm-wlm munge"
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+  echo "install-deps: this script installs from Debian's archive (apt); install by hand elsewhere:" >&2
+  echo "  $PKGS" | tr -s ' \n' ' ' >&2; echo >&2
+  exit 1
+fi
+if ! grep -q '^12\.' /etc/debian_version 2>/dev/null; then
+  echo "install-deps: warning: written for Debian 12 (found $(cat /etc/debian_version 2>/dev/null || echo 'no /etc/debian_version'))" >&2
+fi
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
