@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "upq_err.h"
 
@@ -64,6 +65,23 @@ int par_agree(int status)
     int out = status;
     if (MPI_Allreduce(&status, &out, 1, MPI_INT, MPI_MAX, world) != MPI_SUCCESS) return UPQ_EIO;
     return out;
+}
+
+int par_agree_timeout(int status, double seconds)
+{
+    if (!par_active() || par_size() == 1) return status;
+    int out = status;
+    MPI_Request req;
+    if (MPI_Iallreduce(&status, &out, 1, MPI_INT, MPI_MAX, world, &req) != MPI_SUCCESS) return -1;
+    double t0 = MPI_Wtime();
+    for (;;) {
+        int done = 0;
+        if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return -1;
+        if (done) return out;
+        if (MPI_Wtime() - t0 > seconds) return -1;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int par_sum_f64(double *buf, int64_t n)

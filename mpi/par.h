@@ -15,6 +15,10 @@ int par_active(void);                  /* MPI initialised and not finalised */
 /* All ranks agree on a status: returns the largest code any rank passed (0 if all ok).
  * Call it before a collective that a failing rank would never reach. */
 int par_agree(int status);
+/* Like par_agree, but gives up after `seconds` (a rank that is stuck elsewhere, e.g.
+ * in a collective the failing rank never reached): returns the agreed code, or -1 on
+ * timeout, in which case the caller should par_abort. */
+int par_agree_timeout(int status, double seconds);
 /* Element-wise sums over all ranks, in place; fixed reduction order for a fixed size. */
 int par_sum_f64(double *buf, int64_t n);
 int par_sum_i64(int64_t *buf, int64_t n);

@@ -22,6 +22,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Prints the recorded error (upq_errmsg) as "upq CMD: ..." on rank 0 (all ranks if
  * UPQ_LOG_ALL_RANKS) and returns rc. Use on every failing library call. */
 int cli_report(const char *cmd, int rc);
+/* Prints a held-back error (several ranks): rank 0 always, others only when rank 0
+ * did not fail (or UPQ_LOG_ALL_RANKS is set). Called by main.c after ranks agree. */
+void cli_report_flush(int rank0_failed);
 /* Parses "1,2,3" into a new int64 array; UPQ_EUSAGE on junk. */
 int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n);
 /* Rank 0 only prints (stdout); returns 1 on rank 0. */

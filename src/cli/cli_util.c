@@ -24,16 +24,29 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return UPQ_EUSAGE;
 }
 
+/* Under several ranks the message is held back until main.c knows which ranks failed,
+ * so that an error every rank hit is printed once (by rank 0), not once per rank. */
+static char pending_cmd[64];
+
 int cli_report(const char *cmd, int rc)
 {
     if (rc == UPQ_OK) return rc;
-    if (cli_is_root() || getenv("UPQ_LOG_ALL_RANKS") || par_size() > 1) {
-        if (par_size() > 1)
-            fprintf(stderr, "upq %s: [rank %d] %s\n", cmd, par_rank(), upq_errmsg());
-        else
-            fprintf(stderr, "upq %s: %s\n", cmd, upq_errmsg());
+    if (par_size() > 1) {
+        snprintf(pending_cmd, sizeof pending_cmd, "%s", cmd);
+        return rc;
     }
+    fprintf(stderr, "upq %s: %s\n", cmd, upq_errmsg());
     return rc;
+}
+
+void cli_report_flush(int rank0_failed)
+{
+    if (!pending_cmd[0]) return;
+    if (par_rank() == 0)
+        fprintf(stderr, "upq %s: %s\n", pending_cmd, upq_errmsg());
+    else if (!rank0_failed || getenv("UPQ_LOG_ALL_RANKS"))
+        fprintf(stderr, "upq %s: [rank %d] %s\n", pending_cmd, par_rank(), upq_errmsg());
+    pending_cmd[0] = 0;
 }
 
 int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n)

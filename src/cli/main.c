@@ -61,11 +61,21 @@ int main(int argc, char **argv)
         return UPQ_EIO;
     }
     int rc = commands[which].fn(argc - 1, argv + 1);
-    /* A rank that failed alone must not leave the others waiting in a collective:
-     * commands agree on status before collectives; here we only end cleanly. */
-    if (rc != UPQ_OK && par_size() > 1) {
+    /* Ranks agree on the outcome so that all exit with the same code after a clean
+     * MPI_Finalize. A rank that failed alone while the others wait in a collective it
+     * never reached cannot agree: after a few seconds the job is aborted instead. */
+    if (par_size() > 1) {
+        int all = par_agree_timeout(rc, rc == UPQ_OK ? 1e9 : 5.0);
         fflush(stdout);
-        par_abort(rc);
+        fflush(stderr);
+        if (all < 0) {
+            cli_report_flush(0);
+            par_abort(rc ? rc : UPQ_EIO);
+        }
+        int rc0 = rc;
+        if (all != UPQ_OK) par_bcast(&rc0, sizeof rc0, 0);
+        cli_report_flush(rc0 != UPQ_OK);
+        rc = all;
     }
     par_finalize();
     return rc;
