@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# demo_model.sh - `upq demo-model` end to end with a SHORT run (12 steps, 100 kB corpus):
+# demo_model.sh - `upq demo-model` end to end with a SHORT run (16 steps, 100 kB corpus):
 # two runs give byte-identical folders; the training loss fell and the held-out ppl is
 # below the unigram baseline; the files are valid JSON / HDF5 with the expected shapes;
 # `upq ppl` on the written folder and eval_tokens.h5 agrees with the stage's own held-out
@@ -11,7 +11,7 @@ set -euo pipefail
 WORK=$(mktemp -d /tmp/upq_e2e_demo_XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-ARGS=(--steps 12 --corpus-bytes 100000 --threads 1 --seed 3)
+ARGS=(--steps 16 --corpus-bytes 100000 --threads 1 --seed 3)
 
 "$UPQ" demo-model --out "$WORK/a" "${ARGS[@]}" | tee "$WORK/a.log"
 "$UPQ" demo-model --out "$WORK/b" "${ARGS[@]}" --quiet > "$WORK/b.log"
@@ -66,7 +66,7 @@ fi
 
 # 5. rerun is a no-op; other options on the same folder, bad options: errors
 "$UPQ" demo-model --out "$WORK/a" "${ARGS[@]}" | grep -q "nothing to do" || fail "rerun did not skip"
-rc=0; "$UPQ" demo-model --out "$WORK/a" --steps 13 --corpus-bytes 100000 --threads 1 --seed 3 2>"$WORK/e" || rc=$?
+rc=0; "$UPQ" demo-model --out "$WORK/a" --steps 17 --corpus-bytes 100000 --threads 1 --seed 3 2>"$WORK/e" || rc=$?
 [[ $rc -eq 2 ]] && grep -q "already exists" "$WORK/e" || fail "other options on an existing folder: rc $rc"
 rc=0; "$UPQ" demo-model --out "$WORK/c" --bogus 2>/dev/null || rc=$?
 [[ $rc -eq 1 ]] || fail "unknown option: rc $rc"
