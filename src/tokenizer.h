@@ -65,4 +65,10 @@ int tok_is_special(const tok_tokenizer *t, int32_t id);
  * NULL when there is none. Owned by the tokenizer. */
 const char *tok_chat_template(const tok_tokenizer *t);
 
+/* The wikitext perplexity protocol's text (REFERENCE.md): "\n\n".join(row + "\n") over the
+ * non-empty lines of raw (n bytes; lines split at '\n'). *out is malloc'ed, NUL-terminated. */
+int tok_wikitext_join(const char *raw, int64_t n, char **out, int64_t *out_len);
+/* Reads a whole file into a malloc'ed, NUL-terminated buffer (UPQ_EINPUT naming it). */
+int tok_read_file(const char *path, char **out, int64_t *len);
+
 #endif
