@@ -122,21 +122,23 @@ KQ_AVX2_INLINE float kq_hsum(__m256 v)
     return _mm_cvtss_f32(a);
 }
 
-/* int16 sums of codes x int8 activations over one block (at most 4 x 2 x 15 x 127 =
- * 15240 per lane: no saturation), widened to int32 and converted. */
-KQ_AVX2_INLINE __m256 kq_block_dot(const __m256i *codes, const int8_t *q, int nc)
+/* Integer dot of one block: per chunk of 32, vpmaddubsw (codes as u8 times activations
+ * as s8, pairs summed to int16: at most 2 x 15 x 127 = 3810) then vpmaddwd with the
+ * chunk's sub-scale u (int32: at most 32 x 15 x 127 x 127 per chunk), summed, converted. */
+KQ_AVX2_INLINE __m256 kq_block_dot(const __m256i *codes, const int8_t *q, const int16_t *u, int nc)
 {
-    __m256i sum = _mm256_maddubs_epi16(codes[0], _mm256_loadu_si256((const __m256i *)q));
-    for (int c = 1; c < nc; c++)
-        sum = _mm256_add_epi16(
-            sum, _mm256_maddubs_epi16(codes[c], _mm256_loadu_si256((const __m256i *)(q + 32 * c))));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(sum, _mm256_set1_epi16(1)));
+    __m256i sum = _mm256_setzero_si256();
+    for (int c = 0; c < nc; c++) {
+        __m256i p = _mm256_maddubs_epi16(codes[c], _mm256_loadu_si256((const __m256i *)(q + 32 * c)));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_set1_epi16(u[c])));
+    }
+    return _mm256_cvtepi32_ps(sum);
 }
 
 /* R rows n, n+step, ..., n+(R-1)*step for M activation rows; M, R, bits and bg are
  * literals at each call site so loops unroll and accumulators stay in registers. Rows
- * side by side share the activation loads; per block one int32 widening and one fp32
- * FMA with s*d. Prefetch: adjacent rows (step 1) fetch the same block of the next R
+ * side by side share the activation loads; per block one conversion and one fp32
+ * FMA with s*e. Prefetch: adjacent rows (step 1) fetch the same block of the next R
  * rows, R row lengths ahead; distant rows are separate streams, PFD bytes ahead each. */
 KQ_AVX2_INLINE void kq_gemv_rows_core(const kq_xq *xq, const kq_qmat *W, int64_t n, int64_t step,
                                       float *Y, int64_t ldy, const int M, const int R,
@@ -166,8 +168,9 @@ KQ_AVX2_INLINE void kq_gemv_rows_core(const kq_xq *xq, const kq_qmat *W, int64_t
             for (int i = 0; i < M; i++) {
                 const int8_t *q = xq->q + i * xq->ldq + b * bg;
                 const __m128 dg = _mm_castpd_ps(_mm_load_sd((const double *)(xq->dg + 2 * (i * nb + b))));
-                __m128 p = _mm_mul_ps(sm, dg); /* (s*d, m*sum(x), 0, 0) */
-                acc[r][i] = _mm256_fmadd_ps(kq_block_dot(codes, q, nc), _mm256_broadcastss_ps(p), acc[r][i]);
+                __m128 p = _mm_mul_ps(sm, dg); /* (s*e, m*sum(x), 0, 0) */
+                const int16_t *u = xq->u + 4 * (i * nb + b);
+                acc[r][i] = _mm256_fmadd_ps(kq_block_dot(codes, q, u, nc), _mm256_broadcastss_ps(p), acc[r][i]);
                 accm[r][i] = _mm_add_ps(accm[r][i], p);
             }
         }
@@ -227,40 +230,55 @@ KQ_AVX2 void kq_gemv_rows_q8_avx2(int64_t M, const float *X, int64_t ldx, const 
     }
 }
 
-/* kq_quantize_x_ref with 8 lanes: same d, same rounding (cvtps rounds to nearest even,
- * like rintf), a different fp32 summation order for the block sum. */
+KQ_AVX2_INLINE float kq_hmax(__m256 v)
+{
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    return _mm_cvtss_f32(m4);
+}
+
+/* kq_quantize_x_ref with 8 lanes: the same e, u and inverse steps (computed in the same
+ * scalar order), the same rounding (cvtps rounds to nearest even, like rintf); only the
+ * fp32 block sum is added in a different order. */
 KQ_AVX2 void kq_quantize_x_avx2(const float *restrict x, int64_t n, int64_t bg,
-                                int8_t *restrict q, float *d, float *sum)
+                                int8_t *restrict q, int16_t *restrict u, float *e, float *sum)
 {
     if (n % 32 != 0) {
-        kq_quantize_x_ref(x, n, bg, q, d, sum);
+        kq_quantize_x_ref(x, n, bg, q, u, e, sum);
         return;
     }
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 vmax = _mm256_setzero_ps(), vsum = _mm256_setzero_ps();
-    for (int64_t k = 0; k < n; k += 8) {
-        __m256 v = _mm256_loadu_ps(x + k);
-        vmax = _mm256_max_ps(vmax, _mm256_and_ps(v, absmask));
-        vsum = _mm256_add_ps(vsum, v);
+    float ac[4];
+    __m256 vsum = _mm256_setzero_ps();
+    for (int64_t c = 0; c < n / 32; c++) {
+        __m256 vmax = _mm256_setzero_ps();
+        for (int64_t k = 32 * c; k < 32 * c + 32; k += 8) {
+            __m256 v = _mm256_loadu_ps(x + k);
+            vmax = _mm256_max_ps(vmax, _mm256_and_ps(v, absmask));
+            vsum = _mm256_add_ps(vsum, v);
+        }
+        ac[c] = kq_hmax(vmax);
     }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4), inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    *d = amax / 127.0f;
+    float ab = 0.0f;
+    for (int64_t c = 0; c < n / 32; c++) ab = ab > ac[c] ? ab : ac[c];
+    *e = ab / (127.0f * 127.0f);
     *sum = kq_hsum(vsum);
-    const __m256 vinv = _mm256_set1_ps(inv);
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (int64_t k = 0; k < n; k += 32) {
-        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k), vinv));
-        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 8), vinv));
-        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 16), vinv));
-        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 24), vinv));
+    for (int64_t c = 0; c < n / 32; c++) {
+        u[c] = ab > 0.0f ? kq_subscale(ac[c], ab) : 1;
+        const __m256 vinv = _mm256_set1_ps(ab > 0.0f ? 1.0f / (*e * (float)u[c]) : 0.0f);
+        const float *xc = x + 32 * c;
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xc), vinv));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xc + 8), vinv));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xc + 16), vinv));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xc + 24), vinv));
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
         p = _mm256_permutevar8x32_epi32(p, perm);
         p = _mm256_max_epi8(p, _mm256_set1_epi8(-127));
-        _mm256_storeu_si256((__m256i *)(q + k), p);
+        _mm256_storeu_si256((__m256i *)(q + 32 * c), p);
     }
+    for (int64_t c = n / 32; c < bg / 32; c++) u[c] = 1;
     if (n < bg) memset(q + n, 0, (size_t)(bg - n));
 }
 

@@ -9,15 +9,18 @@
 
 #include "kq_format.h"
 
-/* Activations of M rows quantized to int8 for the integer-dot GEMV (kq_gemv.h), one
- * step per weight block (bg activations) so a block's dot product stays integer. */
+/* Activations of M rows quantized to int8 for the integer-dot GEMV (kq_gemv.h). Per
+ * weight block a unit step e = max|x|/127^2, and per 32 activations an integer sub-scale
+ * u in [1, 127] (ceil(127 * max_32|x| / max_block|x|)): x ~ e * u * q, so a block's dot
+ * product stays integer (sum_c u_c * sum q_w q_x) with nearly per-32 resolution. */
 typedef struct {
     int64_t M, K;
     int64_t nb, bg;  /* W's blocks per row and block size */
     int64_t ldq;     /* padded row length nb * bg */
     int8_t *q;       /* (M, ldq) codes, rounded x/d, in [-127, 127]; padding 0 */
-    float *dg;       /* (M, nb, 2): per block the step d = max|x|/127 and the fp32 sum of
-                      * x (the offset term), side by side so one load fetches both */
+    float *dg;       /* (M, nb, 2): per block the unit step e and the fp32 sum of x (the
+                      * offset term), side by side so one load fetches both */
+    int16_t *u;      /* (M, nb, 4) sub-scales of the block's 32-activation chunks */
 } kq_xq;
 
 /* Dequantize rows [n0, n0+nr) x columns [k0, k0+kc) of W into one BLIS B micro-panel:
@@ -31,9 +34,9 @@ typedef void (*kq_gemv_rows_fn)(int64_t M, const float *X, int64_t ldx, const kq
                                 const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
 
 /* One block of activations: n valid values of x (n <= bg) -> q[bg] (zero past n),
- * *d = max|x|/127, *sum = fp32 sum of x. */
+ * u[bg/32] sub-scales, *e = max|x|/127^2 (unit step), *sum = fp32 sum of x. */
 typedef void (*kq_quantize_x_fn)(const float *restrict x, int64_t n, int64_t bg,
-                                 int8_t *restrict q, float *d, float *sum);
+                                 int8_t *restrict q, int16_t *restrict u, float *e, float *sum);
 
 typedef struct {
     const char *name;                 /* "ref", "avx2" */

@@ -16,7 +16,8 @@ static size_t kq_align64(size_t b) { return (b + 63) & ~(size_t)63; }
 size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W)
 {
     int64_t ldq = W->nb * W->bg;
-    return kq_align64((size_t)(M * ldq)) + kq_align64(2 * sizeof(float) * (size_t)(M * W->nb)) + 64;
+    return kq_align64((size_t)(M * ldq)) + kq_align64(2 * sizeof(float) * (size_t)(M * W->nb)) +
+           kq_align64(4 * sizeof(int16_t) * (size_t)(M * W->nb)) + 64;
 }
 
 void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W, void *ws)
@@ -26,28 +27,43 @@ void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qma
     *xq = (kq_xq){.M = M, .K = K, .nb = nb, .bg = bg, .ldq = ldq, .q = (int8_t *)p};
     p += kq_align64((size_t)(M * ldq));
     xq->dg = (float *)p;
+    p += kq_align64(2 * sizeof(float) * (size_t)(M * nb));
+    xq->u = (int16_t *)p;
     const kq_quantize_x_fn qx = kq_kernels_active()->quantize_x;
     for (int64_t i = 0; i < M; i++)
         for (int64_t b = 0; b < nb; b++) {
             int64_t k0 = b * bg, n = K - k0 < bg ? K - k0 : bg;
-            qx(X + i * ldx + k0, n, bg, xq->q + i * ldq + k0, &xq->dg[2 * (i * nb + b)],
-               &xq->dg[2 * (i * nb + b) + 1]);
+            qx(X + i * ldx + k0, n, bg, xq->q + i * ldq + k0, xq->u + 4 * (i * nb + b),
+               &xq->dg[2 * (i * nb + b)], &xq->dg[2 * (i * nb + b) + 1]);
         }
 }
 
-void kq_quantize_x_ref(const float *restrict x, int64_t n, int64_t bg, int8_t *restrict q,
-                       float *d, float *sum)
+/* Sub-scale of a chunk with maximum ac in a block with maximum ab (> 0): the smallest
+ * integer u with ac <= ab * u / 127, so no activation clips. Shared by every version. */
+int16_t kq_subscale(float ac, float ab)
 {
-    float amax = 0.0f, s = 0.0f;
+    float u = ceilf(127.0f * ac / ab);
+    return (int16_t)(u < 1.0f ? 1.0f : u > 127.0f ? 127.0f : u);
+}
+
+void kq_quantize_x_ref(const float *restrict x, int64_t n, int64_t bg, int8_t *restrict q,
+                       int16_t *restrict u, float *e, float *sum)
+{
+    float ab = 0.0f, s = 0.0f;
     for (int64_t k = 0; k < n; k++) {
-        amax = fmaxf(amax, fabsf(x[k]));
+        ab = fmaxf(ab, fabsf(x[k]));
         s += x[k];
     }
-    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    *d = amax / 127.0f;
+    *e = ab / (127.0f * 127.0f);
     *sum = s;
-    for (int64_t k = 0; k < bg; k++)
-        q[k] = k < n ? (int8_t)fminf(fmaxf(rintf(x[k] * inv), -127.f), 127.f) : 0;
+    for (int64_t c = 0; c < bg / 32; c++) {
+        float ac = 0.0f;
+        for (int64_t k = 32 * c; k < 32 * c + 32 && k < n; k++) ac = fmaxf(ac, fabsf(x[k]));
+        u[c] = ab > 0.0f ? kq_subscale(ac, ab) : 1;
+        float inv = ab > 0.0f ? 1.0f / (*e * (float)u[c]) : 0.0f;
+        for (int64_t k = 32 * c; k < 32 * c + 32; k++)
+            q[k] = k < n ? (int8_t)fminf(fmaxf(rintf(x[k] * inv), -127.f), 127.f) : 0;
+    }
 }
 
 void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
@@ -89,7 +105,8 @@ void kq_gemv_rows_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq, c
 }
 
 /* The integer algorithm of the fast kernels in plain C: per block an exact int32 dot of
- * codes and int8 activations, scaled by s*d; plus m times the fp32 block sum of x. */
+ * codes and int8 activations weighted by the sub-scales, times s*e; plus m times the
+ * fp32 block sum of x. */
 void kq_gemv_rows_q8_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
                          const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy)
 {
@@ -101,8 +118,13 @@ void kq_gemv_rows_q8_ref(int64_t M, const float *X, int64_t ldx, const kq_xq *xq
             for (int64_t b = 0; b < W->nb; b++) {
                 uint16_t s16, m16;
                 kq_block_unpack(W, kq_qmat_block(W, n, b), codes, &s16, &m16);
+                const int16_t *u = xq->u + 4 * (i * W->nb + b);
                 int32_t dot = 0;
-                for (int k = 0; k < W->bg; k++) dot += (int32_t)codes[k] * q[b * W->bg + k];
+                for (int c = 0; c < W->bg / 32; c++) {
+                    int32_t dc = 0;
+                    for (int k = 32 * c; k < 32 * c + 32; k++) dc += (int32_t)codes[k] * q[b * W->bg + k];
+                    dot += u[c] * dc;
+                }
                 const float *dg = xq->dg + 2 * (i * W->nb + b);
                 acc += (float)dot * (kq_f16_to_f32(s16) * dg[0]);
                 acc += kq_f16_to_f32(m16) * dg[1];
