@@ -9,15 +9,21 @@
 #include "matmul.h"
 #include "vexp.h"
 
-/* Row t of s (length T): scale, softmax over 0..t, zero after t. Split into simple
- * loops so that the compiler vectorizes them (upq_expf); the sum uses 4 double
- * partials in a fixed order. */
-static void causal_softmax_row(float *s, int64_t t, int64_t T, float scale)
+/* Row t of s: scale, softmax over 0..t, zero from t+1 to the end of the row block
+ * (cols up to `end`). Split into simple loops so that the compiler vectorizes them
+ * (upq_expf); the max uses 8 independent partials (maxss chains), the sum 4 double
+ * partials, both in a fixed order. */
+static void causal_softmax_row(float *s, int64_t t, int64_t end, float scale)
 {
     int64_t n = t + 1, j;
-    float mx = -INFINITY;
+    float m8[8];
+    for (int u = 0; u < 8; u++) m8[u] = -INFINITY;
     for (j = 0; j < n; j++) s[j] *= scale;
-    for (j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    for (j = 0; j + 8 <= n; j += 8)
+        for (int u = 0; u < 8; u++) m8[u] = s[j + u] > m8[u] ? s[j + u] : m8[u];
+    for (; j < n; j++) m8[0] = s[j] > m8[0] ? s[j] : m8[0];
+    float mx = m8[0];
+    for (int u = 1; u < 8; u++) mx = m8[u] > mx ? m8[u] : mx;
     for (j = 0; j < n; j++) s[j] = upq_expf(s[j] - mx);
     double acc[4] = {0, 0, 0, 0};
     for (j = 0; j + 4 <= n; j += 4)
@@ -25,7 +31,7 @@ static void causal_softmax_row(float *s, int64_t t, int64_t T, float scale)
     for (; j < n; j++) acc[0] += s[j];
     float inv = (float)(1.0 / ((acc[0] + acc[1]) + (acc[2] + acc[3])));
     for (j = 0; j < n; j++) s[j] *= inv;
-    if (n < T) memset(s + n, 0, (size_t)(T - n) * sizeof(float));
+    if (n < end) memset(s + n, 0, (size_t)(end - n) * sizeof(float));
 }
 
 /* Rows are processed in blocks of ATT_BLOCK: block [r0, r1) only needs keys 0..r1-1,
@@ -47,7 +53,7 @@ void attention_forward(float *y, float *att, const float *q, const float *k, con
         for (int64_t r0 = 0; r0 < T; r0 += ATT_BLOCK) {
             int64_t r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, nr = r1 - r0;
             kq_sgemm_ex(0, 1, nr, r1, D, qb + r0 * HD, HD, kb, KD, s + r0 * T, T, 0.0f, 1);
-            for (int64_t t = r0; t < r1; t++) causal_softmax_row(s + t * T, t, T, scale);
+            for (int64_t t = r0; t < r1; t++) causal_softmax_row(s + t * T, t, r1, scale);
             kq_sgemm_ex(0, 0, nr, D, r1, s + r0 * T, T, vb, KD, yb + r0 * HD, HD, 0.0f, 1);
         }
     }

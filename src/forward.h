@@ -31,7 +31,8 @@ typedef struct {
     float *q;          /* (Ls, B, T, H*D) after bias and RoPE */
     float *k;          /* (Ls, B, T, KV*D) after bias and RoPE */
     float *v;          /* (Ls, B, T, KV*D) */
-    float *att;        /* (Ls, B, H, T, T) softmax probabilities (row t, cols 0..t; rest 0) */
+    float *att;        /* (Ls, B, H, T, T) softmax probabilities: row t holds cols 0..t, zeros
+                        * up to the end of its 64-row block, the rest is undefined */
     float *atty;       /* (Ls, B, T, H*D) attention output (input of o_proj) */
     float *resid_mid;  /* (Ls, B, T, C) residual after attention */
     float *ln2;        /* (Ls, B, T, C) post_attention_layernorm output */
