@@ -19,30 +19,37 @@ KQ_AVX2_INLINE float kq_h2f(const uint8_t *p)
     return _cvtsh_ss(h);
 }
 
-/* Eight consecutive codes starting at code kk (a multiple of 8) of a block, as floats
- * s*q + m. The 8 codes share one plane: bytes kk % B.., shift bits * (kk / B). */
-KQ_AVX2_INLINE __m256 kq_dequant8(const uint8_t *qs, int bits, int B, int kk, __m256 s, __m256 m)
+/* Eight consecutive codes of one plane (bytes qs[0..7] shifted right by sh) as floats
+ * s*q + m. */
+KQ_AVX2_INLINE __m256 kq_dequant8(const uint8_t *qs, int sh, int qmax, __m256 s, __m256 m)
 {
     int64_t raw;
-    memcpy(&raw, qs + kk % B, 8);
+    memcpy(&raw, qs, 8);
     __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(raw));
-    v = _mm256_srlv_epi32(v, _mm256_set1_epi32(bits * (kk / B)));
-    v = _mm256_and_si256(v, _mm256_set1_epi32((1 << bits) - 1));
+    v = _mm256_and_si256(_mm256_srli_epi32(v, sh), _mm256_set1_epi32(qmax));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), s, m);
 }
 
-/* Decodes columns [k0, k0 + kc8) of row n (kc8 a multiple of 8; k0 a block start). */
+/* Decodes columns [k0, k0 + kc8) of row n (kc8 a multiple of 8; k0 a block start).
+ * Plane by plane: code p*B + j is byte j shifted by bits*p (no division in the loop);
+ * bits and bg are literals at each call site. */
 KQ_AVX2_INLINE void kq_dequant_row8(const kq_qmat *W, int64_t n, int64_t k0, int64_t kc8,
-                                    float *restrict out)
+                                    float *restrict out, const int bits, const int bg)
 {
-    const int bits = W->bits, B = W->qbytes, bg = W->bg;
-    for (int64_t k = 0; k < kc8;) {
-        int64_t b = (k0 + k) / bg;
-        const uint8_t *blk = kq_qmat_block(W, n, b);
-        __m256 s = _mm256_set1_ps(kq_h2f(blk)), m = _mm256_set1_ps(kq_h2f(blk + 2));
-        int kk = (int)(k0 + k - b * bg);
-        for (; kk < bg && k < kc8; kk += 8, k += 8)
-            _mm256_storeu_ps(out + k, kq_dequant8(blk + KQ_HDR_BYTES, bits, B, kk, s, m));
+    const int B = bg * bits / 8, planes = 8 / bits, qmax = (1 << bits) - 1;
+    const uint8_t *blk = kq_qmat_block(W, n, k0 / bg);
+    for (int64_t kb = 0; kb < kc8; kb += bg, blk += W->block_bytes) {
+        const __m256 s = _mm256_set1_ps(kq_h2f(blk)), m = _mm256_set1_ps(kq_h2f(blk + 2));
+        const uint8_t *qs = blk + KQ_HDR_BYTES;
+        if (kb + bg <= kc8) {
+            for (int p = 0; p < planes; p++)
+                for (int j = 0; j < B; j += 8)
+                    _mm256_storeu_ps(out + kb + p * B + j, kq_dequant8(qs + j, bits * p, qmax, s, m));
+        } else {
+            for (int64_t kk = 0; kb + kk < kc8; kk += 8)
+                _mm256_storeu_ps(out + kb + kk,
+                                 kq_dequant8(qs + kk % B, bits * (int)(kk / B), qmax, s, m));
+        }
     }
 }
 
@@ -76,10 +83,20 @@ KQ_AVX2 void kq_dequant_panel_avx2(const kq_qmat *W, int64_t n0, int nr, int NR,
     }
     const int64_t kc8 = (kc + 7) & ~(int64_t)7, k8 = kc & ~(int64_t)7;
     for (int r = 0; r < NR; r++) {
-        if (r < nr)
-            kq_dequant_row8(W, n0 + r, k0, kc8, scratch + r * kc8);
-        else
-            memset(scratch + r * kc8, 0, sizeof(float) * (size_t)kc8);
+        float *out = scratch + r * kc8;
+        if (r >= nr) {
+            memset(out, 0, sizeof(float) * (size_t)kc8);
+            continue;
+        }
+        switch (W->bits * 1000 + W->bg) {
+        case 2032: kq_dequant_row8(W, n0 + r, k0, kc8, out, 2, 32); break;
+        case 2064: kq_dequant_row8(W, n0 + r, k0, kc8, out, 2, 64); break;
+        case 2128: kq_dequant_row8(W, n0 + r, k0, kc8, out, 2, 128); break;
+        case 4032: kq_dequant_row8(W, n0 + r, k0, kc8, out, 4, 32); break;
+        case 4064: kq_dequant_row8(W, n0 + r, k0, kc8, out, 4, 64); break;
+        case 4128: kq_dequant_row8(W, n0 + r, k0, kc8, out, 4, 128); break;
+        default: UPQ_ASSERT(!"unsupported packed format");
+        }
     }
     for (int r = 0; r < NR; r += 8)
         for (int64_t k = 0; k < k8; k += 8)
