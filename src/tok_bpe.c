@@ -180,7 +180,27 @@ static void word_free(word *w)
     free(w->heap);
 }
 
+static int bpe_piece(tok_tokenizer *t, const char *s, int64_t n, tok_ids *out);
+
+/* A SentencePiece-style segment is one word of the whole text (Metaspace split=false);
+ * cut before every '▁' when no merge can cross it (t->cut), so that the pieces are
+ * short and cached. The ids are the same: merges never span a cut. */
 int tok_bpe_word(tok_tokenizer *t, const char *s, int64_t n, tok_ids *out)
+{
+    if (n <= 0) return UPQ_OK;
+    if (!t->cut[0] || (t->ignore_merges && tok_strmap_get(&t->vocab, t->tok, t->tok_len, s, n) >= 0))
+        return bpe_piece(t, s, n, out);
+    size_t L = strlen(t->cut);
+    int64_t a = 0;
+    for (int64_t i = 1; i + (int64_t)L <= n; i++)
+        if (s[i] == t->cut[0] && !memcmp(s + i, t->cut, L)) {
+            TRY(bpe_piece(t, s + a, i - a, out));
+            a = i;
+        }
+    return bpe_piece(t, s + a, n - a, out);
+}
+
+static int bpe_piece(tok_tokenizer *t, const char *s, int64_t n, tok_ids *out)
 {
     if (n <= 0) return UPQ_OK;
     if (t->ignore_merges) {

@@ -99,6 +99,9 @@ struct tok_tokenizer {
     int32_t unk_id;              /* model unk token, -1 none */
     int32_t byte_id[256];        /* <0xNN> ids for byte fallback, -1 missing */
     int byte_level;              /* some step maps bytes to the GPT-2 alphabet */
+    char cut[8];                 /* BPE may cut words before this string ("" = never): set
+                                  * when it is a token and no token holds it past offset 0,
+                                  * so no merge can cross such a cut (tok_bpe.c) */
     tok_added *added;
     int n_added;
     uint8_t added_first[256];    /* 1 when some added token starts with that byte */

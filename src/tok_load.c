@@ -201,6 +201,21 @@ static int load_unk_and_bytes(tok_tokenizer *t, json_t *model)
     return UPQ_OK;
 }
 
+/* The Metaspace replacement (else '▁') may cut BPE words when it is a vocabulary token
+ * that no token contains past its first byte. */
+static void set_cut(tok_tokenizer *t)
+{
+    const char *c = "\xE2\x96\x81";
+    for (int k = 0; k < t->n_pre; k++)
+        if (t->pre[k].kind == TOK_PRE_METASPACE) c = t->pre[k].repl;
+    size_t L = strlen(c);
+    if (tok_strmap_get(&t->vocab, t->tok, t->tok_len, c, (int64_t)L) < 0) return;
+    for (int64_t id = 0; id < t->V; id++)
+        for (int64_t j = 1; t->tok[id] && j + (int64_t)L <= t->tok_len[id]; j++)
+            if (!memcmp(t->tok[id] + j, c, L)) return;
+    memcpy(t->cut, c, L + 1);
+}
+
 /* Loads everything of tokenizer.json (root) into t; t->path is set. */
 int tok_load_json(tok_tokenizer *t, void *root_)
 {
@@ -221,5 +236,7 @@ int tok_load_json(tok_tokenizer *t, void *root_)
     for (int i = 0; i < t->n_added; i++) tok_strmap_put(&t->all, t->tok, t->tok_len, t->added[i].id);
     for (int32_t id = 0; id < t->V; id++)
         if (t->tok[id] && !t->is_added[id]) tok_strmap_put(&t->all, t->tok, t->tok_len, id);
-    return tok_load_pipeline(t, root);
+    TRY(tok_load_pipeline(t, root));
+    set_cut(t);
+    return UPQ_OK;
 }

@@ -16,6 +16,9 @@ int cmd_demo_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
 int cmd_bench_kernels(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_bench_tokenizer(int argc, char **argv);
 
 /* Prints "upq CMD: <message>" and returns UPQ_EUSAGE, for option errors. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

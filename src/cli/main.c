@@ -18,6 +18,8 @@ static const struct {
     {"logits", cmd_logits, "run the FP32 forward pass on token ids, write logits (and hidden states) to HDF5"},
     {"ppl", cmd_ppl, "perplexity over non-overlapping windows of a token stream (ranks split the windows)"},
     {"demo-model", cmd_demo_model, "train the built-in demo llama on a procedural corpus, write it in HF format"},
+    {"tokenize", cmd_tokenize, "text -> token ids with the model's HuggingFace tokenizer (comma-separated or HDF5)"},
+    {"detokenize", cmd_detokenize, "token ids -> text with the model's HuggingFace tokenizer"},
     {"bench", cmd_bench, "benchmarks: 'bench forward' (tokens/s), 'bench kernels' (packed GEMV/GEMM)"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

@@ -1,0 +1,167 @@
+/* cmd_bench_tokenizer.c - `upq bench tokenizer --model DIR --file FILE [--wikitext]`:
+ * single-core encode throughput (MB/s, tokens/s; the first pass with a cold word cache
+ * and the best of the repeats) beside the time the FP32 forward pass (tfm_forward on a
+ * batch of the same tokens) spends per token, so one sees whether tokenization could
+ * ever be the bottleneck. Not a test: it prints figures. */
+#include <getopt.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "forward.h"
+#include "ppl.h"
+#include "tokenizer.h"
+#include "upq_err.h"
+
+typedef struct {
+    const char *model, *file;
+    int wikitext, repeats;
+    int64_t B, T;
+} tb_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: upq bench tokenizer --model DIR --file FILE [--wikitext] [--repeats N]\n"
+            "                           [--batch B] [--ctx T]\n\n"
+            "Encodes FILE (whole; --wikitext: the REFERENCE.md join of its non-empty lines) with\n"
+            "the model's tokenizer on one core, then times tfm_forward on B sequences of T of\n"
+            "the resulting tokens (OMP_NUM_THREADS threads), and prints both per token.\n\n"
+            "  --repeats N   encode and forward passes timed (default 3)\n"
+            "  --batch B     sequences per forward pass (default 4)\n"
+            "  --ctx T       tokens per sequence (default min(512, max_position_embeddings))\n");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Encodes repeats times with one tokenizer; *cold = first pass, *best = fastest. */
+static int time_encode(const tb_opts *o, const char *text, int64_t n, tok_ids *ids, double *load, double *cold,
+                       double *best)
+{
+    double t0 = now_s();
+    tok_tokenizer *t = NULL;
+    TRY(tok_create(o->model, &t));
+    *load = now_s() - t0;
+    int rc = UPQ_OK;
+    for (int r = 0; !rc && r < o->repeats; r++) {
+        ids->n = 0;
+        t0 = now_s();
+        rc = tok_encode(t, text, n, 0, ids);
+        double dt = now_s() - t0;
+        if (r == 0) *cold = *best = dt;
+        if (dt < *best) *best = dt;
+    }
+    tok_destroy(t);
+    return rc;
+}
+
+static int time_forward(const tb_opts *o, const tok_ids *ids, double *per_tok, int64_t *B, int64_t *T)
+{
+    tfm_model m;
+    TRY(ppl_load_model(o->model, &m));
+    *T = o->T ? o->T : (m.cfg.max_T < 512 ? m.cfg.max_T : 512);
+    *B = o->B;
+    if (*B * *T > ids->n) *B = ids->n / *T;
+    tfm_acts a;
+    int rc = *B >= 1 ? tfm_acts_alloc(&a, &m.cfg, *B, *T, 0)
+                     : UPQ_FAIL(UPQ_EINPUT, "%s: %lld tokens are fewer than one window of %lld", o->file,
+                                (long long)ids->n, (long long)*T);
+    if (!rc) {
+        rc = tfm_forward(&m, &a, ids->ids, *B, *T, NULL); /* warm-up */
+        double best = 1e30;
+        for (int r = 0; !rc && r < o->repeats; r++) {
+            double t0 = now_s();
+            rc = tfm_forward(&m, &a, ids->ids, *B, *T, NULL);
+            double dt = now_s() - t0;
+            if (dt < best) best = dt;
+        }
+        *per_tok = best / (double)(*B * *T);
+        tfm_acts_free(&a);
+    }
+    tfm_model_free(&m);
+    return rc;
+}
+
+static int run(const tb_opts *o)
+{
+    char *raw = NULL, *text = NULL;
+    int64_t nraw = 0, n = 0;
+    TRY(tok_read_file(o->file, &raw, &nraw));
+    int rc = UPQ_OK;
+    if (o->wikitext) {
+        rc = tok_wikitext_join(raw, nraw, &text, &n);
+        free(raw);
+    } else {
+        text = raw, n = nraw;
+    }
+    tok_ids ids = {0};
+    double load = 0, cold = 0, best = 0, fwd = 0;
+    int64_t B = 0, T = 0;
+    if (!rc) rc = time_encode(o, text, n, &ids, &load, &cold, &best);
+    if (!rc) rc = time_forward(o, &ids, &fwd, &B, &T);
+    if (!rc && cli_is_root()) {
+        double tok_per = best / (double)ids.n;
+        printf("upq bench tokenizer: %s, %s%s: %lld bytes -> %lld tokens (%.3f bytes/token)\n", o->model, o->file,
+               o->wikitext ? " (wikitext join)" : "", (long long)n, (long long)ids.n, (double)n / (double)ids.n);
+        printf("tokenizer load      %10.3f ms\n", 1e3 * load);
+        printf("encode, cold cache  %10.3f ms  %8.2f MB/s  %10.0f tokens/s  (1 core)\n", 1e3 * cold,
+               (double)n / cold / 1e6, (double)ids.n / cold);
+        printf("encode, best of %-3d %10.3f ms  %8.2f MB/s  %10.0f tokens/s  (1 core)\n", o->repeats, 1e3 * best,
+               (double)n / best / 1e6, (double)ids.n / best);
+        printf("forward %lldx%lld      %10.3f us/token  %10.0f tokens/s  (%d threads)\n", (long long)B,
+               (long long)T, 1e6 * fwd, 1.0 / fwd, omp_get_max_threads());
+        printf("encode per token    %10.3f us/token = %.2f%% of the forward pass per token\n", 1e6 * tok_per,
+               100.0 * tok_per / fwd);
+    }
+    tok_ids_free(&ids);
+    free(text);
+    return rc;
+}
+
+static int parse_int(const char *opt, const char *s, int64_t lo, int64_t *v)
+{
+    char *end = NULL;
+    long long x = strtoll(s, &end, 10);
+    if (end == s || *end || x < lo) return cli_usage_error("bench tokenizer", "%s wants an integer >= %lld", opt, (long long)lo);
+    *v = x;
+    return UPQ_OK;
+}
+
+int cmd_bench_tokenizer(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"file", required_argument, 0, 'f'},
+        {"wikitext", no_argument, 0, 'w'},    {"repeats", required_argument, 0, 'r'},
+        {"batch", required_argument, 0, 'b'}, {"ctx", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    tb_opts o = {NULL, NULL, 0, 3, 4, 0};
+    int64_t rep = 3;
+    int ch, rc = UPQ_OK;
+    optind = 1;
+    opterr = 0;
+    while (!rc && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': o.model = optarg; break;
+        case 'f': o.file = optarg; break;
+        case 'w': o.wikitext = 1; break;
+        case 'r': rc = parse_int("--repeats", optarg, 1, &rep); break;
+        case 'b': rc = parse_int("--batch", optarg, 1, &o.B); break;
+        case 'c': rc = parse_int("--ctx", optarg, 2, &o.T); break;
+        case 'h': usage(stdout); return UPQ_OK;
+        default: return cli_usage_error("bench tokenizer", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (rc) return rc;
+    o.repeats = (int)(rep > 1000 ? 1000 : rep);
+    if (optind < argc) return cli_usage_error("bench tokenizer", "unexpected argument '%s'", argv[optind]);
+    if (!o.model || !o.file) return cli_usage_error("bench tokenizer", "--model and --file are required");
+    return cli_report("bench tokenizer", run(&o));
+}
