@@ -1,7 +1,9 @@
 /* kq_avx2.c - AVX2+FMA+F16C kernels on packed INT2/INT4 weights: dequantization into a
- * BLIS B micro-panel, the int8-activation GEMV (vpmaddubsw), and a streaming read.
- * Compiled with per-function target attributes (no -march): kq_dispatch.c registers
- * them only on CPUs that have the features. References: kq_format.c, kq_gemv.c. */
+ * BLIS B micro-panel, the int8-activation GEMV (vpmaddubsw; loops in kq_gemv_core.h),
+ * the activation quantizer and a streaming read. Compiled for AVX2 by the pragma and
+ * target attributes (no -march): kq_dispatch.c registers them only on CPUs that have
+ * the features. References: kq_format.c, kq_gemv.c. */
+#pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 #include <string.h>
 
@@ -12,12 +14,7 @@
 #define KQ_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KQ_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
-KQ_AVX2_INLINE float kq_h2f(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
+#include "kq_gemv_core.h"
 
 /* Eight consecutive codes of one plane (bytes qs[0..7] shifted right by sh) as floats
  * s*q + m. */
@@ -103,131 +100,6 @@ KQ_AVX2 void kq_dequant_panel_avx2(const kq_qmat *W, int64_t n0, int nr, int NR,
             kq_transpose8(scratch + r * kc8 + k, kc8, panel + k * NR + r, NR);
     for (int64_t k = k8; k < kc; k++)
         for (int r = 0; r < NR; r++) panel[k * NR + r] = scratch[r * kc8 + k];
-}
-
-/* 32 consecutive codes (chunk c of a block) as bytes. B code bytes per block; bits.
- * With B, bits and c literals the shifts become immediates and shift-by-0 vanishes. */
-KQ_AVX2_INLINE __m256i kq_codes32(const uint8_t *qs, int bits, int B, int c)
-{
-    const int k0 = 32 * c;
-    const __m256i mask = _mm256_set1_epi8((char)((1 << bits) - 1));
-    if (B >= 32) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(qs + k0 % B));
-        int sh = bits * (k0 / B);
-        return _mm256_and_si256(sh ? _mm256_srli_epi16(v, sh) : v, mask);
-    }
-    __m256i v, sh;
-    if (B == 16) {
-        v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
-        int p = k0 / 16;
-        sh = _mm256_setr_epi64x(bits * p, bits * p, bits * (p + 1), bits * (p + 1));
-    } else {
-        int64_t raw;
-        memcpy(&raw, qs, 8);
-        v = _mm256_set1_epi64x(raw);
-        int p = k0 / 8;
-        sh = _mm256_setr_epi64x(bits * p, bits * (p + 1), bits * (p + 2), bits * (p + 3));
-    }
-    return _mm256_and_si256(_mm256_srlv_epi64(v, sh), mask);
-}
-
-KQ_AVX2_INLINE float kq_hsum(__m256 v)
-{
-    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-    a = _mm_add_ss(a, _mm_movehdup_ps(a));
-    return _mm_cvtss_f32(a);
-}
-
-/* Integer dot of one block: per chunk of 32, vpmaddubsw (codes as u8 times activations
- * as s8, pairs summed to int16: at most 2 x 15 x 127 = 3810) then vpmaddwd with the
- * chunk's sub-scale u (int32: at most 32 x 15 x 127 x 127 per chunk), summed, converted. */
-KQ_AVX2_INLINE __m256 kq_block_dot(const __m256i *codes, const int8_t *q, const int16_t *u, int nc)
-{
-    __m256i sum = _mm256_setzero_si256();
-    for (int c = 0; c < nc; c++) {
-        __m256i p = _mm256_maddubs_epi16(codes[c], _mm256_loadu_si256((const __m256i *)(q + 32 * c)));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_set1_epi16(u[c])));
-    }
-    return _mm256_cvtepi32_ps(sum);
-}
-
-/* R rows n, n+step, ..., n+(R-1)*step for M activation rows; M, R, bits and bg are
- * literals at each call site so loops unroll and accumulators stay in registers. Rows
- * side by side share the activation loads; per block one conversion and one fp32
- * FMA with s*e. Prefetch: adjacent rows (step 1) fetch the same block of the next R
- * rows, R row lengths ahead; distant rows are separate streams, PFD bytes ahead each. */
-KQ_AVX2_INLINE void kq_gemv_rows_core(const kq_xq *xq, const kq_qmat *W, int64_t n, int64_t step,
-                                      float *Y, int64_t ldy, const int M, const int R,
-                                      const int bits, const int bg)
-{
-    enum { PFD = 1024 }; /* prefetch distance within one stream of distant rows */
-    const int B = bg * bits / 8, nc = bg / 32;
-    const int64_t nb = W->nb, rs = nb * W->block_bytes * step;
-    const int64_t pf = step == 1 ? R * rs : PFD;
-    __m256 acc[8][KQ_GEMV_MAX_M];
-    __m128 accm[8][KQ_GEMV_MAX_M]; /* lane 1: sum of m * sum(x); other lanes unused */
-    for (int r = 0; r < R; r++)
-        for (int i = 0; i < M; i++) {
-            acc[r][i] = _mm256_setzero_ps();
-            accm[r][i] = _mm_setzero_ps();
-        }
-    const uint8_t *blk = kq_qmat_block(W, n, 0);
-    for (int64_t b = 0; b < nb; b++, blk += W->block_bytes) {
-        for (int r = 0; r < R; r++) {
-            const uint8_t *br = blk + r * rs;
-            _mm_prefetch((const char *)br + pf, _MM_HINT_T0);
-            int32_t hdr;
-            memcpy(&hdr, br, 4);
-            const __m128 sm = _mm_cvtph_ps(_mm_cvtsi32_si128(hdr)); /* (s, m, 0, 0) */
-            __m256i codes[4];
-            for (int c = 0; c < nc; c++) codes[c] = kq_codes32(br + KQ_HDR_BYTES, bits, B, c);
-            for (int i = 0; i < M; i++) {
-                const int8_t *q = xq->q + i * xq->ldq + b * bg;
-                const __m128 dg = _mm_castpd_ps(_mm_load_sd((const double *)(xq->dg + 2 * (i * nb + b))));
-                __m128 p = _mm_mul_ps(sm, dg); /* (s*e, m*sum(x), 0, 0) */
-                const int16_t *u = xq->u + 4 * (i * nb + b);
-                acc[r][i] = _mm256_fmadd_ps(kq_block_dot(codes, q, u, nc), _mm256_broadcastss_ps(p), acc[r][i]);
-                accm[r][i] = _mm_add_ps(accm[r][i], p);
-            }
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int i = 0; i < M; i++)
-            Y[i * ldy + n + r * step] = kq_hsum(acc[r][i]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r][i]));
-}
-
-/* Rows [n0, n1). M = 1: rows j, j+q, j+2q, j+3q side by side (q = a quarter of the
- * range), which streamed from DRAM measurably faster here than adjacent rows (one
- * stream); M <= 4: adjacent pairs; then single rows. */
-KQ_AVX2_INLINE void kq_gemv_rows_m(const kq_xq *xq, const kq_qmat *W, int64_t n0, int64_t n1,
-                                   float *Y, int64_t ldy, const int M, const int bits, const int bg)
-{
-    int64_t n = n0;
-    if (M == 1) { /* four distant rows at once: four memory streams */
-        const int64_t q = (n1 - n0) / 4;
-        for (int64_t j = 0; j < q; j++) kq_gemv_rows_core(xq, W, n0 + j, q, Y, ldy, M, 4, bits, bg);
-        n = n0 + 4 * q;
-    }
-    if (M <= 4)
-        for (; n + 2 <= n1; n += 2) kq_gemv_rows_core(xq, W, n, 1, Y, ldy, M, 2, bits, bg);
-    for (; n < n1; n++) kq_gemv_rows_core(xq, W, n, 1, Y, ldy, M, 1, bits, bg);
-}
-
-KQ_AVX2_INLINE void kq_gemv_rows_fmt(int64_t M, const kq_xq *xq, const kq_qmat *W, int64_t n0,
-                                     int64_t n1, float *Y, int64_t ldy, const int bits, const int bg)
-{
-    switch (M) {
-    case 1: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 1, bits, bg); break;
-    case 2: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 2, bits, bg); break;
-    case 3: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 3, bits, bg); break;
-    case 4: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 4, bits, bg); break;
-    case 5: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 5, bits, bg); break;
-    case 6: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 6, bits, bg); break;
-    case 7: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 7, bits, bg); break;
-    case 8: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 8, bits, bg); break;
-    default: break;
-    }
 }
 
 KQ_AVX2 void kq_gemv_rows_q8_avx2(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,

@@ -1,6 +1,6 @@
 /* kq_dispatch.c - fills the packed-weight kernel table: references first, then the
  * kernels the CPU supports (detected with __builtin_cpu_supports at run time; the build
- * has no -march). An AVX512-VNNI path is not written: this machine (Zen 3) lacks it. */
+ * has no -march): AVX2+FMA+F16C, then the AVX512-VNNI GEMV on top where present. */
 #include "kq_dispatch.h"
 
 #include <pthread.h>
@@ -25,6 +25,14 @@ static int kq_has_avx2(void)
            __builtin_cpu_supports("f16c");
 }
 
+static int kq_has_vnni(void)
+{
+    __builtin_cpu_init();
+    return kq_has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+
 void kq_kernels_fill(kq_kernels *t, const char *want)
 {
     *t = kq_ref_table;
@@ -35,6 +43,11 @@ void kq_kernels_fill(kq_kernels *t, const char *want)
         t->dequant_panel = kq_dequant_panel_avx2;
         t->gemv_rows = kq_gemv_rows_q8_avx2;
         t->quantize_x = kq_quantize_x_avx2;
+    }
+    if (want && !strcmp(want, "avx2")) return;
+    if (kq_has_vnni()) {
+        t->name = "avx512vnni";
+        t->gemv_rows = kq_gemv_rows_q8_vnni;
     }
 }
 

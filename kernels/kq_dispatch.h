@@ -1,6 +1,6 @@
 /* kq_dispatch.h - the packed-weight kernel table: filled with the plain-C references,
- * then overridden by what the CPU supports (AVX2+FMA+F16C here). UPQ_KERNELS=ref forces
- * the references, UPQ_KERNELS=avx2 asks for AVX2 (ignored where the CPU lacks it).
+ * then overridden by what the CPU supports (AVX2+FMA+F16C; AVX512-VNNI for the GEMV).
+ * UPQ_KERNELS=ref forces the references, UPQ_KERNELS=avx2 stops at AVX2.
  * Not here: the drivers that call the table (kq_gemm.h, kq_gemv.h). */
 #ifndef UPQ_KQ_DISPATCH_H
 #define UPQ_KQ_DISPATCH_H
@@ -39,15 +39,15 @@ typedef void (*kq_quantize_x_fn)(const float *restrict x, int64_t n, int64_t bg,
                                  int8_t *restrict q, int16_t *restrict u, float *e, float *sum);
 
 typedef struct {
-    const char *name;                 /* "ref", "avx2" */
+    const char *name;                 /* "ref", "avx2", "avx512vnni" */
     int uses_q8;                      /* gemv_rows reads int8 activations */
     kq_dequant_panel_fn dequant_panel;
     kq_gemv_rows_fn gemv_rows;
     kq_quantize_x_fn quantize_x;      /* activation blocks for the int8 GEMV */
 } kq_kernels;
 
-/* Fills t: references first, then overrides by CPU feature; want = "ref", "avx2",
- * "auto" or NULL (= auto). An ISA the CPU lacks is not selected. */
+/* Fills t: references first, then overrides by CPU feature; want = "ref", "avx2" (no
+ * further), "auto" or NULL (= the best). An ISA the CPU lacks is never selected. */
 void kq_kernels_fill(kq_kernels *t, const char *want);
 /* The process-wide table, filled once from UPQ_KERNELS (thread-safe). */
 const kq_kernels *kq_kernels_active(void);

@@ -1,6 +1,6 @@
 /* test_kq_dispatch.c - the kernel table: UPQ_KERNELS=ref forces the references (and the
- * GEMV then matches the exact fp32 reference to rounding), auto picks AVX2 exactly when
- * the CPU has avx2+fma+f16c, and both tables give the same GEMM within tolerance. */
+ * GEMV then matches the exact fp32 reference to rounding); auto picks AVX512-VNNI, AVX2
+ * or the references exactly as the CPU's features allow; "avx2" stops at AVX2. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,15 +23,20 @@ int main(void)
     __builtin_cpu_init();
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                __builtin_cpu_supports("f16c");
+    int vnni = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    const char *best = vnni ? "avx512vnni" : avx2 ? "avx2" : "ref";
     kq_kernels t;
     kq_kernels_fill(&t, NULL);
-    CHECK(strcmp(t.name, avx2 ? "avx2" : "ref") == 0);
+    CHECK(strcmp(t.name, best) == 0);
     CHECK(t.uses_q8 == avx2);
+    kq_kernels_fill(&t, "auto");
+    CHECK(strcmp(t.name, best) == 0);
     kq_kernels_fill(&t, "avx2");
     CHECK(strcmp(t.name, avx2 ? "avx2" : "ref") == 0);
     kq_kernels_fill(&t, "ref");
     CHECK(strcmp(t.name, "ref") == 0);
-    printf("cpu: %s; auto table: %s\n", kq_cpu_features(), avx2 ? "avx2" : "ref");
+    printf("cpu: %s; auto table: %s\n", kq_cpu_features(), best);
 
     /* with the forced reference, kq_gemv (t = NULL: the active table) is exact fp32 */
     enum { N = 40, K = 200 };

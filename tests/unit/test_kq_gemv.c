@@ -46,6 +46,10 @@ static double q8_bound(const kq_qmat *q, const float *x, int64_t n)
 static double max_rel = 0.0; /* largest |err| / bound seen */
 static double max_rel_rms = 0.0; /* largest sqrt(sum err^2 / sum y^2) of a case, N >= 15 */
 
+/* The SIMD table under test: the active one, or AVX2 forced (on CPUs where the active
+ * table is AVX512-VNNI, both run). */
+static kq_kernels fast_tab;
+
 static void check_one(int bits, int group, int64_t M, int64_t N, int64_t K, int nt)
 {
     const int64_t ldx = K + 1, ldy = N + 2;
@@ -62,7 +66,7 @@ static void check_one(int bits, int group, int64_t M, int64_t N, int64_t K, int 
     kq_dequantize_ref(&q, D, K);
     size_t wsb = kq_gemv_ws_bytes(M, &q);
     void *ws = malloc(wsb);
-    const kq_kernels *fast = kq_kernels_active(), *ref = kq_kernels_ref();
+    const kq_kernels *fast = &fast_tab, *ref = kq_kernels_ref();
     kq_gemv(M, X, ldx, &q, Y, ldy, nt, fast, ws, wsb);
     kq_gemv(M, X, ldx, &q, Z, ldy, nt, ref, ws, wsb);
     kq_gemm_ref(M, X, ldx, &q, R, ldy, 0.0f, W);
@@ -127,11 +131,19 @@ int main(void)
     const int bits[2] = {2, 4}, groups[4] = {32, 64, 128, KQ_GROUP_CHANNEL};
     const int64_t Ks[] = {32, 64, 172, 300, 384, 1024};
     const int64_t Ns[] = {1, 15, 16, 33, 100};
-    for (int b = 0; b < 2; b++)
-        for (int g = 0; g < 4; g++)
-            for (int c = 0; c < 8; c++)
-                check_one(bits[b], groups[g], 1 + (c + g) % KQ_GEMV_MAX_M, Ns[(c + b) % 5],
-                          Ks[(c * 7 + g) % 6], 1 + c % 2);
+    kq_kernels avx2;
+    kq_kernels_fill(&avx2, "avx2");
+    const kq_kernels *tabs[2] = {kq_kernels_active(), &avx2};
+    int ntab = strcmp(avx2.name, kq_kernels_active()->name) ? 2 : 1;
+    for (int ti = 0; ti < ntab; ti++) {
+        fast_tab = *tabs[ti];
+        printf("checking table %s\n", fast_tab.name);
+        for (int b = 0; b < 2; b++)
+            for (int g = 0; g < 4; g++)
+                for (int c = 0; c < 8; c++)
+                    check_one(bits[b], groups[g], 1 + (c + g) % KQ_GEMV_MAX_M, Ns[(c + b) % 5],
+                              Ks[(c * 7 + g) % 6], 1 + c % 2);
+    }
     printf("table %s: worst |err|/bound %.3f, worst relative rms error %.2e\n",
            kq_kernels_active()->name, max_rel, max_rel_rms);
     return tu_finish("test_kq_gemv");
