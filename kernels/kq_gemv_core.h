@@ -59,15 +59,16 @@ KQ_CORE_INLINE float kq_hsum(__m256 v)
 /* Integer dot of one block: per chunk of 32, vpmaddubsw (codes as u8 times activations
  * as s8, pairs summed to int16: at most 2 x 15 x 127 = 3810) then vpmaddwd with the
  * chunk's sub-scale u (int32: at most 32 x 15 x 127 x 127 per chunk), summed, converted. */
-KQ_CORE_INLINE __m256 kq_block_dot(const __m256i *codes, const int8_t *q, const int16_t *u, int nc)
+KQ_CORE_INLINE __m256 kq_block_dot(const __m256i *codes, const __m256i *xv, const __m256i *uv,
+                                   int nc)
 {
     __m256i sum = _mm256_setzero_si256();
     for (int c = 0; c < nc; c++) {
-        __m256i p = _mm256_maddubs_epi16(codes[c], _mm256_loadu_si256((const __m256i *)(q + 32 * c)));
+        __m256i p = _mm256_maddubs_epi16(codes[c], xv[c]);
 #ifdef __AVX512VNNI__
-        sum = _mm256_dpwssd_epi32(sum, p, _mm256_set1_epi16(u[c])); /* vpmaddwd + add, fused */
+        sum = _mm256_dpwssd_epi32(sum, p, uv[c]); /* vpmaddwd + add, fused */
 #else
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_set1_epi16(u[c])));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, uv[c]));
 #endif
     }
     return _mm256_cvtepi32_ps(sum);
@@ -95,20 +96,32 @@ KQ_CORE_INLINE void kq_gemv_rows_core(const kq_xq *xq, const kq_qmat *W, int64_t
         }
     const uint8_t *blk = kq_qmat_block(W, n, 0);
     for (int64_t b = 0; b < nb; b++, blk += W->block_bytes) {
+        __m128 sm[8]; /* (s, m, 0, 0) per row */
+        __m256i codes[2][4]; /* M > 1: unpacked once, used for every activation row */
         for (int r = 0; r < R; r++) {
             const uint8_t *br = blk + r * rs;
             _mm_prefetch((const char *)br + pf, _MM_HINT_T0);
             int32_t hdr;
             memcpy(&hdr, br, 4);
-            const __m128 sm = _mm_cvtph_ps(_mm_cvtsi32_si128(hdr)); /* (s, m, 0, 0) */
-            __m256i codes[4];
-            for (int c = 0; c < nc; c++) codes[c] = kq_codes32(br + KQ_HDR_BYTES, bits, B, c);
-            for (int i = 0; i < M; i++) {
-                const int8_t *q = xq->q + i * xq->ldq + b * bg;
-                const __m128 dg = _mm_castpd_ps(_mm_load_sd((const double *)(xq->dg + 2 * (i * nb + b))));
-                __m128 p = _mm_mul_ps(sm, dg); /* (s*e, m*sum(x), 0, 0) */
-                const int16_t *u = xq->u + 4 * (i * nb + b);
-                acc[r][i] = _mm256_fmadd_ps(kq_block_dot(codes, q, u, nc), _mm256_broadcastss_ps(p), acc[r][i]);
+            sm[r] = _mm_cvtph_ps(_mm_cvtsi32_si128(hdr));
+            if (M > 1)
+                for (int c = 0; c < nc; c++) codes[r][c] = kq_codes32(br + KQ_HDR_BYTES, bits, B, c);
+        }
+        for (int i = 0; i < M; i++) {
+            const int8_t *q = xq->q + i * xq->ldq + b * bg;
+            const int16_t *u = xq->u + 4 * (i * nb + b);
+            __m256i xv[4], uv[4]; /* loaded once per block, shared by the R rows */
+            for (int c = 0; c < nc; c++) {
+                xv[c] = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
+                uv[c] = _mm256_set1_epi16(u[c]);
+            }
+            const __m128 dg = _mm_castpd_ps(_mm_load_sd((const double *)(xq->dg + 2 * (i * nb + b))));
+            for (int r = 0; r < R; r++) {
+                __m256i cr[4];
+                for (int c = 0; c < nc; c++)
+                    cr[c] = M > 1 ? codes[r][c] : kq_codes32(blk + r * rs + KQ_HDR_BYTES, bits, B, c);
+                __m128 p = _mm_mul_ps(sm[r], dg); /* (s*e, m*sum(x), 0, 0) */
+                acc[r][i] = _mm256_fmadd_ps(kq_block_dot(cr, xv, uv, nc), _mm256_broadcastss_ps(p), acc[r][i]);
                 accm[r][i] = _mm_add_ps(accm[r][i], p);
             }
         }
