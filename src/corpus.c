@@ -303,7 +303,7 @@ void corpus_generate(uint64_t seed, char *buf, int64_t n)
 {
     corpus_rng r;
     corpus_rng_seed(&r, seed);
-    static _Thread_local story s; /* 8 KB: keep it off small thread stacks */
+    story s; /* 8 KB of scratch */
     s.r = &r;
     int64_t off = 0;
     while (off < n) {

@@ -220,7 +220,10 @@ int demo_model_build(const char *dir, const demo_opts *o, demo_result *r)
     memset(r, 0, sizeof *r);
     TRY(check_opts(o));
     if (strlen(dir) > DIR_MAX) return UPQ_FAIL(UPQ_EUSAGE, "demo-model: output path longer than %d bytes", DIR_MAX);
-    if (exists(dir)) return UPQ_FAIL(UPQ_EINPUT, "%s: already exists (not overwritten)", dir);
+    if (exists(dir))
+        return UPQ_FAIL(UPQ_EINPUT,
+                        "%s: already exists and is not a complete demo model made with these options; "
+                        "not overwritten (remove it or choose another --out)", dir);
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     TRY(clear_tmp(tmp));
