@@ -139,6 +139,7 @@ static int dec_bytefallback(toks *t)
         char *bytes = malloc((size_t)(t->n - i) + 1);
         if (!bytes) return UPQ_FAIL(UPQ_EIO, "out of memory decoding byte tokens");
         while (j < t->n && is_byte_token(t->s[j], t->l[j], &v)) bytes[nb++] = (char)v, free(t->s[j]), j++;
+        bytes[nb] = 0;
         int valid = 1;
         for (int64_t k = 0; k < nb;) {
             uint32_t cp;
@@ -150,6 +151,7 @@ static int dec_bytefallback(toks *t)
         if (!r) return UPQ_FAIL(UPQ_EIO, "out of memory decoding byte tokens");
         if (!valid) {
             for (int64_t k = 0; k < nb; k++) memcpy(r + 3 * k, "\xEF\xBF\xBD", 3);
+            r[3 * nb] = 0;
             free(bytes);
         }
         t->s[w] = r;
@@ -173,6 +175,7 @@ static int dec_fuse(toks *t)
         k += t->l[i];
         free(t->s[i]);
     }
+    r[k] = 0;
     t->s[0] = r;
     t->l[0] = k;
     t->n = 1;

@@ -218,7 +218,9 @@ static int add_pre(tok_tokenizer *t, json_t *o)
 /* ---- post-processor ---- */
 static int push_id(tok_tokenizer *t, int32_t **v, int *n, int64_t id, const char *what)
 {
-    if (id < 0 || id >= t->V) return UPQ_FAIL(UPQ_EINPUT, "%s: %s id %lld is outside the vocabulary", t->path, what, (long long)id);
+    if (id < 0 || id >= t->V || !t->tok[id])
+        return UPQ_FAIL(UPQ_EINPUT, "%s: %s special token id %lld is not a token of the vocabulary or added_tokens",
+                        t->path, what, (long long)id);
     int32_t *q = realloc(*v, (size_t)(*n + 1) * sizeof *q);
     if (!q) return UPQ_FAIL(UPQ_EIO, "out of memory loading %s", t->path);
     q[(*n)++] = (int32_t)id;

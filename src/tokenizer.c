@@ -129,8 +129,15 @@ static int read_config(tok_tokenizer *t, const char *cfg_path, const char *map_p
     return rc;
 }
 
+/* Without tokenizer_config.json, BOS/EOS are the post-processor's first/last special. */
+static void specials_from_template(tok_tokenizer *t)
+{
+    if (t->n_pre_ids) t->bos = t->pre_ids[0];
+    if (t->n_post_ids) t->eos = t->post_ids[t->n_post_ids - 1];
+}
+
 static int create(const char *tokenizer_json, const char *cfg, const char *map, const char *dir,
-                  tok_tokenizer **out)
+                  const char *mem, size_t mem_n, tok_tokenizer **out)
 {
     *out = NULL;
     tok_tokenizer *t = calloc(1, sizeof *t);
@@ -138,11 +145,21 @@ static int create(const char *tokenizer_json, const char *cfg, const char *map, 
     snprintf(t->path, sizeof t->path, "%s", tokenizer_json);
     t->bos = t->eos = t->pad = t->unk = t->unk_id = -1;
     json_t *root = NULL;
-    int rc = load_json(tokenizer_json, &root);
+    json_error_t e;
+    int rc = UPQ_OK;
+    if (mem) {
+        root = json_loadb(mem, mem_n, JSON_ALLOW_NUL, &e);
+        if (!root)
+            rc = UPQ_FAIL(UPQ_EINPUT, "%s: malformed JSON at line %d column %d: %s", tokenizer_json, e.line,
+                          e.column, e.text);
+    } else {
+        rc = load_json(tokenizer_json, &root);
+    }
     if (!rc && !json_is_object(root)) rc = UPQ_FAIL(UPQ_EINPUT, "%s: not a JSON object", tokenizer_json);
     if (!rc) rc = tok_load_json(t, root);
     json_decref(root);
-    if (!rc) rc = read_config(t, cfg, map, dir);
+    if (!rc && (cfg || map || dir)) rc = read_config(t, cfg, map, dir);
+    if (!rc && !cfg && !map) specials_from_template(t);
     if (!rc) rc = tok_cache_init(&t->cache, 1 << 16);
     if (rc) {
         tok_destroy(t);
@@ -154,7 +171,12 @@ static int create(const char *tokenizer_json, const char *cfg, const char *map, 
 
 int tok_create_files(const char *tokenizer_json, const char *config_json, tok_tokenizer **out)
 {
-    return create(tokenizer_json, config_json, NULL, NULL, out);
+    return create(tokenizer_json, config_json, NULL, NULL, NULL, 0, out);
+}
+
+int tok_create_json(const char *json, size_t n, const char *label, tok_tokenizer **out)
+{
+    return create(label, NULL, NULL, NULL, json, n, out);
 }
 
 int tok_create(const char *dir, tok_tokenizer **out)
@@ -167,7 +189,7 @@ int tok_create(const char *dir, tok_tokenizer **out)
     if (stat(tj, &sb) != 0)
         return UPQ_FAIL(UPQ_EINPUT, "%s: cannot read (%s); upq needs the fast-tokenizer file tokenizer.json", tj,
                         strerror(errno));
-    return create(tj, stat(cfg, &sb) == 0 ? cfg : NULL, stat(map, &sb) == 0 ? map : NULL, dir, out);
+    return create(tj, stat(cfg, &sb) == 0 ? cfg : NULL, stat(map, &sb) == 0 ? map : NULL, dir, NULL, 0, out);
 }
 
 void tok_destroy(tok_tokenizer *t)

@@ -27,6 +27,9 @@ void tok_ids_free(tok_ids *v);
 int tok_create(const char *dir, tok_tokenizer **out);
 /* The same from explicit paths; config_json may be NULL (no tokenizer_config.json). */
 int tok_create_files(const char *tokenizer_json, const char *config_json, tok_tokenizer **out);
+/* From the text of a tokenizer.json in memory (n bytes; no config); label names it in
+ * messages. BOS/EOS then come from the post-processor only. */
+int tok_create_json(const char *json, size_t n, const char *label, tok_tokenizer **out);
 void tok_destroy(tok_tokenizer *t);
 
 /* Encodes len bytes of text (need not be NUL-terminated) and appends the ids to *out.
