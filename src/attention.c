@@ -43,7 +43,7 @@ void attention_forward(float *y, float *att, const float *q, const float *k, con
 {
     int64_t HD = H * D, KD = KV * D, grp = H / KV;
     float scale = 1.0f / sqrtf((float)D);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (B * H * T * T * D >= TFM_OMP_MIN)
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H, g = h / grp;
         const float *qb = q + b * T * HD + h * D;
@@ -97,7 +97,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
     int64_t HD = H * D, KD = KV * D, grp = H / KV;
     float scale = 1.0f / sqrtf((float)D);
     /* Heads sharing a kv head accumulate into the same dk/dv: one (b, g) per iteration. */
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (B * H * T * T * D >= TFM_OMP_MIN)
     for (int64_t bg = 0; bg < B * KV; bg++) {
         int64_t b = bg / KV, g = bg % KV;
         float *dkb = dk + b * T * KD + g * D, *dvb = dv + b * T * KD + g * D;

@@ -76,7 +76,7 @@ static void linear(float *y, const float *x, const float *w, const float *bias, 
                    int64_t in, int64_t out)
 {
     if (bias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * out >= TFM_OMP_MIN)
         for (int64_t i = 0; i < N; i++) memcpy(y + i * out, bias, (size_t)out * sizeof(float));
     }
     kq_sgemm_nt(N, out, in, x, in, w, in, y, out, bias ? 1.0f : 0.0f);
@@ -128,7 +128,7 @@ int tfm_forward(const tfm_model *m, tfm_acts *a, const int32_t *tokens, int64_t 
     a->B = B;
     a->T = T;
     float *x0 = resid_at(a, 0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BT * C >= TFM_OMP_MIN)
     for (int64_t i = 0; i < BT; i++)
         memcpy(x0 + i * C, m->tok_emb + (int64_t)tokens[i] * C, (size_t)C * sizeof(float));
     for (int64_t l = 0; l < c->L; l++) {

@@ -9,6 +9,10 @@
 
 #include "model.h"
 
+/* Element-wise loops run in parallel only above this many elements: a parallel
+ * region costs microseconds, and far more when the cores are oversubscribed. */
+#define TFM_OMP_MIN ((int64_t)1 << 18)
+
 /* rmsnorm.c: out = w * (x * rstd), rstd = 1/sqrt(mean(x^2) + eps), in fp32 as HF. */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int64_t N,
                      int64_t C, float eps);

@@ -7,7 +7,7 @@
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int64_t N,
                      int64_t C, float eps)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= TFM_OMP_MIN)
     for (int64_t i = 0; i < N; i++) {
         const float *x = inp + i * C;
         float *y = out + i * C;
@@ -24,7 +24,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, 
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int64_t N, int64_t C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= TFM_OMP_MIN)
     for (int64_t i = 0; i < N; i++) {
         const float *x = inp + i * C, *dy = dout + i * C;
         float *dx = dinp + i * C;
@@ -33,7 +33,7 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
         double c = dot * r * r * r / (double)C;
         for (int64_t j = 0; j < C; j++) dx[j] += (float)(r * w[j] * dy[j] - x[j] * c);
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= TFM_OMP_MIN)
     for (int64_t j = 0; j < C; j++) {
         double s = 0;
         for (int64_t i = 0; i < N; i++) s += (double)dout[i * C + j] * inp[i * C + j] * rstd[i];

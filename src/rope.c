@@ -41,7 +41,7 @@ static void rope_apply(float *x, const float *cos_t, const float *sin_t, int64_t
                        int64_t nh, int64_t D, float sign)
 {
     int64_t half = D / 2, N = B * T;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * nh * D >= TFM_OMP_MIN)
     for (int64_t r = 0; r < N; r++) {
         const float *cs = cos_t + (r % T) * half, *sn = sin_t + (r % T) * half;
         for (int64_t h = 0; h < nh; h++) {
