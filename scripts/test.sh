@@ -5,20 +5,24 @@
 #      (unit, mpi, e2e; tests that need ../shared skip loudly when it is absent),
 #   3. ASan/UBSan build (-DUPQ_SANITIZE=ON) in build-asan/, then ctest -L unit.
 # Prints a summary; exits non-zero when any step or test failed.
-# Options: --no-asan (skip step 3), --no-deps (skip step 1), -j N (build jobs; default nproc).
+# Options: --no-asan (skip step 3), --no-deps (skip step 1), -j N (build jobs; default nproc),
+#   --full (full-corpus checks: e2e_ppl_golden scores all 2.3 M golden tokens, which takes
+#   10-20 min on 2 cores; by default it scores 64 windows per text, UPQ_PPL_QUICK=1).
 # Not a benchmark runner: benchmarks are tests/bench/*.sh, run by hand.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 ASAN=1
 DEPS=1
+FULL=0
 JOBS=$(nproc 2>/dev/null || echo 2)
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-asan) ASAN=0 ;;
     --no-deps) DEPS=0 ;;
+    --full) FULL=1 ;;
     -j) JOBS="$2"; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown option '$1' (see --help)" >&2; exit 1 ;;
   esac
   shift
@@ -29,6 +33,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_pml=ob1
 export BLIS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export HDF5_USE_FILE_LOCKING=FALSE
+# The 30-minute CI budget on 2 cores: long evaluations run their quick variant unless --full.
+[ $FULL -eq 1 ] || export UPQ_PPL_QUICK="${UPQ_PPL_QUICK:-1}"
 
 T0=$(date +%s)
 SUMMARY=()
