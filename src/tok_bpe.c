@@ -219,7 +219,9 @@ static int bpe_piece(tok_tokenizer *t, const char *s, int64_t n, tok_ids *out)
     int64_t first = out->n;
     for (int64_t i = 0; !rc && i < w.n; i++)
         if (w.alive[i]) rc = tok_ids_push(out, w.c[i]);
-    if (!rc && n <= TOK_CACHE_MAX_PIECE) rc = tok_cache_put(&t->cache, s, n, out->ids + first, out->n - first);
+    /* a word may give no ids at all (characters without a token and no unk) */
+    if (!rc && n <= TOK_CACHE_MAX_PIECE)
+        rc = tok_cache_put(&t->cache, s, n, out->n > first ? out->ids + first : NULL, out->n - first);
     word_free(&w);
     return rc;
 }

@@ -172,7 +172,7 @@ int tok_cache_put(tok_cache *c, const char *key, int64_t klen, const int32_t *id
         c->used = c->kn = c->in = 0;
     }
     TRY(grow((void **)&c->kbuf, &c->kcap, c->kn + klen, 1));
-    TRY(grow((void **)&c->ibuf, &c->icap, c->in + n, sizeof *c->ibuf));
+    TRY(grow((void **)&c->ibuf, &c->icap, c->in + n + 1, sizeof *c->ibuf)); /* never NULL */
     uint64_t h = tok_hash_bytes(key, klen) | 1, mask = (uint64_t)c->cap - 1, i = h & mask;
     while (c->hash[i]) i = (i + 1) & mask;
     c->hash[i] = h;
@@ -181,7 +181,7 @@ int tok_cache_put(tok_cache *c, const char *key, int64_t klen, const int32_t *id
     c->ioff[i] = c->in;
     c->icnt[i] = (int32_t)n;
     memcpy(c->kbuf + c->kn, key, (size_t)klen);
-    memcpy(c->ibuf + c->in, ids, (size_t)n * sizeof *ids);
+    if (n) memcpy(c->ibuf + c->in, ids, (size_t)n * sizeof *ids);
     c->kn += klen;
     c->in += n;
     c->used++;
