@@ -264,7 +264,7 @@ static void fill_provenance(h5m_provenance *p, const h5m_provenance *in, void *c
 
 int h5m_write(const char *path, const tfm_model *m, const h5m_provenance *prov, void *comm)
 {
-    static h5m_provenance p; /* too big for the stack of a deep caller; one writer at a time */
+    h5m_provenance p; /* about 8 KiB */
     fill_provenance(&p, prov, comm);
     char tmp[4096];
     h5u_tmp_name(path, tmp, sizeof tmp);
