@@ -1,0 +1,227 @@
+/* quant.c - RTN with REFERENCE.md's zero-point rule, the clipping search, dequantization
+ * and code packing (quant.h). Not GPTQ (gptq.c). fp32 throughout, rintf half-to-even. */
+#include "quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "f16.h"
+#include "kq_format.h"
+#include "upq_err.h"
+
+int quant_format_valid(int bits, int group)
+{
+    int b = bits == 2 || bits == 3 || bits == 4 || bits == 8;
+    int g = group == 0 || group == 32 || group == 64 || group == 128;
+    return b && g;
+}
+
+int quant_layer_init(quant_layer *q, int bits, int group, int64_t N, int64_t K)
+{
+    memset(q, 0, sizeof *q);
+    if (!quant_format_valid(bits, group) || N < 1 || K < 1)
+        return UPQ_FAIL(UPQ_EINPUT, "unsupported quantization: bits %d group %d (bits 2/3/4/8, group 0/32/64/128)",
+                        bits, group);
+    q->bits = bits;
+    q->group = group;
+    q->bg = group ? group : QUANT_CHANNEL_BLOCK;
+    q->N = N;
+    q->K = K;
+    q->nb = (K + q->bg - 1) / q->bg;
+    q->codes = upq_calloc((size_t)(N * K), 1, "quantized codes");
+    q->scales = upq_calloc((size_t)(N * q->nb), sizeof(uint16_t), "quantization scales");
+    q->offsets = upq_calloc((size_t)(N * q->nb), sizeof(uint16_t), "quantization offsets");
+    if (!q->codes || !q->scales || !q->offsets) {
+        quant_layer_free(q);
+        return UPQ_EIO;
+    }
+    return UPQ_OK;
+}
+
+void quant_layer_free(quant_layer *q)
+{
+    free(q->codes);
+    free(q->scales);
+    free(q->offsets);
+    memset(q, 0, sizeof *q);
+}
+
+void quant_minmax(float wmin, float wmax, int maxq, float *scale, float *zero)
+{
+    float r = wmax - wmin;
+    float s = (r > 1e-5f ? r : 1e-5f) / (float)maxq;
+    float z = -rintf(wmin / s);
+    z = z < 0.0f ? 0.0f : z;
+    z = z > (float)maxq ? (float)maxq : z;
+    *scale = s;
+    *zero = z;
+}
+
+void quant_store_params(float scale, float zero, uint16_t *s, uint16_t *m)
+{
+    *s = kq_f32_to_f16(scale);
+    *m = kq_f32_to_f16(-kq_f16_to_f32(*s) * zero);
+}
+
+/* Quantizes w[0..n) with range [lo, hi] into codes; returns sum of d^T Hg d (Hg the
+ * group's (n, n) block of H with row stride ldh), or 0 when Hg is NULL. */
+static double group_quant(const float *w, int64_t n, float lo, float hi, int maxq, uint8_t *codes,
+                          uint16_t *s, uint16_t *m, const double *Hg, int64_t ldh)
+{
+    float scale, zero;
+    quant_minmax(lo, hi, maxq, &scale, &zero);
+    quant_store_params(scale, zero, s, m);
+    for (int64_t k = 0; k < n; k++) codes[k] = quant_code(w[k], scale, zero, maxq);
+    if (!Hg) return 0.0;
+    float sf = kq_f16_to_f32(*s), mf = kq_f16_to_f32(*m);
+    double d[1024], err = 0.0; /* groups are at most 128 columns, a row at most... */
+    double *dd = n <= 1024 ? d : NULL;
+    if (!dd) {
+        dd = malloc((size_t)n * sizeof *dd);
+        UPQ_ASSERT(dd);
+    }
+    for (int64_t k = 0; k < n; k++) dd[k] = (double)w[k] - (double)(sf * (float)codes[k] + mf);
+    for (int64_t i = 0; i < n; i++) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < n; j++) acc += Hg[i * ldh + j] * dd[j];
+        err += dd[i] * acc;
+    }
+    if (dd != d) free(dd);
+    return err;
+}
+
+/* One (row, span) group: plain min-max, or the best shrink factor of the grid. */
+static void span_quant(const float *w, int64_t n, int maxq, uint8_t *codes, uint16_t *s, uint16_t *m,
+                       const double *Hg, int64_t ldh, const float *grid, int n_grid)
+{
+    float lo = w[0], hi = w[0];
+    for (int64_t k = 1; k < n; k++) {
+        lo = w[k] < lo ? w[k] : lo;
+        hi = w[k] > hi ? w[k] : hi;
+    }
+    if (!Hg || n_grid <= 0) {
+        group_quant(w, n, lo, hi, maxq, codes, s, m, NULL, 0);
+        return;
+    }
+    double best = INFINITY;
+    float best_f = 1.0f;
+    for (int i = 0; i < n_grid; i++) {
+        double e = group_quant(w, n, grid[i] * lo, grid[i] * hi, maxq, codes, s, m, Hg, ldh);
+        if (e < best) best = e, best_f = grid[i];
+    }
+    group_quant(w, n, best_f * lo, best_f * hi, maxq, codes, s, m, NULL, 0);
+}
+
+void quant_rtn(quant_layer *q, const float *W, int64_t ldw, const double *H, const float *grid,
+               int n_grid)
+{
+    int maxq = (1 << q->bits) - 1;
+    int64_t span = q->group ? q->group : q->K, nspan = (q->K + span - 1) / span;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t n = 0; n < q->N; n++) {
+        for (int64_t g = 0; g < nspan; g++) {
+            int64_t k0 = g * span, len = q->K - k0 < span ? q->K - k0 : span;
+            uint16_t s, m;
+            const double *Hg = H ? H + k0 * q->K + k0 : NULL;
+            span_quant(W + n * ldw + k0, len, maxq, q->codes + n * q->K + k0, &s, &m, Hg, q->K, grid,
+                       n_grid);
+            if (q->group) {
+                q->scales[n * q->nb + g] = s;
+                q->offsets[n * q->nb + g] = m;
+            } else {
+                for (int64_t b = 0; b < q->nb; b++) q->scales[n * q->nb + b] = s, q->offsets[n * q->nb + b] = m;
+            }
+        }
+    }
+}
+
+void quant_dequant(const quant_layer *q, float *W, int64_t ldw)
+{
+#pragma omp parallel for schedule(static) if (q->N * q->K >= (1 << 18))
+    for (int64_t n = 0; n < q->N; n++) {
+        for (int64_t k = 0; k < q->K; k++) {
+            int64_t b = n * q->nb + k / q->bg;
+            float s = kq_f16_to_f32(q->scales[b]), m = kq_f16_to_f32(q->offsets[b]);
+            W[n * ldw + k] = s * (float)q->codes[n * q->K + k] + m;
+        }
+    }
+}
+
+int quant_clip_grid(float *grid, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < 10 && n < cap; i++) grid[n++] = 1.0f - 0.05f * (float)i;
+    return n;
+}
+
+int64_t quant_code_bytes_per_row(const quant_layer *q)
+{
+    int packed = q->bits == 2 || q->bits == 4;
+    return q->nb * (packed ? (int64_t)q->bg * q->bits / 8 : q->bg);
+}
+
+/* Codes of block b of row n, zero-padded to bg. */
+static void block_codes(const quant_layer *q, int64_t n, int64_t b, uint8_t *out)
+{
+    int64_t k0 = b * q->bg, len = q->K - k0 < q->bg ? q->K - k0 : q->bg;
+    memset(out, 0, (size_t)q->bg);
+    memcpy(out, q->codes + n * q->K + k0, (size_t)len);
+}
+
+void quant_codes_pack(const quant_layer *q, uint8_t *out)
+{
+    int64_t rb = quant_code_bytes_per_row(q);
+    int packed = q->bits == 2 || q->bits == 4;
+    kq_qmat km;
+    if (packed) kq_qmat_init(&km, q->bits, q->group, 1, q->K, NULL);
+    for (int64_t n = 0; n < q->N; n++) {
+        for (int64_t b = 0; b < q->nb; b++) {
+            uint8_t codes[QUANT_CHANNEL_BLOCK], blk[KQ_HDR_BYTES + QUANT_CHANNEL_BLOCK];
+            block_codes(q, n, b, codes);
+            if (!packed) {
+                memcpy(out + n * rb + b * q->bg, codes, (size_t)q->bg);
+                continue;
+            }
+            kq_block_pack(&km, blk, codes, 0, 0);
+            memcpy(out + n * rb + b * km.qbytes, blk + KQ_HDR_BYTES, (size_t)km.qbytes);
+        }
+    }
+}
+
+void quant_codes_unpack(quant_layer *q, const uint8_t *in)
+{
+    int64_t rb = quant_code_bytes_per_row(q);
+    int packed = q->bits == 2 || q->bits == 4;
+    kq_qmat km;
+    if (packed) kq_qmat_init(&km, q->bits, q->group, 1, q->K, NULL);
+    for (int64_t n = 0; n < q->N; n++) {
+        for (int64_t b = 0; b < q->nb; b++) {
+            uint8_t codes[QUANT_CHANNEL_BLOCK], blk[KQ_HDR_BYTES + QUANT_CHANNEL_BLOCK];
+            int64_t k0 = b * q->bg, len = q->K - k0 < q->bg ? q->K - k0 : q->bg;
+            uint16_t s, m;
+            if (packed) {
+                memset(blk, 0, KQ_HDR_BYTES);
+                memcpy(blk + KQ_HDR_BYTES, in + n * rb + b * km.qbytes, (size_t)km.qbytes);
+                kq_block_unpack(&km, blk, codes, &s, &m);
+            } else {
+                memcpy(codes, in + n * rb + b * q->bg, (size_t)q->bg);
+            }
+            memcpy(q->codes + n * q->K + k0, codes, (size_t)len);
+        }
+    }
+}
+
+void quant_to_kq(const quant_layer *q, void *data)
+{
+    UPQ_ASSERT(q->bits == 2 || q->bits == 4);
+    kq_qmat km;
+    kq_qmat_init(&km, q->bits, q->group, q->N, q->K, data);
+    for (int64_t n = 0; n < q->N; n++) {
+        for (int64_t b = 0; b < q->nb; b++) {
+            uint8_t codes[QUANT_CHANNEL_BLOCK];
+            block_codes(q, n, b, codes);
+            kq_block_pack(&km, kq_qmat_block(&km, n, b), codes, q->scales[n * q->nb + b],
+                          q->offsets[n * q->nb + b]);
+        }
+    }
+}

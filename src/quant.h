@@ -1,0 +1,72 @@
+/* quant.h - weight quantizers of a linear layer (prefix quant_): asymmetric min-max per
+ * group with REFERENCE.md's integer zero point (RTN), an optional clipping search scored
+ * by the output error on calibration activations, and the packing of the codes into the
+ * kernels' block layout (kernels/kq_format.h). Not GPTQ (gptq.h), not file I/O.
+ *
+ * Value of a weight: w = s*q + m with s, m stored as fp16 (m = -s*z rounded to fp16),
+ * q in [0, 2^bits - 1]. Codes are chosen with the fp32 scale of the reference rule, so
+ * they are exactly REFERENCE.md's codes; only the dequantized value carries the fp16
+ * rounding of s and m (docs/container.md, "Quantized linear layers"). */
+#ifndef UPQ_QUANT_H
+#define UPQ_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { QUANT_CHANNEL_BLOCK = 128 }; /* per-channel (group 0) is stored as 128-blocks */
+
+/* A quantized (N, K) weight: one code per byte in memory, (s, m) per (row, block).
+ * Per-channel layers repeat the row's (s, m) in every block, as kq_qmat does. */
+typedef struct {
+    int bits;            /* 2, 3, 4 or 8 */
+    int group;           /* 32, 64, 128, or 0 = per output channel */
+    int bg;              /* codes per stored block: group, or 128 when group = 0 */
+    int64_t N, K;        /* rows (outputs), columns (inputs) */
+    int64_t nb;          /* blocks per row = ceil(K / bg) */
+    uint8_t *codes;      /* (N, K) */
+    uint16_t *scales;    /* (N, nb) fp16 s */
+    uint16_t *offsets;   /* (N, nb) fp16 m */
+} quant_layer;
+
+/* 1 when bits is 2/3/4/8 and group is 0/32/64/128. */
+int quant_format_valid(int bits, int group);
+/* Allocates a zeroed layer; UPQ_EINPUT for an invalid format, UPQ_EIO out of memory. */
+int quant_layer_init(quant_layer *q, int bits, int group, int64_t N, int64_t K);
+void quant_layer_free(quant_layer *q);
+
+/* REFERENCE.md's rule for one group with range [wmin, wmax] (fp32):
+ * scale = max(wmax-wmin, 1e-5)/maxq, zero = clamp(-rint(wmin/scale), 0, maxq). */
+void quant_minmax(float wmin, float wmax, int maxq, float *scale, float *zero);
+/* q = clamp(rint(w/scale) + zero, 0, maxq). */
+static inline uint8_t quant_code(float w, float scale, float zero, int maxq)
+{
+    float q = __builtin_rintf(w / scale) + zero;
+    q = q < 0.0f ? 0.0f : q;
+    q = q > (float)maxq ? (float)maxq : q;
+    return (uint8_t)q;
+}
+/* The stored (s, m) of a group with fp32 (scale, zero): s = fp16(scale), m = fp16(-s*z). */
+void quant_store_params(float scale, float zero, uint16_t *s, uint16_t *m);
+
+/* Round to nearest: W (N, K), row stride ldw -> q (initialised with the wanted format and
+ * shape). H, when not NULL, is the (K, K) Gram matrix X^T X of the layer's calibration
+ * inputs (double, row-major) and turns on the clipping search: per group, each shrink
+ * factor f of `grid` (e.g. 1.0, 0.95, ...) quantizes with range [f*wmin, f*wmax] and the
+ * one with the least output error (w - w^)^T H_gg (w - w^) wins. n_grid 0: plain RTN. */
+void quant_rtn(quant_layer *q, const float *W, int64_t ldw, const double *H, const float *grid,
+               int n_grid);
+/* W (N, K) = s*q + m in fp32. */
+void quant_dequant(const quant_layer *q, float *W, int64_t ldw);
+/* The default clipping grid: 1.0, 0.95, ..., 0.55 (10 factors). */
+int quant_clip_grid(float *grid, int cap);
+
+/* Storage of the codes (docs/container.md): bits 2 and 4 are the kernels' block layout
+ * ("planes", kq_block_pack) without the (s, m) header, (N, nb*bg*bits/8) bytes; bits 3
+ * and 8 are one code per byte, (N, nb*bg), tails padded with code 0. */
+int64_t quant_code_bytes_per_row(const quant_layer *q);
+void quant_codes_pack(const quant_layer *q, uint8_t *out);
+void quant_codes_unpack(quant_layer *q, const uint8_t *in);
+/* The kernels' packed matrix (bits 2/4 only): data holds kq_qmat_bytes(...) bytes. */
+void quant_to_kq(const quant_layer *q, void *data);
+
+#endif

@@ -1,0 +1,154 @@
+/* test_quant.c - quant.h against a plain-C transcription of REFERENCE.md's RTN rule
+ * (codes identical, dequantized values within the fp16 storage bound), half-to-even ties,
+ * equal-valued groups, packing round trips (and agreement with the kernels' unpack and
+ * dequantize), and the clipping search never losing to plain min-max on output error. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "f16.h"
+#include "kq_format.h"
+#include "quant.h"
+#include "rand_model.h"
+#include "test_util.h"
+#include "upq_err.h"
+
+/* REFERENCE.md, literally: per row and group of g columns (g = K when 0). */
+static void ref_rtn(const float *W, int64_t N, int64_t K, int bits, int g, uint8_t *codes, float *deq)
+{
+    int maxq = (1 << bits) - 1;
+    int64_t span = g ? g : K;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k0 = 0; k0 < K; k0 += span) {
+            int64_t k1 = k0 + span < K ? k0 + span : K;
+            float wmin = W[n * K + k0], wmax = wmin;
+            for (int64_t k = k0; k < k1; k++) wmin = fminf(wmin, W[n * K + k]), wmax = fmaxf(wmax, W[n * K + k]);
+            float scale = fmaxf(wmax - wmin, 1e-5f) / (float)maxq;
+            float zero = fminf(fmaxf(-rintf(wmin / scale), 0.0f), (float)maxq);
+            for (int64_t k = k0; k < k1; k++) {
+                float q = fminf(fmaxf(rintf(W[n * K + k] / scale) + zero, 0.0f), (float)maxq);
+                codes[n * K + k] = (uint8_t)q;
+                deq[n * K + k] = (q - zero) * scale;
+            }
+        }
+}
+
+static void check_rtn(int bits, int g, int64_t N, int64_t K)
+{
+    float *W = malloc((size_t)(N * K) * sizeof(float)), *deq = malloc((size_t)(N * K) * sizeof(float));
+    float *mine = malloc((size_t)(N * K) * sizeof(float));
+    uint8_t *codes = malloc((size_t)(N * K));
+    rm_fill(W, N * K, 0.05f, 0.01f);
+    for (int64_t k = 0; k < K; k++) W[K + k] = 0.25f;       /* row 1: one value */
+    W[2 * K + 3] = 1.5f;                                     /* row 2: an outlier */
+    ref_rtn(W, N, K, bits, g, codes, deq);
+    quant_layer q;
+    CHECK_OK(quant_layer_init(&q, bits, g, N, K));
+    quant_rtn(&q, W, K, NULL, NULL, 0);
+    quant_dequant(&q, mine, K);
+    int64_t bad = 0;
+    double worst = 0.0;
+    int maxq = (1 << bits) - 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) {
+            bad += q.codes[n * K + k] != codes[n * K + k];
+            float s = kq_f16_to_f32(q.scales[n * q.nb + k / q.bg]);
+            /* fp16 s: relative 2^-11 on q*s; fp16 m = -s*z: relative 2^-11 of s*z; plus half
+             * the fp16 subnormal spacing per factor when s is tiny (an equal-valued group) */
+            double bound = 2.0 * maxq * (fabs(s) * ldexp(1.0, -11) + ldexp(1.0, -25)) + 1e-7;
+            double e = fabs((double)mine[n * K + k] - deq[n * K + k]) / bound;
+            worst = e > worst ? e : worst;
+        }
+    CHECK_MSG(bad == 0, "bits %d g %d: %lld codes differ from REFERENCE.md's rule", bits, g, (long long)bad);
+    CHECK_MSG(worst <= 1.0, "bits %d g %d: dequantized value off by %.3g x the fp16 bound", bits, g, worst);
+    /* packing round trip */
+    uint8_t *packed = malloc((size_t)(N * quant_code_bytes_per_row(&q)));
+    quant_codes_pack(&q, packed);
+    quant_layer r;
+    CHECK_OK(quant_layer_init(&r, bits, g, N, K));
+    quant_codes_unpack(&r, packed);
+    CHECK(!memcmp(r.codes, q.codes, (size_t)(N * K)));
+    if (bits == 2 || bits == 4) { /* the kernels see the same weights */
+        void *kd = malloc(kq_qmat_bytes(bits, g, N, K));
+        float *kw = malloc((size_t)(N * K) * sizeof(float));
+        kq_qmat km;
+        quant_to_kq(&q, kd);
+        kq_qmat_init(&km, bits, g, N, K, kd);
+        kq_dequantize_ref(&km, kw, K);
+        CHECK_MSG(!memcmp(kw, mine, (size_t)(N * K) * sizeof(float)), "bits %d g %d: kq dequantize differs", bits, g);
+        for (int64_t b = 0; b < km.nb; b++) { /* code bytes of the container = the block's code bytes */
+            CHECK(!memcmp(kq_qmat_block(&km, 2, b) + KQ_HDR_BYTES,
+                          packed + 2 * quant_code_bytes_per_row(&q) + b * km.qbytes, (size_t)km.qbytes));
+        }
+        free(kd), free(kw);
+    }
+    quant_layer_free(&r), quant_layer_free(&q);
+    free(W), free(deq), free(mine), free(codes), free(packed);
+}
+
+static void check_ties(void)
+{
+    /* 2 bit, range [0, 3]: scale 1, zero 0; 2.5 and 0.5 are ties -> 2 and 0 (even) */
+    float w[4] = {0.0f, 3.0f, 2.5f, 0.5f};
+    quant_layer q;
+    CHECK_OK(quant_layer_init(&q, 2, 0, 1, 4));
+    quant_rtn(&q, w, 4, NULL, NULL, 0);
+    CHECK(q.codes[0] == 0 && q.codes[1] == 3 && q.codes[2] == 2 && q.codes[3] == 0);
+    quant_layer_free(&q);
+}
+
+/* Output error (w - w^)^T H (w - w^) summed over rows. */
+static double out_err(const float *W, const float *Wq, const double *H, int64_t N, int64_t K)
+{
+    double e = 0.0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < K; i++)
+            for (int64_t j = 0; j < K; j++)
+                e += ((double)W[n * K + i] - Wq[n * K + i]) * H[i * K + j] * ((double)W[n * K + j] - Wq[n * K + j]);
+    return e;
+}
+
+static void check_clip(void)
+{
+    int64_t N = 16, K = 128, T = 256;
+    float *W = malloc((size_t)(N * K) * sizeof(float)), *X = malloc((size_t)(T * K) * sizeof(float));
+    float *a = malloc((size_t)(N * K) * sizeof(float)), *b = malloc((size_t)(N * K) * sizeof(float));
+    double *H = calloc((size_t)(K * K), sizeof(double));
+    rm_fill(W, N * K, 0.1f, 0.0f);
+    for (int64_t n = 0; n < N; n++) W[n * K + (n * 7) % K] = 0.9f; /* one outlier per row */
+    rm_fill(X, T * K, 1.0f, 0.0f);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < K; i++)
+            for (int64_t j = 0; j < K; j++) H[i * K + j] += (double)X[t * K + i] * X[t * K + j];
+    float grid[16];
+    int ng = quant_clip_grid(grid, 16);
+    CHECK(ng >= 2 && grid[0] == 1.0f);
+    quant_layer q;
+    CHECK_OK(quant_layer_init(&q, 2, 64, N, K));
+    quant_rtn(&q, W, K, NULL, NULL, 0);
+    quant_dequant(&q, a, K);
+    quant_rtn(&q, W, K, H, grid, ng);
+    quant_dequant(&q, b, K);
+    double e0 = out_err(W, a, H, N, K), e1 = out_err(W, b, H, N, K);
+    printf("clip search: output error %.4g -> %.4g\n", e0, e1);
+    CHECK_MSG(e1 < 0.99 * e0, "clipping search did not reduce the output error (%g vs %g)", e1, e0);
+    quant_layer_free(&q);
+    free(W), free(X), free(a), free(b), free(H);
+}
+
+int main(void)
+{
+    int bits[] = {2, 3, 4, 8}, groups[] = {0, 32, 64, 128};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            check_rtn(bits[i], groups[j], 5, 172); /* stories260k's ragged K */
+            check_rtn(bits[i], groups[j], 3, 256);
+        }
+    check_ties();
+    check_clip();
+    quant_layer q;
+    CHECK(quant_layer_init(&q, 5, 64, 2, 2) == UPQ_EINPUT);
+    CHECK(quant_layer_init(&q, 4, 48, 2, 2) == UPQ_EINPUT);
+    return tu_finish("test_quant");
+}
