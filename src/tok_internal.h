@@ -46,7 +46,7 @@ typedef struct {
     int64_t n, cap;
 } tok_pieces;
 
-enum { TOK_NORM_PREPEND, TOK_NORM_REPLACE };
+enum { TOK_NORM_PREPEND, TOK_NORM_REPLACE, TOK_NORM_NFC };
 typedef struct {
     int kind;
     char *a, *b;  /* PREPEND: a = text; REPLACE: a -> b */

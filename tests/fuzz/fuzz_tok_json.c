@@ -20,7 +20,13 @@ static void exercise(tok_tokenizer *t)
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         for (int sp = 0; sp < 2; sp++) {
             tok_ids ids = {0};
-            UPQ_ASSERT(tok_encode(t, texts[i], (int64_t)strlen(texts[i]), sp, &ids) == UPQ_OK);
+            int rc = tok_encode(t, texts[i], (int64_t)strlen(texts[i]), sp, &ids);
+            /* the one refusal encode may give: NFC on a text it could change */
+            UPQ_ASSERT(rc == UPQ_OK || (rc == UPQ_EINPUT && strstr(upq_errmsg(), "NFC")));
+            if (rc) {
+                tok_ids_free(&ids);
+                continue;
+            }
             for (int64_t k = 0; k < ids.n; k++) UPQ_ASSERT(ids.ids[k] >= 0 && ids.ids[k] < V);
             char *s = NULL;
             int64_t n = 0;
