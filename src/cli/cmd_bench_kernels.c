@@ -165,7 +165,7 @@ static void bk_call_gemv(void *p, int64_t c, int threads)
     bk_ctx *b = p;
     kq_qmat q = b->q;
     q.data = b->q.data + (size_t)c * b->bytes;
-    kq_gemv(1, b->x, q.K, &q, b->y, q.N, threads, NULL, b->ws, b->ws_bytes);
+    kq_gemv(b->M, b->x, q.K, &q, b->y, q.N, threads, NULL, b->ws, b->ws_bytes);
 }
 
 static void bk_call_sgemv(void *p, int64_t c, int threads)
@@ -210,10 +210,11 @@ static void bk_fill_qmat(const kq_qmat *q, uint8_t *data, size_t bytes, uint32_t
 static int bk_gemv_shape(const bk_opts *o, const bk_shape *sh, uint8_t *pool, float *fpool)
 {
     const int64_t N = sh->N, K = sh->K;
-    float *x = bk_alloc(sizeof(float) * (size_t)K, "x"), *y = bk_alloc(sizeof(float) * (size_t)N, "y");
+    float *x = bk_alloc(sizeof(float) * (size_t)(KQ_GEMV_MAX_M * K), "x");
+    float *y = bk_alloc(sizeof(float) * (size_t)(KQ_GEMV_MAX_M * N), "y");
     if (!x || !y) { free(x); free(y); return UPQ_EIO; }
-    bk_fill_floats(x, K, 5);
-    bk_ctx b = {.x = x, .y = y, .wf = fpool, .wf_elems = (size_t)(N * K)};
+    bk_fill_floats(x, KQ_GEMV_MAX_M * K, 5);
+    bk_ctx b = {.x = x, .y = y, .wf = fpool, .wf_elems = (size_t)(N * K), .M = 1};
     kq_qmat_init(&b.q, 2, KQ_GROUP_CHANNEL, N, K, NULL);
     /* FP32 BLIS GEMV baseline: 4NK bytes per call, cycled the same way */
     int64_t fcopy = (int64_t)(BK_POOL_BYTES / (sizeof(float) * (size_t)(N * K)));
@@ -238,18 +239,20 @@ static int bk_gemv_shape(const bk_opts *o, const bk_shape *sh, uint8_t *pool, fl
         if (ncopy > 65536) ncopy = 65536;
         if (ncopy < 1) ncopy = 1;
         bk_fill_qmat(&b.q, pool, (size_t)ncopy * b.bytes, 7);
-        b.ws_bytes = kq_gemv_ws_bytes(1, &b.q);
+        b.ws_bytes = kq_gemv_ws_bytes(KQ_GEMV_MAX_M, &b.q);
         b.ws = bk_alloc(b.ws_bytes, "gemv workspace");
         if (!b.ws) { free(x); free(y); return UPQ_EIO; }
         char name[32];
         snprintf(name, sizeof name, "gemv_%s", kq_kernels_active()->name);
-        for (int ti = 0; ti < o->nthreads; ti++) {
-            int t = o->threads[ti];
-            double s = bk_time(bk_call_gemv, &b, ncopy, t, o->min_s);
-            double gbps = (double)b.bytes / s * 1e-9;
-            bk_emit(o, name, fm->bits, fm->group, 1, N, K, t, s * 1e6, gbps,
-                    gbps / o->stream_gbps[t], 2.0 * (double)(N * K) / s * 1e-9, -1);
-        }
+        /* M = 1 (decode), and M = 8 (small batch) outside --quick */
+        for (b.M = 1; b.M <= (o->quick ? 1 : KQ_GEMV_MAX_M); b.M += KQ_GEMV_MAX_M - 1)
+            for (int ti = 0; ti < o->nthreads; ti++) {
+                int t = o->threads[ti];
+                double s = bk_time(bk_call_gemv, &b, ncopy, t, o->min_s);
+                double gbps = (double)b.bytes / s * 1e-9;
+                bk_emit(o, name, fm->bits, fm->group, b.M, N, K, t, s * 1e6, gbps,
+                        gbps / o->stream_gbps[t], 2.0 * (double)(b.M * N * K) / s * 1e-9, -1);
+            }
         free(b.ws);
     }
     free(x);
@@ -304,7 +307,7 @@ static void bk_usage(FILE *f)
     fprintf(f,
             "usage: upq bench kernels [--json] [--quick] [--threads LIST]\n\n"
             "Packed INT2/INT4 kernels on the shapes of LLaMA-7B and the ../shared models:\n"
-            "  GEMV (M = 1): time, effective GB/s of packed weights, and the ratio to a\n"
+            "  GEMV (M = 1; and M = 8): time, effective GB/s of packed weights, the ratio to a\n"
             "    streaming-read bandwidth measured in the same run; weights are cycled through\n"
             "    %zu MiB of distinct matrices so they stream from DRAM, not the L3.\n"
             "  GEMM (M = 16, 64, 256, 1024): GFLOP/s and the ratio to BLIS FP32 sgemm on the same\n"
