@@ -14,6 +14,8 @@ static const struct {
     cmd_fn fn;
     const char *summary;
 } commands[] = {
+    {"run", cmd_run, "run a job file's stages in order (skip complete, resume partial; exit 75 when preempted)"},
+    {"sweep", cmd_sweep, "a job file's [sweep] grid: --list the points, --report the finished ones (CSV + SVG)"},
     {"info", cmd_info, "print a model's architecture, sizes, dtypes, parameters and tensors"},
     {"logits", cmd_logits, "run the FP32 forward pass on token ids, write logits (and hidden states) to HDF5"},
     {"ppl", cmd_ppl, "perplexity over non-overlapping windows of a token stream (ranks split the windows)"},

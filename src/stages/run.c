@@ -1,0 +1,193 @@
+/* run.c - the `upq run` orchestrator (run.h): the stage table, run directories, the
+ * resolved job record, and the stop-at-a-safe-point rule between stages. A new stage
+ * joins by adding its keys to run_known_keys and one row to `stages`. The stages
+ * themselves live in run_model.c, run_ppl.c (and later ptq, teacher, qat ...). */
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "par.h"
+#include "run_internal.h"
+#include "signals.h"
+#include "upq_err.h"
+
+const char *const run_known_keys[] = {
+    "job.name", "job.dir",
+    "model.demo", "model.path", "model.steps", "model.seed", "model.corpus_bytes", "model.threads",
+    "data.eval_tokens",
+    "ppl.enabled", "ppl.ctx", "ppl.batch", "ppl.max_windows", "ppl.checkpoint_every",
+    NULL};
+
+typedef struct {
+    const char *name;
+    int (*run)(run_ctx *r, int *skipped);
+    const char *what;
+} run_stage;
+
+/* In pipeline order (DESIGN.md): model -> prepare -> ptq -> teacher -> qat -> eval. */
+static const run_stage stages[] = {
+    {"model", run_stage_model, "the FP model (built-in demo model, or model.path)"},
+    {"ppl", run_stage_ppl, "perplexity of the current model on data.eval_tokens (checkpointed)"},
+};
+#define N_STAGES ((int)(sizeof stages / sizeof stages[0]))
+
+void run_join(char *buf, size_t cap, const char *a, const char *b)
+{
+    int n = snprintf(buf, cap, "%s/%s", a, b);
+    UPQ_ASSERT(n > 0 && (size_t)n < cap);
+}
+
+int run_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int run_mkdir_p(const char *dir)
+{
+    char p[RUN_PATH_MAX];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return UPQ_FAIL(UPQ_EINPUT, "run directory path too long: %s", dir);
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) && errno != EEXIST) return UPQ_FAIL(UPQ_EIO, "mkdir %s: %s", p, strerror(errno));
+        *s = c;
+        if (!c) break;
+    }
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode)) return UPQ_FAIL(UPQ_EIO, "%s is not a directory", dir);
+    return UPQ_OK;
+}
+
+int run_write_atomic(const char *path, const void *data, size_t n)
+{
+    char tmp[RUN_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) return UPQ_FAIL(UPQ_EIO, "%s: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return UPQ_FAIL(UPQ_EIO, "writing %s: %s", tmp, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) || close(fd)) {
+        unlink(tmp);
+        return UPQ_FAIL(UPQ_EIO, "fsync/close %s: %s", tmp, strerror(errno));
+    }
+    if (rename(tmp, path)) return UPQ_FAIL(UPQ_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
+    return UPQ_OK;
+}
+
+int run_point_dir(const job_file *job, int64_t index, char *buf, size_t cap)
+{
+    const char *dir = job_get(job, "job", "dir");
+    if (!dir || !*dir) return UPQ_FAIL(UPQ_EINPUT, "%s: [job] dir (the run directory) is required", job->path);
+    int n = index < 0 ? snprintf(buf, cap, "%s", dir) : snprintf(buf, cap, "%s/points/%lld", dir, (long long)index);
+    if (n < 0 || (size_t)n >= cap) return UPQ_FAIL(UPQ_EINPUT, "%s: job.dir too long", job->path);
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+    return UPQ_OK;
+}
+
+/* DIR/job.ini: the resolved job minus job.dir (so that two runs of the same job in
+ * different directories record the same bytes). Rank 0. */
+static int write_record(const run_ctx *r)
+{
+    job_file rec = {0};
+    snprintf(rec.path, sizeof rec.path, "%s", r->job->path);
+    int rc = UPQ_OK;
+    for (int i = 0; !rc && i < r->job->n; i++) {
+        const job_entry *e = &r->job->e[i];
+        if (!strcmp(e->sect, "job") && !strcmp(e->key, "dir")) continue;
+        rc = job_put(&rec, e->sect, e->key, e->val, 0);
+    }
+    char *buf = NULL, path[RUN_PATH_MAX];
+    size_t n = 0;
+    FILE *f = rc ? NULL : open_memstream(&buf, &n);
+    if (!rc && !f) rc = UPQ_FAIL(UPQ_EIO, "open_memstream: %s", strerror(errno));
+    if (f) {
+        fprintf(f, "# resolved by upq run: the job file, --set overrides and the sweep point\n");
+        rc = job_write(&rec, f);
+        fclose(f);
+    }
+    run_join(path, sizeof path, r->dir, "job.ini");
+    if (!rc) rc = run_write_atomic(path, buf, n);
+    free(buf);
+    job_free(&rec);
+    return rc;
+}
+
+static int prepare_dirs(run_ctx *r, const job_file *job, int64_t sweep_index)
+{
+    memset(r, 0, sizeof *r);
+    r->job = job;
+    r->sweep_index = sweep_index;
+    r->verbose = 1;
+    TRY(run_point_dir(job, sweep_index, r->dir, sizeof r->dir));
+    TRY(run_point_dir(job, -1, r->shared, sizeof r->shared));
+    if (strlen(r->shared) + 8 >= sizeof r->shared) return UPQ_FAIL(UPQ_EINPUT, "job.dir too long");
+    strcat(r->shared, "/shared");
+    int rc = UPQ_OK;
+    if (par_rank() == 0) {
+        rc = run_mkdir_p(r->dir);
+        if (!rc) rc = run_mkdir_p(r->shared);
+        if (!rc) rc = write_record(r);
+    }
+    return par_agree(rc);
+}
+
+int run_job(const job_file *job, int64_t sweep_index)
+{
+    TRY(job_check_keys(job, run_known_keys));
+    TRY(sig_install());
+    run_ctx r;
+    TRY(prepare_dirs(&r, job, sweep_index));
+    int root = par_rank() == 0;
+    if (root) {
+        printf("upq run: %s, %d rank(s), run directory %s\n", job->path, par_size(), r.dir);
+        fflush(stdout);
+    }
+    for (int s = 0; s < N_STAGES; s++) {
+        int skipped = 0;
+        int rc = stages[s].run(&r, &skipped);
+        if (rc == UPQ_EPREEMPT && root) {
+            printf("upq run: stage %s stopped by a signal at a safe point; state committed; exit 75 "
+                   "(run the same command again to resume)\n", stages[s].name);
+            fflush(stdout);
+        }
+        if (rc) return rc;
+        if (root) {
+            printf("upq run: stage %-8s %s\n", stages[s].name, skipped ? "complete already (skipped)" : "done");
+            fflush(stdout);
+        }
+        if (s + 1 < N_STAGES && sig_agree_stop()) {
+            if (root) {
+                printf("upq run: signal received; stopping after stage %s (committed); exit 75 "
+                       "(run the same command again to resume)\n", stages[s].name);
+                fflush(stdout);
+            }
+            return UPQ_EPREEMPT;
+        }
+    }
+    if (root) {
+        printf("upq run: all stages complete in %s\n", r.dir);
+        fflush(stdout);
+    }
+    return UPQ_OK;
+}

@@ -1,0 +1,22 @@
+/* run_internal.h - what the `upq run` stage drivers (run_*.c) share: file helpers and
+ * the stage entry points the table in run.c lists. Private to src/stages/run*.c. */
+#ifndef UPQ_RUN_INTERNAL_H
+#define UPQ_RUN_INTERNAL_H
+
+#include <stddef.h>
+
+#include "run.h"
+
+/* mkdir -p (rank-local; call on rank 0). UPQ_EIO naming the directory. */
+int run_mkdir_p(const char *dir);
+/* Writes path atomically: path.tmp, fsync, rename. UPQ_EIO naming the file. */
+int run_write_atomic(const char *path, const void *data, size_t n);
+int run_exists(const char *path);
+/* snprintf of "a/b" with an assertion that it fits. */
+void run_join(char *buf, size_t cap, const char *a, const char *b);
+
+/* Stage drivers: collective; *skipped = 1 when the output was already complete. */
+int run_stage_model(run_ctx *r, int *skipped);
+int run_stage_ppl(run_ctx *r, int *skipped);
+
+#endif

@@ -1,0 +1,163 @@
+/* run_report.c - `upq sweep --report`: collects the finished points of a sweep grid
+ * into DIR/sweep.csv and a plot DIR/sweep.svg (perplexity against the first sweep
+ * parameter, one line per combination of the others), written by plain C. Not the
+ * runs themselves (run.c) nor the grid (jobs/jobfile.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run_internal.h"
+#include "upq_err.h"
+
+int run_read_ppl(const char *dir, double *ppl, double *mean_nll, int64_t *windows)
+{
+    char path[RUN_PATH_MAX], buf[8192];
+    *ppl = *mean_nll = NAN;
+    *windows = 0;
+    run_join(path, sizeof path, dir, "ppl.json");
+    FILE *f = fopen(path, "rb");
+    if (!f) return UPQ_OK;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *a = strstr(buf, "\"ppl\": "), *b = strstr(buf, "\"mean_nll\": "), *c = strstr(buf, "\"windows\": ");
+    if (!a || !b || !c) return UPQ_FAIL(UPQ_EINPUT, "%s: not a ppl result (ppl/mean_nll/windows missing)", path);
+    *ppl = strtod(a + 7, NULL);
+    *mean_nll = strtod(b + 12, NULL);
+    *windows = strtoll(c + 11, NULL, 10);
+    return UPQ_OK;
+}
+
+typedef struct {
+    double x, y;
+    int group, ok;
+} point;
+
+static double num_or_index(const char *v, int64_t i)
+{
+    char *end = NULL;
+    double x = strtod(v, &end);
+    return end != v && !*end ? x : (double)i;
+}
+
+/* Group id: the point's index with the first parameter's digit removed. */
+static int group_of(const job_sweep *s, int64_t i)
+{
+    int64_t inner = s->npoints / s->nvals[0];
+    return (int)(i % inner);
+}
+
+static void svg_axes(FILE *f, const job_sweep *s, double x0, double x1, double y0, double y1)
+{
+    fprintf(f, "<rect x=\"70\" y=\"20\" width=\"500\" height=\"320\" fill=\"none\" stroke=\"#000\"/>\n");
+    for (int k = 0; k <= 4; k++) {
+        double fx = x0 + (x1 - x0) * k / 4, fy = y0 + (y1 - y0) * k / 4;
+        fprintf(f, "<text x=\"%.1f\" y=\"358\" font-size=\"11\" text-anchor=\"middle\">%.4g</text>\n",
+                70 + 500.0 * k / 4, fx);
+        fprintf(f, "<text x=\"64\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.4g</text>\n",
+                340 - 320.0 * k / 4 + 4, fy);
+    }
+    fprintf(f, "<text x=\"320\" y=\"380\" font-size=\"13\" text-anchor=\"middle\">%s.%s</text>\n", s->sect[0],
+            s->key[0]);
+    fprintf(f, "<text x=\"16\" y=\"180\" font-size=\"13\" transform=\"rotate(-90 16 180)\" "
+               "text-anchor=\"middle\">perplexity</text>\n");
+}
+
+static int write_svg(const char *path, const job_sweep *s, const point *pt)
+{
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int64_t i = 0; i < s->npoints; i++)
+        if (pt[i].ok) {
+            x0 = fmin(x0, pt[i].x), x1 = fmax(x1, pt[i].x);
+            y0 = fmin(y0, pt[i].y), y1 = fmax(y1, pt[i].y);
+        }
+    if (x1 <= x0) x0 -= 1, x1 += 1;
+    if (y1 <= y0) y0 -= 1, y1 += 1;
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return UPQ_FAIL(UPQ_EIO, "open_memstream for %s", path);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"400\" font-family=\"sans-serif\">\n");
+    svg_axes(f, s, x0, x1, y0, y1);
+    static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+    int ngroups = (int)(s->npoints / s->nvals[0]);
+    for (int g = 0; g < ngroups; g++) {
+        const char *col = colors[g % 6];
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" points=\"", col);
+        for (int64_t i = 0; i < s->npoints; i++)
+            if (pt[i].ok && pt[i].group == g)
+                fprintf(f, "%.1f,%.1f ", 70 + 500 * (pt[i].x - x0) / (x1 - x0), 340 - 320 * (pt[i].y - y0) / (y1 - y0));
+        fprintf(f, "\"/>\n");
+        for (int64_t i = 0; i < s->npoints; i++)
+            if (pt[i].ok && pt[i].group == g)
+                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>point %lld: ppl %.6g</title></circle>\n",
+                        70 + 500 * (pt[i].x - x0) / (x1 - x0), 340 - 320 * (pt[i].y - y0) / (y1 - y0), col,
+                        (long long)i, pt[i].y);
+    }
+    fprintf(f, "</svg>\n");
+    fclose(f);
+    int rc = run_write_atomic(path, buf, n);
+    free(buf);
+    return rc;
+}
+
+/* The CSV text of the grid into a memstream; fills pt; *ok = finished points. */
+static int csv_text(const job_file *job, const job_sweep *s, point *pt, char **buf, size_t *n, int64_t *ok)
+{
+    FILE *f = open_memstream(buf, n);
+    if (!f) return UPQ_FAIL(UPQ_EIO, "open_memstream for sweep.csv");
+    fprintf(f, "index");
+    for (int p = 0; p < s->nparams; p++) fprintf(f, ",%s.%s", s->sect[p], s->key[p]);
+    fprintf(f, ",ppl,mean_nll,windows,status\n");
+    int rc = UPQ_OK;
+    *ok = 0;
+    for (int64_t i = 0; !rc && i < s->npoints; i++) {
+        char dir[RUN_PATH_MAX];
+        double ppl, nll;
+        int64_t win;
+        rc = run_point_dir(job, s->nparams ? i : -1, dir, sizeof dir);
+        if (!rc) rc = run_read_ppl(dir, &ppl, &nll, &win);
+        if (rc) break;
+        pt[i].ok = !isnan(ppl);
+        pt[i].x = num_or_index(s->nparams ? job_sweep_value(s, i, 0) : "", i);
+        pt[i].y = ppl;
+        pt[i].group = s->nparams ? group_of(s, i) : 0;
+        *ok += pt[i].ok;
+        fprintf(f, "%lld", (long long)i);
+        for (int p = 0; p < s->nparams; p++) fprintf(f, ",%s", job_sweep_value(s, i, p));
+        if (pt[i].ok) fprintf(f, ",%.10g,%.10g,%lld,done\n", ppl, nll, (long long)win);
+        else fprintf(f, ",,,,missing\n");
+    }
+    fclose(f);
+    return rc;
+}
+
+int run_sweep_report(const job_file *job, int print)
+{
+    job_sweep s;
+    TRY(job_sweep_read(job, &s));
+    if (!s.nparams) return UPQ_FAIL(UPQ_EINPUT, "%s: no [sweep] section", job->path);
+    point *pt = upq_calloc((size_t)s.npoints, sizeof *pt, "sweep points");
+    if (!pt) return UPQ_EIO;
+    char *buf = NULL, dir[RUN_PATH_MAX], path[RUN_PATH_MAX];
+    size_t n = 0;
+    int64_t ok = 0;
+    int rc = csv_text(job, &s, pt, &buf, &n, &ok);
+    if (!rc) rc = run_point_dir(job, -1, dir, sizeof dir);
+    if (!rc && !ok)
+        rc = UPQ_FAIL(UPQ_EINPUT, "%s: none of the %lld sweep points under %s/points has finished", job->path,
+                      (long long)s.npoints, dir);
+    if (!rc) run_join(path, sizeof path, dir, "sweep.csv");
+    if (!rc) rc = run_write_atomic(path, buf, n);
+    if (!rc) run_join(path, sizeof path, dir, "sweep.svg");
+    if (!rc) rc = write_svg(path, &s, pt);
+    if (!rc && print) {
+        fwrite(buf, 1, n, stdout);
+        printf("# %lld of %lld points finished; wrote %s/sweep.csv and %s/sweep.svg\n", (long long)ok,
+               (long long)s.npoints, dir, dir);
+    }
+    free(buf);
+    free(pt);
+    return rc;
+}
