@@ -33,10 +33,17 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
         double c = dot * r * r * r / (double)C;
         for (int64_t j = 0; j < C; j++) dx[j] += (float)(r * w[j] * dy[j] - x[j] * c);
     }
+    /* dw: columns in blocks of 64 (one block per iteration), rows streamed in order. */
+    int64_t nblk = (C + 63) / 64;
 #pragma omp parallel for schedule(static) if (N * C >= TFM_OMP_MIN)
-    for (int64_t j = 0; j < C; j++) {
-        double s = 0;
-        for (int64_t i = 0; i < N; i++) s += (double)dout[i * C + j] * inp[i * C + j] * rstd[i];
-        dw[j] += (float)s;
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t j0 = b * 64, nj = C - j0 < 64 ? C - j0 : 64;
+        double acc[64] = {0};
+        for (int64_t i = 0; i < N; i++) {
+            const float *dy = dout + i * C + j0, *x = inp + i * C + j0;
+            double r = rstd[i];
+            for (int64_t j = 0; j < nj; j++) acc[j] += (double)dy[j] * x[j] * r;
+        }
+        for (int64_t j = 0; j < nj; j++) dw[j0 + j] += (float)acc[j];
     }
 }
