@@ -20,7 +20,8 @@ size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W)
            kq_align64(4 * sizeof(int16_t) * (size_t)(M * W->nb)) + 64;
 }
 
-void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W, void *ws)
+void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W,
+                 const kq_kernels *t, void *ws)
 {
     const int64_t nb = W->nb, bg = W->bg, ldq = nb * bg, K = W->K;
     uint8_t *p = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
@@ -29,7 +30,7 @@ void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qma
     xq->dg = (float *)p;
     p += kq_align64(2 * sizeof(float) * (size_t)(M * nb));
     xq->u = (int16_t *)p;
-    const kq_quantize_x_fn qx = kq_kernels_active()->quantize_x;
+    const kq_quantize_x_fn qx = (t ? t : kq_kernels_active())->quantize_x;
     for (int64_t i = 0; i < M; i++)
         for (int64_t b = 0; b < nb; b++) {
             int64_t k0 = b * bg, n = K - k0 < bg ? K - k0 : bg;
@@ -74,7 +75,7 @@ void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y,
     kq_xq xq = {0};
     if (t->uses_q8) {
         UPQ_ASSERT(ws_bytes >= kq_gemv_ws_bytes(M, W));
-        kq_xq_build(&xq, M, X, ldx, W, ws);
+        kq_xq_build(&xq, M, X, ldx, W, t, ws);
     }
     if (nthreads < 1) nthreads = 1;
     if (nthreads > (W->N + 15) / 16) nthreads = (int)((W->N + 15) / 16);

@@ -24,8 +24,10 @@ enum { KQ_GEMV_MAX_M = 8 };
 
 /* Bytes of workspace kq_gemv needs for M rows of K activations against W's format. */
 size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W);
-/* Quantizes X (M, K; row stride ldx) for W's block size into xq, carving ws. */
-void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W, void *ws);
+/* Quantizes X (M, K; row stride ldx) for W's block size into xq, carving ws, with the
+ * table's activation quantizer (t NULL = kq_kernels_active()). */
+void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W,
+                 const kq_kernels *t, void *ws);
 /* Y (M, N; row stride ldy) = X W^T with the table t (NULL = kq_kernels_active()), rows
  * split over nthreads OpenMP threads. M <= KQ_GEMV_MAX_M. ws: kq_gemv_ws_bytes bytes. */
 void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,

@@ -72,7 +72,7 @@ static void check_one(int bits, int group, int64_t M, int64_t N, int64_t K, int 
     kq_gemm_ref(M, X, ldx, &q, R, ldy, 0.0f, W);
     /* the plain-C int8 algorithm on the same quantized activations */
     kq_xq xq;
-    kq_xq_build(&xq, M, X, ldx, &q, ws);
+    kq_xq_build(&xq, M, X, ldx, &q, fast, ws);
     kq_gemv_rows_q8_ref(M, X, ldx, &xq, &q, 0, N, Q, ldy);
     int bad = 0;
     double se = 0.0, sy = 0.0;
