@@ -101,7 +101,11 @@ static int load_merges(tok_tokenizer *t, json_t *merges)
     json_array_foreach(merges, i, m) {
         const char *a = NULL, *b = NULL;
         int64_t la = 0, lb = 0;
-        TRY(merge_parts(t, m, i, &a, &la, &b, &lb));
+        int prc = merge_parts(t, m, i, &a, &la, &b, &lb);
+        if (prc) {
+            free(cat);
+            return prc;
+        }
         int32_t ia = tok_strmap_get(&t->vocab, t->tok, t->tok_len, a, la);
         int32_t ib = tok_strmap_get(&t->vocab, t->tok, t->tok_len, b, lb);
         char *q = realloc(cat, (size_t)(la + lb + 1));
