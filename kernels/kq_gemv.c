@@ -71,6 +71,7 @@ void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y,
              int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes)
 {
     UPQ_ASSERT(M >= 0 && M <= KQ_GEMV_MAX_M);
+    if (M == 0 || W->N == 0) return;
     if (!t) t = kq_kernels_active();
     kq_xq xq = {0};
     if (t->uses_q8) {

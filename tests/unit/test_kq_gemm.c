@@ -82,6 +82,20 @@ int main(void)
     /* a bigger square-ish case through several N tiles and KC blocks, 2 threads */
     check_one(2, 128, 37, 200, 700, 0.0f, 2, kq_kernels_active());
     check_one(4, 64, 8, 129, 513, 1.0f, 2, kq_kernels_active());
+    /* K = 0: Y = beta*Y; M = 0: nothing */
+    {
+        uint8_t mem[8];
+        kq_qmat q;
+        kq_qmat_init(&q, 4, 128, 3, 0, mem);
+        float X[2] = {1.0f, 2.0f}, Y[6] = {1, 2, 3, 4, 5, 6};
+        size_t wsb = kq_gemm_ws_bytes(2, &q, 1);
+        void *ws = malloc(wsb);
+        kq_gemm(2, X, 1, &q, Y, 3, 0.5f, 1, NULL, ws, wsb);
+        for (int i = 0; i < 6; i++) CHECK(Y[i] == 0.5f * (float)(i + 1));
+        kq_gemm(0, X, 1, &q, Y, 3, 0.0f, 1, NULL, ws, wsb);
+        CHECK(Y[0] == 0.5f);
+        free(ws);
+    }
     printf("%d cases, active table %s\n", cases + 2, kq_kernels_active()->name);
     return tu_finish("test_kq_gemm");
 }

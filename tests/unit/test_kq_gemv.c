@@ -125,9 +125,26 @@ static void check_quantize_x(void)
     }
 }
 
+/* Degenerate shapes: M = 0 and N = 0 touch nothing; K = 0 gives zeros. */
+static void check_empty(void)
+{
+    uint8_t mem[64];
+    kq_qmat q;
+    float x[1] = {1.0f}, y[4] = {7.0f, 7.0f, 7.0f, 7.0f};
+    char ws[1024];
+    kq_qmat_init(&q, 2, 64, 4, 0, mem);
+    kq_gemv(0, x, 1, &q, y, 4, 1, NULL, ws, sizeof ws);
+    CHECK(y[0] == 7.0f);
+    kq_gemv(1, x, 1, &q, y, 4, 2, NULL, ws, sizeof ws);
+    for (int n = 0; n < 4; n++) CHECK(y[n] == 0.0f);
+    kq_qmat_init(&q, 2, 64, 0, 64, mem);
+    kq_gemv(1, x, 64, &q, y, 4, 1, NULL, ws, sizeof ws);
+}
+
 int main(void)
 {
     check_quantize_x();
+    check_empty();
     const int bits[2] = {2, 4}, groups[4] = {32, 64, 128, KQ_GROUP_CHANNEL};
     const int64_t Ks[] = {32, 64, 172, 300, 384, 1024};
     const int64_t Ns[] = {1, 15, 16, 33, 100};
