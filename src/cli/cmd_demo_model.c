@@ -20,7 +20,7 @@ static void usage(FILE *f)
     demo_opts_default(&d);
     fprintf(f,
             "usage: upq demo-model --out DIR [--steps N] [--seed S] [--corpus-bytes N]\n"
-            "                      [--threads N] [--quiet]\n\n"
+            "                      [--threads N] [--max-seconds S] [--quiet]\n\n"
             "Builds the demo model deterministically: a procedural story corpus, a byte-level\n"
             "BPE tokenizer trained on it, and a small llama (4 layers, hidden 128, 4 heads,\n"
             "2 KV heads) trained with AdamW. DIR gets config.json, model.safetensors (F16),\n"
@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "  --seed S            seed of corpus, init and batches (default %llu)\n"
             "  --corpus-bytes N    training text size (default %lld)\n"
             "  --threads N         OpenMP/BLIS threads (default: the environment's)\n"
+            "  --max-seconds S     also stop training after S seconds, cosine by elapsed time\n"
+            "                      (for slow machines; the result is then not reproducible)\n"
             "  --quiet             no progress lines\n"
             "  --help              this text\n\n"
             "The same options and thread count give the same bytes. Afterwards:\n"
@@ -53,6 +55,17 @@ static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t *v)
     return UPQ_OK;
 }
 
+static int parse_seconds(const char *s, double *v)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (errno || end == s || *end || !(x > 0) || x > 1e7)
+        return cli_usage_error("demo-model", "--max-seconds wants a positive number, got '%s'", s);
+    *v = x;
+    return UPQ_OK;
+}
+
 static void set_threads(int64_t n)
 {
     char v[32];
@@ -69,6 +82,7 @@ static int parse(int argc, char **argv, demo_opts *o, char *out, size_t cap, int
         {"out", required_argument, 0, 'o'},   {"steps", required_argument, 0, 's'},
         {"seed", required_argument, 0, 'S'},  {"corpus-bytes", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+        {"max-seconds", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int64_t v = 0;
     out[0] = '\0';
@@ -82,6 +96,7 @@ static int parse(int argc, char **argv, demo_opts *o, char *out, size_t cap, int
         case 'c': TRY(parse_i64("--corpus-bytes", optarg, 10000, &o->corpus_bytes)); break;
         case 't': TRY(parse_i64("--threads", optarg, 1, &v)); set_threads(v); break;
         case 'q': o->progress = NULL; break;
+        case 'T': TRY(parse_seconds(optarg, &o->max_seconds)); break;
         case 'h': *help = 1; return UPQ_OK;
         case ':': return cli_usage_error("demo-model", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("demo-model", "unknown option '%s'", argv[optind - 1]);

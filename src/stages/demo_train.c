@@ -65,6 +65,10 @@ void demo_opts_key(const demo_opts *o, char *buf, size_t cap)
              (unsigned long long)o->seed, (long long)o->steps, (long long)o->batch, (long long)o->ctx,
              (long long)o->corpus_bytes, (long long)o->heldout_bytes, (long long)o->vocab, o->lr,
              o->min_lr_frac, (long long)o->warmup, o->weight_decay, o->clip);
+    if (o->max_seconds > 0) { /* only then: default keys stay as they were */
+        size_t l = strlen(buf);
+        snprintf(buf + l, cap > l ? cap - l : 0, " max_seconds=%g", o->max_seconds);
+    }
 }
 
 /* ---- init ---------------------------------------------------------------------- */
@@ -107,14 +111,17 @@ static double now_s(void)
 }
 
 /* Linear warmup to o->lr, then cosine to o->lr * min_lr_frac at the last step. The
- * warmup is at most a tenth of the run, so short runs (tests) still train. */
-static double lr_at(const demo_opts *o, int64_t step)
+ * warmup is at most a tenth of the run, so short runs (tests) still train. With a time
+ * budget, xt (>= 0: elapsed / budget) moves the cosine along when time runs faster
+ * than steps; xt < 0 keeps the schedule purely step-based (deterministic). */
+static double lr_at(const demo_opts *o, int64_t step, double xt)
 {
     int64_t wu = o->warmup < o->steps / 10 ? o->warmup : o->steps / 10;
     if (wu < 1) wu = 1;
     if (step < wu) return o->lr * (double)(step + 1) / (double)wu;
     double span = (double)(o->steps - wu);
     double x = span > 0 ? (double)(step - wu) / span : 1.0;
+    if (xt > x) x = xt < 1.0 ? xt : 1.0;
     double lo = o->lr * o->min_lr_frac;
     return lo + 0.5 * (o->lr - lo) * (1.0 + cos(3.141592653589793 * x));
 }
@@ -149,7 +156,7 @@ static void bufs_free(train_bufs *b)
 
 /* One optimizer step on a batch of random windows; returns the batch loss via *loss. */
 static int train_step(tfm_model *m, train_bufs *b, corpus_rng *rng, const int32_t *tokens, int64_t n,
-                      const demo_opts *o, int64_t step, double *loss)
+                      const demo_opts *o, int64_t step, double lr, double *loss)
 {
     int64_t B = o->batch, T = o->ctx;
     for (int64_t i = 0; i < B; i++) {
@@ -164,16 +171,17 @@ static int train_step(tfm_model *m, train_bufs *b, corpus_rng *rng, const int32_
     memset(b->g.mem, 0, (size_t)b->g.n_params * sizeof(float));
     TRY(tfm_backward(m, &b->g, &b->a, b->tok, B, T));
     adamw_clip_grad_norm(b->g.mem, b->g.n_params, (float)o->clip);
-    adamw_step(&b->opt, m->mem, b->g.mem, (float)lr_at(o, step));
+    adamw_step(&b->opt, m->mem, b->g.mem, (float)lr);
     return UPQ_OK;
 }
 
-static void progress(const demo_opts *o, int64_t step, double loss, double t0, double t_now)
+static void progress(const demo_opts *o, int64_t step, double loss, double lr, double el)
 {
-    double el = t_now - t0, tps = (double)(step * o->batch * o->ctx) / (el > 0 ? el : 1e-9);
+    double tps = (double)(step * o->batch * o->ctx) / (el > 0 ? el : 1e-9);
     double eta = el / (double)step * (double)(o->steps - step);
+    if (o->max_seconds > 0 && o->max_seconds - el < eta) eta = o->max_seconds - el > 0 ? o->max_seconds - el : 0;
     fprintf(o->progress, "demo-model: step %5lld/%lld  loss %.4f  lr %.2e  %7.0f tok/s  ETA %4.0f s\n",
-            (long long)step, (long long)o->steps, loss, lr_at(o, step - 1), tps, eta);
+            (long long)step, (long long)o->steps, loss, lr, tps, eta);
     fflush(o->progress);
 }
 
@@ -182,25 +190,37 @@ int demo_train(tfm_model *m, const int32_t *tokens, int64_t n, const demo_opts *
     if (n < o->ctx + 1)
         return UPQ_FAIL(UPQ_EINPUT, "demo training text has %lld tokens, fewer than one window of %lld",
                         (long long)n, (long long)o->ctx);
+    int64_t cap = o->steps / 10 > 0 ? o->steps / 10 : 1, done = 0;
+    double *hist = upq_malloc((size_t)cap * sizeof *hist, "loss history"); /* ring of recent losses */
+    if (!hist) return UPQ_EIO;
     train_bufs b;
     int rc = bufs_alloc(&b, m, o);
     corpus_rng rng;
     corpus_rng_seed(&rng, o->seed ^ 0xba7c4e5ULL);
-    int64_t tail = o->steps / 10 > 0 ? o->steps / 10 : 1, n_tail = 0;
-    double t0 = now_s(), tail_sum = 0, loss = 0;
+    double t0 = now_s(), loss = 0;
     for (int64_t s = 0; s < o->steps && rc == UPQ_OK; s++) {
-        rc = train_step(m, &b, &rng, tokens, n, o, s, &loss);
+        double el = now_s() - t0, xt = o->max_seconds > 0 ? el / o->max_seconds : -1.0;
+        if (s > 0 && xt >= 1.0) break; /* time budget spent */
+        double lr = lr_at(o, s, xt);
+        rc = train_step(m, &b, &rng, tokens, n, o, s, lr, &loss);
+        if (rc) break;
         if (s == 0) r->first_loss = loss;
-        if (s >= o->steps - tail) tail_sum += loss, n_tail++;
-        if (rc == UPQ_OK && o->progress && o->log_every > 0 &&
-            ((s + 1) % o->log_every == 0 || s + 1 == o->steps))
-            progress(o, s + 1, loss, t0, now_s());
+        hist[s % cap] = loss;
+        done = s + 1;
+        if (o->progress && o->log_every > 0 && ((s + 1) % o->log_every == 0 || s + 1 == o->steps))
+            progress(o, s + 1, loss, lr, now_s() - t0);
     }
     bufs_free(&b);
-    r->steps = o->steps;
-    r->final_loss = n_tail ? tail_sum / (double)n_tail : loss;
+    /* mean of the last tenth of the steps taken */
+    int64_t k = done / 10 > 0 ? done / 10 : 1, cnt = 0;
+    if (k > cap) k = cap;
+    double sum = 0;
+    for (int64_t s = done - k > 0 ? done - k : 0; s < done; s++, cnt++) sum += hist[s % cap];
+    free(hist);
+    r->steps = done;
+    r->final_loss = cnt ? sum / (double)cnt : loss;
     r->train_seconds = now_s() - t0;
-    r->tokens_per_s = (double)(o->steps * o->batch * o->ctx) / (r->train_seconds > 0 ? r->train_seconds : 1e-9);
+    r->tokens_per_s = (double)(done * o->batch * o->ctx) / (r->train_seconds > 0 ? r->train_seconds : 1e-9);
     return rc;
 }
 

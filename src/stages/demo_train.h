@@ -25,6 +25,8 @@ typedef struct {
     int64_t warmup;         /* linear warmup steps */
     double weight_decay;    /* on matrices and embeddings only */
     double clip;            /* global gradient-norm clip (0: none) */
+    double max_seconds;     /* > 0: also stop training after this many seconds and run
+                             * the cosine by elapsed time (not deterministic); 0: off */
     int64_t log_every;      /* progress line every N steps (0: none) */
     FILE *progress;         /* where progress lines go (NULL: silent) */
 } demo_opts;

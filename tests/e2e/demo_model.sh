@@ -76,4 +76,12 @@ rc=0; "$UPQ" demo-model --out "$WORK/c" --steps 0 2>/dev/null || rc=$?
 [[ $rc -eq 1 ]] || fail "--steps 0: rc $rc"
 [[ ! -e "$WORK/c" ]] || fail "a failed run left $WORK/c"
 "$UPQ" demo-model --help | grep -q "usage: upq demo-model" || fail "--help"
+
+# 6. a time budget stops training early and still writes a complete folder
+"$UPQ" demo-model --out "$WORK/t" --steps 1000000 --max-seconds 2 --corpus-bytes 100000 --threads 1 \
+    --quiet > "$WORK/t.log"
+steps=$(sed -n 's/^  steps *\([0-9]*\) .*/\1/p' "$WORK/t.log")
+[[ -n "$steps" && "$steps" -ge 1 && "$steps" -lt 1000000 ]] || fail "--max-seconds 2 ran $steps steps"
+grep -q '"options": ".*max_seconds=2"' "$WORK/t/demo_model.json" || fail "max_seconds not recorded"
+echo "demo_model: --max-seconds 2 stopped after $steps steps"
 echo "demo_model: all checks passed"
