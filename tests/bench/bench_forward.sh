@@ -2,7 +2,11 @@
 # bench_forward.sh - FP32 forward tokens/s of upq against PyTorch on the same model,
 # the same number of tokens and the same thread counts, in one run; prints both and
 # the ratio (target: upq >= 1.5x PyTorch). A benchmark, not a ctest: no time limits.
-#   tests/bench/bench_forward.sh [--tokens T] [--batch B] [--threads 1,2] [--repeats R] [--model DIR]
+#   tests/bench/bench_forward.sh [--tokens T] [--batch B] [--threads 1,2] [--repeats R]
+#                                [--rounds N] [--model DIR]
+# The two sides alternate N rounds (default 3) of R timed repeats each, so that both see
+# the same load on a shared machine; each figure is the median over rounds of the
+# per-round medians (tests/bench/compare_forward.py prints the table).
 # Installs Debian's python3-torch, python3-numpy and python3-h5py if missing (apt, root).
 # The PyTorch side (tests/bench/torch_forward.py) first checks its logits against the
 # model's golden.h5 (transformers' output), so both sides compute the same thing.
@@ -16,14 +20,16 @@ T=256
 B=1
 THREADS=1,2
 REPEATS=7
+ROUNDS=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --tokens) T="$2"; shift ;;
     --batch) B="$2"; shift ;;
     --threads) THREADS="$2"; shift ;;
     --repeats) REPEATS="$2"; shift ;;
+    --rounds) ROUNDS="$2"; shift ;;
     --model) MODEL="$2"; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_forward.sh: unknown option '$1'" >&2; exit 1 ;;
   esac
   shift
@@ -60,26 +66,18 @@ fi
 unset OMP_NUM_THREADS BLIS_NUM_THREADS MKL_NUM_THREADS
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-echo "bench_forward.sh: model $MODEL, batch $B x $T tokens, threads $THREADS, median of $REPEATS"
+echo "bench_forward.sh: model $MODEL, batch $B x $T tokens, threads $THREADS," \
+  "median of $REPEATS, $ROUNDS alternating rounds"
 echo "  machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-"$UPQ" bench forward --model "$MODEL" --tokens "$T" --batch "$B" --threads "$THREADS" \
-  --repeats "$REPEATS" --json > "$TMP/upq.json"
-$PY "$SRC/tests/bench/torch_forward.py" --model "$MODEL" --tokens "$T" --batch "$B" \
-  --threads "$THREADS" --repeats "$REPEATS" > "$TMP/torch.json"
-
-$PY - "$TMP/upq.json" "$TMP/torch.json" <<'EOF'
-import json, sys
-u = json.load(open(sys.argv[1]))
-t = json.load(open(sys.argv[2]))
-print(f"  torch {t['torch']} logits vs golden.h5: max abs err {t['golden_max_abs_err']}")
-print(f"{'threads':>8} {'upq tok/s':>12} {'torch tok/s':>12} {'upq/torch':>10}")
-ok = True
-for a, b in zip(u["results"], t["results"]):
-    assert a["threads"] == b["threads"]
-    r = a["tokens_per_s"] / b["tokens_per_s"]
-    ok &= r >= 1.5
-    print(f"{a['threads']:>8} {a['tokens_per_s']:>12.1f} {b['tokens_per_s']:>12.1f} {r:>9.2f}x")
-print("target upq >= 1.5x torch: " + ("met" if ok else "NOT met") + " at every thread count")
-EOF
+for r in $(seq 1 "$ROUNDS"); do
+  "$UPQ" bench forward --model "$MODEL" --tokens "$T" --batch "$B" --threads "$THREADS" \
+    --repeats "$REPEATS" --json > "$TMP/upq.$r.json"
+  golden=""
+  [ "$r" -gt 1 ] && golden=--no-golden   # the golden.h5 check runs in round 1
+  $PY "$SRC/tests/bench/torch_forward.py" --model "$MODEL" --tokens "$T" --batch "$B" \
+    --threads "$THREADS" --repeats "$REPEATS" $golden > "$TMP/torch.$r.json"
+done
+echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+$PY "$SRC/tests/bench/compare_forward.py" "$TMP" "$ROUNDS"
