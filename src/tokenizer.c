@@ -160,7 +160,7 @@ static int create(const char *tokenizer_json, const char *cfg, const char *map, 
     json_decref(root);
     if (!rc && (cfg || map || dir)) rc = read_config(t, cfg, map, dir);
     if (!rc && !cfg && !map) specials_from_template(t);
-    if (!rc) rc = tok_cache_init(&t->cache, 1 << 16);
+    if (!rc) rc = tok_cache_init(&t->cache, 1 << 18); /* 128 Ki words before it starts over */
     if (rc) {
         tok_destroy(t);
         return rc;
