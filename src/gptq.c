@@ -19,18 +19,19 @@
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 
-void gptq_hessian_add(double *H, const float *X, int64_t n, int64_t K)
+int gptq_hessian_add(double *H, const float *X, int64_t n, int64_t K)
 {
-#pragma omp parallel for schedule(dynamic, 8)
-    for (int64_t i = 0; i < K; i++) {
-        for (int64_t t = 0; t < n; t++) {
-            double xi = X[t * K + i];
-            if (xi == 0.0) continue;
-            const float *xr = X + t * K;
-            double *h = H + i * K;
-            for (int64_t j = 0; j < K; j++) h[j] += xi * (double)xr[j];
-        }
+    /* fp32 products over at most 512 rows through BLIS, accumulated in double */
+    float *P = upq_malloc((size_t)(K * K) * sizeof(float), "GPTQ X^T X chunk");
+    if (!P) return UPQ_EIO;
+    for (int64_t t0 = 0; t0 < n; t0 += 512) {
+        int64_t m = n - t0 < 512 ? n - t0 : 512;
+        kq_sgemm_tn(K, K, m, X + t0 * K, K, X + t0 * K, K, P, K, 0.0f);
+#pragma omp parallel for schedule(static) if (K * K >= (1 << 18))
+        for (int64_t i = 0; i < K * K; i++) H[i] += (double)P[i];
     }
+    free(P);
+    return UPQ_OK;
 }
 
 /* H (K, K) -> U (row-major upper triangle, float) with H^-1 = U^T U. */

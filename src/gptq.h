@@ -15,8 +15,9 @@ typedef struct {
     int act_order;   /* 1: columns in order of decreasing diag(H) */
 } gptq_opts;
 
-/* Adds the rows of X (n, K) to H (K, K) (double, row-major): H += X^T X. */
-void gptq_hessian_add(double *H, const float *X, int64_t n, int64_t K);
+/* Adds the rows of X (n, K) to H (K, K) (double, row-major): H += X^T X (fp32 products
+ * over chunks of 512 rows, summed in double). UPQ_EIO out of memory. */
+int gptq_hessian_add(double *H, const float *X, int64_t n, int64_t K);
 
 /* Quantizes W (N, K) (row stride K) into q (initialised with bits/group and shape) using
  * H (K, K), which is overwritten. On return W holds the dequantized weights s*q + m.

@@ -12,6 +12,7 @@ typedef int (*cmd_fn)(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
+int cmd_ptq(int argc, char **argv);
 int cmd_demo_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);
@@ -19,6 +20,7 @@ int cmd_bench_kernels(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "h5model.h"
+#include "h5qmodel.h"
 #include "hf_model.h"
 #include "par.h"
 #include "upq_err.h"
@@ -20,7 +21,7 @@ int ppl_load_model(const char *path, tfm_model *m)
 {
     struct stat st;
     if (stat(path, &st) != 0) return UPQ_FAIL(UPQ_EINPUT, "%s: no such model folder or file", path);
-    if (S_ISREG(st.st_mode)) return h5m_read(path, m, NULL, NULL);
+    if (S_ISREG(st.st_mode)) return h5q_read(path, m); /* FP32 or quantized (dequantized) */
     return hf_model_load(path, m);
 }
 

@@ -117,7 +117,7 @@ static void check(int bits, int g, int act_order, int64_t N, int64_t K, int64_t 
         float base = rm_uniform();
         for (int64_t i = 0; i < K; i++) X[t * K + i] = (0.7f * base + 0.5f * rm_uniform()) * (1.0f + (float)(i % 5));
     }
-    gptq_hessian_add(H, X, T, K);
+    CHECK_OK(gptq_hessian_add(H, X, T, K));
     memcpy(A, W, (size_t)(N * K) * sizeof *A);
     memcpy(B, W, (size_t)(N * K) * sizeof *B);
     memcpy(H2, H, (size_t)(K * K) * sizeof *H2);

@@ -1,0 +1,389 @@
+/* ptq.c - the `upq ptq` driver (ptq.h): calibration, then per block: the FP block's
+ * outputs on the block's inputs (and X^T X of every linear input when gptq or --clip
+ * needs it), RTN (the init), GPTQ when asked, the reconstruction errors, a part file per
+ * finished block, and the final container, CSV and SVG. One rank. Not the math (quant.c,
+ * gptq.c, ptq_block.c) nor the file layout (io/h5qmodel.c). */
+#include "ptq.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gptq.h"
+#include "h5qmodel.h"
+#include "ppl.h"
+#include "ptq_block.h"
+#include "quant.h"
+#include "upq_err.h"
+
+#ifndef UPQ_VERSION
+#define UPQ_VERSION "unknown"
+#endif
+
+void ptq_opts_default(ptq_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->bits = 4;
+    o->group = 128;
+    o->method = PTQ_RTN;
+    o->calib_samples = 128;
+    o->seq_len = 512;
+    o->damp = 0.01;
+    o->gptq_block = 128;
+    o->progress = 1;
+}
+
+typedef struct {
+    const ptq_opts *o;
+    tfm_model m;
+    tfm_config c;
+    int64_t S, T;
+    float *X, *Y, *Yq;     /* (S, T, C): block inputs, FP outputs, quantized outputs */
+    float *wq;             /* dequantized weights of the 7 linears of one block */
+    double *H[4];          /* X^T X of ln1 (q,k,v), atty (o), ln2 (gate, up), act (down) */
+    ptq_block_ws ws;
+    quant_layer *ql;       /* (L*7) the result */
+    double *err0, *err1;   /* (L) */
+    char params[1024];
+} ptq_ctx;
+
+static const char *method_name(int m) { return m == PTQ_GPTQ ? "gptq" : "rtn"; }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Shapes of linear p: N outputs, K inputs; H index of its input. */
+static void proj_shape(const tfm_config *c, int p, int64_t *N, int64_t *K, int *hi)
+{
+    int64_t HD = c->H * c->D, KD = c->KV * c->D;
+    int64_t n[H5Q_PROJ] = {HD, KD, KD, c->C, c->F, c->F, c->C}, k[H5Q_PROJ] = {c->C, c->C, c->C, HD, c->C, c->C, c->F};
+    int h[H5Q_PROJ] = {0, 0, 0, 1, 2, 2, 3};
+    *N = n[p], *K = k[p], *hi = h[p];
+}
+
+static float **proj_ptr(tfm_layer *w, int p)
+{
+    float **ps[H5Q_PROJ] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+    return ps[p];
+}
+
+/* A copy of layer l whose linears point at the dequantization of ql[0..7). */
+static tfm_layer dequant_layer(ptq_ctx *x, int64_t l, const quant_layer *ql)
+{
+    tfm_layer w = x->m.layers[l];
+    float *dst = x->wq;
+    for (int p = 0; p < H5Q_PROJ; p++) {
+        quant_dequant(&ql[p], dst, ql[p].K);
+        *proj_ptr(&w, p) = dst;
+        dst += ql[p].N * ql[p].K;
+    }
+    return w;
+}
+
+/* out = block(w) over every sample; with H: accumulate X^T X of the linear inputs. */
+static int block_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h)
+{
+    int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
+    for (int64_t s = 0; s < x->S; s++) {
+        ptq_block_forward(&x->c, w, &x->ws, x->X + s * T * C, out + s * T * C, T);
+        if (!want_h) continue;
+        TRY(gptq_hessian_add(x->H[0], x->ws.ln1, T, C));
+        TRY(gptq_hessian_add(x->H[1], x->ws.atty, T, HD));
+        TRY(gptq_hessian_add(x->H[2], x->ws.ln2, T, C));
+        TRY(gptq_hessian_add(x->H[3], x->ws.act, T, x->c.F));
+    }
+    return UPQ_OK;
+}
+
+static double mse(const float *a, const float *b, int64_t n)
+{
+    double e = 0.0;
+    for (int64_t i = 0; i < n; i++) e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return e / (double)n;
+}
+
+/* RTN (with the clipping search when --clip) of the 7 linears of layer l into ql. */
+static int quant_rtn_block(ptq_ctx *x, int64_t l, quant_layer *ql)
+{
+    float grid[16];
+    int ng = x->o->clip ? quant_clip_grid(grid, 16) : 0;
+    for (int p = 0; p < H5Q_PROJ; p++) {
+        int64_t N, K;
+        int hi;
+        proj_shape(&x->c, p, &N, &K, &hi);
+        TRY(quant_layer_init(&ql[p], x->o->bits, x->o->group, N, K));
+        quant_rtn(&ql[p], *proj_ptr(&x->m.layers[l], p), K, ng ? x->H[hi] : NULL, grid, ng);
+    }
+    return UPQ_OK;
+}
+
+static int quant_gptq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
+{
+    gptq_opts go = {x->o->damp, x->o->gptq_block, x->o->act_order};
+    int rc = UPQ_OK;
+    for (int p = 0; p < H5Q_PROJ && !rc; p++) {
+        int64_t N, K;
+        int hi;
+        proj_shape(&x->c, p, &N, &K, &hi);
+        TRY(quant_layer_init(&ql[p], x->o->bits, x->o->group, N, K));
+        float *W = upq_malloc((size_t)(N * K) * sizeof(float), "GPTQ weight copy");
+        double *H = upq_malloc((size_t)(K * K) * sizeof(double), "GPTQ X^T X copy");
+        rc = W && H ? UPQ_OK : UPQ_EIO;
+        if (!rc) {
+            memcpy(W, *proj_ptr(&x->m.layers[l], p), (size_t)(N * K) * sizeof(float));
+            memcpy(H, x->H[hi], (size_t)(K * K) * sizeof(double));
+            rc = gptq_quantize(&ql[p], W, H, &go);
+        }
+        free(W), free(H);
+    }
+    return rc;
+}
+
+static void free_block(quant_layer *ql)
+{
+    for (int p = 0; p < H5Q_PROJ; p++) quant_layer_free(&ql[p]);
+}
+
+/* Quantizes block l from scratch: X -> Y (FP), errors, ql; leaves the next input in Yq
+ * (quantized outputs). */
+static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
+{
+    int want_h = x->o->method == PTQ_GPTQ || x->o->clip;
+    int64_t n = x->S * x->T * x->c.C;
+    for (int i = 0; i < 4 && want_h; i++) {
+        int64_t K = i == 1 ? x->c.H * x->c.D : i == 3 ? x->c.F : x->c.C;
+        memset(x->H[i], 0, (size_t)(K * K) * sizeof(double));
+    }
+    TRY(block_pass(x, &x->m.layers[l], x->Y, want_h));
+    TRY(quant_rtn_block(x, l, ql));
+    tfm_layer w = dequant_layer(x, l, ql);
+    TRY(block_pass(x, &w, x->Yq, 0));
+    x->err0[l] = x->err1[l] = mse(x->Yq, x->Y, n);
+    if (x->o->method != PTQ_GPTQ) return UPQ_OK;
+    free_block(ql);
+    TRY(quant_gptq_block(x, l, ql));
+    w = dequant_layer(x, l, ql);
+    TRY(block_pass(x, &w, x->Yq, 0));
+    x->err1[l] = mse(x->Yq, x->Y, n);
+    return UPQ_OK;
+}
+
+static void part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s.parts/block_%03lld.h5", o->out, (long long)l);
+}
+
+/* One block: resumed from its part file when there is one, else quantized and committed.
+ * Afterwards X holds the next block's input. */
+static int do_block(ptq_ctx *x, int64_t l, int *resumed)
+{
+    char part[4200];
+    part_path(x->o, l, part, sizeof part);
+    quant_layer *ql = &x->ql[l * H5Q_PROJ];
+    *resumed = access(part, R_OK) == 0;
+    if (*resumed) {
+        TRY(h5q_block_read(part, l, ql, &x->err0[l], &x->err1[l], x->params));
+        tfm_layer w = dequant_layer(x, l, ql);
+        TRY(block_pass(x, x->o->input_mode == PTQ_INPUT_FP ? &x->m.layers[l] : &w,
+                       x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, 0));
+    } else {
+        TRY(run_block(x, l, ql));
+        TRY(h5q_block_write(part, l, ql, x->err0[l], x->err1[l], x->params));
+    }
+    float *next = x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, *t = x->X;
+    x->X = next;
+    if (next == x->Y) x->Y = t;
+    else x->Yq = t;
+    return UPQ_OK;
+}
+
+static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
+{
+    tfm_config *c = &x->c;
+    x->S = o->calib_samples;
+    x->T = o->seq_len;
+    int64_t n = x->S * x->T * c->C, HD = c->H * c->D, KD = c->KV * c->D;
+    x->X = upq_malloc((size_t)n * sizeof(float), "calibration activations");
+    x->Y = upq_malloc((size_t)n * sizeof(float), "FP block outputs");
+    x->Yq = upq_malloc((size_t)n * sizeof(float), "quantized block outputs");
+    x->wq = upq_malloc((size_t)(2 * HD * c->C + 2 * KD * c->C + 3 * c->F * c->C) * sizeof(float), "block weights");
+    int64_t hk[4] = {c->C, HD, c->C, c->F};
+    for (int i = 0; i < 4; i++) x->H[i] = upq_malloc((size_t)(hk[i] * hk[i]) * sizeof(double), "X^T X");
+    x->ql = upq_calloc((size_t)(c->L * H5Q_PROJ), sizeof *x->ql, "quantized layers");
+    x->err0 = upq_calloc((size_t)c->L, sizeof(double), "block errors");
+    x->err1 = upq_calloc((size_t)c->L, sizeof(double), "block errors");
+    if (!x->X || !x->Y || !x->Yq || !x->wq || !x->H[0] || !x->H[1] || !x->H[2] || !x->H[3] || !x->ql ||
+        !x->err0 || !x->err1)
+        return UPQ_EIO;
+    TRY(ptq_block_ws_alloc(&x->ws, c, x->T));
+    for (int64_t i = 0; i < x->S * x->T; i++) {
+        if (ids[i] < 0 || ids[i] >= c->V)
+            return UPQ_FAIL(UPQ_EINPUT, "%s: calibration token %d (sample %lld) is outside the vocabulary [0, %lld)",
+                            o->calib, ids[i], (long long)(i / x->T), (long long)c->V);
+        memcpy(x->X + i * c->C, x->m.tok_emb + (int64_t)ids[i] * c->C, (size_t)c->C * sizeof(float));
+    }
+    return UPQ_OK;
+}
+
+static void ctx_free(ptq_ctx *x)
+{
+    for (int64_t i = 0; x->ql && i < x->c.L * H5Q_PROJ; i++) quant_layer_free(&x->ql[i]);
+    free(x->ql), free(x->X), free(x->Y), free(x->Yq), free(x->wq), free(x->err0), free(x->err1);
+    for (int i = 0; i < 4; i++) free(x->H[i]);
+    ptq_block_ws_free(&x->ws);
+    tfm_model_free(&x->m);
+}
+
+static void make_params(ptq_ctx *x, const char *calib_sha)
+{
+    const ptq_opts *o = x->o;
+    snprintf(x->params, sizeof x->params,
+             "{\"method\": \"%s\", \"bits\": %d, \"group\": %d, \"clip\": %d, \"input\": \"%s\", "
+             "\"calib_sha256\": \"%s\", \"calib_samples\": %lld, \"seq_len\": %lld, \"seed\": %llu, "
+             "\"damp\": %g, \"gptq_block\": %lld, \"act_order\": %d, \"quantized\": \"q,k,v,o,gate,up,down\"}",
+             method_name(o->method), o->bits, o->group, o->clip, o->input_mode == PTQ_INPUT_FP ? "fp" : "quant",
+             calib_sha, (long long)o->calib_samples, (long long)o->seq_len, (unsigned long long)o->seed, o->damp,
+             (long long)o->gptq_block, o->act_order);
+}
+
+/* Provenance: method, parameters, sources; `created` from SOURCE_DATE_EPOCH when set
+ * (reproducible files), else now. */
+static int make_prov(ptq_ctx *x, h5m_provenance *p, const char *calib_path)
+{
+    const ptq_opts *o = x->o;
+    char method[64], f[4200];
+    snprintf(method, sizeof method, "ptq-%s-int%d", method_name(o->method), o->bits);
+    h5m_prov_init(p, method, o->argc, o->argv);
+    snprintf(p->params, sizeof p->params, "%s", x->params);
+    snprintf(p->upq_version, sizeof p->upq_version, "%s", UPQ_VERSION);
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    time_t t = sde && *sde ? (time_t)atoll(sde) : time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(p->created, sizeof p->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    struct stat st;
+    if (stat(o->model, &st) == 0 && S_ISREG(st.st_mode)) TRY(h5m_prov_add_file(p, o->model));
+    const char *names[] = {"config.json", "model.safetensors", "model.safetensors.index.json"};
+    for (int i = 0; i < 3 && !S_ISREG(st.st_mode); i++) {
+        snprintf(f, sizeof f, "%s/%s", o->model, names[i]);
+        if (access(f, R_OK) == 0) TRY(h5m_prov_add_file(p, f));
+    }
+    return h5m_prov_add_file(p, calib_path);
+}
+
+static void progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done)
+{
+    if (!x->o->progress) return;
+    double el = now_s() - t0, eta = done ? el / (double)done * (double)(x->c.L - 1 - l) : 0.0;
+    if (resumed)
+        fprintf(stderr, "ptq: block %lld/%lld resumed from its part file: err rtn %.4e -> %s %.4e\n",
+                (long long)(l + 1), (long long)x->c.L, x->err0[l], method_name(x->o->method), x->err1[l]);
+    else
+        fprintf(stderr, "ptq: block %lld/%lld %s: err rtn %.4e -> %s %.4e (%.1f s, ETA %.0f s)\n", (long long)(l + 1),
+                (long long)x->c.L, method_name(x->o->method), x->err0[l], method_name(x->o->method), x->err1[l],
+                now_s() - tb, eta);
+    fflush(stderr);
+}
+
+static int check_opts(const ptq_opts *o, const tfm_config *c)
+{
+    if (!quant_format_valid(o->bits, o->group))
+        return UPQ_FAIL(UPQ_EUSAGE, "--bits %d --group %d: bits must be 2, 3, 4 or 8 and group 0, 32, 64 or 128",
+                        o->bits, o->group);
+    if (o->calib_samples < 1 || o->seq_len < 2 || o->seq_len > c->max_T)
+        return UPQ_FAIL(UPQ_EUSAGE, "--calib-samples %lld --seq-len %lld: need >= 1 sample and 2 <= seq-len <= %lld",
+                        (long long)o->calib_samples, (long long)o->seq_len, (long long)c->max_T);
+    if (o->damp <= 0.0 || o->gptq_block < 1)
+        return UPQ_FAIL(UPQ_EUSAGE, "--damp must be > 0 and --gptq-block >= 1");
+    return UPQ_OK;
+}
+
+static int remove_parts(const ptq_opts *o, int64_t L)
+{
+    char p[4200];
+    for (int64_t l = 0; l < L; l++) {
+        part_path(o, l, p, sizeof p);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s.parts", o->out);
+    rmdir(p);
+    return UPQ_OK;
+}
+
+static int finish(ptq_ctx *x, const char *calib_path)
+{
+    const ptq_opts *o = x->o;
+    static h5m_provenance prov; /* large; one run at a time */
+    TRY(make_prov(x, &prov, calib_path));
+    h5q_vec v[2] = {{"block_err_rtn", x->c.L, x->err0}, {"block_err_final", x->c.L, x->err1}};
+    TRY(h5q_write(o->out, &x->m, x->ql, &prov, v, 2));
+    char csv[4200], svg[4200], base[4200];
+    snprintf(base, sizeof base, "%s", o->out);
+    size_t n = strlen(base);
+    if (n > 3 && !strcmp(base + n - 3, ".h5")) base[n - 3] = 0;
+    snprintf(csv, sizeof csv, "%s", o->csv ? o->csv : "");
+    if (!o->csv) snprintf(csv, sizeof csv, "%s.blocks.csv", base);
+    snprintf(svg, sizeof svg, "%s.blocks.svg", base);
+    TRY(ptq_report_write(csv, svg, method_name(o->method), x->err0, x->err1, x->c.L));
+    printf("block  err_rtn      err_%-8s ratio\n", method_name(o->method));
+    for (int64_t l = 0; l < x->c.L; l++)
+        printf("%5lld  %.5e  %.5e  %.3f\n", (long long)l, x->err0[l], x->err1[l],
+               x->err0[l] > 0 ? x->err1[l] / x->err0[l] : 1.0);
+    printf("wrote %s (table %s, plot %s)\n", o->out, csv, svg);
+    fflush(stdout);
+    return remove_parts(o, x->c.L);
+}
+
+static int run_blocks(ptq_ctx *x)
+{
+    double t0 = now_s();
+    int64_t done = 0;
+    for (int64_t l = 0; l < x->c.L; l++) {
+        double tb = now_s();
+        int resumed = 0;
+        TRY(do_block(x, l, &resumed));
+        if (!resumed) done++;
+        else t0 = now_s();
+        progress(x, l, resumed, t0, tb, done);
+    }
+    return UPQ_OK;
+}
+
+int ptq_run(const ptq_opts *o)
+{
+    ptq_ctx x;
+    memset(&x, 0, sizeof x);
+    x.o = o;
+    TRY(ppl_load_model(o->model, &x.m));
+    x.c = x.m.cfg;
+    int32_t *ids = NULL;
+    char sha[65] = "", calib_path[4096], dir[4200];
+    snprintf(calib_path, sizeof calib_path, "%s", o->calib);
+    char *colon = strrchr(calib_path, ':');
+    if (colon && colon[1] == '/') *colon = 0;
+    int rc = check_opts(o, &x.c);
+    if (!rc) rc = ptq_calib_load(o, &ids, sha);
+    if (!rc) rc = ctx_init(&x, o, ids);
+    free(ids);
+    if (!rc) {
+        make_params(&x, sha);
+        snprintf(dir, sizeof dir, "%s.parts", o->out);
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+            rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create the block parts folder: %s", dir, strerror(errno));
+    }
+    if (!rc && o->progress)
+        fprintf(stderr, "ptq: %s W%d g%d, %lld calibration windows of %lld tokens, %lld blocks, parts in %s\n",
+                method_name(o->method), o->bits, o->group, (long long)x.S, (long long)x.T, (long long)x.c.L, dir);
+    if (!rc) rc = run_blocks(&x);
+    if (!rc) rc = finish(&x, calib_path);
+    ctx_free(&x);
+    return rc;
+}
