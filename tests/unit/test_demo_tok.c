@@ -82,6 +82,8 @@ static struct {
     int (*match)(const pcre2_code *, PCRE2_SPTR, PCRE2_SIZE, PCRE2_SIZE, uint32_t, pcre2_match_data *,
                  pcre2_match_context *);
     PCRE2_SIZE *(*ovector)(pcre2_match_data *);
+    void (*md_free)(pcre2_match_data *);
+    void (*code_free)(pcre2_code *);
 } pc;
 
 static int pcre_load(void)
@@ -92,7 +94,9 @@ static int pcre_load(void)
     *(void **)&pc.md_create = dlsym(pc.h, "pcre2_match_data_create_from_pattern_8");
     *(void **)&pc.match = dlsym(pc.h, "pcre2_match_8");
     *(void **)&pc.ovector = dlsym(pc.h, "pcre2_get_ovector_pointer_8");
-    return pc.compile && pc.md_create && pc.match && pc.ovector;
+    *(void **)&pc.md_free = dlsym(pc.h, "pcre2_match_data_free_8");
+    *(void **)&pc.code_free = dlsym(pc.h, "pcre2_code_free_8");
+    return pc.compile && pc.md_create && pc.match && pc.ovector && pc.md_free && pc.code_free;
 }
 
 static void byte_map(hf_sim *s)
@@ -282,6 +286,8 @@ static void test_json(const dtok *t, const char *corpus)
         test_split_fuzz(t, &s);
         free(chunk);
     }
+    if (s.md) pc.md_free(s.md);
+    if (s.re) pc.code_free(s.re);
     json_decref(s.root);
     json_decref(s.ranks);
     remove(tj);
