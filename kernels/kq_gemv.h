@@ -1,6 +1,7 @@
 /* kq_gemv.h - GEMV and small-M GEMM (M <= KQ_GEMV_MAX_M, decode) on packed weights:
- * Y[M, N] = X[M, K] W[N, K]^T. The fast path quantizes X to int8 per 32 activations and
- * uses integer dot products (vpmaddubsw on AVX2); the reference is exact fp32.
+ * Y[M, N] = X[M, K] W[N, K]^T. The fast path quantizes X to int8 (a step per weight
+ * block, an integer sub-scale per 32) and uses integer dot products (vpmaddubsw +
+ * vpmaddwd on AVX2, vpdpwssd with AVX512-VNNI); the reference is exact fp32.
  * Not here: large-M GEMM (kq_gemm.h). Kernels never allocate: the caller passes ws. */
 #ifndef UPQ_KQ_GEMV_H
 #define UPQ_KQ_GEMV_H
@@ -19,7 +20,8 @@ enum { KQ_GEMV_MAX_M = 8 };
  * The offset term uses exact fp32 sums of x, so only s*q is hit: for output n,
  *   |y_q8 - y_exact| <= sum_k |s(n,k)| * q(n,k) * d(k) / 2          (KQ_GEMV_Q8_BOUND)
  * plus fp32 summation rounding, at most KQ_GEMV_FP_RTOL * sum_k |w(n,k)| |x_k|.
- * Measured on tinyllama-15m activations (tests/unit/test_kq_real.c): see that test. */
+ * Measured on tinyllama-15m layer 4 (tests/unit/test_kq_real.c): relative RMS error of
+ * the outputs 1.0e-2..1.3e-2 for q_proj/gate_proj, 2.7e-2..3.5e-2 for down_proj. */
 #define KQ_GEMV_FP_RTOL 1e-5f
 
 /* Bytes of workspace kq_gemv needs for M rows of K activations against W's format. */
