@@ -52,7 +52,7 @@ typedef struct {
     char *a, *b;  /* PREPEND: a = text; REPLACE: a -> b */
 } tok_norm_step;
 
-enum { TOK_PRE_SPLIT, TOK_PRE_BYTELEVEL, TOK_PRE_METASPACE, TOK_PRE_DIGITS };
+enum { TOK_PRE_SPLIT, TOK_PRE_BYTELEVEL, TOK_PRE_METASPACE };
 enum { TOK_SPLIT_REMOVED, TOK_SPLIT_ISOLATED, TOK_SPLIT_MERGED_PREV, TOK_SPLIT_MERGED_NEXT,
        TOK_SPLIT_CONTIGUOUS };
 enum { TOK_PREPEND_ALWAYS, TOK_PREPEND_FIRST, TOK_PREPEND_NEVER };
@@ -64,7 +64,7 @@ typedef struct {
     int add_prefix_space;          /* BYTELEVEL */
     char repl[8];                  /* METASPACE replacement (UTF-8) */
     int prepend_scheme, split;     /* METASPACE */
-    int individual_digits;         /* DIGITS */
+    int individual_digits;         /* Digits (a SPLIT on \p{N}) */
 } tok_pre_step;
 
 enum { TOK_DEC_BYTELEVEL, TOK_DEC_REPLACE, TOK_DEC_BYTEFALLBACK, TOK_DEC_FUSE, TOK_DEC_STRIP,

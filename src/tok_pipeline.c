@@ -208,11 +208,12 @@ static int add_pre(tok_tokenizer *t, json_t *o)
         t->n_pre++;
         return metaspace_opts(t, o, st->repl, &st->prepend_scheme);
     }
-    if (!strcmp(ty, "Digits")) {
-        st->kind = TOK_PRE_DIGITS;
+    if (!strcmp(ty, "Digits")) { /* HF splits on char::is_numeric, i.e. \p{N}, one char per match */
+        st->kind = TOK_PRE_SPLIT;
         st->individual_digits = json_is_true(json_object_get(o, "individual_digits"));
+        st->behavior = st->individual_digits ? TOK_SPLIT_ISOLATED : TOK_SPLIT_CONTIGUOUS;
         t->n_pre++;
-        return UPQ_OK;
+        return compile_regex(t, "\\p{N}", &st->re);
     }
     return UPQ_FAIL(UPQ_EINPUT, "%s: pre_tokenizer '%s' is not supported (Sequence, Split, ByteLevel, Metaspace, "
                     "Digits)", t->path, ty);

@@ -1,8 +1,8 @@
 /* tok_pretok.c - pre-tokenizers as HF `tokenizers` applies them: Split (regex through
  * PCRE2 with Unicode properties, or a literal; the five delimiter behaviors; invert),
  * ByteLevel (optional prefix space, the GPT-2 split regex, byte -> unicode alphabet),
- * Metaspace (' ' -> '▁', prepend scheme, optional split), Digits; a Sequence is the
- * list of steps. Pieces flow through the steps in a tok_pieces buffer.
+ * Metaspace (' ' -> '▁', prepend scheme, optional split); Digits is a Split on \p{N}
+ * (tok_pipeline.c); a Sequence is the list of steps. Pieces flow through the steps in a tok_pieces buffer.
  * Not the added-token split or the normalizer (tok_encode.c), not BPE (tok_bpe.c). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -251,22 +251,6 @@ static int metaspace_piece(const tok_pre_step *st, const char *s, int64_t n, int
     return rc;
 }
 
-static int digits_piece(const tok_pre_step *st, const char *s, int64_t n, int first, spans *sp,
-                        tok_pieces *out)
-{
-    sp->n = 0;
-    int64_t prev = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (s[i] >= '0' && s[i] <= '9') {
-            if (prev != i) TRY(span_push(sp, prev, i, 0));
-            TRY(span_push(sp, i, i + 1, 1));
-            prev = i + 1;
-        }
-    if (prev != n) TRY(span_push(sp, prev, n, 0));
-    apply_behavior(sp, st->individual_digits ? TOK_SPLIT_ISOLATED : TOK_SPLIT_CONTIGUOUS);
-    return emit_spans(out, sp, s, first);
-}
-
 int tok_pretokenize(tok_tokenizer *t, const char *s, int64_t n, int first, tok_pieces **out)
 {
     tok_pieces *a = &t->pa, *b = &t->pb;
@@ -284,8 +268,7 @@ int tok_pretokenize(tok_tokenizer *t, const char *s, int64_t n, int first, tok_p
             switch (st->kind) {
             case TOK_PRE_SPLIT: rc = split_piece(t, st, ps, pn, pf, st->behavior, &sp, b); break;
             case TOK_PRE_BYTELEVEL: rc = bytelevel_piece(t, st, ps, pn, pf, &sp, b); break;
-            case TOK_PRE_METASPACE: rc = metaspace_piece(st, ps, pn, pf, &sp, b); break;
-            default: rc = digits_piece(st, ps, pn, pf, &sp, b); break;
+            default: rc = metaspace_piece(st, ps, pn, pf, &sp, b); break;
             }
         }
         tok_pieces *x = a;

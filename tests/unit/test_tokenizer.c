@@ -212,6 +212,9 @@ static void test_seeds(void)
     int32_t ab = tok_token_id(t, "ab"), sp = tok_token_id(t, "\xE2\x96\x81"), xyz = tok_token_id(t, "xyz");
     int32_t w7[] = {0, sp, tok_token_id(t, "c"), 2, sp, ab, xyz, sp, ab, 1};
     expect(t, "c [MASK] abxyz,ab", 1, w7, 10, NULL);
+    /* Digits (contiguous) cuts "a12b" into a|12|b, each gets '▁' (always) */
+    int32_t w8[] = {0, tok_token_id(t, "\xE2\x96\x81" "a"), sp, tok_token_id(t, "12"), sp, tok_token_id(t, "b"), 1};
+    expect(t, "a12b", 1, w8, 7, NULL);
     tok_destroy(t);
 }
 
