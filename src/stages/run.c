@@ -26,14 +26,15 @@ const char *const run_known_keys[] = {
 
 typedef struct {
     const char *name;
+    int (*check)(const job_file *j);
     int (*run)(run_ctx *r, int *skipped);
     const char *what;
 } run_stage;
 
 /* In pipeline order (DESIGN.md): model -> prepare -> ptq -> teacher -> qat -> eval. */
 static const run_stage stages[] = {
-    {"model", run_stage_model, "the FP model (built-in demo model, or model.path)"},
-    {"ppl", run_stage_ppl, "perplexity of the current model on data.eval_tokens (checkpointed)"},
+    {"model", run_check_model, run_stage_model, "the FP model (built-in demo model, or model.path)"},
+    {"ppl", run_check_ppl, run_stage_ppl, "perplexity of the current model on data.eval_tokens (checkpointed)"},
 };
 #define N_STAGES ((int)(sizeof stages / sizeof stages[0]))
 
@@ -155,6 +156,7 @@ static int prepare_dirs(run_ctx *r, const job_file *job, int64_t sweep_index)
 int run_job(const job_file *job, int64_t sweep_index)
 {
     TRY(job_check_keys(job, run_known_keys));
+    for (int s = 0; s < N_STAGES; s++) TRY(stages[s].check(job));
     TRY(sig_install());
     run_ctx r;
     TRY(prepare_dirs(&r, job, sweep_index));

@@ -30,6 +30,18 @@ static int demo_options(const job_file *j, demo_opts *o, int64_t *threads)
     return UPQ_OK;
 }
 
+int run_check_model(const job_file *j)
+{
+    demo_opts o;
+    int64_t threads;
+    int demo = 0;
+    TRY(job_get_bool(j, "model", "demo", 0, &demo));
+    const char *path = job_get(j, "model", "path");
+    if (demo == (path && *path))
+        return UPQ_FAIL(UPQ_EINPUT, "%s: [model] needs exactly one of demo = true and path = DIR", j->path);
+    return demo_options(j, &o, &threads);
+}
+
 /* Waits for the lock on DIR/shared/model.lock (another sweep point may be building
  * the model); a signal while waiting ends the wait with UPQ_EPREEMPT. */
 static int lock_shared(const char *shared, int *fd)
@@ -80,8 +92,6 @@ int run_stage_model(run_ctx *r, int *skipped)
     int demo = 0;
     TRY(job_get_bool(r->job, "model", "demo", 0, &demo));
     const char *path = job_get(r->job, "model", "path");
-    if (demo == (path && *path))
-        return UPQ_FAIL(UPQ_EINPUT, "%s: [model] needs exactly one of demo = true and path = DIR", r->job->path);
     *skipped = 1;
     if (!demo) {
         if (strlen(path) >= sizeof r->model) return UPQ_FAIL(UPQ_EINPUT, "model.path too long");

@@ -53,8 +53,10 @@ static int read_opts(const run_ctx *r, ppl_job *p)
         snprintf(p->dataset, sizeof p->dataset, "%s", colon + 1);
         *colon = '\0';
     }
-    snprintf(p->key, sizeof p->key, "ctx=%lld batch=%lld max_windows=%lld dataset=%s", (long long)p->ctx,
-             (long long)p->batch, (long long)p->max_windows, p->dataset);
+    /* the tokens as the job names them (not the resolved path, which holds job.dir) */
+    const char *named = job_get(j, "data", "eval_tokens");
+    snprintf(p->key, sizeof p->key, "ctx=%lld batch=%lld max_windows=%lld tokens=%s", (long long)p->ctx,
+             (long long)p->batch, (long long)p->max_windows, named && *named ? named : "model:eval_tokens.h5:/tokens");
     return UPQ_OK;
 }
 
@@ -178,6 +180,17 @@ static int windows_loop(const run_ctx *r, const tfm_model *m, const int64_t *ids
     }
     tfm_acts_free(&a);
     return rc;
+}
+
+int run_check_ppl(const job_file *j)
+{
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    r.job = j;
+    ppl_job p;
+    int on = 1;
+    TRY(job_get_bool(j, "ppl", "enabled", 1, &on));
+    return read_opts(&r, &p);
 }
 
 int run_stage_ppl(run_ctx *r, int *skipped)
