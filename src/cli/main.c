@@ -23,6 +23,7 @@ static const struct {
     {"demo-model", cmd_demo_model, "train the built-in demo llama on a procedural corpus, write it in HF format"},
     {"tokenize", cmd_tokenize, "text -> token ids with the model's HuggingFace tokenizer (comma-separated or HDF5)"},
     {"detokenize", cmd_detokenize, "token ids -> text with the model's HuggingFace tokenizer"},
+    {"prepare", cmd_prepare, "text/JSONL -> HDF5 token shards (tokens, loss_mask; concat or pad; train/validation split)"},
     {"generate", cmd_generate, "KV-cached text generation (greedy/temperature/top-k/top-p, --chat, batches of prompts)"},
     {"bench", cmd_bench, "benchmarks: 'bench forward' (tokens/s), 'bench kernels' (packed GEMV/GEMM)"},
 };

@@ -41,7 +41,8 @@ echo "tinyllama-15m-instruct: golden.h5 greedy/0..4 reproduced token for token"
 
 # 3. eval prompts through the chat template, batched
 head -n "$N" "$EV" > "$W/eval.jsonl"
-jq -c 'select(.config == "fp32") | [.id, .ids]' "$I/eval_outputs.jsonl" | head -n "$N" > "$W/want.txt"
+jq -c 'select(.config == "fp32") | [.id, .ids]' "$I/eval_outputs.jsonl" > "$W/fp32.txt"
+head -n "$N" "$W/fp32.txt" > "$W/want.txt"
 for b in 8 1; do
     "$UPQ" generate --model "$I" --prompts "$W/eval.jsonl" --chat --max-new-tokens 96 --batch $b > "$W/out$b.jsonl"
     # transformers' ids stop before the final </s> (id 2)
