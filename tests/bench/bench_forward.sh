@@ -64,11 +64,14 @@ fi
 
 # Threads are set by each side per measurement; keep the environment from capping them.
 unset OMP_NUM_THREADS BLIS_NUM_THREADS MKL_NUM_THREADS
+# Both sides use libgomp: sleeping idle threads keep a shared machine's load from
+# collapsing the multi-thread figures (no measurable cost on an idle machine).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 echo "bench_forward.sh: model $MODEL, batch $B x $T tokens, threads $THREADS," \
   "median of $REPEATS, $ROUNDS alternating rounds"
-echo "  machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 for r in $(seq 1 "$ROUNDS"); do
