@@ -17,7 +17,10 @@ R=${2:-}
 
 conf() {
   local cpus mem port
-  cpus=${UPQ_SLURM_CPUS:-$(nproc)}
+  # nproc honours OMP_NUM_THREADS (1 in the tests): ask for the online CPUs; at least
+  # 2 so that 2-task jobs run on a 1-core machine too (config_overrides allows it)
+  cpus=${UPQ_SLURM_CPUS:-$(getconf _NPROCESSORS_ONLN)}
+  [ "$cpus" -ge 2 ] || cpus=2
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
   port=$(( 20000 + $(echo "$R" | cksum | cut -d' ' -f1) % 20000 ))
   cat <<CONF
@@ -68,6 +71,7 @@ start() {
     else echo "cluster.sh: note: hostname $(hostname) does not resolve (slurmd start is ~10 s slower)" >&2; fi
   fi
   mkdir -p "$R"/{etc,state,spool,log,run,munge}
+  chmod 0755 "$R"         # mktemp -d makes it 0700: munged (user munge) must reach its files
   chown munge:munge "$R/munge"
   chmod 0711 "$R/munge"   # munged: "execute permissions for all required" on the socket dir
   [ -s /etc/munge/munge.key ] || runuser -u munge -- mungekey --create

@@ -30,7 +30,10 @@ slurm_setup() {
   [ "$(id -u)" = 0 ] || { echo "SKIPPED: the test cluster runs slurmd as root" >&2; exit 77; }
   SLURM_DIR=$(mktemp -d /tmp/upq-slurm-XXXXXX)
   trap 'rc=$?; [ $rc -ne 0 ] && SLURM_FAILED=1; slurm_teardown; exit $rc' EXIT
-  eval "$("$CLUSTER" start "$SLURM_DIR")"
+  trap 'exit 143' TERM INT   # ctest's timeout: still stop the daemons (EXIT trap)
+  local out
+  out=$("$CLUSTER" start "$SLURM_DIR") || fail "could not start the test cluster"
+  eval "$out"
   export SLURM_CONF
   WORK=$SLURM_DIR/work
   mkdir -p "$WORK"
