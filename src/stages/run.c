@@ -20,7 +20,9 @@
 const char *const run_known_keys[] = {
     "job.name", "job.dir",
     "model.demo", "model.path", "model.steps", "model.seed", "model.corpus_bytes", "model.threads",
-    "data.eval_tokens",
+    "data.eval_tokens", "data.calib",
+    "ptq.enabled", "ptq.bits", "ptq.group", "ptq.method", "ptq.clip", "ptq.act_order", "ptq.calib_samples",
+    "ptq.seq_len", "ptq.seed", "ptq.damp",
     "ppl.enabled", "ppl.ctx", "ppl.batch", "ppl.max_windows", "ppl.checkpoint_every",
     NULL};
 
@@ -34,6 +36,7 @@ typedef struct {
 /* In pipeline order (DESIGN.md): model -> prepare -> ptq -> teacher -> qat -> eval. */
 static const run_stage stages[] = {
     {"model", run_check_model, run_stage_model, "the FP model (built-in demo model, or model.path)"},
+    {"ptq", run_check_ptq, run_stage_ptq, "block-wise PTQ of the model (ptq.enabled; resumes from block parts)"},
     {"ppl", run_check_ppl, run_stage_ppl, "perplexity of the current model on data.eval_tokens (checkpointed)"},
 };
 #define N_STAGES ((int)(sizeof stages / sizeof stages[0]))
@@ -134,40 +137,83 @@ static int write_record(const run_ctx *r)
     return rc;
 }
 
-static int prepare_dirs(run_ctx *r, const job_file *job, int64_t sweep_index)
+/* A relative input path of the job (relative to where upq was started) made absolute,
+ * since the stages run inside the run directory. */
+static int absolutize(job_file *j, const char *sect, const char *key)
+{
+    const char *v = job_get(j, sect, key);
+    if (!v || !*v || v[0] == '/') return UPQ_OK;
+    char cwd[RUN_PATH_MAX], buf[2 * RUN_PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return UPQ_FAIL(UPQ_EIO, "getcwd: %s", strerror(errno));
+    snprintf(buf, sizeof buf, "%s/%s", cwd, v);
+    return job_put(j, sect, key, buf, 0);
+}
+
+/* Creates the run directory (rank 0), records the job, and moves every rank into
+ * job.dir: stages then name their files relative to it (shared/model, points/3/...),
+ * so the bytes they record (provenance paths) do not depend on where job.dir lies. */
+static int prepare_dirs(run_ctx *r, const job_file *job, job_file *resolved, int64_t sweep_index)
 {
     memset(r, 0, sizeof *r);
-    r->job = job;
     r->sweep_index = sweep_index;
     r->verbose = 1;
+    char top[RUN_PATH_MAX];
     TRY(run_point_dir(job, sweep_index, r->dir, sizeof r->dir));
-    TRY(run_point_dir(job, -1, r->shared, sizeof r->shared));
-    if (strlen(r->shared) + 8 >= sizeof r->shared) return UPQ_FAIL(UPQ_EINPUT, "job.dir too long");
-    strcat(r->shared, "/shared");
+    TRY(run_point_dir(job, -1, top, sizeof top));
     int rc = UPQ_OK;
     if (par_rank() == 0) {
         rc = run_mkdir_p(r->dir);
-        if (!rc) rc = run_mkdir_p(r->shared);
-        if (!rc) rc = write_record(r);
+        if (!rc) rc = run_mkdir_p(top);
+        if (!rc) {
+            r->job = job;
+            rc = write_record(r);
+        }
     }
-    return par_agree(rc);
+    TRY(par_agree(rc));
+    memset(resolved, 0, sizeof *resolved);
+    snprintf(resolved->path, sizeof resolved->path, "%s", job->path);
+    for (int i = 0; i < job->n; i++) TRY(job_put(resolved, job->e[i].sect, job->e[i].key, job->e[i].val, job->e[i].line));
+    TRY(absolutize(resolved, "model", "path"));
+    TRY(absolutize(resolved, "data", "eval_tokens"));
+    TRY(absolutize(resolved, "data", "calib"));
+    r->job = resolved;
+    if (chdir(top)) return UPQ_FAIL(UPQ_EIO, "chdir %s: %s", top, strerror(errno));
+    if (sweep_index < 0) snprintf(r->dir, sizeof r->dir, ".");
+    else snprintf(r->dir, sizeof r->dir, "points/%lld", (long long)sweep_index);
+    snprintf(r->shared, sizeof r->shared, "shared");
+    return par_rank() == 0 ? run_mkdir_p(r->shared) : UPQ_OK;
 }
+
+static int run_stages(run_ctx *r);
 
 int run_job(const job_file *job, int64_t sweep_index)
 {
     TRY(job_check_keys(job, run_known_keys));
     for (int s = 0; s < N_STAGES; s++) TRY(stages[s].check(job));
     TRY(sig_install());
+    /* ptq's provenance takes `created` from it: fixed, so equal runs give equal bytes */
+    setenv("SOURCE_DATE_EPOCH", "0", 0);
     run_ctx r;
-    TRY(prepare_dirs(&r, job, sweep_index));
+    job_file resolved = {0};
+    int rc = prepare_dirs(&r, job, &resolved, sweep_index);
+    if (!rc) rc = run_stages(&r);
+    job_free(&resolved);
+    return rc;
+}
+
+static int run_stages(run_ctx *r)
+{
     int root = par_rank() == 0;
     if (root) {
-        printf("upq run: %s, %d rank(s), run directory %s\n", job->path, par_size(), r.dir);
+        char cwd[RUN_PATH_MAX];
+        printf("upq run: %s, %d rank(s), run directory %s%s%s\n", r->job->path, par_size(),
+               getcwd(cwd, sizeof cwd) ? cwd : "?", r->sweep_index >= 0 ? "/" : "",
+               r->sweep_index >= 0 ? r->dir : "");
         fflush(stdout);
     }
     for (int s = 0; s < N_STAGES; s++) {
         int skipped = 0;
-        int rc = stages[s].run(&r, &skipped);
+        int rc = stages[s].run(r, &skipped);
         if (rc == UPQ_EPREEMPT && root) {
             printf("upq run: stage %s stopped by a signal at a safe point; state committed; exit 75 "
                    "(run the same command again to resume)\n", stages[s].name);
@@ -188,7 +234,7 @@ int run_job(const job_file *job, int64_t sweep_index)
         }
     }
     if (root) {
-        printf("upq run: all stages complete in %s\n", r.dir);
+        printf("upq run: all stages complete\n");
         fflush(stdout);
     }
     return UPQ_OK;

@@ -19,6 +19,8 @@ typedef struct {
     char dir[RUN_PATH_MAX];      /* this run's directory (job.dir or job.dir/points/N) */
     char shared[RUN_PATH_MAX];   /* job.dir/shared: inputs made once for all points */
     char model[RUN_PATH_MAX];    /* the model the next stage reads (set by stages) */
+    char fp_model[RUN_PATH_MAX]; /* the FP model (model stage): the demo's data lie beside it */
+    char model_key[2048];        /* what made `model` (stages' options): later results record it */
     int64_t sweep_index;         /* -1 outside a sweep */
     int verbose;                 /* rank 0 prints one line per stage */
 } run_ctx;

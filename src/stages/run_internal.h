@@ -19,9 +19,11 @@ void run_join(char *buf, size_t cap, const char *a, const char *b);
  * seconds, not after hours of an earlier stage): UPQ_EINPUT naming file:line. */
 int run_check_model(const job_file *j);
 int run_check_ppl(const job_file *j);
+int run_check_ptq(const job_file *j);
 
 /* Stage drivers: collective; *skipped = 1 when the output was already complete. */
 int run_stage_model(run_ctx *r, int *skipped);
 int run_stage_ppl(run_ctx *r, int *skipped);
+int run_stage_ptq(run_ctx *r, int *skipped);
 
 #endif

@@ -96,11 +96,20 @@ int run_stage_model(run_ctx *r, int *skipped)
     if (!demo) {
         if (strlen(path) >= sizeof r->model) return UPQ_FAIL(UPQ_EINPUT, "model.path too long");
         snprintf(r->model, sizeof r->model, "%s", path);
+        snprintf(r->fp_model, sizeof r->fp_model, "%s", path);
+        snprintf(r->model_key, sizeof r->model_key, "model=%s", path);
         if (!run_exists(path))
             return UPQ_FAIL(UPQ_EINPUT, "%s: model.path '%s': %s", r->job->path, path, strerror(errno));
         return UPQ_OK;
     }
     run_join(r->model, sizeof r->model, r->shared, "model");
+    snprintf(r->fp_model, sizeof r->fp_model, "%s", r->model);
+    demo_opts o;
+    int64_t threads;
+    char key[1024];
+    TRY(demo_options(r->job, &o, &threads));
+    demo_opts_key(&o, key, sizeof key);
+    snprintf(r->model_key, sizeof r->model_key, "demo(%s)", key);
     int built = 0, rc = UPQ_OK;
     if (par_rank() == 0) rc = build_demo(r, r->model, &built);
     /* the other ranks sleep-wait here while rank 0 trains */

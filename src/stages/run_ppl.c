@@ -26,7 +26,7 @@
 typedef struct {
     int64_t ctx, batch, max_windows, every;  /* every: batches per checkpoint */
     char tokens[RUN_PATH_MAX], dataset[256];
-    char key[RUN_PATH_MAX + 512];            /* what the result depends on */
+    char key[RUN_PATH_MAX + 3072];           /* what the result depends on */
 } ppl_job;
 
 static int read_opts(const run_ctx *r, ppl_job *p)
@@ -42,7 +42,7 @@ static int read_opts(const run_ctx *r, ppl_job *p)
     TRY(job_get_bool(j, "model", "demo", 0, &demo));
     if (!t || !*t) {
         if (!demo) return UPQ_FAIL(UPQ_EINPUT, "%s: data.eval_tokens (FILE.h5[:DATASET]) is required", j->path);
-        snprintf(def, sizeof def, "%s/eval_tokens.h5", r->model);
+        snprintf(def, sizeof def, "%s/eval_tokens.h5", r->fp_model);
         t = def;
     }
     snprintf(p->dataset, sizeof p->dataset, "/tokens");
@@ -55,8 +55,9 @@ static int read_opts(const run_ctx *r, ppl_job *p)
     }
     /* the tokens as the job names them (not the resolved path, which holds job.dir) */
     const char *named = job_get(j, "data", "eval_tokens");
-    snprintf(p->key, sizeof p->key, "ctx=%lld batch=%lld max_windows=%lld tokens=%s", (long long)p->ctx,
-             (long long)p->batch, (long long)p->max_windows, named && *named ? named : "model:eval_tokens.h5:/tokens");
+    snprintf(p->key, sizeof p->key, "ctx=%lld batch=%lld max_windows=%lld tokens=%s of %s", (long long)p->ctx,
+             (long long)p->batch, (long long)p->max_windows, named && *named ? named : "model:eval_tokens.h5:/tokens",
+             r->model_key[0] ? r->model_key : "?");
     return UPQ_OK;
 }
 
@@ -105,7 +106,7 @@ static int write_result(const char *dir, const ppl_job *p, const double *nll, in
     for (int64_t w = 0; w < nwin; w++) s += nll[w];
     int64_t pred = nwin * (p->ctx - 1);
     double mean = s / (double)pred;
-    char txt[RUN_PATH_MAX + 1024], path[RUN_PATH_MAX];
+    char txt[RUN_PATH_MAX + 4096], path[RUN_PATH_MAX];
     int n = snprintf(txt, sizeof txt,
                      "{\n  \"ppl\": %.17g,\n  \"mean_nll\": %.17g,\n  \"nll_sum\": %.17g,\n"
                      "  \"windows\": %lld,\n  \"predicted\": %lld,\n  \"options\": \"%s\"\n}\n",
@@ -118,7 +119,7 @@ static int write_result(const char *dir, const ppl_job *p, const double *nll, in
 /* 1 when DIR/ppl.json exists and was made with key. */
 static int result_complete(const char *dir, const char *key)
 {
-    char path[RUN_PATH_MAX], buf[8192], want[RUN_PATH_MAX + 600];
+    char path[RUN_PATH_MAX], buf[16384], want[RUN_PATH_MAX + 3200];
     run_join(path, sizeof path, dir, "ppl.json");
     FILE *f = fopen(path, "rb");
     if (!f) return 0;

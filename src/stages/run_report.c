@@ -34,6 +34,18 @@ typedef struct {
     int group, ok;
 } point;
 
+/* Storage of a quantized linear weight: the codes plus an fp16 scale and an fp16
+ * minimum per group (quant.h); NAN when the point has no ptq stage. */
+static double bits_per_weight(const job_file *job)
+{
+    int on = 0;
+    int64_t bits = 4, group = 128;
+    if (job_get_bool(job, "ptq", "enabled", 0, &on) || !on) return NAN;
+    if (job_get_i64(job, "ptq", "bits", 4, 2, 8, &bits) || job_get_i64(job, "ptq", "group", 128, 0, 4096, &group))
+        return NAN;
+    return (double)bits + (group > 0 ? 32.0 / (double)group : 0.0);
+}
+
 static double num_or_index(const char *v, int64_t i)
 {
     char *end = NULL;
@@ -48,7 +60,7 @@ static int group_of(const job_sweep *s, int64_t i)
     return (int)(i % inner);
 }
 
-static void svg_axes(FILE *f, const job_sweep *s, double x0, double x1, double y0, double y1)
+static void svg_axes(FILE *f, const job_sweep *s, int bpw, double x0, double x1, double y0, double y1)
 {
     fprintf(f, "<rect x=\"70\" y=\"20\" width=\"500\" height=\"320\" fill=\"none\" stroke=\"#000\"/>\n");
     for (int k = 0; k <= 4; k++) {
@@ -58,13 +70,16 @@ static void svg_axes(FILE *f, const job_sweep *s, double x0, double x1, double y
         fprintf(f, "<text x=\"64\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.4g</text>\n",
                 340 - 320.0 * k / 4 + 4, fy);
     }
-    fprintf(f, "<text x=\"320\" y=\"380\" font-size=\"13\" text-anchor=\"middle\">%s.%s</text>\n", s->sect[0],
-            s->key[0]);
+    if (bpw)
+        fprintf(f, "<text x=\"320\" y=\"380\" font-size=\"13\" text-anchor=\"middle\">bits per weight</text>\n");
+    else
+        fprintf(f, "<text x=\"320\" y=\"380\" font-size=\"13\" text-anchor=\"middle\">%s.%s</text>\n",
+                s->sect[0], s->key[0]);
     fprintf(f, "<text x=\"16\" y=\"180\" font-size=\"13\" transform=\"rotate(-90 16 180)\" "
                "text-anchor=\"middle\">perplexity</text>\n");
 }
 
-static int write_svg(const char *path, const job_sweep *s, const point *pt)
+static int write_svg(const char *path, const job_sweep *s, const point *pt, int bpw)
 {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int64_t i = 0; i < s->npoints; i++)
@@ -79,7 +94,7 @@ static int write_svg(const char *path, const job_sweep *s, const point *pt)
     FILE *f = open_memstream(&buf, &n);
     if (!f) return UPQ_FAIL(UPQ_EIO, "open_memstream for %s", path);
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"400\" font-family=\"sans-serif\">\n");
-    svg_axes(f, s, x0, x1, y0, y1);
+    svg_axes(f, s, bpw, x0, x1, y0, y1);
     static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
     int ngroups = (int)(s->npoints / s->nvals[0]);
     for (int g = 0; g < ngroups; g++) {
@@ -103,14 +118,19 @@ static int write_svg(const char *path, const job_sweep *s, const point *pt)
 }
 
 /* The CSV text of the grid into a memstream; fills pt; *ok = finished points. */
-static int csv_text(const job_file *job, const job_sweep *s, point *pt, char **buf, size_t *n, int64_t *ok)
+static int csv_text(const job_file *job, const job_sweep *s, point *pt, char **buf, size_t *n, int64_t *ok,
+                    int *bpw)
 {
     FILE *f = open_memstream(buf, n);
     if (!f) return UPQ_FAIL(UPQ_EIO, "open_memstream for sweep.csv");
     fprintf(f, "index");
     for (int p = 0; p < s->nparams; p++) fprintf(f, ",%s.%s", s->sect[p], s->key[p]);
-    fprintf(f, ",ppl,mean_nll,windows,status\n");
+    job_file pj = {0};
     int rc = UPQ_OK;
+    for (int i = 0; !rc && i < job->n; i++) rc = job_put(&pj, job->e[i].sect, job->e[i].key, job->e[i].val, 0);
+    if (!rc) rc = job_sweep_apply(s, 0, &pj);
+    *bpw = !rc && !isnan(bits_per_weight(&pj));
+    fprintf(f, "%s,ppl,mean_nll,windows,status\n", *bpw ? ",bits_per_weight" : "");
     *ok = 0;
     for (int64_t i = 0; !rc && i < s->npoints; i++) {
         char dir[RUN_PATH_MAX];
@@ -120,16 +140,21 @@ static int csv_text(const job_file *job, const job_sweep *s, point *pt, char **b
         if (!rc) rc = run_read_ppl(dir, &ppl, &nll, &win);
         if (rc) break;
         pt[i].ok = !isnan(ppl);
-        pt[i].x = num_or_index(s->nparams ? job_sweep_value(s, i, 0) : "", i);
+        if (!rc) rc = job_sweep_apply(s, i, &pj);
+        if (rc) break;
+        double b = bits_per_weight(&pj);
+        pt[i].x = *bpw ? b : num_or_index(s->nparams ? job_sweep_value(s, i, 0) : "", i);
         pt[i].y = ppl;
         pt[i].group = s->nparams ? group_of(s, i) : 0;
         *ok += pt[i].ok;
         fprintf(f, "%lld", (long long)i);
         for (int p = 0; p < s->nparams; p++) fprintf(f, ",%s", job_sweep_value(s, i, p));
+        if (*bpw) fprintf(f, ",%.4g", b);
         if (pt[i].ok) fprintf(f, ",%.10g,%.10g,%lld,done\n", ppl, nll, (long long)win);
         else fprintf(f, ",,,,missing\n");
     }
     fclose(f);
+    job_free(&pj);
     return rc;
 }
 
@@ -143,7 +168,8 @@ int run_sweep_report(const job_file *job, int print)
     char *buf = NULL, dir[RUN_PATH_MAX], path[RUN_PATH_MAX];
     size_t n = 0;
     int64_t ok = 0;
-    int rc = csv_text(job, &s, pt, &buf, &n, &ok);
+    int bpw = 0;
+    int rc = csv_text(job, &s, pt, &buf, &n, &ok, &bpw);
     if (!rc) rc = run_point_dir(job, -1, dir, sizeof dir);
     if (!rc && !ok)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: none of the %lld sweep points under %s/points has finished", job->path,
@@ -151,7 +177,7 @@ int run_sweep_report(const job_file *job, int print)
     if (!rc) run_join(path, sizeof path, dir, "sweep.csv");
     if (!rc) rc = run_write_atomic(path, buf, n);
     if (!rc) run_join(path, sizeof path, dir, "sweep.svg");
-    if (!rc) rc = write_svg(path, &s, pt);
+    if (!rc) rc = write_svg(path, &s, pt, bpw);
     if (!rc && print) {
         fwrite(buf, 1, n, stdout);
         printf("# %lld of %lld points finished; wrote %s/sweep.csv and %s/sweep.svg\n", (long long)ok,

@@ -1,0 +1,158 @@
+/* run_ptq.c - the `ptq` stage of `upq run`: block-wise post-training quantization of
+ * the current model (ptq.h, one rank: rank 0 runs it while the others wait) into
+ * DIR/ptq/model.h5, which then becomes the model later stages read. Resume is ptq's
+ * own: a part file per finished block (DIR/ptq/model.h5.parts), so even a run killed
+ * mid-stage restarts at the first unfinished block. DIR/ptq/stage.txt records the
+ * options that made the container; other options redo the stage. Not the
+ * quantization itself (ptq.c, quant.c). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "par.h"
+#include "ptq.h"
+#include "run_internal.h"
+#include "upq_err.h"
+
+typedef struct {
+    ptq_opts o;
+    char calib[RUN_PATH_MAX], key[1024];
+} ptq_job;
+
+static int read_method(const job_file *j, int *m)
+{
+    const char *v = job_get(j, "ptq", "method");
+    if (!v || !strcmp(v, "rtn")) *m = PTQ_RTN;
+    else if (!strcmp(v, "gptq")) *m = PTQ_GPTQ;
+    else return UPQ_FAIL(UPQ_EINPUT, "%s: ptq.method = '%s': expected rtn or gptq", j->path, v);
+    return UPQ_OK;
+}
+
+static int read_opts(const job_file *j, const char *model, ptq_job *p)
+{
+    ptq_opts_default(&p->o);
+    int64_t bits, group, seed;
+    TRY(job_get_i64(j, "ptq", "bits", p->o.bits, 2, 8, &bits));
+    TRY(job_get_i64(j, "ptq", "group", p->o.group, 0, 4096, &group));
+    if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+        return UPQ_FAIL(UPQ_EINPUT, "%s: ptq.bits = %lld: expected 2, 3, 4 or 8", j->path, (long long)bits);
+    if (group != 0 && group != 32 && group != 64 && group != 128)
+        return UPQ_FAIL(UPQ_EINPUT, "%s: ptq.group = %lld: expected 0, 32, 64 or 128", j->path, (long long)group);
+    p->o.bits = (int)bits, p->o.group = (int)group;
+    TRY(read_method(j, &p->o.method));
+    TRY(job_get_bool(j, "ptq", "clip", 0, &p->o.clip));
+    TRY(job_get_bool(j, "ptq", "act_order", 0, &p->o.act_order));
+    TRY(job_get_i64(j, "ptq", "calib_samples", p->o.calib_samples, 1, 1 << 20, &p->o.calib_samples));
+    TRY(job_get_i64(j, "ptq", "seq_len", p->o.seq_len, 2, 1 << 20, &p->o.seq_len));
+    TRY(job_get_i64(j, "ptq", "seed", (int64_t)p->o.seed, 0, INT64_MAX, &seed));
+    p->o.seed = (uint64_t)seed;
+    TRY(job_get_f64(j, "ptq", "damp", p->o.damp, &p->o.damp));
+    const char *c = job_get(j, "data", "calib");
+    int demo = 0;
+    TRY(job_get_bool(j, "model", "demo", 0, &demo));
+    if ((!c || !*c) && !demo) return UPQ_FAIL(UPQ_EINPUT, "%s: data.calib (FILE.h5[:DATASET] or text) is required", j->path);
+    /* the demo model ships only its held-out tokens: calibration then uses them too */
+    if (!c || !*c) snprintf(p->calib, sizeof p->calib, "%s/eval_tokens.h5", model);
+    else snprintf(p->calib, sizeof p->calib, "%s", c);
+    p->o.calib = p->calib;
+    p->o.progress = 1;
+    snprintf(p->key, sizeof p->key,
+             "bits=%d group=%d method=%s clip=%d act_order=%d calib_samples=%lld seq_len=%lld seed=%llu damp=%.17g "
+             "calib=%s", p->o.bits, p->o.group, p->o.method == PTQ_GPTQ ? "gptq" : "rtn", p->o.clip, p->o.act_order,
+             (long long)p->o.calib_samples, (long long)p->o.seq_len, (unsigned long long)p->o.seed, p->o.damp,
+             c && *c ? c : "model:eval_tokens.h5");
+    return UPQ_OK;
+}
+
+int run_check_ptq(const job_file *j)
+{
+    int on = 0;
+    TRY(job_get_bool(j, "ptq", "enabled", 0, &on));
+    ptq_job p;
+    return on ? read_opts(j, ".", &p) : UPQ_OK;
+}
+
+/* 1 when DIR/ptq/stage.txt holds key and the container exists without parts. */
+static int complete(const char *dir, const char *key)
+{
+    char p[RUN_PATH_MAX + 32], buf[2048];
+    snprintf(p, sizeof p, "%s/ptq/model.h5.parts", dir);
+    if (run_exists(p)) return 0;
+    snprintf(p, sizeof p, "%s/ptq/model.h5", dir);
+    if (!run_exists(p)) return 0;
+    snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
+    FILE *f = fopen(p, "rb");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return n == strlen(key) + 1 && !strncmp(buf, key, strlen(key));
+}
+
+/* Rank 0: part files of other options are useless; ptq_run refuses or mixes them. */
+static int clear_stale(const char *dir)
+{
+    char p[RUN_PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
+    if (!run_exists(p)) return UPQ_OK; /* a first run's parts are this run's */
+    snprintf(p, sizeof p, "%s/ptq/model.h5.parts", dir);
+    DIR *d = opendir(p);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char f[RUN_PATH_MAX + 400];
+        snprintf(f, sizeof f, "%s/%s", p, e->d_name);
+        if (unlink(f)) return UPQ_FAIL(UPQ_EIO, "removing %s: %s", f, strerror(errno));
+    }
+    if (d) closedir(d);
+    snprintf(p, sizeof p, "%s/ptq/model.h5", dir);
+    if (unlink(p) && errno != ENOENT) return UPQ_FAIL(UPQ_EIO, "removing %s: %s", p, strerror(errno));
+    snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
+    if (unlink(p) && errno != ENOENT) return UPQ_FAIL(UPQ_EIO, "removing %s: %s", p, strerror(errno));
+    return UPQ_OK;
+}
+
+static int run_root(const run_ctx *r, ptq_job *p, const char *out)
+{
+    char dir[RUN_PATH_MAX + 8], rec[RUN_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/ptq", r->dir);
+    TRY(clear_stale(r->dir));
+    TRY(run_mkdir_p(dir));
+    /* provenance records this command line: a fixed one keeps the bytes independent
+     * of where the job file lies and which --set options were typed */
+    static char *const argv[] = {"upq", "run", "(stage ptq)", NULL};
+    p->o.argc = 3, p->o.argv = argv;
+    p->o.model = r->model;
+    p->o.out = out;
+    TRY(ptq_run(&p->o));
+    snprintf(rec, sizeof rec, "%s/stage.txt", dir);
+    char line[1100];
+    int n = snprintf(line, sizeof line, "%s\n", p->key);
+    return run_write_atomic(rec, line, (size_t)n);
+}
+
+int run_stage_ptq(run_ctx *r, int *skipped)
+{
+    int on = 0;
+    TRY(job_get_bool(r->job, "ptq", "enabled", 0, &on));
+    *skipped = 1;
+    if (!on) return UPQ_OK;
+    ptq_job p;
+    TRY(read_opts(r->job, r->fp_model, &p));
+    char out[RUN_PATH_MAX];
+    run_join(out, sizeof out, r->dir, "ptq/model.h5");
+    int done = par_rank() == 0 ? complete(r->dir, p.key) : 0;
+    TRY(par_bcast(&done, sizeof done, 0));
+    int rc = UPQ_OK;
+    if (!done && par_rank() == 0) rc = run_root(r, &p, out);
+    int all = par_agree_timeout(rc, 1e9); /* the other ranks sleep-wait */
+    if (all < 0) return UPQ_FAIL(UPQ_EIO, "ptq stage: ranks could not agree");
+    if (all) return rc ? rc : all;
+    snprintf(r->model, sizeof r->model, "%s", out);
+    size_t n = strlen(r->model_key);
+    snprintf(r->model_key + n, sizeof r->model_key - n, " ptq(%s)", p.key);
+    *skipped = done;
+    return UPQ_OK;
+}
