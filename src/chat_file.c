@@ -73,6 +73,10 @@ int chat_template_detect(const char *j, const char *bos, const char *eos, const 
 {
     *out = NULL;
     chat_family fam;
+    /* Look-alikes whose rendering differs from the family they resemble: Phi-3's
+     * <|user|>...<|end|>, Qwen3's <think> handling. Refused rather than misrendered. */
+    if (strstr(j, "<|end|>") || strstr(j, "<think>") || strstr(j, "reasoning_content"))
+        return UPQ_FAIL(UPQ_EINPUT, "%s: chat template of an unsupported family (Phi-3 <|end|> or a <think> reasoning template); give --chat-template FILE (docs/chat-templates.md)", label);
     if (strstr(j, "<|im_start|>")) fam = CHAT_CHATML;
     else if (strstr(j, "<|start_header_id|>") && strstr(j, "<|eot_id|>")) {
         if (strstr(j, "Cutting Knowledge Date"))

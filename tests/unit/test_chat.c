@@ -108,6 +108,14 @@ static void errors(void)
     /* Mistral's [INST] without <<SYS>> is another family: not silently Llama-2 */
     CHECK(chat_template_detect("{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}",
                                "<s>", "</s>", "mistral", &t) == UPQ_EINPUT);
+    /* Phi-3 looks like Zephyr (<|user|>, <|assistant|>, eos_token) but ends turns with <|end|> */
+    CHECK(chat_template_detect("{% for message in messages %}{% if message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+                               "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+                               "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}",
+                               "<s>", "<|endoftext|>", "phi3", &t) == UPQ_EINPUT);
+    /* Qwen3 is ChatML plus <think> handling */
+    CHECK(chat_template_detect("{{'<|im_start|>' + message.role + '\n' + content }}{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% endif %}",
+                               NULL, "<|im_end|>", "qwen3", &t) == UPQ_EINPUT);
     CHECK_OK(chat_template_detect(LLAMA2, "<s>", "</s>", "llama2", &t));
     chat_msg bad[] = {{"user", "a"}, {"user", "b"}};
     char *text = NULL;
