@@ -35,15 +35,19 @@ int gptq_hessian_add(double *H, const float *X, int64_t n, int64_t K)
 }
 
 /* H (K, K) -> U (row-major upper triangle, float) with H^-1 = U^T U. */
-static int chol_inverse_upper(double *H, float *U, int64_t K)
+static int chol_inverse_upper(double *H, float *U, int64_t K, gptq_inverse_fn inv, void *ctx)
 {
     int n = (int)K, info = 0;
-    /* Row-major symmetric = column-major symmetric; 'L' in column-major is the row-major
-     * upper triangle. */
-    dpotrf_("L", &n, H, &n, &info);
-    if (info) return UPQ_FAIL(UPQ_EINPUT, "GPTQ: X^T X + damping is not positive definite (column %d)", info);
-    dpotri_("L", &n, H, &n, &info);
-    if (info) return UPQ_FAIL(UPQ_EINPUT, "GPTQ: cannot invert the Cholesky factor (column %d)", info);
+    if (inv) { /* e.g. ScaLAPACK; fills both triangles, so the mirror is a no-op */
+        TRY(inv(H, K, ctx));
+    } else {
+        /* Row-major symmetric = column-major symmetric; 'L' in column-major is the row-major
+         * upper triangle. */
+        dpotrf_("L", &n, H, &n, &info);
+        if (info) return UPQ_FAIL(UPQ_EINPUT, "GPTQ: X^T X + damping is not positive definite (column %d)", info);
+        dpotri_("L", &n, H, &n, &info);
+        if (info) return UPQ_FAIL(UPQ_EINPUT, "GPTQ: cannot invert the Cholesky factor (column %d)", info);
+    }
     for (int64_t i = 0; i < K; i++) /* dpotri filled the row-major upper triangle: mirror it */
         for (int64_t j = 0; j < i; j++) H[i * K + j] = H[j * K + i];
     dpotrf_("L", &n, H, &n, &info);
@@ -128,6 +132,11 @@ static void store_params(const gptq_run *r)
 
 int gptq_quantize(quant_layer *q, float *W, double *H, const gptq_opts *o)
 {
+    return gptq_quantize_inv(q, W, H, o, NULL, NULL);
+}
+
+int gptq_quantize_inv(quant_layer *q, float *W, double *H, const gptq_opts *o, gptq_inverse_fn inv, void *ctx)
+{
     int64_t N = q->N, K = q->K, span = q->group ? q->group : K, ngrp = (K + span - 1) / span;
     int64_t bs = o->block > 0 ? o->block : 128;
     if (q->group && bs % q->group) bs = q->group * ((bs + q->group - 1) / q->group);
@@ -144,7 +153,7 @@ int gptq_quantize(quant_layer *q, float *W, double *H, const gptq_opts *o)
         rc = Hp ? UPQ_OK : UPQ_FAIL(UPQ_EIO, "out of memory for GPTQ's permuted H (%lld^2)", (long long)K);
         for (int64_t i = 0; !rc && i < K; i++)
             for (int64_t j = 0; j < K; j++) Hp[i * K + j] = H[perm[i] * K + perm[j]];
-        if (!rc) rc = chol_inverse_upper(Hp, U, K);
+        if (!rc) rc = chol_inverse_upper(Hp, U, K, inv, ctx);
         free(Hp);
     }
     if (!rc) {

@@ -15,6 +15,10 @@ typedef struct {
     int act_order;   /* 1: columns in order of decreasing diag(H) */
 } gptq_opts;
 
+/* Replaces LAPACK's dpotrf+dpotri: A (K, K) symmetric positive definite in, both
+ * triangles of A^-1 out (mpi/scalapack.h's sl_spd_inverse_hook). */
+typedef int (*gptq_inverse_fn)(double *A, int64_t K, void *ctx);
+
 /* Adds the rows of X (n, K) to H (K, K) (double, row-major): H += X^T X (fp32 products
  * over chunks of 512 rows, summed in double). UPQ_EIO out of memory. */
 int gptq_hessian_add(double *H, const float *X, int64_t n, int64_t K);
@@ -23,5 +27,7 @@ int gptq_hessian_add(double *H, const float *X, int64_t n, int64_t K);
  * H (K, K), which is overwritten. On return W holds the dequantized weights s*q + m.
  * UPQ_EINPUT when H (after damping) is not positive definite; UPQ_EIO out of memory. */
 int gptq_quantize(quant_layer *q, float *W, double *H, const gptq_opts *o);
+/* The same with the inverse of the damped H computed by inv(ctx) (NULL: LAPACK). */
+int gptq_quantize_inv(quant_layer *q, float *W, double *H, const gptq_opts *o, gptq_inverse_fn inv, void *ctx);
 
 #endif
