@@ -45,7 +45,7 @@ static void usage(FILE *f)
             "  --seed S             sampling seed (default 0; prompt i uses its own stream)\n"
             "  --stop STRING        stop when the generated text contains STRING (repeatable)\n"
             "  --no-bos             plain prompts without the tokenizer's BOS\n"
-            "  --batch B            prompts decoded together (default 8)\n"
+            "  --batch B            prompts decoded together, 1..4096 (default 8)\n"
             "  --json               one JSON line per prompt: id|index, n_prompt, ids, text, finish\n"
             "                       (always on with --prompts)\n"
             "  --help               this text\n\n"
@@ -87,7 +87,7 @@ static int set_opt(gen_args *a, int ch, const char *arg)
     case 'k': TRY(num("--top-k", arg, 0, 1e9, &v)); a->o.top_k = (int64_t)v; return UPQ_OK;
     case 'u': TRY(num("--top-p", arg, 1e-9, 1, &v)); a->o.top_p = (float)v; return UPQ_OK;
     case 's': TRY(num("--seed", arg, 0, 1.8e19, &v)); a->o.seed = (uint64_t)v; return UPQ_OK;
-    case 'B': TRY(num("--batch", arg, 1, 1e6, &v)); a->o.batch = (int64_t)v; return UPQ_OK;
+    case 'B': TRY(num("--batch", arg, 1, 4096, &v)); a->o.batch = (int64_t)v; return UPQ_OK;
     case 'x':
         if (a->nstop == MAX_STOP) return cli_usage_error("generate", "at most %d --stop strings", MAX_STOP);
         a->stop[a->nstop++] = arg;
