@@ -7,7 +7,8 @@
 #    batched decoding) reproduce eval_outputs.jsonl's fp32 ids (96 new tokens), with
 #    batch 8 and batch 1 alike;
 #  - sampling: same seed -> same ids whatever the batch, another seed -> other ids;
-#    --stop cuts the text; bad JSONL exits 2 naming file:line; bad options exit 1.
+#    --stop cuts the text; bad JSONL exits 2 naming file:line; bad options exit 1;
+#  - --chat-template FILE reproduces the built-in rendering; an unknown template exits 2.
 # Skips (77) without ../shared. UPQ_GEN_N sets N (default 24).
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}"
@@ -76,4 +77,20 @@ set -e
 [[ $rc == 2 ]] && grep -q "bad.jsonl:2: invalid JSON" "$W/err.txt" || fail "bad JSONL: rc $rc, $(cat "$W/err.txt")"
 [[ $rc2 == 1 && $rc3 == 1 ]] || fail "option errors: rc $rc2 $rc3"
 echo "errors: bad JSONL line exits 2 naming file:line, option errors exit 1"
+
+# 7. --chat-template FILE in the simple format gives the built-in rendering's output;
+#    a model whose template is of no known family exits 2 (no silent fallback)
+printf 'system = "<|system|>\\n{content}</s>\\n"\nuser = "<|user|>\\n{content}</s>\\n"\nassistant = "<|assistant|>\\n{content}</s>\\n"\ngeneration = "<|assistant|>\\n"\n' > "$W/tags.txt"
+head -n 2 "$W/eval.jsonl" > "$W/two.jsonl"
+a=$("$UPQ" generate --model "$I" --prompts "$W/two.jsonl" --chat --max-new-tokens 96 | jq -c .ids)
+b=$("$UPQ" generate --model "$I" --prompts "$W/two.jsonl" --chat-template "$W/tags.txt" --chat --max-new-tokens 96 | jq -c .ids)
+[[ "$a" == "$b" ]] || fail "--chat-template file: $b vs built-in $a"
+mkdir "$W/odd"
+for f in config.json model.safetensors tokenizer.json; do ln -s "$I/$f" "$W/odd/$f"; done
+jq '.chat_template = "{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}"' "$I/tokenizer_config.json" > "$W/odd/tokenizer_config.json"
+set +e
+"$UPQ" generate --model "$W/odd" --chat --prompt hi > /dev/null 2> "$W/err3.txt"; rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q "unrecognised chat template" "$W/err3.txt" || fail "unknown template: rc $rc $(cat "$W/err3.txt")"
+echo "chat templates: a simple-format file reproduces the built-in rendering; an unknown family exits 2"
 echo "generate_golden: all checks passed"
