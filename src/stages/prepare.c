@@ -48,9 +48,12 @@ static void progress(prep_ctx *c, int last)
     if (!c->o->progress || (!last && t - c->shown < 0.5)) return;
     c->shown = t;
     double mb = 1e-6 * (double)c->done, el = t - c->t0 > 1e-9 ? t - c->t0 : 1e-9;
-    fprintf(stderr, "\rprepare: %.1f / %.1f MB (%3.0f%%)  %.2f MB/s  %lld docs%s", mb,
-            1e-6 * (double)c->total, c->total ? 100.0 * (double)c->done / (double)c->total : 100.0,
-            mb / el, (long long)c->doc, last ? "\n" : "");
+    double frac = c->total ? (double)c->done / (double)c->total : 1.0;
+    char bar[21];
+    for (int i = 0; i < 20; i++) bar[i] = i < (int)(frac * 20.0 + 1e-9) ? '#' : '.';
+    bar[20] = 0;
+    fprintf(stderr, "\rprepare: [%s] %.1f / %.1f MB (%3.0f%%)  %.2f MB/s  %lld docs%s", bar, mb,
+            1e-6 * (double)c->total, 100.0 * frac, mb / el, (long long)c->doc, last ? "\n" : "");
     fflush(stderr);
 }
 
