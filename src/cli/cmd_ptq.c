@@ -14,7 +14,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: upq ptq --model PATH --calib FILE --out MODEL.h5 [--bits B] [--group G] [--method rtn|gptq]\n"
             "               [--clip] [--calib-samples N] [--seq-len T] [--seed S] [--input quant|fp]\n"
-            "               [--damp D] [--gptq-block K] [--act-order] [--tokenizer DIR] [--csv FILE] [--quiet]\n\n"
+            "               [--damp D] [--gptq-block K] [--act-order] [--tokenizer DIR] [--csv FILE] [--quiet]\n"
+            "               [--ranks-per-block R]\n\n"
             "Quantizes every linear layer of every block (q, k, v, o, gate, up, down; embeddings, norms and\n"
             "lm_head stay float32) block by block on calibration data and writes the quantized container.\n"
             "Each finished block is committed to MODEL.h5.parts/; a rerun with the same options resumes at\n"
@@ -32,7 +33,11 @@ static void usage(FILE *f)
             "  --calib-samples N   calibration windows (default 128)\n"
             "  --seq-len T         tokens per window (default 512, at most the model's context)\n"
             "  --seed S            window sampling seed (default 0)\n"
-            "  --input quant|fp    block inputs from the already quantized blocks (default) or the FP model\n"
+            "  --input quant|fp    block inputs from the already quantized blocks (default on one rank) or\n"
+            "                      the FP model (default under mpirun: blocks are spread over the ranks,\n"
+            "                      FP hidden states flow rank to rank; same container for any rank count)\n"
+            "  --ranks-per-block R MPI: block groups of R ranks (also when ranks > blocks); only a group's\n"
+            "                      first rank works (splitting calibration inside a group is not written)\n"
             "  --damp D            GPTQ damping as a fraction of mean diag(X^T X) (default 0.01)\n"
             "  --gptq-block K      GPTQ lazy update block in columns (default 128)\n"
             "  --act-order         GPTQ: columns by decreasing diag(X^T X) (static groups)\n"
@@ -72,12 +77,13 @@ int cmd_ptq(int argc, char **argv)
         {"input", required_argument, 0, 'i'}, {"damp", required_argument, 0, 'd'},
         {"gptq-block", required_argument, 0, 'k'}, {"act-order", no_argument, 0, 'a'},
         {"tokenizer", required_argument, 0, 'z'}, {"csv", required_argument, 0, 'v'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, 'q'}, {"ranks-per-block", required_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     ptq_opts o;
     ptq_opts_default(&o);
     o.argc = argc, o.argv = argv;
     int64_t v = 0;
-    int ch, rc = UPQ_OK;
+    int ch, rc = UPQ_OK, input_set = 0;
     optind = 1;
     opterr = 0;
     while (!rc && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -93,6 +99,7 @@ int cmd_ptq(int argc, char **argv)
         case 'T': rc = parse_i64("--seq-len", optarg, 2, &o.seq_len); break;
         case 's': rc = parse_i64("--seed", optarg, 0, &v), o.seed = (uint64_t)v; break;
         case 'i':
+            input_set = 1;
             if (!strcmp(optarg, "quant") || !strcmp(optarg, "fp")) o.input_mode = !strcmp(optarg, "fp");
             else rc = cli_usage_error("ptq", "--input must be quant or fp, got '%s'", optarg);
             break;
@@ -102,6 +109,7 @@ int cmd_ptq(int argc, char **argv)
         case 'z': o.tokenizer = optarg; break;
         case 'v': o.csv = optarg; break;
         case 'q': o.progress = 0; break;
+        case 'R': rc = parse_i64("--ranks-per-block", optarg, 1, &v), o.ranks_per_block = (int)v; break;
         case 'h': usage(stdout); return UPQ_OK;
         default: return cli_usage_error("ptq", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -109,6 +117,6 @@ int cmd_ptq(int argc, char **argv)
     if (rc) return rc;
     if (optind < argc) return cli_usage_error("ptq", "unexpected argument '%s'", argv[optind]);
     if (!o.model || !o.calib || !o.out) return cli_usage_error("ptq", "--model, --calib and --out are required");
-    if (par_size() > 1) return cli_usage_error("ptq", "runs on one rank (the distributed path comes with the MPI issue)");
+    if (!input_set && par_size() > 1) o.input_mode = PTQ_INPUT_FP; /* the default under MPI */
     return cli_report("ptq", ptq_run(&o));
 }

@@ -15,8 +15,10 @@
 
 #include "gptq.h"
 #include "h5qmodel.h"
+#include "par.h"
 #include "ppl.h"
 #include "ptq_block.h"
+#include "ptq_internal.h"
 #include "quant.h"
 #include "upq_err.h"
 
@@ -36,20 +38,6 @@ void ptq_opts_default(ptq_opts *o)
     o->gptq_block = 128;
     o->progress = 1;
 }
-
-typedef struct {
-    const ptq_opts *o;
-    tfm_model m;
-    tfm_config c;
-    int64_t S, T;
-    float *X, *Y, *Yq;     /* (S, T, C): block inputs, FP outputs, quantized outputs */
-    float *wq;             /* dequantized weights of the 7 linears of one block */
-    double *H[4];          /* X^T X of ln1 (q,k,v), atty (o), ln2 (gate, up), act (down) */
-    ptq_block_ws ws;
-    quant_layer *ql;       /* (L*7) the result */
-    double *err0, *err1;   /* (L) */
-    char params[1024];
-} ptq_ctx;
 
 static const char *method_name(int m) { return m == PTQ_GPTQ ? "gptq" : "rtn"; }
 
@@ -382,8 +370,22 @@ int ptq_run(const ptq_opts *o)
     if (!rc && o->progress)
         fprintf(stderr, "ptq: %s W%d g%d, %lld calibration windows of %lld tokens, %lld blocks, parts in %s\n",
                 method_name(o->method), o->bits, o->group, (long long)x.S, (long long)x.T, (long long)x.c.L, dir);
-    if (!rc) rc = run_blocks(&x);
-    if (!rc) rc = finish(&x, calib_path);
+    if (par_size() > 1) {
+        rc = ptq_mpi_run(&x, rc, calib_path); /* block-parallel (ptq_mpi.c) */
+    } else {
+        if (!rc) rc = run_blocks(&x);
+        if (!rc) rc = finish(&x, calib_path);
+    }
     ctx_free(&x);
     return rc;
 }
+
+/* For ptq_mpi.c (ptq_internal.h). */
+int ptq_ctx_block(ptq_ctx *x, int64_t l, int *resumed) { return do_block(x, l, resumed); }
+int ptq_ctx_finish(ptq_ctx *x, const char *calib_path) { return finish(x, calib_path); }
+void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done)
+{
+    progress(x, l, resumed, t0, tb, done);
+}
+void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap) { part_path(o, l, buf, cap); }
+double ptq_now_s(void) { return now_s(); }

@@ -26,6 +26,7 @@ typedef struct {
     int64_t gptq_block;      /* GPTQ lazy block (columns) */
     int argc;                /* for the provenance command line */
     char *const *argv;
+    int ranks_per_block;     /* MPI: --ranks-per-block R (0: one rank per block group) */
 } ptq_opts;
 
 /* Fills the defaults (bits 4, group 128, rtn, 128 samples of 512 tokens, seed 0, damp

@@ -1,0 +1,24 @@
+/* pipe.h - point-to-point float buffers between ranks for the block pipeline (prefix pipe_):
+ * blocking receives and non-blocking sends of one micro-batch (one calibration window of
+ * T x C floats), so a rank forwards window s+1 while window s is on the wire. Sends are
+ * completed with pipe_wait_all before their buffers are reused. Not collectives (par.h). */
+#ifndef UPQ_PIPE_H
+#define UPQ_PIPE_H
+
+#include <stdint.h>
+
+typedef struct pipe_sends pipe_sends;
+
+/* Room for up to `cap` outstanding sends. */
+int pipe_sends_create(int64_t cap, pipe_sends **out);
+/* Completes every send and frees the object (NULL is fine). */
+int pipe_sends_destroy(pipe_sends *p);
+
+/* Starts sending n floats of buf (must stay untouched until pipe_wait_all) to `dest` with
+ * tag `tag`. UPQ_EIO naming the peer on an MPI error or when cap is exhausted. */
+int pipe_send_begin(pipe_sends *p, const float *buf, int64_t n, int dest, int tag);
+int pipe_wait_all(pipe_sends *p);
+/* Receives exactly n floats from `src` with tag `tag`; UPQ_EIO when the count differs. */
+int pipe_recv(float *buf, int64_t n, int src, int tag);
+
+#endif

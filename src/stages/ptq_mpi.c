@@ -1,0 +1,126 @@
+/* ptq_mpi.c - `upq ptq` on several MPI ranks (ptq_internal.h): blocks partitioned over
+ * block groups (mpi/partition.h, printed at start); with --input fp the FP hidden states
+ * flow from group leader to group leader window by window (mpi/pipe.h: blocking receive,
+ * forward through this group's blocks, non-blocking send), then every leader quantizes its
+ * own blocks independently and commits each to its part file (ptq.c); finally rank 0
+ * merges every block's part file into the one container, written (and so marked
+ * complete) only when all blocks are in. A rerun with any rank count skips committed
+ * blocks. With --input quant the exact sequential semantics need every earlier block, so
+ * rank 0 runs them all (the pipelined quant mode is not written). Group members other than
+ * the leader idle: calibration splitting inside a group is not written either. */
+#include <stdio.h>
+#include <string.h>
+
+#include "h5qmodel.h"
+#include "par.h"
+#include "partition.h"
+#include "pipe.h"
+#include "ptq_internal.h"
+#include "upq_err.h"
+
+static void block_costs(const ptq_ctx *x, double *cost)
+{
+    const tfm_config *c = &x->c;
+    int64_t HD = c->H * c->D, KD = c->KV * c->D;
+    int64_t params = 2 * HD * c->C + 2 * KD * c->C + 3 * c->F * c->C + 2 * c->C;
+    for (int64_t l = 0; l < c->L; l++) cost[l] = part_block_cost(params, x->S * x->T, 1);
+}
+
+/* World rank of the leader of group g (-1 when there is no such group). */
+static int leader_of(const double *cost, int64_t L, int P, int R, int g)
+{
+    for (int r = 0; r < P; r++) {
+        part_range q;
+        if (part_blocks(cost, L, r, P, R, &q) == UPQ_OK && q.group == g && q.group_rank == 0) return r;
+    }
+    return -1;
+}
+
+/* Window by window: my first block's FP input from the previous leader (rank 0 keeps the
+ * embeddings already in X), forwarded through my blocks and sent on to the next leader. */
+static int fp_chain(ptq_ctx *x, const part_range *p, int prev, int next)
+{
+    int64_t TC = x->T * x->c.C;
+    float *out = next >= 0 ? upq_malloc((size_t)(x->S * TC) * sizeof(float), "pipeline send buffer") : NULL;
+    float *tmp = next >= 0 ? upq_malloc((size_t)TC * sizeof(float), "pipeline window") : NULL;
+    pipe_sends *ps = NULL;
+    int rc = next >= 0 && (!out || !tmp) ? UPQ_EIO : pipe_sends_create(x->S, &ps);
+    for (int64_t s = 0; s < x->S && !rc; s++) {
+        if (prev >= 0) rc = pipe_recv(x->X + s * TC, TC, prev, (int)s);
+        if (rc || next < 0) continue;
+        const float *in = x->X + s * TC;
+        for (int64_t i = 0; i < p->count; i++) { /* ping-pong so that the last lands in out */
+            float *dst = (p->count - 1 - i) % 2 == 0 ? out + s * TC : tmp;
+            ptq_block_forward(&x->c, &x->m.layers[p->first + i], &x->ws, in, dst, x->T);
+            in = dst;
+        }
+        rc = pipe_send_begin(ps, out + s * TC, TC, next, (int)s);
+    }
+    int rc2 = pipe_sends_destroy(ps);
+    free(out), free(tmp);
+    return rc ? rc : rc2;
+}
+
+static int quantize_range(ptq_ctx *x, int64_t first, int64_t count)
+{
+    double t0 = ptq_now_s();
+    int64_t done = 0;
+    for (int64_t l = first; l < first + count; l++) {
+        double tb = ptq_now_s();
+        int resumed = 0;
+        TRY(ptq_ctx_block(x, l, &resumed));
+        if (!resumed) done++;
+        else t0 = ptq_now_s();
+        ptq_ctx_progress(x, l, resumed, t0, tb, done);
+    }
+    return UPQ_OK;
+}
+
+/* Rank 0: the other groups' blocks from their part files into x->ql, then the container. */
+static int merge(ptq_ctx *x, const part_range *mine, const char *calib_path)
+{
+    char part[4200];
+    for (int64_t l = 0; l < x->c.L; l++) {
+        if (l >= mine->first && l < mine->first + mine->count) continue;
+        ptq_ctx_part_path(x->o, l, part, sizeof part);
+        TRY(h5q_block_read(part, l, &x->ql[l * H5Q_PROJ], &x->err0[l], &x->err1[l], x->params));
+    }
+    return ptq_ctx_finish(x, calib_path);
+}
+
+static int agreed(int mine, int all, const char *what)
+{
+    if (mine || !all) return mine;
+    return UPQ_FAIL(all, "ptq: another rank failed %s (its message is above)", what);
+}
+
+int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
+{
+    int P = par_size(), me = par_rank(), R = x->o->ranks_per_block;
+    TRY(agreed(rc, par_agree(rc), "while loading the model or calibration data"));
+    int64_t L = x->c.L;
+    double *cost = upq_malloc((size_t)L * sizeof(double), "block costs");
+    char *table = upq_malloc(65536, "partition table");
+    part_range p;
+    memset(&p, 0, sizeof p);
+    rc = cost && table ? UPQ_OK : UPQ_EIO;
+    if (!rc) block_costs(x, cost);
+    if (!rc && x->o->input_mode == PTQ_INPUT_QUANT) { /* sequential semantics: rank 0 alone */
+        p.first = 0, p.count = me == 0 ? L : 0, p.group_rank = me != 0;
+        if (me == 0 && x->o->progress)
+            fprintf(stderr, "ptq: --input quant on %d ranks: rank 0 quantizes all %lld blocks in order "
+                            "(the pipelined quant mode is not written; use --input fp to spread blocks)\n", P, (long long)L);
+    } else if (!rc) {
+        rc = part_blocks(cost, L, me, P, R, &p);
+        if (!rc && me == 0 && x->o->progress && !part_format(cost, L, P, R, table, 65536))
+            fprintf(stderr, "ptq: --input fp on %d ranks, %d block groups:\n%s", P, p.ngroups, table);
+        if (!rc && p.group_rank == 0)
+            rc = fp_chain(x, &p, leader_of(cost, L, P, R, p.group - 1), leader_of(cost, L, P, R, p.group + 1));
+    }
+    if (!rc && p.group_rank == 0) rc = quantize_range(x, p.first, p.count);
+    rc = agreed(rc, par_agree(rc), "while quantizing its blocks");
+    if (!rc && me == 0) rc = merge(x, &p, calib_path);
+    rc = agreed(rc, par_agree(rc), "while writing the container");
+    free(cost), free(table);
+    return rc;
+}
