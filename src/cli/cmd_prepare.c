@@ -87,6 +87,10 @@ static int run(const prep_opts *o)
     printf("tokens=%lld targets=%lld input_bytes=%lld seconds=%.2f MB/s=%.2f\n", (long long)st.tokens,
            (long long)st.masked, (long long)st.bytes, st.seconds,
            st.seconds > 0 ? 1e-6 * (double)st.bytes / st.seconds : 0.0);
+    if (st.unstable_spans)
+        printf("warning: %lld assistant span edge(s) fall inside a token (the text up to the edge tokenizes\n"
+               "         differently from the whole conversation); the loss mask there may be off by one token\n",
+               (long long)st.unstable_spans);
     return UPQ_OK;
 }
 

@@ -120,14 +120,15 @@ static int doc_chat(prep_ctx *c, const chat_msg *m, int n, const char *label)
     if (!rc) memset(c->mask, 0, (size_t)N);
     tok_ids part = {0};
     for (int i = 0; !rc && i < ns; i++) {
-        int64_t lo = 0, hi = 0;
-        rc = tok_encode(c->tok, text, sp[i].start, 0, &part);
-        lo = part.n;
-        part.n = 0;
-        if (!rc) rc = tok_encode(c->tok, text, sp[i].end, 0, &part);
-        hi = part.n < N ? part.n : N;
-        part.n = 0;
-        for (int64_t t = lo; t < hi; t++) c->mask[t] = 1;
+        int64_t edge[2] = {sp[i].start, sp[i].end}, cnt[2] = {0, 0};
+        for (int e = 0; !rc && e < 2; e++) {
+            part.n = 0;
+            rc = tok_encode(c->tok, text, edge[e], 0, &part);
+            cnt[e] = part.n < N ? part.n : N;
+            if (!rc && (part.n > N || memcmp(part.ids, c->ids.ids, (size_t)cnt[e] * sizeof(int32_t))))
+                c->st->unstable_spans++;
+        }
+        for (int64_t t = cnt[0]; t < cnt[1]; t++) c->mask[t] = 1;
     }
     tok_ids_free(&part);
     if (!rc) rc = doc_begin(c, 0);

@@ -28,6 +28,9 @@ typedef struct {
 typedef struct {
     int64_t docs[3], rows[3], shards[3]; /* per split: train, validation, test */
     int64_t tokens, masked, bytes;       /* tokens in rows (incl. padding), mask=1 count, input bytes */
+    int64_t unstable_spans;              /* assistant span edges where the tokens of the text up to
+                                          * the edge are not a prefix of the whole text's tokens
+                                          * (the mask edge there may be off by a token) */
     double seconds;
 } prep_stats;
 

@@ -33,7 +33,8 @@ p=$(values "$I/golden.h5" /greedy/0/prompt_ids)
 o=$(values "$I/golden.h5" /greedy/0/output_ids)
 np=$(tr ',' '\n' <<<"$p" | wc -l); no=$(tr ',' '\n' <<<"$o" | wc -l)
 T=$((np + no + 1))
-"$UPQ" prepare --quiet --model "$I" --out "$W/chat" --seq-len $T "$W/chat.jsonl" > /dev/null
+"$UPQ" prepare --quiet --model "$I" --out "$W/chat" --seq-len $T "$W/chat.jsonl" > "$W/chat.txt"
+grep -q warning "$W/chat.txt" && fail "chat: unexpected unstable span warning"
 [[ $(values "$W/chat/train-00000.h5" /tokens) == "$p,$o,204" ]] || fail "chat tokens differ from golden prompt_ids ++ output_ids ++ \\n"
 want_mask=$( (yes 0 | head -n "$np"; yes 1 | head -n "$no"; echo 0) | paste -sd, )
 [[ $(values "$W/chat/train-00000.h5" /loss_mask) == "$want_mask" ]] || fail "chat loss_mask is not the assistant span"
