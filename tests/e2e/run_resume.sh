@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_resume.sh - `upq run` without Slurm: jobs/demo.ini (shortened with --set) run
+# run_resume.sh - `upq run` without Slurm: jobs/demo.ini (model, ptq, ppl; shortened with --set) run
 # uninterrupted at 2 ranks is the reference. (1) SIGUSR1 to mpirun twice in a row
 # while the ppl stage runs (the second lands during or right after the checkpoint):
 # exit 75, a checkpoint and no result; the rerun resumes mid-stage and every file
@@ -14,7 +14,8 @@ WORK=$(mktemp -d /tmp/upq_e2e_run_XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 JOB="$UPQ_SOURCE_DIR/jobs/demo.ini"
-SHORT=(--set model.steps=16 --set model.corpus_bytes=100000 --set ppl.ctx=64 --set ppl.checkpoint_every=2)
+SHORT=(--set model.steps=16 --set model.corpus_bytes=100000 --set ppl.ctx=64 --set ppl.checkpoint_every=2
+       --set ppl.max_windows=96 --set ptq.calib_samples=16)
 cmp_runs() { # every file of two run directories (the model lock file aside) byte for byte
   diff -r -x model.lock "$1" "$2" || fail "$1 and $2 differ"
   [ "$(cd "$1" && find . -type f | sort | xargs sha256sum)" = "$(cd "$2" && find . -type f | sort | xargs sha256sum)" ] \
@@ -26,9 +27,9 @@ mpirun -np 2 "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/ref" > "$WORK/
 grep -q "all stages complete" "$WORK/ref.log" || fail "reference run did not complete"
 [ -f "$WORK/ref/ppl.json" ] && [ ! -e "$WORK/ref/ppl.ckpt" ] || fail "reference outputs"
 
-# (5) the stage's result is upq ppl's, to the printed digits
-want=$("$UPQ" ppl --model "$WORK/ref/shared/model" --tokens "$WORK/ref/shared/model/eval_tokens.h5" --ctx 64 \
-       --batch 4 --json --quiet | sed 's/.*"ppl": \([^,]*\),.*/\1/')
+# (5) the stage's result is upq ppl's on the quantized container, to the printed digits
+want=$("$UPQ" ppl --model "$WORK/ref/ptq/model.h5" --tokens "$WORK/ref/shared/model/eval_tokens.h5" --ctx 64 \
+       --batch 4 --max-windows 96 --json --quiet | sed 's/.*"ppl": \([^,]*\),.*/\1/')
 got=$(awk '/"ppl"/ {gsub(/[,]/, "", $2); printf "%.10g", $2}' "$WORK/ref/ppl.json")
 [ "$want" = "$got" ] || fail "upq run ppl $got != upq ppl $want"
 
@@ -61,11 +62,11 @@ cmp_runs "$WORK/ref" "$WORK/b"
 
 # (3) finished: everything skipped
 "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/ref" > "$WORK/r3.log"
-[ "$(grep -c 'complete already (skipped)' "$WORK/r3.log")" = 2 ] || fail "rerun did not skip both stages"
+[ "$(grep -c 'complete already (skipped)' "$WORK/r3.log")" = 3 ] || fail "rerun did not skip all stages"
 
 # (4) errors
 rc=0; "$UPQ" run "$JOB" --set job.dir="$WORK/c" --set model.demo=false --set model.path="$WORK/nope" \
-  --set data.eval_tokens="$WORK/ref/shared/model/eval_tokens.h5" \
+  --set data.eval_tokens="$WORK/ref/shared/model/eval_tokens.h5" --set data.calib="$WORK/ref/shared/model/eval_tokens.h5" \
   2> "$WORK/e1" || rc=$?
 [ $rc -eq 2 ] && grep -q "$WORK/nope" "$WORK/e1" || fail "missing model: rc $rc, $(cat "$WORK/e1")"
 rc=0; "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/ref" --set data.eval_tokens="$JOB" 2> "$WORK/e2" || rc=$?

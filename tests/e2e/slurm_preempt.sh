@@ -50,12 +50,13 @@ grep -q "TERM\|preempt" "$SLURM_DIR/log/slurmctld.log" "$WORK/upq-$idb.out" || t
 # (c) bad input: exit 2 once, no requeue
 unset UPQ_RUN_PAUSE_MS
 idc=$(sbatch --parsable -n 1 "$SBATCH" "$JOB" --set job.dir="$WORK/c" --set model.demo=false \
-      --set model.path="$WORK/no-such-model" --set data.eval_tokens="$WORK/ref/shared/model/eval_tokens.h5")
+      --set model.path="$WORK/no-such-model" --set data.eval_tokens="$WORK/ref/shared/model/eval_tokens.h5" \
+      --set data.calib="$WORK/ref/shared/model/eval_tokens.h5")
 state=$(wait_job "$idc" 300)
 cat "$WORK/upq-$idc.out"
 [ "$state" = FAILED ] || fail "bad-input job ended $state"
 [ "$(job_field "$idc" ExitCode)" = 2:0 ] || fail "bad-input exit code $(job_field "$idc" ExitCode)"
 [ "$(job_field "$idc" Restarts)" = 0 ] || fail "bad-input job was restarted"
-grep -q "no-such-model" "$WORK/upq-$idc.out" || fail "no message naming the bad model path"
+grep -q "^upq run: .*model.path .*no-such-model.*No such file" "$WORK/upq-$idc.out" || fail "no message naming the bad model path"
 ! grep -q requeue "$WORK/upq-$idc.out" || fail "bad-input job was requeued"
 echo "slurm_preempt: all checks passed"
