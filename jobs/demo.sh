@@ -38,6 +38,15 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 # Ranks get one thread each unless the caller chose; single-process steps use every core.
 MPI="env OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} BLIS_NUM_THREADS=${BLIS_NUM_THREADS:-1} mpirun -np $NP"
 NCORES=$(nproc 2>/dev/null || echo 1)
+# Demo training threads: every core on an idle machine (2 idle cores: 86 s, against
+# 157 s with one), but one when the machine is already busy: fine-grained OpenMP
+# regions collapse when their threads wait for time slices (measured here at load 15:
+# 2 threads under 100 tokens/s, 1 thread 2171). The model's bytes depend on the count.
+TRAIN_THREADS=$NCORES
+if awk -v n="$NCORES" '{ exit !($1 >= n) }' /proc/loadavg 2>/dev/null; then
+  TRAIN_THREADS=1
+  echo "demo.sh: load average $(cut -d' ' -f1 /proc/loadavg) >= $NCORES cores: demo training on 1 thread"
+fi
 
 OUT=$(realpath -m "$OUT")
 mkdir -p "$OUT"
@@ -63,7 +72,7 @@ run() { # run NAME OUTPUT COMMAND... : skipped when OUTPUT exists; logs; stops o
 MODEL="$OUT/shared/model"
 # Training runs on rank 0 with every core (model.threads); the ranks then share the
 # perplexity windows one thread each. The job file decides what is already complete.
-run "upq run" "" $MPI "$UPQ" run "$SRC/jobs/demo.ini" --set "job.dir=$OUT" --set "model.threads=$NCORES"
+run "upq run" "" $MPI "$UPQ" run "$SRC/jobs/demo.ini" --set "job.dir=$OUT" --set "model.threads=$TRAIN_THREADS"
 run info "" $MPI "$UPQ" info --model "$MODEL"
 run logits "$OUT/logits.h5" $MPI "$UPQ" logits --model "$MODEL" --tokens 1,20,30,40,50,60,70 \
   --hidden --out "$OUT/logits.h5"
