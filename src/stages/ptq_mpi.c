@@ -88,16 +88,27 @@ static int merge(ptq_ctx *x, const part_range *mine, const char *calib_path)
     return ptq_ctx_finish(x, calib_path);
 }
 
-static int agreed(int mine, int all, const char *what)
+/* Ranks agree on a status. A failing rank waits at most a few seconds (the others may be
+ * stuck waiting for its windows, or busy with their blocks: then it returns its own error
+ * and main.c aborts the job). When all answer, every rank returns the first failing rank's
+ * message, so that whichever rank prints, the one message is the real one. */
+static int agree(int rc)
 {
-    if (mine || !all) return mine;
-    return UPQ_FAIL(all, "ptq: another rank failed %s (its message is above)", what);
+    int all = par_agree_timeout(rc, rc ? 5.0 : 1e9);
+    if (all < 0) return rc ? rc : UPQ_FAIL(UPQ_EIO, "ptq: ranks stopped answering while agreeing on the outcome");
+    if (!all) return UPQ_OK;
+    int P = par_size(), first = P - par_agree(rc ? P - par_rank() : 0);
+    char msg[2048] = "";
+    if (par_rank() == first) snprintf(msg, sizeof msg, "%s", upq_errmsg());
+    if (par_bcast(msg, sizeof msg, first)) return all;
+    if (par_rank() == first) return rc;
+    return UPQ_FAIL(all, "[rank %d] %s", first, msg);
 }
 
 int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
 {
     int P = par_size(), me = par_rank(), R = x->o->ranks_per_block;
-    TRY(agreed(rc, par_agree(rc), "while loading the model or calibration data"));
+    TRY(agree(rc));
     int64_t L = x->c.L;
     double *cost = upq_malloc((size_t)L * sizeof(double), "block costs");
     char *table = upq_malloc(65536, "partition table");
@@ -118,9 +129,9 @@ int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
             rc = fp_chain(x, &p, leader_of(cost, L, P, R, p.group - 1), leader_of(cost, L, P, R, p.group + 1));
     }
     if (!rc && p.group_rank == 0) rc = quantize_range(x, p.first, p.count);
-    rc = agreed(rc, par_agree(rc), "while quantizing its blocks");
+    rc = agree(rc);
     if (!rc && me == 0) rc = merge(x, &p, calib_path);
-    rc = agreed(rc, par_agree(rc), "while writing the container");
+    rc = agree(rc);
     free(cost), free(table);
     return rc;
 }
