@@ -118,6 +118,7 @@ int cmd_ptq(int argc, char **argv)
     if (rc) return rc;
     if (optind < argc) return cli_usage_error("ptq", "unexpected argument '%s'", argv[optind]);
     if (!o.model || !o.calib || !o.out) return cli_usage_error("ptq", "--model, --calib and --out are required");
-    if (!input_set && par_size() > 1) o.input_mode = PTQ_INPUT_FP; /* the default under MPI */
+    o.distributed = par_size() > 1;
+    if (!input_set && o.distributed) o.input_mode = PTQ_INPUT_FP; /* the default under MPI */
     return cli_report("ptq", ptq_run(&o));
 }

@@ -370,7 +370,7 @@ int ptq_run(const ptq_opts *o)
     if (!rc && o->progress)
         fprintf(stderr, "ptq: %s W%d g%d, %lld calibration windows of %lld tokens, %lld blocks, parts in %s\n",
                 method_name(o->method), o->bits, o->group, (long long)x.S, (long long)x.T, (long long)x.c.L, dir);
-    if (par_size() > 1) {
+    if (o->distributed && par_size() > 1) {
         rc = ptq_mpi_run(&x, rc, calib_path); /* block-parallel (ptq_mpi.c) */
     } else {
         if (!rc) rc = run_blocks(&x);

@@ -26,6 +26,8 @@ typedef struct {
     int64_t gptq_block;      /* GPTQ lazy block (columns) */
     int argc;                /* for the provenance command line */
     char *const *argv;
+    int distributed;         /* 1: every MPI rank calls ptq_run together (block-parallel, ptq_mpi.c);
+                              * 0: this rank runs it alone (as `upq run` does on rank 0) */
     int ranks_per_block;     /* MPI: --ranks-per-block R (0: one rank per block group) */
 } ptq_opts;
 
