@@ -1,0 +1,248 @@
+/* tesseraq.c - soft rounding + scale multipliers + progressive hardening for one block
+ * (tesseraq.h). Soft weight: w = s*nu*(clo + h(a) - z), h(a) = clamp(sigmoid(a)*1.2 - 0.1,
+ * 0, 1) (AdaRound's rectified sigmoid, zeta 1.1, gamma -0.1); hard variables use their
+ * 0/1 offset. Gradients: ptq_block_backward gives dL/dW, then the chain rule here
+ * (checked by finite differences in test_tesseraq). */
+#include "tesseraq.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "f16.h"
+#include "upq_err.h"
+
+#define TSQ_ZETA 1.1f
+#define TSQ_GAMMA (-0.1f)
+
+void tsq_opts_default(tsq_opts *o)
+{
+    o->rounds = 20;
+    o->steps = 250;
+    o->lr = 1e-2;
+    o->lr_scale = 1e-4;
+    o->final_frac = 0.995;
+    o->batch = 1;
+    o->seed = 0;
+}
+
+static float hsoft(float a, float *dh)
+{
+    float sg = 1.0f / (1.0f + expf(-a)), h = sg * (TSQ_ZETA - TSQ_GAMMA) + TSQ_GAMMA;
+    if (dh) *dh = h <= 0.0f || h >= 1.0f ? 0.0f : (TSQ_ZETA - TSQ_GAMMA) * sg * (1.0f - sg);
+    return h < 0.0f ? 0.0f : h > 1.0f ? 1.0f : h;
+}
+
+static float **lin_ptr(tfm_layer *w, int p)
+{
+    float **ps[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+    return ps[p];
+}
+
+static int lin_init(tsq_linear *L, const float *W, const quant_layer *q)
+{
+    memset(L, 0, sizeof *L);
+    L->N = q->N, L->K = q->K, L->nb = q->nb, L->bg = q->bg, L->maxq = (1 << q->bits) - 1;
+    size_t nk = (size_t)(q->N * q->K), nbk = (size_t)(q->N * q->nb);
+    L->clo = malloc(nk);
+    L->hard = malloc(nk);
+    float **f1[] = {&L->alpha, &L->ga, &L->ma, &L->va, &L->Wsoft, &L->gW};
+    float **f2[] = {&L->s, &L->z, &L->nu, &L->gn, &L->mn, &L->vn};
+    int ok = L->clo && L->hard;
+    for (int i = 0; i < 6; i++) ok &= (*f1[i] = calloc(nk, sizeof(float))) != NULL;
+    for (int i = 0; i < 6; i++) ok &= (*f2[i] = calloc(nbk, sizeof(float))) != NULL;
+    if (!ok) return UPQ_FAIL(UPQ_EIO, "out of memory for TesseraQ variables (%lld x %lld)", (long long)q->N,
+                             (long long)q->K);
+    for (size_t b = 0; b < nbk; b++) {
+        L->s[b] = kq_f16_to_f32(q->scales[b]);
+        L->z[b] = L->s[b] > 0 ? rintf(-kq_f16_to_f32(q->offsets[b]) / L->s[b]) : 0.0f;
+        L->nu[b] = 1.0f;
+    }
+    for (int64_t n = 0; n < q->N; n++)
+        for (int64_t k = 0; k < q->K; k++) {
+            int64_t i = n * q->K + k, b = n * q->nb + k / q->bg;
+            float s = L->s[b] > 0 ? L->s[b] : 1.0f, fl = floorf(W[i] / s) + L->z[b];
+            fl = fl < 0 ? 0 : fl > (float)(L->maxq - 1) ? (float)(L->maxq - 1) : fl;
+            L->clo[i] = (uint8_t)fl;
+            float off = (float)q->codes[i] - fl; /* the init's choice: below, at, or above */
+            float h = off <= 0.0f ? 0.25f : off >= 1.0f ? 0.75f : 0.5f;
+            L->alpha[i] = -logf((TSQ_ZETA - TSQ_GAMMA) / (h - TSQ_GAMMA) - 1.0f);
+            L->hard[i] = -1;
+        }
+    return UPQ_OK;
+}
+
+static void lin_free(tsq_linear *L)
+{
+    free(L->clo), free(L->hard);
+    float *f[] = {L->alpha, L->ga, L->ma, L->va, L->Wsoft, L->gW, L->s, L->z, L->nu, L->gn, L->mn, L->vn};
+    for (int i = 0; i < 12; i++) free(f[i]);
+    memset(L, 0, sizeof *L);
+}
+
+int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T)
+{
+    memset(st, 0, sizeof *st);
+    st->c = *c, st->T = T, st->soft = *w, st->grad = *w;
+    tfm_layer fp = *w;
+    for (int p = 0; p < 7; p++) {
+        TRY(lin_init(&st->lin[p], *lin_ptr(&fp, p), &ql[p]));
+        *lin_ptr(&st->soft, p) = st->lin[p].Wsoft;
+        *lin_ptr(&st->grad, p) = st->lin[p].gW;
+    }
+    TRY(ptq_block_ws_alloc(&st->ws, c, T));
+    TRY(ptq_grad_ws_alloc(&st->gws, c, T));
+    st->out = malloc((size_t)(T * c->C) * sizeof(float));
+    st->dout = malloc((size_t)(T * c->C) * sizeof(float));
+    return st->out && st->dout ? UPQ_OK : UPQ_FAIL(UPQ_EIO, "out of memory for TesseraQ buffers");
+}
+
+void tsq_free(tsq_state *st)
+{
+    for (int p = 0; p < 7; p++) lin_free(&st->lin[p]);
+    ptq_block_ws_free(&st->ws);
+    ptq_grad_ws_free(&st->gws);
+    free(st->out), free(st->dout);
+    memset(st, 0, sizeof *st);
+}
+
+static float offset_of(const tsq_linear *L, int64_t i, float *dh)
+{
+    if (L->hard[i] >= 0) {
+        if (dh) *dh = 0.0f;
+        return (float)L->hard[i];
+    }
+    return hsoft(L->alpha[i], dh);
+}
+
+static void build_soft(tsq_linear *L)
+{
+#pragma omp parallel for schedule(static) if (L->N * L->K >= (1 << 16))
+    for (int64_t n = 0; n < L->N; n++)
+        for (int64_t k = 0; k < L->K; k++) {
+            int64_t i = n * L->K + k, b = n * L->nb + k / L->bg;
+            L->Wsoft[i] = L->s[b] * L->nu[b] * ((float)L->clo[i] + offset_of(L, i, NULL) - L->z[b]);
+        }
+}
+
+/* dL/dW -> dL/da, dL/dnu. */
+static void chain(tsq_linear *L)
+{
+    memset(L->gn, 0, (size_t)(L->N * L->nb) * sizeof(float));
+#pragma omp parallel for schedule(static) if (L->N * L->K >= (1 << 16))
+    for (int64_t n = 0; n < L->N; n++)
+        for (int64_t k = 0; k < L->K; k++) {
+            int64_t i = n * L->K + k, b = n * L->nb + k / L->bg;
+            float dh, off = offset_of(L, i, &dh);
+            L->ga[i] = L->gW[i] * L->s[b] * L->nu[b] * dh;
+            L->gn[b] += L->gW[i] * L->s[b] * ((float)L->clo[i] + off - L->z[b]);
+        }
+}
+
+double tsq_loss_grad(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n)
+{
+    int64_t TC = st->T * st->c.C;
+    for (int p = 0; p < 7; p++) {
+        build_soft(&st->lin[p]);
+        memset(st->lin[p].gW, 0, (size_t)(st->lin[p].N * st->lin[p].K) * sizeof(float));
+    }
+    double loss = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        const float *x = X + idx[j] * TC, *y = Y + idx[j] * TC;
+        ptq_block_forward(&st->c, &st->soft, &st->ws, x, st->out, st->T);
+        for (int64_t i = 0; i < TC; i++) {
+            float d = st->out[i] - y[i];
+            loss += (double)d * d;
+            st->dout[i] = 2.0f * d / (float)(TC * n);
+        }
+        ptq_block_backward(&st->c, &st->soft, &st->ws, &st->gws, x, st->dout, &st->grad, NULL, st->T);
+    }
+    for (int p = 0; p < 7; p++) chain(&st->lin[p]);
+    return loss / (double)(TC * n);
+}
+
+static void adam(float *x, const float *g, float *m, float *v, int64_t n, double lr, int64_t t, const int8_t *hard)
+{
+    const float b1 = 0.9f, b2 = 0.999f;
+    float c1 = 1.0f - powf(b1, (float)t), c2 = 1.0f - powf(b2, (float)t);
+    for (int64_t i = 0; i < n; i++) {
+        if (hard && hard[i] >= 0) continue;
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        x[i] -= (float)lr * (m[i] / c1) / (sqrtf(v[i] / c2) + 1e-8f);
+    }
+}
+
+static int cmp_float_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* Hardens the most confident soft variables of L until a fraction `frac` is hard. */
+static int harden(tsq_linear *L, double frac)
+{
+    int64_t n = L->N * L->K, nhard = 0, nsoft = 0;
+    for (int64_t i = 0; i < n; i++) nhard += L->hard[i] >= 0;
+    int64_t want = (int64_t)(frac * (double)n) - nhard;
+    if (want <= 0) return UPQ_OK;
+    float *conf = malloc((size_t)n * sizeof(float));
+    if (!conf) return UPQ_FAIL(UPQ_EIO, "out of memory for TesseraQ hardening");
+    for (int64_t i = 0; i < n; i++)
+        if (L->hard[i] < 0) conf[nsoft++] = fabsf(hsoft(L->alpha[i], NULL) - 0.5f);
+    qsort(conf, (size_t)nsoft, sizeof(float), cmp_float_desc);
+    float thr = conf[want < nsoft ? want - 1 : nsoft - 1];
+    free(conf);
+    for (int64_t i = 0; i < n && want > 0; i++)
+        if (L->hard[i] < 0 && fabsf(hsoft(L->alpha[i], NULL) - 0.5f) >= thr) {
+            L->hard[i] = hsoft(L->alpha[i], NULL) >= 0.5f ? 1 : 0;
+            want--;
+        }
+    return UPQ_OK;
+}
+
+static void fold(const tsq_linear *L, quant_layer *q)
+{
+    for (int64_t i = 0; i < L->N * L->K; i++) {
+        int c = L->clo[i] + (L->hard[i] >= 0 ? L->hard[i] : hsoft(L->alpha[i], NULL) >= 0.5f);
+        q->codes[i] = (uint8_t)(c > L->maxq ? L->maxq : c);
+    }
+    for (int64_t b = 0; b < L->N * L->nb; b++) quant_store_params(L->s[b] * L->nu[b], L->z[b], &q->scales[b], &q->offsets[b]);
+}
+
+static double full_loss(tsq_state *st, const float *X, const float *Y, int64_t S)
+{
+    double sum = 0.0;
+    for (int64_t s = 0; s < S; s++) sum += tsq_loss_grad(st, X, Y, &s, 1);
+    return sum / (double)S;
+}
+
+int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[7],
+            double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx)
+{
+    uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 1;
+    int64_t idx[64], nbat = o->batch < 1 ? 1 : o->batch > 64 ? 64 : o->batch;
+    for (int r = 0; r < o->rounds; r++) {
+        double frac = o->rounds > 1 ? o->final_frac * (double)r / (double)(o->rounds - 1) : 0.0;
+        for (int p = 0; p < 7 && r > 0; p++) TRY(harden(&st->lin[p], frac));
+        double last = 0.0;
+        for (int t = 0; t < o->steps; t++) {
+            for (int64_t j = 0; j < nbat; j++) {
+                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                idx[j] = (int64_t)(rng % (uint64_t)S);
+            }
+            last = tsq_loss_grad(st, X, Y, idx, nbat);
+            st->step++;
+            for (int p = 0; p < 7; p++) {
+                tsq_linear *L = &st->lin[p];
+                adam(L->alpha, L->ga, L->ma, L->va, L->N * L->K, o->lr, st->step, L->hard);
+                adam(L->nu, L->gn, L->mn, L->vn, L->N * L->nb, o->lr_scale, st->step, NULL);
+            }
+        }
+        if (progress) progress(ctx, r, last);
+    }
+    for (int p = 0; p < 7; p++) TRY(harden(&st->lin[p], 1.0));
+    *loss_out = full_loss(st, X, Y, S);
+    for (int p = 0; p < 7; p++) fold(&st->lin[p], &ql[p]);
+    return UPQ_OK;
+}

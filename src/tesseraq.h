@@ -1,0 +1,64 @@
+/* tesseraq.h - TesseraQ-style block reconstruction (prefix tsq_): per weight a soft
+ * rounding variable (rectified sigmoid h(a) in [0, 1] added to the floor code), per
+ * (row, block) a learnable dequantization-scale multiplier, Adam on the block-output
+ * MSE against the FP block, and progressive adaptive rounding: each round hardens the
+ * most confident soft variables (|h - 1/2| largest) until everything is hard, then the
+ * codes and scales are folded back into quant_layer (fp16 s, m = -s*z).
+ * Starts from an rtn/gptq quant_layer of the same block. Not the driver (ptq.c). */
+#ifndef UPQ_TESSERAQ_H
+#define UPQ_TESSERAQ_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "ptq_block.h"
+#include "ptq_grad.h"
+#include "quant.h"
+
+typedef struct {
+    int rounds;          /* hardening rounds (20) */
+    int steps;           /* Adam steps per round (250) */
+    double lr;           /* Adam step of the rounding variables (1e-2) */
+    double lr_scale;     /* Adam step of the scale multipliers (1e-4) */
+    double final_frac;   /* hardened fraction before the last round (0.995) */
+    int64_t batch;       /* calibration windows per step (1) */
+    uint64_t seed;
+} tsq_opts;
+
+void tsq_opts_default(tsq_opts *o);
+
+/* Learnable state of one linear layer (N, K). */
+typedef struct {
+    int64_t N, K, nb, bg;
+    int maxq;
+    uint8_t *clo;        /* (N, K) floor code in [0, maxq-1] */
+    int8_t *hard;        /* (N, K) -1 soft, else the hard offset 0/1 */
+    float *alpha, *ga, *ma, *va;  /* (N, K) variables, gradient, Adam moments */
+    float *s, *z;        /* (N, nb) base scale (fp32 of the stored fp16) and zero point */
+    float *nu, *gn, *mn, *vn;     /* (N, nb) scale multiplier, gradient, moments */
+    float *Wsoft, *gW;   /* (N, K) current weights and their gradient */
+} tsq_linear;
+
+typedef struct {
+    tfm_config c;
+    tfm_layer soft;      /* the block with Wsoft as linear weights */
+    tfm_layer grad;      /* gW pointers */
+    tsq_linear lin[7];
+    ptq_block_ws ws;
+    ptq_grad_ws gws;
+    float *out, *dout;   /* (T, C) */
+    int64_t T, step;
+} tsq_state;
+
+/* From the FP block w and its initial quantization ql[7] (rtn or gptq, zero-point form). */
+int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T);
+void tsq_free(tsq_state *st);
+/* Rebuilds the soft weights, then the mean-squared block-output error over windows idx[n]
+ * of X/Y (S, T, C) and its gradient w.r.t. every soft variable and scale multiplier. */
+double tsq_loss_grad(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n);
+/* The whole schedule; *loss_out: final MSE over all S windows with hard codes. Writes the
+ * result into ql. progress (may be NULL) gets (round, loss) after every round. */
+int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[7],
+            double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx);
+
+#endif

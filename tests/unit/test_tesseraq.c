@@ -1,0 +1,109 @@
+/* test_tesseraq.c - TesseraQ's gradients w.r.t. the soft rounding variables and the scale
+ * multipliers against central differences of tsq_loss_grad's loss (fp32, step sweep, magnitudes floored at a tenth of the largest), and a short schedule that ends
+ * all-hard with a block error below the RTN init's on a random block. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptq_block.h"
+#include "quant.h"
+#include "rand_model.h"
+#include "tesseraq.h"
+#include "test_util.h"
+#include "upq_err.h"
+
+static double fd(tsq_state *st, float *p, const float *X, const float *Y, const int64_t *idx, double a, double floor)
+{
+    const float steps[5] = {3e-2f, 1e-2f, 3e-3f, 1e-3f, 3e-4f};
+    double best = INFINITY;
+    float v = *p;
+    for (int i = 0; i < 5; i++) {
+        *p = v + steps[i];
+        double lp = tsq_loss_grad(st, X, Y, idx, 2);
+        *p = v - steps[i];
+        double lm = tsq_loss_grad(st, X, Y, idx, 2);
+        *p = v;
+        double num = (lp - lm) / ((double)(v + steps[i]) - (double)(v - steps[i]));
+        best = fmin(best, fabs(num - a) / fmax(fmax(fabs(num), fabs(a)), floor));
+    }
+    return best;
+}
+
+int main(void)
+{
+    tfm_config c = rm_config(0, 0);
+    c.qkv_bias = 0;
+    tfm_model m;
+    CHECK_OK(tfm_model_alloc(&m, &c));
+    rm_model_init(&m);
+    tfm_layer *w = &m.layers[0];
+    int64_t S = 4, T = 10, TC = T * c.C;
+    float *X = malloc((size_t)(S * TC) * sizeof(float)), *Y = malloc((size_t)(S * TC) * sizeof(float));
+    rm_fill(X, S * TC, 1.0f, 0.0f);
+    ptq_block_ws ws;
+    CHECK_OK(ptq_block_ws_alloc(&ws, &c, T));
+    for (int64_t s = 0; s < S; s++) ptq_block_forward(&c, w, &ws, X + s * TC, Y + s * TC, T);
+    float *ws_[7] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    int64_t Ns[7] = {c.H * c.D, c.KV * c.D, c.KV * c.D, c.C, c.F, c.F, c.C};
+    int64_t Ks[7] = {c.C, c.C, c.C, c.H * c.D, c.C, c.C, c.F};
+    quant_layer ql[7];
+    for (int p = 0; p < 7; p++) {
+        CHECK_OK(quant_layer_init(&ql[p], 2, 32, Ns[p], Ks[p]));
+        quant_rtn(&ql[p], ws_[p], Ks[p], NULL, NULL, 0);
+    }
+    tsq_state st;
+    CHECK_OK(tsq_init(&st, &c, w, ql, T));
+    int64_t idx[2] = {0, 2};
+    tsq_loss_grad(&st, X, Y, idx, 2);
+    double worst = 0.0;
+    for (int p = 0; p < 7; p++) {
+        tsq_linear *L = &st.lin[p];
+        int64_t n = L->N * L->K, nbk = L->N * L->nb;
+        float *ga = malloc((size_t)n * sizeof(float)), *gn = malloc((size_t)nbk * sizeof(float));
+        memcpy(ga, L->ga, (size_t)n * sizeof(float));
+        memcpy(gn, L->gn, (size_t)nbk * sizeof(float));
+        double amax = 0.0, nmax = 0.0;
+        for (int64_t i = 0; i < n; i++) amax = fmax(amax, fabs(ga[i]));
+        for (int64_t i = 0; i < nbk; i++) nmax = fmax(nmax, fabs(gn[i]));
+        for (int j = 0; j < 3; j++) {
+            int64_t i = (j * 7919 + p * 31) % n, b = (j * 13 + p) % nbk;
+            double e1 = fd(&st, &L->alpha[i], X, Y, idx, ga[i], 0.1 * amax);
+            double e2 = fd(&st, &L->nu[b], X, Y, idx, gn[b], 0.1 * nmax);
+            CHECK_MSG(e1 < 1e-3, "linear %d alpha %lld: rel err %.3g", p, (long long)i, e1);
+            CHECK_MSG(e2 < 1e-3, "linear %d nu %lld: rel err %.3g", p, (long long)b, e2);
+            worst = fmax(worst, fmax(e1, e2));
+        }
+        free(ga), free(gn);
+    }
+    printf("tesseraq gradients vs finite differences: worst relative error %.3g\n", worst);
+    tsq_free(&st);
+    /* a short schedule: all hard at the end, block MSE below RTN's */
+    double rtn = 0.0, final = 0.0;
+    tfm_layer wq = *w;
+    float *deq = malloc((size_t)(3 * c.F * c.C + 4 * c.H * c.D * c.C) * sizeof(float)), *dst = deq;
+    float **dp[7] = {&wq.wq, &wq.wk, &wq.wv, &wq.wo, &wq.w_gate, &wq.w_up, &wq.w_down};
+    for (int p = 0; p < 7; p++) quant_dequant(&ql[p], dst, Ks[p]), *dp[p] = dst, dst += Ns[p] * Ks[p];
+    float *out = malloc((size_t)TC * sizeof(float));
+    for (int64_t s = 0; s < S; s++) {
+        ptq_block_forward(&c, &wq, &ws, X + s * TC, out, T);
+        for (int64_t i = 0; i < TC; i++) rtn += ((double)out[i] - Y[s * TC + i]) * ((double)out[i] - Y[s * TC + i]);
+    }
+    rtn /= (double)(S * TC);
+    free(deq), free(out);
+    CHECK_OK(tsq_init(&st, &c, w, ql, T));
+    tsq_opts o;
+    tsq_opts_default(&o);
+    o.rounds = 4, o.steps = 60, o.batch = 2;
+    CHECK_OK(tsq_run(&st, X, Y, S, &o, ql, &final, NULL, NULL));
+    printf("tesseraq schedule: block MSE rtn %.4g -> tesseraq (all hard) %.4g\n", rtn, final);
+    CHECK_MSG(final < rtn, "TesseraQ did not improve on its init (%g vs %g)", final, rtn);
+    for (int p = 0; p < 7; p++)
+        for (int64_t i = 0; i < st.lin[p].N * st.lin[p].K; i++) CHECK(st.lin[p].hard[i] >= 0);
+    tsq_free(&st);
+    for (int p = 0; p < 7; p++) quant_layer_free(&ql[p]);
+    ptq_block_ws_free(&ws);
+    tfm_model_free(&m);
+    free(X), free(Y);
+    return tu_finish("test_tesseraq");
+}
