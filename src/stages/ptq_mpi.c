@@ -7,7 +7,8 @@
  * complete) only when all blocks are in. A rerun with any rank count skips committed
  * blocks. With --input quant the exact sequential semantics need every earlier block, so
  * rank 0 runs them all (the pipelined quant mode is not written). Group members other than
- * the leader idle: calibration splitting inside a group is not written either. */
+ * the leader idle: calibration splitting inside a group is not written either.
+ * SIGTERM/SIGUSR1: each rank stops after committing its current block; all exit 75. */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "partition.h"
 #include "pipe.h"
 #include "ptq_internal.h"
+#include "signals.h"
 #include "upq_err.h"
 
 static void block_costs(const ptq_ctx *x, double *cost)
@@ -72,6 +74,9 @@ static int quantize_range(ptq_ctx *x, int64_t first, int64_t count)
         if (!resumed) done++;
         else t0 = ptq_now_s();
         ptq_ctx_progress(x, l, resumed, t0, tb, done);
+        if (sig_pending() && l + 1 < first + count) /* block l is committed: a safe point */
+            return UPQ_FAIL(UPQ_EPREEMPT, "ptq: signal %d: stopped after committing block %lld of %lld (rerun to resume)",
+                            sig_pending(), (long long)(l + 1), (long long)x->c.L);
     }
     return UPQ_OK;
 }
@@ -94,7 +99,7 @@ static int merge(ptq_ctx *x, const part_range *mine, const char *calib_path)
  * message, so that whichever rank prints, the one message is the real one. */
 static int agree(int rc)
 {
-    int all = par_agree_timeout(rc, rc ? 5.0 : 1e9);
+    int all = par_agree_timeout(rc, rc && rc != UPQ_EPREEMPT ? 5.0 : 1e9); /* signalled: the others follow */
     if (all < 0) return rc ? rc : UPQ_FAIL(UPQ_EIO, "ptq: ranks stopped answering while agreeing on the outcome");
     if (!all) return UPQ_OK;
     int P = par_size(), first = P - par_agree(rc ? P - par_rank() : 0);
@@ -108,6 +113,7 @@ static int agree(int rc)
 int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
 {
     int P = par_size(), me = par_rank(), R = x->o->ranks_per_block;
+    if (!rc) rc = sig_install();
     TRY(agree(rc));
     int64_t L = x->c.L;
     double *cost = upq_malloc((size_t)L * sizeof(double), "block costs");
