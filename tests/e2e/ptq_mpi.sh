@@ -6,7 +6,9 @@
 # block's part file belongs) makes the job exit nonzero within seconds with one message,
 # leaving the other blocks committed and no container; the rerun on another rank count
 # resumes those blocks and writes the identical container. Then tinyllama-15m (8 blocks,
-# gptq, small calibration) at np 1, 2, 4 when ../shared is there.
+# gptq, small calibration) at np 1, 2, 4 when ../shared is there; SIGUSR1 to mpirun
+# mid-run on 2 ranks: exit 75, committed blocks, no container, resume on 4 identical; kill -9
+# of one rank mid-run: the job ends, the rerun on 4 ranks gives the identical container.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}"
 W=$(mktemp -d)
@@ -84,3 +86,36 @@ done
 same t_1 t_2
 same t_1 t_4
 echo "tinyllama-15m: np 1, 2, 4 byte-identical"
+
+# background run in $W/$1 on $2 ranks; returns once a block line is on stderr
+start_bg() {
+    mkdir -p "$W/$1"
+    (cd "$W/$1" && exec "$MPIRUN" -np "$2" "$UPQ" ptq "${tl[@]}" --out q.h5 >stdout 2>stderr) &
+    bg=$!
+    for _ in $(seq 600); do grep -q "^ptq: block" "$W/$1/stderr" 2>/dev/null && return 0; sleep 0.1; done
+    fail "no block finished in 60 s"
+}
+start_bg t_sig 2
+kill -USR1 "$bg"
+t0=$(date +%s)
+rc=0; wait "$bg" || rc=$?
+[[ $rc == 75 ]] || { cat "$W/t_sig/stderr" >&2; fail "SIGUSR1: exit $rc, not 75"; }
+[[ ! -e "$W/t_sig/q.h5" ]] || fail "container written although preempted"
+n=$(ls "$W/t_sig/q.h5.parts" | wc -l)
+echo "SIGUSR1 mid-run on 2 ranks: exit 75 after $(( $(date +%s) - t0 )) s, $n of 8 blocks committed"
+(cd "$W/t_sig" && "$MPIRUN" -np 4 "$UPQ" ptq "${tl[@]}" --out q.h5 >stdout 2>stderr) || fail "resume after SIGUSR1"
+same t_1 t_sig
+echo "resume on 4 ranks: identical container"
+
+start_bg t_kill 4
+victim=$(ps -o pid= --ppid "$bg" | head -1)
+[[ -z "$victim" ]] && victim=$(pgrep -P "$(pgrep -P "$bg" | head -1)" | head -1)
+kill -9 "$victim"
+t0=$(date +%s)
+rc=0; wait "$bg" || rc=$?
+[[ $rc != 0 ]] || fail "kill -9 of a rank: job exit 0"
+echo "kill -9 of one rank: job ended with exit $rc after $(( $(date +%s) - t0 )) s"
+[[ ! -e "$W/t_kill/q.h5" ]] || fail "container written although a rank died"
+(cd "$W/t_kill" && "$MPIRUN" -np 4 "$UPQ" ptq "${tl[@]}" --out q.h5 >stdout 2>stderr) || fail "rerun after kill -9"
+same t_1 t_kill
+echo "rerun on 4 ranks after kill -9: identical container"
