@@ -26,7 +26,7 @@ static int demo_options(const job_file *j, demo_opts *o, int64_t *threads)
     o->seed = (uint64_t)seed;
     TRY(job_get_i64(j, "model", "corpus_bytes", o->corpus_bytes, 10000, 1LL << 40, &o->corpus_bytes));
     TRY(job_get_i64(j, "model", "threads", 0, 0, 4096, threads));
-    o->progress = NULL;
+    o->progress = stdout; /* rank 0 builds; the log shows the training progress */
     return UPQ_OK;
 }
 

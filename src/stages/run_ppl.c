@@ -170,12 +170,23 @@ static int windows_loop(const run_ctx *r, const tfm_model *m, const int64_t *ids
     tfm_acts a = {0};
     TRY(tfm_acts_alloc(&a, &m->cfg, p->batch, p->ctx, 0));
     int64_t step = p->every * p->batch;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double last = 0;
     while (!rc && done < nwin) {
         int64_t end = done + step < nwin ? done + step : nwin;
         rc = chunk(m, &a, ids, p, done, end, nll);
         if (!rc) rc = par_agree(par_rank() == 0 ? ckpt_write(ck, p->key, nwin, nll, end) : UPQ_OK);
         if (rc) break;
         done = end;
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double el = (double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec);
+        if (par_rank() == 0 && (el - last >= 10.0 || done == nwin)) {
+            printf("upq run: ppl: %lld/%lld windows committed (%.0f s)\n", (long long)done, (long long)nwin, el);
+            fflush(stdout);
+            last = el;
+        }
         pause_for_tests();
         if (done < nwin && sig_agree_stop()) rc = UPQ_EPREEMPT;
     }
