@@ -1,4 +1,4 @@
-/* cmd_ptq.c - `upq ptq --model DIR --calib FILE --bits B --group G --method rtn|gptq
+/* cmd_ptq.c - `upq ptq --model DIR --calib FILE --bits B --group G --method rtn|gptq|tesseraq
  * --out MODEL.h5`: option parsing and help for block-wise PTQ on one rank (ptq.h). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: upq ptq --model PATH --calib FILE --out MODEL.h5 [--bits B] [--group G] [--method rtn|gptq]\n"
+            "usage: upq ptq --model PATH --calib FILE --out MODEL.h5 [--bits B] [--group G]\n"
+            "               [--method rtn|gptq|tesseraq] [--init rtn|gptq] [--tsq-rounds R] [--tsq-steps K] ...\n"
             "               [--clip] [--calib-samples N] [--seq-len T] [--seed S] [--input quant|fp]\n"
             "               [--damp D] [--gptq-block K] [--act-order] [--tokenizer DIR] [--csv FILE] [--quiet]\n"
             "               [--ranks-per-block R]\n\n"
@@ -27,8 +28,15 @@ static void usage(FILE *f)
             "                      (tokenized with the model's tokenizer.json, or --tokenizer DIR)\n"
             "  --bits B            2, 3, 4 or 8 (default 4)\n"
             "  --group G           32, 64, 128, or 0 = per output channel (default 128)\n"
-            "  --method M          rtn: REFERENCE.md round to nearest (default); gptq: GPTQ\n"
-            "                      (tesseraq is not available yet)\n"
+            "  --method M          rtn: REFERENCE.md round to nearest (default); gptq: GPTQ;\n"
+            "                      tesseraq: block reconstruction (soft rounding, scale multipliers,\n"
+            "                      progressive hardening) from the gptq (or --init rtn) solution\n"
+            "  --init rtn|gptq     tesseraq's starting point (default gptq)\n"
+            "  --tsq-rounds R      tesseraq hardening rounds (default 20)\n"
+            "  --tsq-steps K       Adam steps per round (default 250)\n"
+            "  --tsq-lr LR         Adam step of the rounding variables (default 1e-2)\n"
+            "  --tsq-lr-scale LR   Adam step of the scale multipliers (default 1e-4)\n"
+            "  --tsq-batch B       calibration windows per step (default 1)\n"
             "  --clip              rtn: per-group clipping search scored by output error on calibration inputs\n"
             "  --calib-samples N   calibration windows (default 128)\n"
             "  --seq-len T         tokens per window (default 512, at most the model's context)\n"
@@ -60,10 +68,8 @@ static int parse_method(const char *s, int *m)
 {
     if (!strcmp(s, "rtn")) *m = PTQ_RTN;
     else if (!strcmp(s, "gptq")) *m = PTQ_GPTQ;
-    else if (!strcmp(s, "tesseraq"))
-        return cli_usage_error("ptq", "--method tesseraq is not available in this build (block backward w.r.t. "
-                                      "the rounding variables not written yet); use rtn or gptq");
-    else return cli_usage_error("ptq", "--method must be rtn or gptq, got '%s'", s);
+    else if (!strcmp(s, "tesseraq")) *m = PTQ_TESSERAQ;
+    else return cli_usage_error("ptq", "--method must be rtn, gptq or tesseraq, got '%s'", s);
     return UPQ_OK;
 }
 
@@ -79,7 +85,10 @@ int cmd_ptq(int argc, char **argv)
         {"gptq-block", required_argument, 0, 'k'}, {"act-order", no_argument, 0, 'a'},
         {"tokenizer", required_argument, 0, 'z'}, {"csv", required_argument, 0, 'v'},
         {"quiet", no_argument, 0, 'q'}, {"ranks-per-block", required_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'}, {"init", required_argument, 0, 'I'},
+        {"tsq-rounds", required_argument, 0, 'U'}, {"tsq-steps", required_argument, 0, 'S'},
+        {"tsq-lr", required_argument, 0, 'L'}, {"tsq-lr-scale", required_argument, 0, 'l'},
+        {"tsq-batch", required_argument, 0, 'B'}, {0, 0, 0, 0}};
     ptq_opts o;
     ptq_opts_default(&o);
     o.argc = argc, o.argv = argv;
@@ -111,6 +120,15 @@ int cmd_ptq(int argc, char **argv)
         case 'v': o.csv = optarg; break;
         case 'q': o.progress = 0; break;
         case 'R': rc = parse_i64("--ranks-per-block", optarg, 1, &v), o.ranks_per_block = (int)v; break;
+        case 'I':
+            if (!strcmp(optarg, "rtn") || !strcmp(optarg, "gptq")) o.tsq_init_gptq = !strcmp(optarg, "gptq");
+            else rc = cli_usage_error("ptq", "--init must be rtn or gptq, got '%s'", optarg);
+            break;
+        case 'U': rc = parse_i64("--tsq-rounds", optarg, 1, &v), o.tsq.rounds = (int)v; break;
+        case 'S': rc = parse_i64("--tsq-steps", optarg, 0, &v), o.tsq.steps = (int)v; break;
+        case 'L': o.tsq.lr = atof(optarg); break;
+        case 'l': o.tsq.lr_scale = atof(optarg); break;
+        case 'B': rc = parse_i64("--tsq-batch", optarg, 1, &o.tsq.batch); break;
         case 'h': usage(stdout); return UPQ_OK;
         default: return cli_usage_error("ptq", "unknown or incomplete option '%s'", argv[optind - 1]);
         }

@@ -37,9 +37,11 @@ void ptq_opts_default(ptq_opts *o)
     o->damp = 0.01;
     o->gptq_block = 128;
     o->progress = 1;
+    o->tsq_init_gptq = 1;
+    tsq_opts_default(&o->tsq);
 }
 
-static const char *method_name(int m) { return m == PTQ_GPTQ ? "gptq" : "rtn"; }
+static const char *method_name(int m) { return m == PTQ_TESSERAQ ? "tesseraq" : m == PTQ_GPTQ ? "gptq" : "rtn"; }
 
 static double now_s(void)
 {
@@ -140,11 +142,42 @@ static void free_block(quant_layer *ql)
     for (int p = 0; p < H5Q_PROJ; p++) quant_layer_free(&ql[p]);
 }
 
+typedef struct {
+    const ptq_ctx *x;
+    int64_t l;
+    double t0;
+} round_ctx;
+
+static void round_progress(void *vctx, int round, double loss)
+{
+    const round_ctx *r = vctx;
+    if (!r->x->o->progress) return;
+    int R = r->x->o->tsq.rounds;
+    double el = now_s() - r->t0;
+    fprintf(stderr, "ptq: block %lld/%lld tesseraq round %d/%d: loss %.4e (%.1f s, block ETA %.0f s)\n",
+            (long long)(r->l + 1), (long long)r->x->c.L, round + 1, R, loss, el, el / (round + 1) * (R - round - 1));
+    fflush(stderr);
+}
+
+/* TesseraQ from the init in ql (rtn or gptq), on the block's inputs X and FP outputs Y. */
+static int tesseraq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
+{
+    tsq_state st;
+    int rc = tsq_init(&st, &x->c, &x->m.layers[l], ql, x->T);
+    tsq_opts to = x->o->tsq;
+    to.seed = x->o->seed * 1000003u + (uint64_t)l;
+    round_ctx rc_ = {x, l, now_s()};
+    double loss = 0.0;
+    if (!rc) rc = tsq_run(&st, x->X, x->Y, x->S, &to, ql, &loss, round_progress, &rc_);
+    tsq_free(&st);
+    return rc;
+}
+
 /* Quantizes block l from scratch: X -> Y (FP), errors, ql; leaves the next input in Yq
  * (quantized outputs). */
 static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 {
-    int want_h = x->o->method == PTQ_GPTQ || x->o->clip;
+    int want_h = x->o->method == PTQ_GPTQ || x->o->clip || (x->o->method == PTQ_TESSERAQ && x->o->tsq_init_gptq);
     int64_t n = x->S * x->T * x->c.C;
     for (int i = 0; i < 4 && want_h; i++) {
         int64_t K = i == 1 ? x->c.H * x->c.D : i == 3 ? x->c.F : x->c.C;
@@ -155,9 +188,12 @@ static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
     tfm_layer w = dequant_layer(x, l, ql);
     TRY(block_pass(x, &w, x->Yq, 0));
     x->err0[l] = x->err1[l] = mse(x->Yq, x->Y, n);
-    if (x->o->method != PTQ_GPTQ) return UPQ_OK;
-    free_block(ql);
-    TRY(quant_gptq_block(x, l, ql));
+    if (x->o->method == PTQ_RTN) return UPQ_OK;
+    if (x->o->method == PTQ_GPTQ || x->o->tsq_init_gptq) {
+        free_block(ql);
+        TRY(quant_gptq_block(x, l, ql));
+    }
+    if (x->o->method == PTQ_TESSERAQ) TRY(tesseraq_block(x, l, ql));
     w = dequant_layer(x, l, ql);
     TRY(block_pass(x, &w, x->Yq, 0));
     x->err1[l] = mse(x->Yq, x->Y, n);
@@ -236,10 +272,13 @@ static void make_params(ptq_ctx *x, const char *calib_sha)
     snprintf(x->params, sizeof x->params,
              "{\"method\": \"%s\", \"bits\": %d, \"group\": %d, \"clip\": %d, \"input\": \"%s\", "
              "\"calib_sha256\": \"%s\", \"calib_samples\": %lld, \"seq_len\": %lld, \"seed\": %llu, "
-             "\"damp\": %g, \"gptq_block\": %lld, \"act_order\": %d, \"quantized\": \"q,k,v,o,gate,up,down\"}",
+             "\"damp\": %g, \"gptq_block\": %lld, \"act_order\": %d, \"quantized\": \"q,k,v,o,gate,up,down\", "
+             "\"tesseraq\": {\"init\": \"%s\", \"rounds\": %d, \"steps\": %d, \"lr\": %g, \"lr_scale\": %g, "
+             "\"final_frac\": %g, \"batch\": %lld}}",
              method_name(o->method), o->bits, o->group, o->clip, o->input_mode == PTQ_INPUT_FP ? "fp" : "quant",
              calib_sha, (long long)o->calib_samples, (long long)o->seq_len, (unsigned long long)o->seed, o->damp,
-             (long long)o->gptq_block, o->act_order);
+             (long long)o->gptq_block, o->act_order, o->tsq_init_gptq ? "gptq" : "rtn", o->tsq.rounds, o->tsq.steps,
+             o->tsq.lr, o->tsq.lr_scale, o->tsq.final_frac, (long long)o->tsq.batch);
 }
 
 /* Provenance: method, parameters, sources; `created` from SOURCE_DATE_EPOCH when set

@@ -10,7 +10,9 @@
 
 #include <stdint.h>
 
-enum { PTQ_RTN = 0, PTQ_GPTQ = 1 };
+#include "tesseraq.h"
+
+enum { PTQ_RTN = 0, PTQ_GPTQ = 1, PTQ_TESSERAQ = 2 };
 enum { PTQ_INPUT_QUANT = 0, PTQ_INPUT_FP = 1 };
 
 typedef struct {
@@ -24,6 +26,8 @@ typedef struct {
     uint64_t seed;
     double damp;             /* GPTQ damping, fraction of mean diag(H) */
     int64_t gptq_block;      /* GPTQ lazy block (columns) */
+    int tsq_init_gptq;       /* tesseraq: start from gptq (1, default) or rtn (0) */
+    tsq_opts tsq;            /* tesseraq schedule */
     int argc;                /* for the provenance command line */
     char *const *argv;
     int distributed;         /* 1: every MPI rank calls ptq_run together (block-parallel, ptq_mpi.c);
