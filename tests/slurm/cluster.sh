@@ -52,6 +52,7 @@ ReturnToService=2
 SlurmdParameters=config_overrides
 MailProg=/bin/true
 MinJobAge=600
+KillWait=5
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
@@ -95,7 +96,16 @@ start() {
 stop() {
   [ -n "$R" ] || { echo "cluster.sh stop DIR" >&2; exit 1; }
   export SLURM_CONF=$R/etc/slurm.conf
-  [ -s "$R/run/slurmctld.pid" ] && timeout 10 scontrol shutdown >/dev/null 2>&1 || true
+  # jobs first: slurmd's shutdown leaves running job steps behind
+  if [ -s "$R/run/slurmctld.pid" ] && alive "$(cat "$R/run/slurmctld.pid")"; then
+    local ids
+    ids=$(timeout 10 squeue -h -o %A 2>/dev/null || true)
+    if [ -n "$ids" ]; then
+      timeout 10 scancel $ids 2>/dev/null || true
+      for _ in $(seq 60); do [ -z "$(timeout 5 squeue -h -o %A 2>/dev/null)" ] && break; sleep 0.5; done
+    fi
+    timeout 10 scontrol shutdown >/dev/null 2>&1 || true
+  fi
   for f in "$R/run/slurmd.pid" "$R/run/slurmctld.pid" "$R/munge/munged.pid"; do
     [ -s "$f" ] || continue
     local pid
