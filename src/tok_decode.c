@@ -163,14 +163,19 @@ static int dec_bytefallback(toks *t)
     return UPQ_OK;
 }
 
-static int dec_fuse(toks *t)
+/* All tokens joined into one, sep between them (Fuse: "", no decoder: " "). */
+static int join_toks(toks *t, const char *sep)
 {
     if (t->n <= 1) return UPQ_OK;
-    int64_t total = 0, k = 0;
-    for (int64_t i = 0; i < t->n; i++) total += t->l[i];
+    int64_t ls = (int64_t)strlen(sep), total = 0, k = 0;
+    for (int64_t i = 0; i < t->n; i++) total += t->l[i] + ls;
     char *r = malloc((size_t)total + 1);
     if (!r) return UPQ_FAIL(UPQ_EIO, "out of memory decoding %lld tokens", (long long)t->n);
     for (int64_t i = 0; i < t->n; i++) {
+        if (i) {
+            memcpy(r + k, sep, (size_t)ls);
+            k += ls;
+        }
         memcpy(r + k, t->s[i], (size_t)t->l[i]);
         k += t->l[i];
         free(t->s[i]);
@@ -220,26 +225,6 @@ static int dec_per_token(toks *t, const tok_dec_step *st)
     return UPQ_OK;
 }
 
-static int join_spaces(toks *t)
-{
-    int64_t total = 0, k = 0;
-    for (int64_t i = 0; i < t->n; i++) total += t->l[i] + 1;
-    char *r = malloc((size_t)total + 1);
-    if (!r) return UPQ_FAIL(UPQ_EIO, "out of memory decoding %lld tokens", (long long)t->n);
-    for (int64_t i = 0; i < t->n; i++) {
-        if (i) r[k++] = ' ';
-        memcpy(r + k, t->s[i], (size_t)t->l[i]);
-        k += t->l[i];
-        free(t->s[i]);
-    }
-    r[k] = 0;
-    t->s[0] = r;
-    t->l[0] = k;
-    t->n = t->n ? 1 : 0;
-    if (!t->n) free(r);
-    return UPQ_OK;
-}
-
 /* transformers' clean_up_tokenization (in place). */
 static int64_t cleanup(char *s, int64_t n)
 {
@@ -264,17 +249,17 @@ static int64_t cleanup(char *s, int64_t n)
 
 static int run_chain(const tok_tokenizer *t, toks *tk)
 {
-    if (!t->has_decoder) return join_spaces(tk);
+    if (!t->has_decoder) return join_toks(tk, " ");
     for (int k = 0; k < t->n_dec; k++) {
         const tok_dec_step *st = &t->dec[k];
         switch (st->kind) {
         case TOK_DEC_BYTELEVEL: TRY(dec_bytelevel(tk)); break;
         case TOK_DEC_BYTEFALLBACK: TRY(dec_bytefallback(tk)); break;
-        case TOK_DEC_FUSE: TRY(dec_fuse(tk)); break;
+        case TOK_DEC_FUSE: TRY(join_toks(tk, "")); break;
         default: TRY(dec_per_token(tk, st)); break;
         }
     }
-    return dec_fuse(tk); /* decode() joins whatever the chain left */
+    return join_toks(tk, ""); /* decode() joins whatever the chain left */
 }
 
 int tok_decode(const tok_tokenizer *t, const int32_t *ids, int64_t n, int skip_special, char **text,

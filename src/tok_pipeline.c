@@ -106,16 +106,20 @@ static void *grow_steps(void *v, int n, size_t elt)
     return q;
 }
 
+/* A Sequence step: its members (the array under key) added in order by add. */
+static int add_sequence(tok_tokenizer *t, json_t *o, const char *key, int (*add)(tok_tokenizer *, json_t *))
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(o, key), i, x) TRY(add(t, x));
+    return UPQ_OK;
+}
+
 /* ---- normalizer ---- */
 static int add_norm(tok_tokenizer *t, json_t *o)
 {
     const char *ty = type_of(o);
-    if (!strcmp(ty, "Sequence")) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(json_object_get(o, "normalizers"), i, x) TRY(add_norm(t, x));
-        return UPQ_OK;
-    }
+    if (!strcmp(ty, "Sequence")) return add_sequence(t, o, "normalizers", add_norm);
     tok_norm_step *q = grow_steps(t->norm, t->n_norm, sizeof *q);
     if (!q) return UPQ_FAIL(UPQ_EIO, "out of memory loading %s", t->path);
     t->norm = q;
@@ -174,12 +178,7 @@ static int metaspace_opts(tok_tokenizer *t, json_t *o, char *repl, int *scheme)
 static int add_pre(tok_tokenizer *t, json_t *o)
 {
     const char *ty = type_of(o);
-    if (!strcmp(ty, "Sequence")) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(json_object_get(o, "pretokenizers"), i, x) TRY(add_pre(t, x));
-        return UPQ_OK;
-    }
+    if (!strcmp(ty, "Sequence")) return add_sequence(t, o, "pretokenizers", add_pre);
     tok_pre_step *q = grow_steps(t->pre, t->n_pre, sizeof *q);
     if (!q) return UPQ_FAIL(UPQ_EIO, "out of memory loading %s", t->path);
     t->pre = q;
@@ -261,12 +260,7 @@ static int template_single(tok_tokenizer *t, json_t *o)
 static int add_post(tok_tokenizer *t, json_t *o)
 {
     const char *ty = type_of(o);
-    if (!strcmp(ty, "Sequence")) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(json_object_get(o, "processors"), i, x) TRY(add_post(t, x));
-        return UPQ_OK;
-    }
+    if (!strcmp(ty, "Sequence")) return add_sequence(t, o, "processors", add_post);
     if (!strcmp(ty, "ByteLevel")) return UPQ_OK; /* offsets only */
     if (!strcmp(ty, "TemplateProcessing")) return template_single(t, o);
     if (!strcmp(ty, "RobertaProcessing") || !strcmp(ty, "BertProcessing")) {
@@ -284,12 +278,7 @@ static int add_post(tok_tokenizer *t, json_t *o)
 static int add_dec(tok_tokenizer *t, json_t *o)
 {
     const char *ty = type_of(o);
-    if (!strcmp(ty, "Sequence")) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(json_object_get(o, "decoders"), i, x) TRY(add_dec(t, x));
-        return UPQ_OK;
-    }
+    if (!strcmp(ty, "Sequence")) return add_sequence(t, o, "decoders", add_dec);
     tok_dec_step *q = grow_steps(t->dec, t->n_dec, sizeof *q);
     if (!q) return UPQ_FAIL(UPQ_EIO, "out of memory loading %s", t->path);
     t->dec = q;

@@ -234,6 +234,27 @@ static void test_nfc(void)
     tok_destroy(t);
 }
 
+/* No decoder: HF joins the token strings with one space (none for one token, "" for none). */
+static void test_no_decoder(void)
+{
+    const char *js = "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, "
+                     "\"behavior\": \"Removed\"}, \"decoder\": null, \"model\": {\"type\": \"BPE\", "
+                     "\"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"ab\": 3}, \"merges\": [[\"a\", \"b\"]]}}";
+    tok_tokenizer *t = NULL;
+    CHECK_OK(tok_create_json(js, strlen(js), "no-decoder", &t));
+    if (!t) return;
+    int32_t w[] = {3, 2, 0};
+    expect(t, "ab c a", 0, w, 3, "ab c a");
+    expect(t, "a", 0, w + 2, 1, "a");
+    expect(t, "", 0, w, 0, "");
+    int32_t ids[] = {0, 1, 2};
+    char *d = NULL;
+    CHECK_OK(tok_decode(t, ids, 3, 0, &d, NULL));
+    CHECK(d && !strcmp(d, "a b c"));
+    free(d);
+    tok_destroy(t);
+}
+
 static void test_models(const char *shared)
 {
     char d[4096];
@@ -262,6 +283,7 @@ int main(void)
     test_random_bpe();
     test_seeds();
     test_nfc();
+    test_no_decoder();
     test_models(tu_shared_dir());
     return tu_finish("test_tokenizer");
 }
