@@ -7,7 +7,8 @@
 # Prints a summary; exits non-zero when any step or test failed.
 # Options: --no-asan (skip step 3), --no-deps (skip step 1), -j N (build jobs; default nproc),
 #   --full (full-corpus checks: e2e_ppl_golden scores all 2.3 M golden tokens, which takes
-#   10-20 min on 2 cores; by default it scores 64 windows per text, UPQ_PPL_QUICK=1).
+#   10-20 min on 2 cores; by default (UPQ_PPL_QUICK=1) stories260k's full streams are scored
+#   against golden and tinyllama-15m's first 64 windows against a 1-rank run).
 # Not a benchmark runner: benchmarks are tests/bench/*.sh, run by hand.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -167,6 +167,7 @@ static void bad_token(void)
     int32_t tok[4] = {1, 2, (int32_t)c.V, 3};
     CHECK(tfm_forward(&m, &a, tok, 1, 4, NULL) == UPQ_EINPUT);
     CHECK(strstr(upq_errmsg(), "37") != NULL && strstr(upq_errmsg(), "position 2") != NULL);
+    tfm_acts_free(&a);
     CHECK(tfm_acts_alloc(&a, &c, 1, c.max_T + 1, 0) == UPQ_EINPUT);
     tfm_acts_free(&a);
     tfm_model_free(&m);
