@@ -19,13 +19,13 @@ static const struct {
     {"info", cmd_info, "print a model's architecture, sizes, dtypes, parameters and tensors"},
     {"logits", cmd_logits, "run the FP32 forward pass on token ids, write logits (and hidden states) to HDF5"},
     {"ppl", cmd_ppl, "perplexity over non-overlapping windows of a token stream (ranks split the windows)"},
-    {"ptq", cmd_ptq, "block-wise PTQ (rtn, gptq) of every linear layer into the quantized container"},
+    {"ptq", cmd_ptq, "block-wise PTQ (rtn, gptq, tesseraq) of every linear layer into the quantized container"},
     {"demo-model", cmd_demo_model, "train the built-in demo llama on a procedural corpus, write it in HF format"},
     {"tokenize", cmd_tokenize, "text -> token ids with the model's HuggingFace tokenizer (comma-separated or HDF5)"},
     {"detokenize", cmd_detokenize, "token ids -> text with the model's HuggingFace tokenizer"},
     {"prepare", cmd_prepare, "text/JSONL -> HDF5 token shards (tokens, loss_mask; concat or pad; train/validation split)"},
     {"generate", cmd_generate, "KV-cached text generation (greedy/temperature/top-k/top-p, --chat, batches of prompts)"},
-    {"bench", cmd_bench, "benchmarks: 'bench forward' (tokens/s), 'bench kernels' (packed GEMV/GEMM)"},
+    {"bench", cmd_bench, "benchmarks: 'bench forward' (tokens/s), 'bench kernels' (packed GEMV/GEMM), 'bench tokenizer'"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
