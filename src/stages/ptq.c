@@ -20,6 +20,7 @@
 #include "ptq_block.h"
 #include "ptq_internal.h"
 #include "quant.h"
+#include "signals.h"
 #include "upq_err.h"
 
 #ifndef UPQ_VERSION
@@ -380,6 +381,11 @@ static int run_blocks(ptq_ctx *x)
         if (!resumed) done++;
         else t0 = now_s();
         progress(x, l, resumed, t0, tb, done);
+        /* Block l is committed to its part file: a safe point for preemption (upq run
+         * installs the handlers; without them a signal keeps its default action). */
+        if (sig_pending() && l + 1 < x->c.L)
+            return UPQ_FAIL(UPQ_EPREEMPT, "ptq: signal %d: stopped after committing block %lld of %lld (rerun to resume)",
+                            sig_pending(), (long long)(l + 1), (long long)x->c.L);
     }
     return UPQ_OK;
 }
