@@ -144,7 +144,7 @@ static void expect(tok_tokenizer *t, const char *text, int special, const int32_
 {
     tok_ids v = {0};
     CHECK_OK(tok_encode(t, text, (int64_t)strlen(text), special, &v));
-    int ok = v.n == n && !memcmp(v.ids, want, (size_t)n * 4);
+    int ok = v.n == n && (n == 0 || !memcmp(v.ids, want, (size_t)n * 4));
     if (!ok) {
         fprintf(stderr, "FAIL encode '%s': got", text);
         for (int64_t i = 0; i < v.n; i++) fprintf(stderr, " %d", v.ids[i]);
