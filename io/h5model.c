@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "h5model_attrs.h"
 #include "h5util.h"
 #include "sha256.h"
 #include "upq_err.h"
@@ -77,7 +78,7 @@ int h5m_path_of(const char *hf, char *path, size_t cap)
 
 /* ---- config and provenance attributes ---- */
 
-static int put_config(hid_t g, const tfm_config *c, const char *f)
+int h5m_config_put(hid_t g, const tfm_config *c, const char *f)
 {
     TRY(h5u_attr_put_str(g, "architecture", c->arch, f));
     TRY(h5u_attr_put_i64(g, "vocab_size", c->V, f));
@@ -142,7 +143,7 @@ static int get_config(hid_t g, tfm_config *c, const char *f)
     return tfm_config_check(c, f);
 }
 
-static int put_provenance(hid_t g, const h5m_provenance *p, const char *f)
+int h5m_provenance_put(hid_t g, const h5m_provenance *p, const char *f)
 {
     char k[64];
     TRY(h5u_attr_put_str(g, "upq_version", p->upq_version, f));
@@ -233,11 +234,11 @@ static int write_body(hid_t file, const tfm_model *m, const h5m_provenance *prov
     TRY(h5u_mkgroups(file, "/config", path));
     TRY(h5u_mkgroups(file, "/provenance", path));
     hid_t g = H5Gopen2(file, "/config", H5P_DEFAULT);
-    int rc = g < 0 ? UPQ_FAIL(UPQ_EIO, "%s: cannot open /config", path) : put_config(g, &m->cfg, path);
+    int rc = g < 0 ? UPQ_FAIL(UPQ_EIO, "%s: cannot open /config", path) : h5m_config_put(g, &m->cfg, path);
     if (g >= 0) H5Gclose(g);
     TRY(rc);
     g = H5Gopen2(file, "/provenance", H5P_DEFAULT);
-    rc = g < 0 ? UPQ_FAIL(UPQ_EIO, "%s: cannot open /provenance", path) : put_provenance(g, prov, path);
+    rc = g < 0 ? UPQ_FAIL(UPQ_EIO, "%s: cannot open /provenance", path) : h5m_provenance_put(g, prov, path);
     if (g >= 0) H5Gclose(g);
     TRY(rc);
     tensor_ctx t = {file, path, comm};

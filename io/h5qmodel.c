@@ -1,8 +1,8 @@
 /* h5qmodel.c - quantized model container and ptq block part files (h5qmodel.h,
  * docs/container.md). Every group and dataset is created without HDF5 time stamps, so
- * a file is a function of what is written. The /config attribute list repeats
- * h5model.c's put_config (h5model.h exposes no hid_t-level writer); test_h5qmodel reads
- * it back with h5m_read_config. Not the FP32 writer, not the packing (quant.c). */
+ * a file is a function of what is written. The /config and /provenance
+ * attributes come from h5model.c's writers (h5model_attrs.h); test_h5qmodel reads them
+ * back with h5m_read_config. Not the FP32 writer, not the packing (quant.c). */
 #include "h5qmodel.h"
 
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "h5model_attrs.h"
 #include "h5util.h"
 #include "upq_err.h"
 
@@ -182,50 +183,6 @@ static int get_qlayer(hid_t f, const char *gpath, quant_layer *q, int *found, co
 
 /* ---- config and provenance (the attribute list of h5model.c) ---- */
 
-static int put_config(hid_t g, const tfm_config *c, const char *f)
-{
-    TRY(h5u_attr_put_str(g, "architecture", c->arch, f));
-    TRY(h5u_attr_put_i64(g, "vocab_size", c->V, f));
-    TRY(h5u_attr_put_i64(g, "hidden_size", c->C, f));
-    TRY(h5u_attr_put_i64(g, "intermediate_size", c->F, f));
-    TRY(h5u_attr_put_i64(g, "num_hidden_layers", c->L, f));
-    TRY(h5u_attr_put_i64(g, "num_attention_heads", c->H, f));
-    TRY(h5u_attr_put_i64(g, "num_key_value_heads", c->KV, f));
-    TRY(h5u_attr_put_i64(g, "head_dim", c->D, f));
-    TRY(h5u_attr_put_i64(g, "max_position_embeddings", c->max_T, f));
-    TRY(h5u_attr_put_f64(g, "rope_theta", c->rope_theta, f));
-    TRY(h5u_attr_put_f64(g, "rms_norm_eps", c->norm_eps, f));
-    TRY(h5u_attr_put_str(g, "rope_type", c->rope_type == TFM_ROPE_LLAMA3 ? "llama3" : "default", f));
-    TRY(h5u_attr_put_f64(g, "rope_factor", c->rope_factor, f));
-    TRY(h5u_attr_put_f64(g, "rope_low_freq_factor", c->rope_low_freq, f));
-    TRY(h5u_attr_put_f64(g, "rope_high_freq_factor", c->rope_high_freq, f));
-    TRY(h5u_attr_put_i64(g, "rope_original_max_position_embeddings", c->rope_orig_max_T, f));
-    TRY(h5u_attr_put_i64(g, "tie_word_embeddings", c->tie_embeddings, f));
-    TRY(h5u_attr_put_i64(g, "qkv_bias", c->qkv_bias, f));
-    TRY(h5u_attr_put_i64(g, "bos_token_id", c->bos_id, f));
-    TRY(h5u_attr_put_i64(g, "eos_token_id", c->eos_id, f));
-    TRY(h5u_attr_put_i64(g, "pad_token_id", c->pad_id, f));
-    return UPQ_OK;
-}
-
-static int put_provenance(hid_t g, const h5m_provenance *p, const char *f)
-{
-    char k[64];
-    TRY(h5u_attr_put_str(g, "upq_version", p->upq_version, f));
-    TRY(h5u_attr_put_str(g, "created", p->created, f));
-    TRY(h5u_attr_put_str(g, "command", p->command, f));
-    TRY(h5u_attr_put_str(g, "method", p->method, f));
-    TRY(h5u_attr_put_str(g, "params", p->params, f));
-    TRY(h5u_attr_put_i64(g, "n_sources", p->n_sources, f));
-    for (int i = 0; i < p->n_sources; i++) {
-        snprintf(k, sizeof k, "source_%d", i);
-        TRY(h5u_attr_put_str(g, k, p->source[i], f));
-        snprintf(k, sizeof k, "source_%d_sha256", i);
-        TRY(h5u_attr_put_str(g, k, p->source_sha256[i], f));
-    }
-    return UPQ_OK;
-}
-
 static int put_group_attrs(hid_t f, const char *gpath, int (*fn)(hid_t, const void *, const char *),
                            const void *arg, const char *fname)
 {
@@ -237,8 +194,8 @@ static int put_group_attrs(hid_t f, const char *gpath, int (*fn)(hid_t, const vo
     return rc;
 }
 
-static int config_fn(hid_t g, const void *a, const char *f) { return put_config(g, a, f); }
-static int prov_fn(hid_t g, const void *a, const char *f) { return put_provenance(g, a, f); }
+static int config_fn(hid_t g, const void *a, const char *f) { return h5m_config_put(g, a, f); }
+static int prov_fn(hid_t g, const void *a, const char *f) { return h5m_provenance_put(g, a, f); }
 
 /* ---- tensors ---- */
 
