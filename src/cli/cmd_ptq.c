@@ -16,7 +16,7 @@ static void usage(FILE *f)
             "               [--method rtn|gptq|tesseraq] [--init rtn|gptq] [--tsq-rounds R] [--tsq-steps K] ...\n"
             "               [--clip] [--calib-samples N] [--seq-len T] [--seed S] [--input quant|fp]\n"
             "               [--damp D] [--gptq-block K] [--act-order] [--tokenizer DIR] [--csv FILE] [--quiet]\n"
-            "               [--ranks-per-block R]\n\n"
+            "               [--ranks-per-block R] [--scratch DIR]\n\n"
             "Quantizes every linear layer of every block (q, k, v, o, gate, up, down; embeddings, norms and\n"
             "lm_head stay float32) block by block on calibration data and writes the quantized container.\n"
             "Each finished block is committed to MODEL.h5.parts/; a rerun with the same options resumes at\n"
@@ -47,6 +47,10 @@ static void usage(FILE *f)
             "                      same for any rank count)\n"
             "  --ranks-per-block R MPI: block groups of R ranks (also when ranks > blocks); only a group's\n"
             "                      first rank works (splitting calibration inside a group is not written)\n"
+            "  --scratch DIR       keep the calibration activations (3 x samples x seq-len x hidden floats\n"
+            "                      per rank) in a per-rank HDF5 scratch file in DIR, mapped and read back\n"
+            "                      window by window, instead of in RAM; the file is removed at once (its\n"
+            "                      space is freed at exit); DIR must exist and have the space\n"
             "  --damp D            GPTQ damping as a fraction of mean diag(X^T X) (default 0.01)\n"
             "  --gptq-block K      GPTQ lazy update block in columns (default 128)\n"
             "  --act-order         GPTQ: columns by decreasing diag(X^T X) (static groups)\n"
@@ -88,7 +92,8 @@ int cmd_ptq(int argc, char **argv)
         {"help", no_argument, 0, 'h'}, {"init", required_argument, 0, 'I'},
         {"tsq-rounds", required_argument, 0, 'U'}, {"tsq-steps", required_argument, 0, 'S'},
         {"tsq-lr", required_argument, 0, 'L'}, {"tsq-lr-scale", required_argument, 0, 'l'},
-        {"tsq-batch", required_argument, 0, 'B'}, {0, 0, 0, 0}};
+        {"tsq-batch", required_argument, 0, 'B'}, {"scratch", required_argument, 0, 'X'},
+        {0, 0, 0, 0}};
     ptq_opts o;
     ptq_opts_default(&o);
     o.argc = argc, o.argv = argv;
@@ -129,6 +134,7 @@ int cmd_ptq(int argc, char **argv)
         case 'L': o.tsq.lr = atof(optarg); break;
         case 'l': o.tsq.lr_scale = atof(optarg); break;
         case 'B': rc = parse_i64("--tsq-batch", optarg, 1, &o.tsq.batch); break;
+        case 'X': o.scratch = optarg; break;
         case 'h': usage(stdout); return UPQ_OK;
         default: return cli_usage_error("ptq", "unknown or incomplete option '%s'", argv[optind - 1]);
         }

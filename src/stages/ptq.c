@@ -85,6 +85,8 @@ static int block_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h)
     int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
     for (int64_t s = 0; s < x->S; s++) {
         ptq_block_forward(&x->c, w, &x->ws, x->X + s * T * C, out + s * T * C, T);
+        ptq_ctx_release(x, x->X + s * T * C, T * C);
+        ptq_ctx_release(x, out + s * T * C, T * C);
         if (!want_h) continue;
         TRY(gptq_hessian_add(x->H[0], x->ws.ln1, T, C));
         TRY(gptq_hessian_add(x->H[1], x->ws.atty, T, HD));
@@ -94,10 +96,17 @@ static int block_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h)
     return UPQ_OK;
 }
 
-static double mse(const float *a, const float *b, int64_t n)
+/* Mean squared difference of the (S, T, C) arrays a and b, window by window (--scratch
+ * releases each window after it; the sum runs in the same order either way). */
+static double mse(const ptq_ctx *x, const float *a, const float *b)
 {
+    int64_t TC = x->T * x->c.C, n = x->S * TC;
     double e = 0.0;
-    for (int64_t i = 0; i < n; i++) e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    for (int64_t s = 0; s < x->S; s++) {
+        for (int64_t i = s * TC; i < (s + 1) * TC; i++) e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        ptq_ctx_release(x, a + s * TC, TC);
+        ptq_ctx_release(x, b + s * TC, TC);
+    }
     return e / (double)n;
 }
 
@@ -179,7 +188,6 @@ static int tesseraq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 {
     int want_h = x->o->method == PTQ_GPTQ || x->o->clip || (x->o->method == PTQ_TESSERAQ && x->o->tsq_init_gptq);
-    int64_t n = x->S * x->T * x->c.C;
     for (int i = 0; i < 4 && want_h; i++) {
         int64_t K = i == 1 ? x->c.H * x->c.D : i == 3 ? x->c.F : x->c.C;
         memset(x->H[i], 0, (size_t)(K * K) * sizeof(double));
@@ -188,7 +196,7 @@ static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
     TRY(quant_rtn_block(x, l, ql));
     tfm_layer w = dequant_layer(x, l, ql);
     TRY(block_pass(x, &w, x->Yq, 0));
-    x->err0[l] = x->err1[l] = mse(x->Yq, x->Y, n);
+    x->err0[l] = x->err1[l] = mse(x, x->Yq, x->Y);
     if (x->o->method == PTQ_RTN) return UPQ_OK;
     if (x->o->method == PTQ_GPTQ || x->o->tsq_init_gptq) {
         free_block(ql);
@@ -197,7 +205,7 @@ static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
     if (x->o->method == PTQ_TESSERAQ) TRY(tesseraq_block(x, l, ql));
     w = dequant_layer(x, l, ql);
     TRY(block_pass(x, &w, x->Yq, 0));
-    x->err1[l] = mse(x->Yq, x->Y, n);
+    x->err1[l] = mse(x, x->Yq, x->Y);
     return UPQ_OK;
 }
 
@@ -230,22 +238,42 @@ static int do_block(ptq_ctx *x, int64_t l, int *resumed)
     return UPQ_OK;
 }
 
+/* X, Y, Yq: in RAM, or with --scratch mapped from this rank's scratch file, named by the
+ * Slurm job (else the process id) and the rank. */
+static int ctx_acts(ptq_ctx *x, const ptq_opts *o)
+{
+    int64_t n = x->S * x->T * x->c.C;
+    if (!o->scratch) {
+        x->X = upq_malloc((size_t)n * sizeof(float), "calibration activations");
+        x->Y = upq_malloc((size_t)n * sizeof(float), "FP block outputs");
+        x->Yq = upq_malloc((size_t)n * sizeof(float), "quantized block outputs");
+        return x->X && x->Y && x->Yq ? UPQ_OK : UPQ_EIO;
+    }
+    static const char *const names[3] = {"X", "Y", "Yq"};
+    const int64_t shape[3] = {x->S, x->T, x->c.C};
+    char job[64];
+    const char *sj = getenv("SLURM_JOB_ID");
+    if (sj && *sj) snprintf(job, sizeof job, "%s", sj);
+    else snprintf(job, sizeof job, "%ld", (long)getpid());
+    TRY(h5scratch_create(o->scratch, job, par_rank(), 3, names, shape, &x->scr));
+    x->X = h5scratch_array(x->scr, 0), x->Y = h5scratch_array(x->scr, 1), x->Yq = h5scratch_array(x->scr, 2);
+    return UPQ_OK;
+}
+
 static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
 {
     tfm_config *c = &x->c;
     x->S = o->calib_samples;
     x->T = o->seq_len;
-    int64_t n = x->S * x->T * c->C, HD = c->H * c->D, KD = c->KV * c->D;
-    x->X = upq_malloc((size_t)n * sizeof(float), "calibration activations");
-    x->Y = upq_malloc((size_t)n * sizeof(float), "FP block outputs");
-    x->Yq = upq_malloc((size_t)n * sizeof(float), "quantized block outputs");
+    int64_t HD = c->H * c->D, KD = c->KV * c->D;
+    TRY(ctx_acts(x, o));
     x->wq = upq_malloc((size_t)(2 * HD * c->C + 2 * KD * c->C + 3 * c->F * c->C) * sizeof(float), "block weights");
     int64_t hk[4] = {c->C, HD, c->C, c->F};
     for (int i = 0; i < 4; i++) x->H[i] = upq_malloc((size_t)(hk[i] * hk[i]) * sizeof(double), "X^T X");
     x->ql = upq_calloc((size_t)(c->L * H5Q_PROJ), sizeof *x->ql, "quantized layers");
     x->err0 = upq_calloc((size_t)c->L, sizeof(double), "block errors");
     x->err1 = upq_calloc((size_t)c->L, sizeof(double), "block errors");
-    if (!x->X || !x->Y || !x->Yq || !x->wq || !x->H[0] || !x->H[1] || !x->H[2] || !x->H[3] || !x->ql ||
+    if (!x->wq || !x->H[0] || !x->H[1] || !x->H[2] || !x->H[3] || !x->ql ||
         !x->err0 || !x->err1)
         return UPQ_EIO;
     TRY(ptq_block_ws_alloc(&x->ws, c, x->T));
@@ -254,6 +282,7 @@ static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
             return UPQ_FAIL(UPQ_EINPUT, "%s: calibration token %d (sample %lld) is outside the vocabulary [0, %lld)",
                             o->calib, ids[i], (long long)(i / x->T), (long long)c->V);
         memcpy(x->X + i * c->C, x->m.tok_emb + (int64_t)ids[i] * c->C, (size_t)c->C * sizeof(float));
+        if ((i + 1) % x->T == 0) ptq_ctx_release(x, x->X + (i + 1 - x->T) * c->C, x->T * c->C);
     }
     return UPQ_OK;
 }
@@ -261,7 +290,9 @@ static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
 static void ctx_free(ptq_ctx *x)
 {
     for (int64_t i = 0; x->ql && i < x->c.L * H5Q_PROJ; i++) quant_layer_free(&x->ql[i]);
-    free(x->ql), free(x->X), free(x->Y), free(x->Yq), free(x->wq), free(x->err0), free(x->err1);
+    if (x->scr) h5scratch_destroy(x->scr);
+    else free(x->X), free(x->Y), free(x->Yq);
+    free(x->ql), free(x->wq), free(x->err0), free(x->err1);
     for (int i = 0; i < 4; i++) free(x->H[i]);
     ptq_block_ws_free(&x->ws);
     tfm_model_free(&x->m);
@@ -434,3 +465,7 @@ void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, doubl
 }
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap) { part_path(o, l, buf, cap); }
 double ptq_now_s(void) { return now_s(); }
+void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n)
+{
+    if (x->scr) h5scratch_release(x->scr, p, n);
+}

@@ -33,6 +33,10 @@ typedef struct {
     int distributed;         /* 1: every MPI rank calls ptq_run together (block-parallel, ptq_mpi.c);
                               * 0: this rank runs it alone (as `upq run` does on rank 0) */
     int ranks_per_block;     /* MPI: --ranks-per-block R (0: one rank per block group) */
+    int64_t scalapack_min_dim; /* MPI block groups: GPTQ's inverse through ScaLAPACK on the
+                              * group's ranks for layers with K >= this (LAPACK below) */
+    const char *scratch;     /* --scratch DIR: calibration activations in a per-rank HDF5 scratch
+                              * file there (io/h5scratch.h) instead of RAM; NULL: in RAM */
 } ptq_opts;
 
 /* Fills the defaults (bits 4, group 128, rtn, 128 samples of 512 tokens, seed 0, damp

@@ -122,11 +122,9 @@ int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
     memset(&p, 0, sizeof p);
     rc = cost && table ? UPQ_OK : UPQ_EIO;
     if (!rc) block_costs(x, cost);
-    if (!rc && x->o->input_mode == PTQ_INPUT_QUANT) { /* sequential semantics: rank 0 alone */
-        p.first = 0, p.count = me == 0 ? L : 0, p.group_rank = me != 0;
-        if (me == 0 && x->o->progress)
-            fprintf(stderr, "ptq: --input quant on %d ranks: rank 0 quantizes all %lld blocks in order "
-                            "(the pipelined quant mode is not written; use --input fp to spread blocks)\n", P, (long long)L);
+    if (!rc && x->o->input_mode == PTQ_INPUT_QUANT) { /* sequential semantics, pipelined (ptq_mpi_quant.c) */
+        rc = ptq_mpi_quant(x, cost, &p);
+        p.group_rank = -1; /* its blocks are done: not quantize_range below */
     } else if (!rc) {
         rc = part_blocks(cost, L, me, P, R, &p);
         if (!rc && me == 0 && x->o->progress && !part_format(cost, L, P, R, table, 65536))
