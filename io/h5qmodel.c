@@ -144,24 +144,33 @@ static int put_qlayer(hid_t f, const char *gpath, const quant_layer *q, const ch
     return rc;
 }
 
-/* Reads the group at gpath into q; *found = 0 when it has no quantized encoding. */
-static int get_qlayer(hid_t f, const char *gpath, quant_layer *q, int *found, const char *fname)
+/* The encoding attributes of the group at gpath: a[] = bits, group_size, out_features,
+ * in_features; *found = 0 when it has no quantized encoding (a float32 weight). */
+static int get_qattrs(hid_t f, const char *gpath, char enc[16], int64_t a[4], int *found, const char *fname)
 {
     *found = 0;
     hid_t g = H5Lexists(f, gpath, H5P_DEFAULT) > 0 ? H5Gopen2(f, gpath, H5P_DEFAULT) : -1;
     if (g < 0) return UPQ_FAIL(UPQ_EINPUT, "%s: group %s is missing", fname, gpath);
-    char enc[16] = "fp32";
-    int64_t bits = 0, group = -1, N = 0, K = 0;
-    int rc = h5u_attr_exists(g, "encoding") ? h5u_attr_get_str(g, "encoding", enc, sizeof enc, fname) : 0;
+    static const char *names[4] = {"bits", "group_size", "out_features", "in_features"};
+    snprintf(enc, 16, "fp32");
+    int rc = h5u_attr_exists(g, "encoding") ? h5u_attr_get_str(g, "encoding", enc, 16, fname) : 0;
     if (!rc && strcmp(enc, "fp32")) {
-        rc = h5u_attr_get_i64(g, "bits", &bits, fname);
-        if (!rc) rc = h5u_attr_get_i64(g, "group_size", &group, fname);
-        if (!rc) rc = h5u_attr_get_i64(g, "out_features", &N, fname);
-        if (!rc) rc = h5u_attr_get_i64(g, "in_features", &K, fname);
+        for (int i = 0; i < 4 && !rc; i++) rc = h5u_attr_get_i64(g, names[i], &a[i], fname);
         *found = !rc;
     }
     H5Gclose(g);
-    if (rc || !*found) return rc;
+    return rc;
+}
+
+/* Reads the group at gpath into q; *found = 0 when it has no quantized encoding. */
+static int get_qlayer(hid_t f, const char *gpath, quant_layer *q, int *found, const char *fname)
+{
+    char enc[16];
+    int64_t a[4] = {0, -1, 0, 0};
+    TRY(get_qattrs(f, gpath, enc, a, found, fname));
+    if (!*found) return UPQ_OK;
+    int64_t bits = a[0], group = a[1], N = a[2], K = a[3];
+    int rc;
     if (quant_layer_init(q, (int)bits, (int)group, N, K))
         return UPQ_FAIL(UPQ_EINPUT, "%s: %s: encoding %s with bits %lld group_size %lld is not supported", fname,
                         gpath, enc, (long long)bits, (long long)group);
@@ -365,6 +374,110 @@ int h5q_read(const char *path, tfm_model *m)
     if (f >= 0) H5Fclose(f);
     h5u_quiet_end(&qt);
     if (rc) tfm_model_free(m);
+    return rc;
+}
+
+/* Group path of linear p of layer l ("/model/layers/03/q_proj"). */
+static int linear_group(int64_t l, int p, char *gpath, size_t cap)
+{
+    char hf[128];
+    h5q_hf_name(l, p, hf, sizeof hf);
+    TRY(h5m_path_of(hf, gpath, cap));
+    *strrchr(gpath, '/') = '\0';
+    return UPQ_OK;
+}
+
+/* Which linears load packed (bits 2/4 in a kernel format) and how many quantized ones
+ * stay FP32 (bits 3/8); the stored shapes are checked against the config here. */
+static int scan_formats(hid_t f, const tfm_config *c, tfm_pack_fmt *fmt, int64_t *n_dequant, const char *fname)
+{
+    *n_dequant = 0;
+    for (int64_t i = 0; i < c->L * TFM_NPROJ; i++) {
+        char gpath[256], enc[16];
+        int64_t a[4] = {0, -1, 0, 0}, N, K;
+        int found = 0;
+        TRY(linear_group(i / TFM_NPROJ, (int)(i % TFM_NPROJ), gpath, sizeof gpath));
+        TRY(get_qattrs(f, gpath, enc, a, &found, fname));
+        fmt[i] = (tfm_pack_fmt){0, 0};
+        if (!found) continue;
+        tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
+        if (a[2] != N || a[3] != K)
+            return UPQ_FAIL(UPQ_EINPUT, "%s: %s is (%lld, %lld) quantized, the config wants (%lld, %lld)", fname,
+                            gpath, (long long)a[2], (long long)a[3], (long long)N, (long long)K);
+        if ((a[0] == 2 || a[0] == 4) && kq_format_valid((int)a[0], (int)a[1]))
+            fmt[i] = (tfm_pack_fmt){(int)a[0], (int)a[1]};
+        else (*n_dequant)++;
+    }
+    return UPQ_OK;
+}
+
+/* Quantized linear at gpath straight into q's blocks: the file's codes of block b of row
+ * n are already in the kernels' planes layout, so each block is its (s, m) header and a
+ * copy of those bytes (bit-exact; test_packed_model checks it against quant_to_kq). */
+static int read_packed_layer(hid_t f, const char *gpath, kq_qmat *q, const char *fname)
+{
+    int64_t N = q->N, nb = q->nb, qb = q->qbytes, rb = nb * qb;
+    uint8_t *codes = upq_malloc((size_t)(N * rb), "packed codes");
+    uint16_t *sm = upq_malloc((size_t)(2 * N * nb) * sizeof *sm, "scales and offsets");
+    int rc = codes && sm ? UPQ_OK : UPQ_EIO;
+    char path[600];
+    snprintf(path, sizeof path, "%s/codes", gpath);
+    if (!rc) rc = get_raw(f, path, 1, N * rb, codes, fname);
+    snprintf(path, sizeof path, "%s/scales", gpath);
+    if (!rc) rc = get_raw(f, path, 2, N * nb, sm, fname);
+    snprintf(path, sizeof path, "%s/offsets", gpath);
+    if (!rc) rc = get_raw(f, path, 2, N * nb, sm + N * nb, fname);
+    for (int64_t n = 0; !rc && n < N; n++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *blk = kq_qmat_block(q, n, b);
+            memcpy(blk, &sm[n * nb + b], 2);
+            memcpy(blk + 2, &sm[N * nb + n * nb + b], 2);
+            memcpy(blk + KQ_HDR_BYTES, codes + n * rb + b * qb, (size_t)qb);
+        }
+    free(codes);
+    free(sm);
+    return rc;
+}
+
+/* The body of h5q_read_packed on an open quantized container. */
+static int read_packed_body(hid_t f, const char *path, const tfm_config *cfg, tfm_model *m, int64_t *n_dequant)
+{
+    tfm_pack_fmt *fmt = upq_calloc((size_t)(cfg->L * TFM_NPROJ), sizeof *fmt, "layer formats");
+    if (!fmt) return UPQ_EIO;
+    int rc = scan_formats(f, cfg, fmt, n_dequant, path);
+    if (!rc) rc = tfm_model_alloc_packed(m, cfg, fmt);
+    free(fmt);
+    if (rc) return rc;
+    walk_ctx w = {f, path, NULL, cfg->L, 0};
+    rc = tfm_params_foreach(m, read_tensor, &w); /* FP32 tensors, bits 3/8 dequantized */
+    for (int64_t i = 0; !rc && i < cfg->L * TFM_NPROJ; i++) {
+        char gpath[256];
+        if (!m->pq_mats || !m->pq_mats[i].data) continue;
+        rc = linear_group(i / TFM_NPROJ, (int)(i % TFM_NPROJ), gpath, sizeof gpath);
+        if (!rc) rc = read_packed_layer(f, gpath, &m->pq_mats[i], path);
+    }
+    if (rc) tfm_model_free(m);
+    return rc;
+}
+
+int h5q_read_packed(const char *path, tfm_model *m, int64_t *n_dequant)
+{
+    memset(m, 0, sizeof *m);
+    *n_dequant = 0;
+    tfm_config cfg;
+    TRY(h5m_read_config(path, &cfg)); /* format, version and complete marker checked there */
+    h5u_quiet qt;
+    h5u_quiet_begin(&qt);
+    hid_t f = open_ro(path);
+    char kind[16] = "";
+    if (f >= 0 && h5u_attr_get_str(f, "kind", kind, sizeof kind, path)) kind[0] = 0;
+    int rc;
+    if (f < 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: HDF5 cannot open it", path);
+    else if (!strcmp(kind, "fp32")) rc = UPQ_OK;
+    else rc = read_packed_body(f, path, &cfg, m, n_dequant);
+    if (f >= 0) H5Fclose(f);
+    h5u_quiet_end(&qt);
+    if (!rc && !strcmp(kind, "fp32")) return h5m_read(path, m, NULL, NULL);
     return rc;
 }
 

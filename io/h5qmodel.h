@@ -2,7 +2,8 @@
  * of docs/container.md ("Quantized linear layers": codes, fp16 scales and offsets per
  * linear layer, encoding attributes) written deterministically (no HDF5 timestamps, so
  * equal inputs give byte-identical files), a reader that dequantizes into a tfm_model's
- * FP32 tensors, and the one-block part files `upq ptq` commits as blocks finish.
+ * FP32 tensors, one that keeps bits 2/4 linears packed for the kernels, and the
+ * one-block part files `upq ptq` commits as blocks finish.
  * Not the FP32-only writer (h5model.h), whose config/provenance layout it repeats. */
 #ifndef UPQ_H5QMODEL_H
 #define UPQ_H5QMODEL_H
@@ -37,6 +38,11 @@ int h5q_write(const char *path, const tfm_model *m, const quant_layer *ql, const
 /* Reads a container, FP32 or quantized (dequantized into m, which is allocated here; free
  * with tfm_model_free). UPQ_EINPUT naming the file and group on anything malformed. */
 int h5q_read(const char *path, tfm_model *m);
+/* Reads a container for inference: quantized linears with bits 2 or 4 load as packed
+ * kq_qmat (tfm_model_alloc_packed: blocks bit-exact from the file, no FP32 copy), the
+ * rest as h5q_read does; *n_dequant counts quantized linears without a packed kernel
+ * (bits 3/8), which are dequantized to FP32. An FP32 container gives an FP32 model. */
+int h5q_read_packed(const char *path, tfm_model *m, int64_t *n_dequant);
 /* Reads the quantized linear p of layer l into q (allocated; quant_layer_free). *found = 0
  * when that layer is stored as float32. */
 int h5q_read_layer(const char *path, int64_t l, int p, quant_layer *q, int *found);

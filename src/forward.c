@@ -1,7 +1,8 @@
 /* forward.c - the activation arena (one allocation carved by a size table) and
- * the FP32 forward pass: embeddings, L blocks of RMSNorm, q/k/v (+bias), RoPE,
+ * the forward pass: embeddings, L blocks of RMSNorm, q/k/v (+bias), RoPE,
  * causal GQA attention, o_proj, RMSNorm, SwiGLU MLP, then the final norm and the
- * LM head. All projections run over the B*T rows at once (BLIS). Not the loss. */
+ * LM head. All projections run over the B*T rows at once (BLIS for FP32 weights,
+ * linear_packed.h for packed ones). Not the loss. */
 #include "forward.h"
 
 #include <string.h>
@@ -65,21 +66,36 @@ int tfm_acts_alloc(tfm_acts *a, const tfm_config *c, int64_t Bmax, int64_t Tmax,
     return UPQ_OK;
 }
 
+int tfm_acts_alloc_model(tfm_acts *a, const tfm_model *m, int64_t Bmax, int64_t Tmax)
+{
+    TRY(tfm_acts_alloc(a, &m->cfg, Bmax, Tmax, 0));
+    int rc = tfm_pws_alloc(&a->pws, m, Bmax * Tmax);
+    if (rc) tfm_acts_free(a);
+    return rc;
+}
+
 void tfm_acts_free(tfm_acts *a)
 {
+    tfm_pws_free(&a->pws);
     free(a->mem);
     memset(a, 0, sizeof *a);
 }
 
-/* Y (N, out) = X (N, in) W^T + bias (bias may be NULL). */
-static void linear(float *y, const float *x, const float *w, const float *bias, int64_t N,
-                   int64_t in, int64_t out)
+/* Y (N, out) = X (N, in) W^T + bias + beta*Y (bias may be NULL; not with beta): FP32 w
+ * through BLIS, or the packed pq when it is set. */
+static void linear(tfm_acts *a, float *y, const float *x, const float *w, const kq_qmat *pq,
+                   const float *bias, int64_t N, int64_t in, int64_t out, float beta)
 {
+    UPQ_ASSERT(!(bias && beta != 0.0f));
+    if (pq) {
+        tfm_linear_packed(y, x, N, pq, bias, beta, &a->pws);
+        return;
+    }
     if (bias) {
 #pragma omp parallel for schedule(static) if (N * out >= TFM_OMP_MIN)
         for (int64_t i = 0; i < N; i++) memcpy(y + i * out, bias, (size_t)out * sizeof(float));
     }
-    kq_sgemm_nt(N, out, in, x, in, w, in, y, out, bias ? 1.0f : 0.0f);
+    kq_sgemm_nt(N, out, in, x, in, w, in, y, out, bias ? 1.0f : beta);
 }
 
 /* One block: resid_out = block(resid_in); saved activations go to slice s. */
@@ -98,20 +114,20 @@ static void block_forward(const tfm_model *m, tfm_acts *a, int64_t l, int64_t B,
     float *gate = a->gate + s * BTm * F, *up = a->up + s * BTm * F, *act = a->act + s * BTm * F;
 
     rmsnorm_forward(ln1, ln1r, x, w->attn_norm, BT, C, (float)c->norm_eps);
-    linear(q, ln1, w->wq, w->bq, BT, C, HD);
-    linear(k, ln1, w->wk, w->bk, BT, C, KD);
-    linear(v, ln1, w->wv, w->bv, BT, C, KD);
+    linear(a, q, ln1, w->wq, w->pq[TFM_Q], w->bq, BT, C, HD, 0.0f);
+    linear(a, k, ln1, w->wk, w->pq[TFM_K], w->bk, BT, C, KD, 0.0f);
+    linear(a, v, ln1, w->wv, w->pq[TFM_V], w->bv, BT, C, KD, 0.0f);
     rope_forward(q, a->rope_cos, a->rope_sin, B, T, c->H, c->D);
     rope_forward(k, a->rope_cos, a->rope_sin, B, T, c->KV, c->D);
     attention_forward(atty, att, q, k, v, B, T, c->H, c->KV, c->D);
     memcpy(mid, x, (size_t)(BT * C) * sizeof(float));
-    kq_sgemm_nt(BT, C, HD, atty, HD, w->wo, HD, mid, C, 1.0f);
+    linear(a, mid, atty, w->wo, w->pq[TFM_O], NULL, BT, HD, C, 1.0f);
     rmsnorm_forward(ln2, ln2r, mid, w->mlp_norm, BT, C, (float)c->norm_eps);
-    linear(gate, ln2, w->w_gate, NULL, BT, C, F);
-    linear(up, ln2, w->w_up, NULL, BT, C, F);
+    linear(a, gate, ln2, w->w_gate, w->pq[TFM_GATE], NULL, BT, C, F, 0.0f);
+    linear(a, up, ln2, w->w_up, w->pq[TFM_UP], NULL, BT, C, F, 0.0f);
     swiglu_forward(act, gate, up, BT * F);
     memcpy(xo, mid, (size_t)(BT * C) * sizeof(float));
-    kq_sgemm_nt(BT, C, F, act, F, w->w_down, F, xo, C, 1.0f);
+    linear(a, xo, act, w->w_down, w->pq[TFM_DOWN], NULL, BT, F, C, 1.0f);
 }
 
 int tfm_forward(const tfm_model *m, tfm_acts *a, const int32_t *tokens, int64_t B, int64_t T,
@@ -120,6 +136,7 @@ int tfm_forward(const tfm_model *m, tfm_acts *a, const int32_t *tokens, int64_t 
     const tfm_config *c = &m->cfg;
     UPQ_ASSERT(B >= 1 && B <= a->Bmax && T >= 1 && T <= a->Tmax);
     UPQ_ASSERT(a->cfg.C == c->C && a->cfg.L == c->L && a->cfg.V == c->V && a->cfg.F == c->F);
+    UPQ_ASSERT(!m->n_packed || (a->pws.mem && !a->training)); /* tfm_acts_alloc_model */
     int64_t BT = B * T, C = c->C;
     for (int64_t i = 0; i < BT; i++)
         if (tokens[i] < 0 || tokens[i] >= c->V)

@@ -1,7 +1,8 @@
-/* forward.h - the exact FP32 forward pass of a tfm_model over a batch of B
- * sequences of T tokens (causal, positions 0..T-1 in every sequence), and the
- * activation buffers it saves for tfm_backward (backward.h). Not the loss
- * (loss.h), not quantized inference.
+/* forward.h - the forward pass of a tfm_model over a batch of B sequences of T
+ * tokens (causal, positions 0..T-1 in every sequence), and the activation buffers it
+ * saves for tfm_backward (backward.h). Exact FP32; a model with packed linears
+ * (tfm_model_alloc_packed, inference only) runs those on kq_gemm / kq_gemv
+ * (linear_packed.h) with the workspace tfm_acts_alloc_model sizes. Not the loss (loss.h).
  *
  * Usage: tfm_acts_alloc(&a, &m.cfg, Bmax, Tmax, training); tfm_forward(&m, &a,
  * tokens, B, T, hidden_or_NULL) with B <= Bmax, T <= Tmax; logits are in
@@ -12,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "linear_packed.h"
 #include "model.h"
 
 /* Saved activations. Per-layer tensors have a leading Ls dim: Ls = L when
@@ -54,11 +56,15 @@ typedef struct {
     float *dgate;      /* (B, T, F) */
     float *dup;        /* (B, T, F) */
     float *datt;       /* (B, H, T, T) */
+    tfm_pws pws;       /* packed-linear workspace (tfm_acts_alloc_model); zeroed otherwise */
 } tfm_acts;
 
 /* Sizes every buffer for Bmax sequences of Tmax tokens; UPQ_EIO when out of memory,
  * UPQ_EINPUT when Tmax > cfg->max_T. */
 int tfm_acts_alloc(tfm_acts *a, const tfm_config *cfg, int64_t Bmax, int64_t Tmax, int training);
+/* Inference activations (training 0) for model m, plus the workspace of its packed
+ * linears for Bmax*Tmax rows: what tfm_forward needs when m has packed layers. */
+int tfm_acts_alloc_model(tfm_acts *a, const tfm_model *m, int64_t Bmax, int64_t Tmax);
 void tfm_acts_free(tfm_acts *a);
 
 /* Runs the model on tokens (B,T). Logits land in a->logits (B,T,V). hidden_out, if not

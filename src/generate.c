@@ -244,7 +244,7 @@ int gen_run(const tfm_model *m, const tok_tokenizer *tok, const tok_ids *prompts
     TRY(gen_check(m, prompts, n, o, &Tneed, &Pmax));
     int64_t B = o->batch < n ? o->batch : n;
     tfm_kv kv;
-    TRY(tfm_kv_init(&kv, &m->cfg, B, Tneed, Pmax > B ? Pmax : B));
+    TRY(tfm_kv_init_model(&kv, m, B, Tneed, Pmax > B ? Pmax : B));
     float *probs = upq_malloc((size_t)V * sizeof *probs, "sampling probabilities");
     gen_pair *sc = upq_malloc((size_t)V * sizeof *sc, "sampling scratch");
     int rc = probs && sc ? UPQ_OK : UPQ_EIO;

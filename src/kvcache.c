@@ -58,8 +58,17 @@ int tfm_kv_init(tfm_kv *kv, const tfm_config *c, int64_t Bmax, int64_t Tmax, int
     return UPQ_OK;
 }
 
+int tfm_kv_init_model(tfm_kv *kv, const tfm_model *m, int64_t Bmax, int64_t Tmax, int64_t Rmax)
+{
+    TRY(tfm_kv_init(kv, &m->cfg, Bmax, Tmax, Rmax));
+    int rc = tfm_pws_alloc(&kv->pws, m, Rmax);
+    if (rc) tfm_kv_free(kv);
+    return rc;
+}
+
 void tfm_kv_free(tfm_kv *kv)
 {
+    tfm_pws_free(&kv->pws);
     free(kv->mem);
     free(kv->len);
     memset(kv, 0, sizeof *kv);
@@ -98,13 +107,18 @@ static void kv_gemm(float *y, const float *x, const float *w, int64_t N, int64_t
     }
 }
 
-/* y (N, out) = x (N, in) W^T + bias (bias may be NULL). */
-static void kv_linear(float *y, const float *x, const float *w, const float *bias, int64_t N,
-                      int64_t in, int64_t out)
+/* y (N, out) = x (N, in) W^T + bias + beta y (bias may be NULL, then beta 0 or 1):
+ * FP32 w, or the packed pq when set. */
+static void kv_linear(tfm_kv *kv, float *y, const float *x, const float *w, const kq_qmat *pq,
+                      const float *bias, int64_t N, int64_t in, int64_t out, float beta)
 {
+    if (pq) {
+        tfm_linear_packed(y, x, N, pq, bias, beta, &kv->pws);
+        return;
+    }
     if (bias)
         for (int64_t i = 0; i < N; i++) memcpy(y + i * out, bias, (size_t)out * sizeof(float));
-    kv_gemm(y, x, w, N, in, out, bias ? 1.0f : 0.0f);
+    kv_gemm(y, x, w, N, in, out, bias ? 1.0f : beta);
 }
 
 /* One query row q (D) over keys/values 0..n-1 of a slot's cache (row stride KD). */
@@ -158,9 +172,9 @@ static void kv_qkv(tfm_kv *kv, const tfm_layer *w, int64_t l, const int64_t *slo
 {
     const tfm_config *c = &kv->cfg;
     int64_t R = nb * S, C = c->C, HD = c->H * c->D, KD = c->KV * c->D, half = c->D / 2;
-    kv_linear(kv->q, kv->ln, w->wq, w->bq, R, C, HD);
-    kv_linear(kv->k, kv->ln, w->wk, w->bk, R, C, KD);
-    kv_linear(kv->v, kv->ln, w->wv, w->bv, R, C, KD);
+    kv_linear(kv, kv->q, kv->ln, w->wq, w->pq[TFM_Q], w->bq, R, C, HD, 0.0f);
+    kv_linear(kv, kv->k, kv->ln, w->wk, w->pq[TFM_K], w->bk, R, C, KD, 0.0f);
+    kv_linear(kv, kv->v, kv->ln, w->wv, w->pq[TFM_V], w->bv, R, C, KD, 0.0f);
     for (int64_t i = 0; i < nb; i++) {
         int64_t b = slots[i], p0 = kv->len[b];
         const float *cs = kv->rope_cos + p0 * half, *sn = kv->rope_sin + p0 * half;
@@ -182,12 +196,12 @@ static void kv_block(const tfm_model *m, tfm_kv *kv, int64_t l, const int64_t *s
     rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->attn_norm, R, C, (float)c->norm_eps);
     kv_qkv(kv, w, l, slots, nb, S);
     kv_attention(kv, l, slots, nb, S);
-    kv_gemm(kv->x, kv->atty, w->wo, R, HD, C, 1.0f);
+    kv_linear(kv, kv->x, kv->atty, w->wo, w->pq[TFM_O], NULL, R, HD, C, 1.0f);
     rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->mlp_norm, R, C, (float)c->norm_eps);
-    kv_linear(kv->gate, kv->ln, w->w_gate, NULL, R, C, F);
-    kv_linear(kv->up, kv->ln, w->w_up, NULL, R, C, F);
+    kv_linear(kv, kv->gate, kv->ln, w->w_gate, w->pq[TFM_GATE], NULL, R, C, F, 0.0f);
+    kv_linear(kv, kv->up, kv->ln, w->w_up, w->pq[TFM_UP], NULL, R, C, F, 0.0f);
     swiglu_forward(kv->gate, kv->gate, kv->up, R * F);
-    kv_gemm(kv->x, kv->gate, w->w_down, R, F, C, 1.0f);
+    kv_linear(kv, kv->x, kv->gate, w->w_down, w->pq[TFM_DOWN], NULL, R, F, C, 1.0f);
 }
 
 static int kv_check(const tfm_kv *kv, const int64_t *slots, int64_t nb, const int32_t *tokens,
@@ -212,6 +226,7 @@ int tfm_kv_forward(const tfm_model *m, tfm_kv *kv, const int64_t *slots, int64_t
 {
     const tfm_config *c = &m->cfg;
     UPQ_ASSERT(kv->cfg.C == c->C && kv->cfg.L == c->L && kv->cfg.V == c->V);
+    UPQ_ASSERT(!m->n_packed || kv->pws.mem); /* tfm_kv_init_model */
     TRY(kv_check(kv, slots, nb, tokens, S));
     int64_t R = nb * S, C = c->C;
     for (int64_t r = 0; r < R; r++)

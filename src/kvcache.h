@@ -1,13 +1,15 @@
-/* kvcache.h - incremental (KV-cached) FP32 forward for decoding: each sequence slot
+/* kvcache.h - incremental (KV-cached) forward for decoding: each sequence slot
  * keeps its keys/values (after RoPE) for positions 0..len-1, and a call feeds new
  * tokens to several slots at once (all projections over all new rows in one BLIS
- * call). Same math as tfm_forward (forward.h), checked against it; not training,
- * not quantized inference. Owned by generate.c's decode loop. */
+ * call). Same math as tfm_forward (forward.h), checked against it; packed linears run
+ * on kq_gemv (decode, <= KQ_GEMV_MAX_M rows) or kq_gemm (linear_packed.h). Not
+ * training. Owned by generate.c's decode loop. */
 #ifndef UPQ_KVCACHE_H
 #define UPQ_KVCACHE_H
 
 #include <stdint.h>
 
+#include "linear_packed.h"
 #include "model.h"
 
 typedef struct {
@@ -30,11 +32,15 @@ typedef struct {
     float *up;                /* (Rmax, F) */
     float *scores;            /* (Tmax) attention scratch */
     float *logits;            /* (Rmax, V) */
+    tfm_pws pws;              /* packed-linear workspace (tfm_kv_init_model); zeroed otherwise */
 } tfm_kv;
 
 /* Sizes the cache for Bmax slots of Tmax positions and calls of up to Rmax new rows
  * in all. UPQ_EINPUT when Tmax > cfg->max_T, UPQ_EIO when out of memory. */
 int tfm_kv_init(tfm_kv *kv, const tfm_config *cfg, int64_t Bmax, int64_t Tmax, int64_t Rmax);
+/* tfm_kv_init for model m, with the workspace of its packed linears for Rmax rows:
+ * what tfm_kv_forward needs when m has packed layers. */
+int tfm_kv_init_model(tfm_kv *kv, const tfm_model *m, int64_t Bmax, int64_t Tmax, int64_t Rmax);
 void tfm_kv_free(tfm_kv *kv);
 /* Empties slot b (its next token is position 0). */
 void tfm_kv_reset(tfm_kv *kv, int64_t b);

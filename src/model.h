@@ -9,7 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kq_format.h"
+
 enum { TFM_ROPE_DEFAULT = 0, TFM_ROPE_LLAMA3 = 1 };
+/* The linear layers of a block, in this order everywhere (tfm_layer.pq, containers). */
+enum { TFM_Q, TFM_K, TFM_V, TFM_O, TFM_GATE, TFM_UP, TFM_DOWN, TFM_NPROJ };
 
 typedef struct {
     char arch[64];          /* "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" */
@@ -45,6 +49,9 @@ typedef struct {
     float *w_gate;    /* (F, C) */
     float *w_up;      /* (F, C) */
     float *w_down;    /* (C, F) */
+    /* Inference only: packed INT2/INT4 linears (TFM_Q..TFM_DOWN) pointing into
+     * tfm_model.pq_mats; NULL = the FP32 weight above, which is NULL when packed. */
+    const kq_qmat *pq[TFM_NPROJ];
 } tfm_layer;
 
 typedef struct {
@@ -55,7 +62,19 @@ typedef struct {
     float *final_norm;  /* (C) model.norm.weight */
     float *lm_head;     /* (V, C) lm_head.weight; == tok_emb when tied */
     tfm_layer *layers;  /* (L) */
+    /* Packed linears (tfm_model_alloc_packed; NULL/0 otherwise): no FP32 copy of them
+     * exists, so such a model is for inference (forward.h, kvcache.h), not training. */
+    kq_qmat *pq_mats;   /* (L, TFM_NPROJ) descriptors; .data NULL = that linear is FP32 */
+    uint8_t *pq_mem;    /* every packed block, one allocation of pq_bytes */
+    size_t pq_bytes;
+    int64_t n_packed;   /* linears held packed */
 } tfm_model;
+
+/* Format of one linear in tfm_model_alloc_packed: bits 2 or 4 with a kq_format_valid
+ * group packs it; bits 0 keeps it FP32. */
+typedef struct {
+    int bits, group;
+} tfm_pack_fmt;
 
 /* Validates a config (positive sizes, H % KV, ...): UPQ_EINPUT naming `src` on failure. */
 int tfm_config_check(const tfm_config *cfg, const char *src);
@@ -64,9 +83,18 @@ int tfm_config_check(const tfm_config *cfg, const char *src);
 int64_t tfm_param_count(const tfm_config *cfg);
 int tfm_model_alloc(tfm_model *m, const tfm_config *cfg); /* zeroed parameters */
 void tfm_model_free(tfm_model *m);
+/* Like tfm_model_alloc, but linear p of layer l with fmt[l*TFM_NPROJ + p].bits != 0 gets a
+ * zeroed kq_qmat of that format (layers[l].pq[p]) and no FP32 storage (its w* is NULL,
+ * n_params counts only the FP32 floats). UPQ_EINPUT for a format with no packed kernel. */
+int tfm_model_alloc_packed(tfm_model *m, const tfm_config *cfg, const tfm_pack_fmt *fmt);
+/* (N, K) = (out, in) of linear p (TFM_Q..TFM_DOWN) of a block. */
+void tfm_proj_shape(const tfm_config *cfg, int p, int64_t *N, int64_t *K);
+/* Bytes of the linear weights as held: FP32 ones at 4 per weight, packed ones as blocks. */
+size_t tfm_linear_bytes(const tfm_model *m);
 
 /* Visits every parameter tensor with its HuggingFace name and shape (ndim 1 or 2),
- * in a fixed order. Loaders, writers and the optimizer use this one list. */
+ * in a fixed order. Loaders, writers and the optimizer use this one list. Packed
+ * linears (no FP32 storage) are skipped. */
 typedef int (*tfm_param_fn)(void *ctx, const char *hf_name, float *data, int ndim,
                             const int64_t shape[2]);
 int tfm_params_foreach(tfm_model *m, tfm_param_fn fn, void *ctx);

@@ -1,5 +1,6 @@
-/* cmd_generate.c - `upq generate --model DIR (--prompt TEXT | --prompts FILE.jsonl |
- * --ids 1,2,3) [--chat] ...`: KV-cached decoding (src/generate.h) of one prompt or a
+/* cmd_generate.c - `upq generate --model PATH (--prompt TEXT | --prompts FILE.jsonl |
+ * --ids 1,2,3) [--chat] [--tokenizer DIR] [--dequant] ...`: KV-cached decoding (a
+ * container's INT2/INT4 linears on the packed kernels unless --dequant) (src/generate.h) of one prompt or a
  * batch of prompts; prints the generated text, or one JSON line per prompt. Options
  * only; prompt input/JSON output live in generate_prompts.c. */
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include "cli.h"
 #include "generate.h"
 #include "generate_prompts.h"
-#include "hf_model.h"
+#include "cli_model.h"
 #include "upq_err.h"
 
 #define MAX_STOP 16
@@ -21,14 +22,19 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: upq generate --model DIR (--prompt TEXT | --prompts FILE.jsonl | --ids 1,2,3)\n"
+            "usage: upq generate --model PATH (--prompt TEXT | --prompts FILE.jsonl | --ids 1,2,3)\n"
             "                    [--chat] [--system TEXT] [--chat-template FILE] [--max-new-tokens N]\n"
             "                    [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop STRING]...\n"
-            "                    [--no-bos] [--batch B] [--json]\n\n"
-            "Generates text with the FP32 model and a KV cache: greedy by default, or sampled\n"
+            "                    [--no-bos] [--batch B] [--json] [--tokenizer DIR] [--dequant]\n\n"
+            "Generates text with the model and a KV cache: greedy by default, or sampled\n"
             "(temperature, then top-k, then top-p, as HF generate). Stops at the tokenizer's EOS,\n"
             "at a --stop string (the text is cut before it) or after --max-new-tokens.\n\n"
-            "  --model DIR          HuggingFace model folder (weights + tokenizer.json)\n"
+            "  --model PATH         HuggingFace model folder (weights + tokenizer.json), or an upq\n"
+            "                       .h5 container (with --tokenizer): its INT2/INT4 linears run\n"
+            "                       packed (kq_gemv with int8 activations when decoding, kq_gemm\n"
+            "                       for prompts of more than 8 tokens); bits 3/8 layers in FP32\n"
+            "  --tokenizer DIR      folder with tokenizer.json (default: --model)\n"
+            "  --dequant            dequantize every quantized linear to FP32 (the old path)\n"
             "  --prompt TEXT        one prompt (\"\" = BOS only); BOS added as the tokenizer says\n"
             "  --prompts FILE       JSONL, one prompt per line: {\"prompt\": ...} or {\"text\": ...}\n"
             "                       (plain, or one user message with --chat) or {\"messages\": [...]}\n"
@@ -53,9 +59,9 @@ static void usage(FILE *f)
 }
 
 typedef struct {
-    const char *model, *prompt, *prompts, *ids, *system, *tmpl_file;
+    const char *model, *prompt, *prompts, *ids, *system, *tmpl_file, *tokdir;
     const char *stop[MAX_STOP];
-    int nstop, chat, json, add_bos;
+    int nstop, chat, json, add_bos, dequant;
     gen_opts o;
 } gen_args;
 
@@ -81,6 +87,8 @@ static int set_opt(gen_args *a, int ch, const char *arg)
     case 'S': a->system = arg; return UPQ_OK;
     case 'T': a->tmpl_file = arg; return UPQ_OK;
     case 'j': a->json = 1; return UPQ_OK;
+    case 'z': a->tokdir = arg; return UPQ_OK;
+    case 'D': a->dequant = 1; return UPQ_OK;
     case 'b': a->add_bos = 0; return UPQ_OK;
     case 'n': TRY(num("--max-new-tokens", arg, 1, 1e9, &v)); a->o.max_new_tokens = (int64_t)v; return UPQ_OK;
     case 't': TRY(num("--temperature", arg, 0, 1e6, &v)); a->o.temperature = (float)v; return UPQ_OK;
@@ -134,11 +142,11 @@ static int print_results(const gen_args *a, const genp_list *l, const gen_result
 static int run(gen_args *a)
 {
     tfm_model m;
-    TRY(hf_model_load(a->model, &m));
+    TRY(cli_model_load("generate", a->model, a->dequant, &m));
     genp_ctx c = {.chat = a->chat, .system = a->system, .add_bos = a->add_bos};
     genp_list l = {0};
     gen_result *res = NULL;
-    int rc = tok_create(a->model, &c.tok);
+    int rc = tok_create(a->tokdir ? a->tokdir : a->model, &c.tok);
     if (!rc && (a->chat || a->tmpl_file)) rc = chat_template_for(c.tok, a->tmpl_file, &c.tmpl);
     else if (!rc && tok_chat_template(c.tok) && chat_template_for(c.tok, NULL, &c.tmpl)) upq_err_clear();
     if (!rc) rc = load_prompts(a, &c, &l);
@@ -170,6 +178,7 @@ int cmd_generate(int argc, char **argv)
         {"top-p", required_argument, 0, 'u'}, {"seed", required_argument, 0, 's'},
         {"stop", required_argument, 0, 'x'}, {"no-bos", no_argument, 0, 'b'},
         {"batch", required_argument, 0, 'B'}, {"json", no_argument, 0, 'j'},
+        {"tokenizer", required_argument, 0, 'z'}, {"dequant", no_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     gen_args a = {.add_bos = 1, .o = gen_opts_default()};
     int ch;

@@ -1,11 +1,13 @@
-/* cmd_logits.c - `upq logits --model DIR --tokens 1,2,3 --out FILE.h5 [--hidden]`:
- * one FP32 forward pass over the given token ids; writes float32 /logits [T,V] and,
- * with --hidden, /hidden [L+1,T,C] (transformers' output_hidden_states). Rank 0 writes. */
+/* cmd_logits.c - `upq logits --model DIR --tokens 1,2,3 --out FILE.h5 [--hidden] [--dequant]`:
+ * one forward pass over the given token ids (a container's INT2/INT4 linears on the
+ * packed kernels unless --dequant); writes float32 /logits [T,V] and, with --hidden,
+ * /hidden [L+1,T,C] (transformers' output_hidden_states). Rank 0 writes. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
+#include "cli_model.h"
 #include "forward.h"
 #include "h5arrays.h"
 #include "ppl.h"
@@ -14,10 +16,14 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: upq logits --model PATH --tokens ID,ID,... --out FILE.h5 [--hidden]\n\n"
-            "Runs the exact FP32 forward pass on one sequence of token ids (no BOS is added)\n"
-            "and writes float32 /logits [T,V] to FILE.h5 (written to FILE.h5.tmp, then renamed).\n\n"
+            "usage: upq logits --model PATH --tokens ID,ID,... --out FILE.h5 [--hidden] [--dequant]\n\n"
+            "Runs the forward pass on one sequence of token ids (no BOS is added) and writes\n"
+            "float32 /logits [T,V] to FILE.h5 (written to FILE.h5.tmp, then renamed). FP32\n"
+            "weights run the exact FP32 forward; a container's INT2/INT4 linears run on the\n"
+            "packed kernels: kq_gemm (exact weights) for more than 8 tokens, kq_gemv (int8\n"
+            "activations) for 8 or fewer.\n\n"
             "  --model PATH   HuggingFace model folder, or an upq .h5 model container\n"
+            "  --dequant      dequantize every quantized linear to FP32 (the old exact path)\n"
             "  --tokens LIST  comma-separated token ids, at most max_position_embeddings\n"
             "  --out FILE     output HDF5 file\n"
             "  --hidden       also write /hidden [L+1,T,C]: embeddings, the residual stream\n"
@@ -26,10 +32,10 @@ static void usage(FILE *f)
             "exit codes: 0 ok, 1 usage, 2 bad model or token id (named), 3 I/O\n");
 }
 
-static int run(const char *model, const int64_t *ids, int64_t T, const char *out, int hidden)
+static int run(const char *model, const int64_t *ids, int64_t T, const char *out, int hidden, int dequant)
 {
     tfm_model m;
-    TRY(ppl_load_model(model, &m));
+    TRY(cli_model_load("logits", model, dequant, &m));
     const tfm_config *c = &m.cfg;
     int rc = UPQ_OK;
     int32_t *tok = upq_malloc((size_t)T * sizeof *tok, "token ids");
@@ -42,7 +48,7 @@ static int run(const char *model, const int64_t *ids, int64_t T, const char *out
                           (long long)ids[i], (long long)i, (long long)c->V, model);
         else tok[i] = (int32_t)ids[i];
     }
-    if (!rc) rc = tfm_acts_alloc(&a, c, 1, T, 0);
+    if (!rc) rc = tfm_acts_alloc_model(&a, &m, 1, T);
     if (!rc) rc = tfm_forward(&m, &a, tok, 1, T, hid);
     if (!rc && cli_is_root()) {
         h5a_array arr[2] = {{"/logits", 2, {T, c->V}, a.logits},
@@ -61,9 +67,10 @@ int cmd_logits(int argc, char **argv)
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"tokens", required_argument, 0, 't'},
         {"out", required_argument, 0, 'o'},   {"hidden", no_argument, 0, 'H'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},        {"dequant", no_argument, 0, 'D'},
+        {0, 0, 0, 0}};
     const char *model = NULL, *tokens = NULL, *out = NULL;
-    int hidden = 0, ch;
+    int hidden = 0, dequant = 0, ch;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -72,6 +79,7 @@ int cmd_logits(int argc, char **argv)
         case 't': tokens = optarg; break;
         case 'o': out = optarg; break;
         case 'H': hidden = 1; break;
+        case 'D': dequant = 1; break;
         case 'h': usage(stdout); return UPQ_OK;
         default: return cli_usage_error("logits", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -81,7 +89,7 @@ int cmd_logits(int argc, char **argv)
     int64_t *ids = NULL, n = 0;
     int rc = cli_parse_ids("logits", tokens, &ids, &n);
     if (rc) return rc;
-    rc = run(model, ids, n, out, hidden);
+    rc = run(model, ids, n, out, hidden, dequant);
     free(ids);
     return cli_report("logits", rc);
 }

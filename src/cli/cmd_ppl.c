@@ -1,7 +1,8 @@
 /* cmd_ppl.c - `upq ppl --model PATH (--tokens FILE.h5[:DATASET] | --text FILE [--wikitext])
- * --ctx N [--batch B] [--max-windows K] [--json]`: perplexity of the FP32 model over non-overlapping
- * windows of a token stream (REFERENCE.md protocol); windows are split over the MPI
- * ranks. Prints `ppl=... nll=... windows=... predicted=...` or one JSON object. */
+ * --ctx N [--batch B] [--max-windows K] [--json] [--dequant]`: perplexity of the model (a
+ * container's INT2/INT4 linears on the packed kernels) over non-overlapping windows of a
+ * token stream (REFERENCE.md protocol); windows are split over the MPI ranks. Prints
+ * `ppl=... nll=... windows=... predicted=...` or one JSON object. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_model.h"
 #include "h5tokens.h"
 #include "ppl.h"
 #include "tokenizer.h"
@@ -18,12 +20,17 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: upq ppl --model PATH (--tokens FILE.h5[:DATASET] | --text FILE [--wikitext])\n"
-            "               [--tokenizer DIR] [--ctx N] [--batch B] [--max-windows K] [--json] [--quiet]\n\n"
+            "               [--tokenizer DIR] [--ctx N] [--batch B] [--max-windows K] [--json] [--quiet]\n"
+            "               [--dequant]\n\n"
             "Perplexity over floor(n/N) non-overlapping windows of N tokens of the stream\n"
             "(tail dropped, no BOS added); tokens 1..N-1 of each window are scored and\n"
             "ppl = exp(mean NLL). Under mpirun the windows are split over the ranks; the\n"
             "result does not depend on the rank count.\n\n"
-            "  --model PATH     HuggingFace model folder, or an upq .h5 model container\n"
+            "  --model PATH     HuggingFace model folder, or an upq .h5 model container; a\n"
+            "                   container's INT2/INT4 linears run packed (kq_gemm; bits 3/8\n"
+            "                   layers dequantized to FP32, with a notice)\n"
+            "  --dequant        dequantize every quantized linear to FP32 instead (the exact\n"
+            "                   FP32 forward on the dequantized weights)\n"
             "  --tokens F[:D]   1-D integer dataset D (default /tokens) of HDF5 file F\n"
             "  --text FILE      tokenize FILE once (no BOS/EOS) with the model's tokenizer.json\n"
             "  --wikitext       with --text: \"\\n\\n\".join(line + \"\\n\") over the non-empty lines\n"
@@ -74,7 +81,7 @@ static int text_ids(const char *tokdir, const char *file, int wikitext, int64_t 
 }
 
 static int run(const char *model, const char *tokens, const ppl_opts *o, int json, const char *text,
-               int wikitext, const char *tokdir)
+               int wikitext, const char *tokdir, int dequant)
 {
     char path[4096];
     const char *colon = tokens ? strrchr(tokens, ':') : NULL, *ds = "/tokens";
@@ -84,7 +91,7 @@ static int run(const char *model, const char *tokens, const ppl_opts *o, int jso
         ds = colon + 1;
     }
     tfm_model m;
-    TRY(ppl_load_model(model, &m));
+    TRY(cli_model_load("ppl", model, dequant, &m));
     int64_t *ids = NULL, n = 0;
     int rc = text ? text_ids(tokdir ? tokdir : model, text, wikitext, &ids, &n) : h5_read_tokens(path, ds, &ids, &n);
     ppl_result r;
@@ -111,10 +118,10 @@ int cmd_ppl(int argc, char **argv)
         {"max-windows", required_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
         {"text", required_argument, 0, 'x'},  {"wikitext", no_argument, 0, 'w'},
-        {"tokenizer", required_argument, 0, 'z'},
+        {"tokenizer", required_argument, 0, 'z'}, {"dequant", no_argument, 0, 'D'},
         {0, 0, 0, 0}};
     const char *model = NULL, *tokens = NULL, *text = NULL, *tokdir = NULL;
-    int wikitext = 0;
+    int wikitext = 0, dequant = 0;
     ppl_opts o = {512, 4, 0, 1};
     int json = 0, ch, rc = UPQ_OK;
     optind = 1;
@@ -131,6 +138,7 @@ int cmd_ppl(int argc, char **argv)
         case 'x': text = optarg; break;
         case 'w': wikitext = 1; break;
         case 'z': tokdir = optarg; break;
+        case 'D': dequant = 1; break;
         case 'h': usage(stdout); return UPQ_OK;
         default: return cli_usage_error("ppl", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -140,5 +148,5 @@ int cmd_ppl(int argc, char **argv)
     if (!model || !tokens == !text) return cli_usage_error("ppl", "--model and one of --tokens and --text are required");
     if (wikitext && !text) return cli_usage_error("ppl", "--wikitext needs --text");
     if (o.ctx < 2 || o.batch < 1) return cli_usage_error("ppl", "--ctx must be >= 2 and --batch >= 1");
-    return cli_report("ppl", run(model, tokens, &o, json, text, wikitext, tokdir));
+    return cli_report("ppl", run(model, tokens, &o, json, text, wikitext, tokdir, dequant));
 }

@@ -25,6 +25,15 @@ int ppl_load_model(const char *path, tfm_model *m)
     return hf_model_load(path, m);
 }
 
+int ppl_load_model_packed(const char *path, tfm_model *m, int64_t *n_dequant)
+{
+    struct stat st;
+    *n_dequant = 0;
+    if (stat(path, &st) != 0) return UPQ_FAIL(UPQ_EINPUT, "%s: no such model folder or file", path);
+    if (S_ISREG(st.st_mode)) return h5q_read_packed(path, m, n_dequant);
+    return hf_model_load(path, m);
+}
+
 /* -log softmax(x)[target] over V logits: max, then exp in chunks (vectorized
  * upq_expf into a stack buffer) summed in double in a fixed order. */
 static double row_nll(const float *x, int64_t V, int32_t target)
@@ -131,7 +140,7 @@ int ppl_run(const tfm_model *m, const int64_t *ids, int64_t n, const ppl_opts *o
     double *nll = upq_calloc((size_t)nwin, sizeof(double), "per-window NLL");
     tfm_acts a = {0};
     int rc = nll ? UPQ_OK : UPQ_EIO;
-    if (!rc) rc = tfm_acts_alloc(&a, &m->cfg, B, ctx, 0);
+    if (!rc) rc = tfm_acts_alloc_model(&a, m, B, ctx);
     progress g = {w1 - w0, nwin, ctx, P, isatty(2), now_s(), 0};
     if (!rc && w1 > w0)
         rc = ppl_windows_nll(m, &a, ids, ctx, w0, w1, B, nll + w0,
