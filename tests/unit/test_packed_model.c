@@ -18,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "f16.h"
 #include "forward.h"
 #include "generate.h"
 #include "h5model.h"
@@ -26,6 +25,7 @@
 #include "h5tokens.h"
 #include "hf_model.h"
 #include "kq_gemv.h"
+#include "q8_probe.h"
 #include "kvcache.h"
 #include "quant.h"
 #include "test_util.h"
@@ -53,71 +53,6 @@ static float *weight_of(tfm_model *m, int64_t l, int p)
     tfm_layer *w = &m->layers[l];
     float *ws[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
     return ws[p];
-}
-
-/* ---- the GEMV probe: bound check, or the bound envelope ---- */
-
-typedef struct {
-    int envelope;          /* 1: replace each output by exact +- bound */
-    int64_t outputs, bad;
-    double max_ratio;      /* max |err| / bound */
-    float *row;            /* K floats */
-    double *d;             /* K/32 activation step bounds */
-} probe_ctx;
-
-/* KQ_GEMV_Q8_BOUND of output n: sum over 32-chunks c of |s| * sum_c q * d_c / 2 with
- * d_c = a/127 + A/127^2 (a = the chunk's max|x|, A = its block's), d given per chunk. */
-static double q8_bound(const kq_qmat *W, int64_t n, const double *d)
-{
-    uint8_t codes[128];
-    double qb = 0.0;
-    for (int64_t b = 0; b < W->nb; b++) {
-        uint16_t s16, m16;
-        kq_block_unpack(W, kq_qmat_block(W, n, b), codes, &s16, &m16);
-        int64_t k0 = b * W->bg;
-        for (int64_t k1 = k0; k1 < k0 + W->bg && k1 < W->K; k1 += 32) {
-            double qs = 0.0;
-            for (int64_t k = k1; k < k1 + 32 && k < W->K; k++) qs += codes[k - k0];
-            qb += fabs(kq_f16_to_f32(s16)) * qs * d[k1 / 32] / 2.0;
-        }
-    }
-    return qb;
-}
-
-/* The activation step bound d_c per 32-chunk of x (K values) for W's blocks. */
-static void chunk_steps(const kq_qmat *W, const float *x, double *d)
-{
-    for (int64_t k0 = 0; k0 < W->K; k0 += W->bg) {
-        double A = 0.0;
-        for (int64_t k = k0; k < k0 + W->bg && k < W->K; k++) A = fabs(x[k]) > A ? fabs(x[k]) : A;
-        for (int64_t k1 = k0; k1 < k0 + W->bg && k1 < W->K; k1 += 32) {
-            double a = 0.0;
-            for (int64_t k = k1; k < k1 + 32 && k < W->K; k++) a = fabs(x[k]) > a ? fabs(x[k]) : a;
-            d[k1 / 32] = a / 127.0 + A / (127.0 * 127.0);
-        }
-    }
-}
-
-static void probe(void *vctx, const kq_qmat *W, const float *X, int64_t M, float *Y)
-{
-    probe_ctx *p = vctx;
-    for (int64_t i = 0; i < M; i++) {
-        const float *x = X + i * W->K;
-        chunk_steps(W, x, p->d);
-        for (int64_t n = 0; n < W->N; n++) {
-            kq_dequant_row_ref(W, n, 0, W->K, p->row);
-            double y = 0.0, sabs = 0.0;
-            for (int64_t k = 0; k < W->K; k++) {
-                y += (double)x[k] * p->row[k];
-                sabs += fabs((double)x[k] * p->row[k]);
-            }
-            double qb = q8_bound(W, n, p->d), e = Y[i * W->N + n] - y;
-            p->outputs++;
-            p->bad += !(fabs(e) <= qb + KQ_GEMV_FP_RTOL * sabs);
-            if (qb > 0 && fabs(e) / qb > p->max_ratio) p->max_ratio = fabs(e) / qb;
-            if (p->envelope) Y[i * W->N + n] = (float)(y + (e >= 0 ? qb : -qb));
-        }
-    }
 }
 
 /* Teacher-forced decode of ids[PROMPT..T) after a PROMPT-token prefill; logits of every
