@@ -184,18 +184,39 @@ static int cmp_name(const void *a, const void *b)
     return strcmp((*(const st_tensor *const *)a)->name, (*(const st_tensor *const *)b)->name);
 }
 
-/* Sorted by offset, non-empty ranges must not overlap. */
-static int check_overlap(const st_file *f)
+/* HuggingFace's rule (safetensors' Metadata::validate and read_metadata): sorted by
+ * [begin, end), the ranges tile the data area exactly, from byte 0 to the end of the
+ * file: no overlap, no gap (InvalidOffset), no trailing bytes (MetadataIncompleteBuffer). */
+static int check_layout(const st_file *f, size_t data_off)
 {
+    size_t at = data_off; /* file offset where the next tensor must begin */
     const st_tensor *prev = NULL;
     for (int i = 0; i < f->n; i++) {
         const st_tensor *t = &f->t[i];
-        if (t->nbytes == 0) continue;
-        if (prev && t->offset < prev->offset + prev->nbytes)
+        if (t->offset < at)
             return UPQ_FAIL(UPQ_EINPUT, "%s: tensor '%s': data range overlaps tensor '%s' at file offset %zu",
-                            f->path, t->name, prev->name, t->offset);
+                            f->path, t->name, prev ? prev->name : "?", t->offset);
+        if (t->offset > at && prev)
+            return UPQ_FAIL(UPQ_EINPUT,
+                            "%s: tensor '%s': %zu unused bytes between the end of tensor '%s' (data offset %zu) and "
+                            "its data_offsets begin %zu (the data must be contiguous)",
+                            f->path, t->name, t->offset - at, prev->name, at - data_off, t->offset - data_off);
+        if (t->offset > at)
+            return UPQ_FAIL(UPQ_EINPUT,
+                            "%s: tensor '%s': data_offsets begin at %zu, leaving %zu unused bytes at the start of the "
+                            "data area (the data must be contiguous)",
+                            f->path, t->name, t->offset - data_off, t->offset - at);
+        at = t->offset + t->nbytes;
         prev = t;
     }
+    if (at != f->size && prev)
+        return UPQ_FAIL(UPQ_EINPUT,
+                        "%s: tensor '%s': %zu trailing bytes after its data, the last tensor's (it ends at file offset "
+                        "%zu, the file has %zu bytes)",
+                        f->path, prev->name, f->size - at, at, f->size);
+    if (at != f->size)
+        return UPQ_FAIL(UPQ_EINPUT, "%s: no tensors, but %zu bytes follow the header (the file has %zu bytes)",
+                        f->path, f->size - at, f->size);
     return UPQ_OK;
 }
 
@@ -233,7 +254,7 @@ static int parse_header(st_file *f, const uint8_t *hdr, size_t hlen, size_t data
         if (rc) goto out;
     }
     qsort(f->t, (size_t)f->n, sizeof *f->t, cmp_offset);
-    rc = check_overlap(f);
+    rc = check_layout(f, data_off);
     for (int i = 0; i < f->n; i++) f->by_name[i] = &f->t[i];
     qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_name);
 out:

@@ -115,6 +115,15 @@ static void c_st_overlap(const char *d)
     put_st(d, "{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},"
               "\"b\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[6,14]}}", 14);
 }
+static void c_st_gap(const char *d)
+{
+    base(d, 1);
+    put_st(d, "{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},"
+              "\"b\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[10,18]}}", 18);
+}
+static void c_st_lead_gap(const char *d) { base(d, 1); put_st(d, T1("F32", "[1]", "[4,8]"), 8); }
+static void c_st_trailing(const char *d) { base(d, 1); put_st(d, T1("F32", "[2]", "[0,8]"), 12); }
+static void c_st_trailing_empty(const char *d) { base(d, 1); put_st(d, "{}", 1); }
 static void c_st_past_eof(const char *d) { base(d, 1); put_st(d, T1("F32", "[4]", "[0,16]"), 8); }
 static void c_st_neg_dim(const char *d) { base(d, 1); put_st(d, T1("F32", "[-1]", "[0,4]"), 4); }
 static void c_st_float_dim(const char *d) { base(d, 1); put_st(d, T1("F32", "[2.0]", "[0,8]"), 8); }
@@ -199,6 +208,10 @@ static const bad_case cases[] = {
     {"shape/bytes mismatch", c_st_bytes, 2, MODEL, "give 6 bytes"},
     {"overlapping ranges", c_st_overlap, 2, MODEL, "overlaps tensor 'a'"},
     {"range past EOF", c_st_past_eof, 2, MODEL, "past the end of the data area"},
+    {"gap between tensors", c_st_gap, 2, MODEL, "tensor 'b': 2 unused bytes between the end of tensor 'a'"},
+    {"gap before the first tensor", c_st_lead_gap, 2, MODEL, "tensor 't': data_offsets begin at 4"},
+    {"trailing bytes after the data", c_st_trailing, 2, MODEL, "tensor 't': 4 trailing bytes"},
+    {"bytes after a header of no tensors", c_st_trailing_empty, 2, MODEL, "no tensors, but 1 bytes"},
     {"negative dim", c_st_neg_dim, 2, MODEL, "negative"},
     {"non-integer dim", c_st_float_dim, 2, MODEL, "not an integer"},
     {"shape product overflow", c_st_overflow, 2, MODEL, "overflows"},

@@ -95,6 +95,17 @@ static void expect_bad(const char *hdr, size_t data, const char *k1, const char 
     free(b);
 }
 
+static void expect_good(const char *hdr, size_t data, int count)
+{
+    size_t n;
+    uint8_t *b = mk(hdr, data, &n);
+    st_file *f = NULL;
+    CHECK_MSG(st_parse_mem(b, n, "x.safetensors", &f) == UPQ_OK, "header %s: %s", hdr, upq_errmsg());
+    if (f) CHECK(st_count(f) == count);
+    if (f) st_close(f);
+    free(b);
+}
+
 static void malformed(void)
 {
     const char *F = "\"F32\"";
@@ -125,6 +136,27 @@ static void malformed(void)
              "{\"a\":{\"dtype\":%s,\"shape\":[2],\"data_offsets\":[0,8]},"
              "\"b\":{\"dtype\":%s,\"shape\":[2],\"data_offsets\":[4,12]}}", F, F);
     expect_bad(h, 12, "'b'", "overlaps tensor 'a'");
+    /* HF's layout rule: the ranges tile the data area, no gap, nothing after the end */
+    snprintf(h, sizeof h,
+             "{\"a\":{\"dtype\":%s,\"shape\":[1],\"data_offsets\":[0,4]},"
+             "\"b\":{\"dtype\":%s,\"shape\":[1],\"data_offsets\":[8,12]}}", F, F);
+    expect_bad(h, 12, "'b'", "4 unused bytes between the end of tensor 'a'");
+    snprintf(h, sizeof h, "{\"a\":{\"dtype\":%s,\"shape\":[1],\"data_offsets\":[2,6]}}", F);
+    expect_bad(h, 6, "'a'", "2 unused bytes at the start of the data area");
+    snprintf(h, sizeof h,
+             "{\"b\":{\"dtype\":%s,\"shape\":[1],\"data_offsets\":[4,8]},"
+             "\"a\":{\"dtype\":%s,\"shape\":[1],\"data_offsets\":[0,4]}}", F, F);
+    expect_bad(h, 9, "'b'", "1 trailing bytes after its data");
+    expect_bad("{}", 3, "no tensors", "3 bytes follow the header");
+    snprintf(h, sizeof h,
+             "{\"a\":{\"dtype\":%s,\"shape\":[2],\"data_offsets\":[0,8]},"
+             "\"z\":{\"dtype\":%s,\"shape\":[0],\"data_offsets\":[4,4]}}", F, F);
+    expect_bad(h, 8, "'z'", "overlaps tensor 'a'");
+    snprintf(h, sizeof h,
+             "{\"a\":{\"dtype\":%s,\"shape\":[0],\"data_offsets\":[0,0]},"
+             "\"b\":{\"dtype\":%s,\"shape\":[2],\"data_offsets\":[0,8]},"
+             "\"c\":{\"dtype\":%s,\"shape\":[1,0],\"data_offsets\":[8,8]}}", F, F, F);
+    expect_good(h, 8, 3); /* zero-size tensors at the running end, in any JSON order */
     snprintf(h, sizeof h,
              "{\"a\":{\"dtype\":%s,\"shape\":[1],\"data_offsets\":[0,4]},"
              "\"a\":{\"dtype\":%s,\"shape\":[1],\"data_offsets\":[4,8]}}", F, F);
@@ -149,10 +181,11 @@ static void malformed(void)
 /* Unaligned F16 data (odd header length, as other writers may produce). */
 static void unaligned(void)
 {
-    const char *hdr = "{\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[1,7]}}";
+    const char *hdr = "{\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]}} ";
     size_t n;
-    uint8_t *b = mk(hdr, 7, &n);
-    size_t d = 8 + strlen(hdr) + 1;
+    uint8_t *b = mk(hdr, 6, &n);
+    size_t d = 8 + strlen(hdr);
+    CHECK(d % 2 == 1);
     const uint8_t v[6] = {0x00, 0x3c, 0x00, 0xc0, 0x00, 0x7c}; /* 1, -2, +inf */
     memcpy(b + d, v, 6);
     st_file *f = NULL;
