@@ -15,19 +15,7 @@ static int write_2d(hid_t f, const char *fname, const char *name, hid_t ftype, h
     hsize_t dims[2] = {(hsize_t)N, (hsize_t)T};
     hsize_t rows = (hsize_t)(65536 / T > 0 ? 65536 / T : 1);
     hsize_t chunk[2] = {rows < dims[0] ? rows : dims[0], dims[1]};
-    hid_t s = H5Screate_simple(2, dims, NULL), p = H5Pcreate(H5P_DATASET_CREATE), d = -1;
-    int rc = UPQ_OK;
-    if (s < 0 || p < 0 || H5Pset_chunk(p, 2, chunk) < 0 || H5Pset_deflate(p, 4) < 0 ||
-        H5Pset_obj_track_times(p, 0) < 0 ||
-        (d = H5Dcreate2(f, name, ftype, s, H5P_DEFAULT, p, H5P_DEFAULT)) < 0)
-        rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create dataset '%s' [%lld, %lld]", fname, name,
-                      (long long)N, (long long)T);
-    else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        rc = UPQ_FAIL(UPQ_EIO, "%s: writing dataset '%s' failed", fname, name);
-    if (d >= 0 && H5Dclose(d) < 0 && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: closing '%s' failed", fname, name);
-    if (p >= 0) H5Pclose(p);
-    if (s >= 0) H5Sclose(s);
-    return rc;
+    return h5u_write_deflate(f, name, ftype, mtype, 2, dims, chunk, data, NULL, fname);
 }
 
 static int write_meta(hid_t f, const char *fname, const h5shard_meta *m, int64_t N)
@@ -48,28 +36,27 @@ static int write_meta(hid_t f, const char *fname, const h5shard_meta *m, int64_t
     return rc;
 }
 
+typedef struct {
+    const int32_t *tokens;
+    const uint8_t *mask;
+    int64_t N, T;
+    const h5shard_meta *meta;
+} shard_data;
+
+static int fill(hid_t f, const char *fname, void *ctx)
+{
+    const shard_data *d = ctx;
+    TRY(write_2d(f, fname, "/tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, d->tokens, d->N, d->T));
+    TRY(write_2d(f, fname, "/loss_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, d->mask, d->N, d->T));
+    return write_meta(f, fname, d->meta, d->N);
+}
+
 int h5shard_write(const char *path, const int32_t *tokens, const uint8_t *mask, int64_t N,
                   int64_t T, const h5shard_meta *meta)
 {
     UPQ_ASSERT(N >= 1 && T >= 1);
-    char tmp[4096];
-    h5u_tmp_name(path, tmp, sizeof tmp);
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
-    int rc;
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create HDF5 file", tmp);
-    } else {
-        rc = write_2d(f, tmp, "/tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, tokens, N, T);
-        if (!rc) rc = write_2d(f, tmp, "/loss_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, mask, N, T);
-        if (!rc) rc = write_meta(f, tmp, meta, N);
-        if (H5Fclose(f) < 0 && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: closing failed", tmp);
-    }
-    h5u_quiet_end(&q);
-    if (!rc) rc = h5u_commit(tmp, path, NULL);
-    else remove(tmp);
-    return rc;
+    shard_data d = {tokens, mask, N, T, meta};
+    return h5u_write_file(path, fill, &d);
 }
 
 static int read_2d(hid_t f, const char *path, const char *name, hid_t mtype, size_t esz,

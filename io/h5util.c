@@ -256,3 +256,44 @@ int h5u_commit(const char *tmp, const char *path, void *comm)
     }
     return rc ? rc : brc;
 }
+
+int h5u_write_file(const char *path, h5u_fill_fn fill, void *ctx)
+{
+    char tmp[4096];
+    h5u_tmp_name(path, tmp, sizeof tmp);
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    int rc;
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create HDF5 file", tmp);
+    } else {
+        rc = fill(f, tmp, ctx);
+        if (H5Fclose(f) < 0 && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: closing failed", tmp);
+    }
+    h5u_quiet_end(&q);
+    if (!rc) rc = h5u_commit(tmp, path, NULL);
+    if (rc) remove(tmp);
+    return rc;
+}
+
+int h5u_write_deflate(hid_t f, const char *name, hid_t ftype, hid_t mtype, int ndim, const hsize_t *dims,
+                      const hsize_t *chunk, const void *data, hid_t *out, const char *fname)
+{
+    hid_t s = H5Screate_simple(ndim, dims, NULL), p = H5Pcreate(H5P_DATASET_CREATE), d = -1;
+    int rc = UPQ_OK, empty = 0;
+    for (int i = 0; i < ndim; i++) empty |= dims[i] == 0;
+    if (s < 0 || p < 0 || H5Pset_chunk(p, ndim, chunk) < 0 || H5Pset_deflate(p, 4) < 0 ||
+        H5Pset_obj_track_times(p, 0) < 0 || (d = H5Dcreate2(f, name, ftype, s, H5P_DEFAULT, p, H5P_DEFAULT)) < 0)
+        rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create dataset '%s'", fname, name);
+    else if (!empty && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        rc = UPQ_FAIL(UPQ_EIO, "%s: writing dataset '%s' failed", fname, name);
+    if (p >= 0) H5Pclose(p);
+    if (s >= 0) H5Sclose(s);
+    if (!rc && out) {
+        *out = d;
+        return UPQ_OK;
+    }
+    if (d >= 0 && H5Dclose(d) < 0 && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: closing '%s' failed", fname, name);
+    return rc;
+}

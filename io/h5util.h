@@ -1,6 +1,6 @@
 /* h5util.h - small HDF5 helpers shared by io/'s container writers and readers:
  * scalar/string attributes, float32 datasets with shape checks, file access with an
- * optional communicator, and the temp-name/rename commit. Includes <hdf5.h>, so only
+ * optional communicator, compressed datasets, and the temp-name/rename commit. Includes <hdf5.h>, so only
  * files in io/ may include this header. Not a general HDF5 wrapper: only what io/ uses. */
 #ifndef UPQ_H5UTIL_H
 #define UPQ_H5UTIL_H
@@ -54,5 +54,19 @@ int h5u_read_f32(hid_t file, const char *path, float *data, int ndim, const int6
  * fsyncs the directory, and the others wait at a barrier). */
 void h5u_tmp_name(const char *path, char *tmp, size_t cap);
 int h5u_commit(const char *tmp, const char *path, void *comm);
+
+/* A serial file written whole under the temp name: creates "<path>.tmp" with HDF5's
+ * error printing off, calls fill(f, tmp, ctx) (which records its own error), closes the
+ * file and commits it (h5u_commit, comm NULL). On any failure the temp file is removed
+ * and path is left as it was. UPQ_EIO naming the temp file, or fill's code. */
+typedef int (*h5u_fill_fn)(hid_t f, const char *fname, void *ctx);
+int h5u_write_file(const char *path, h5u_fill_fn fill, void *ctx);
+
+/* Creates dataset `name` of rank ndim, chunked as `chunk`, gzip level 4, without
+ * timestamps (identical runs give identical bytes), and writes all of `data` (nothing
+ * when a dimension is 0). Returns the id through *out (caller closes), or closes it
+ * when out is NULL. UPQ_EIO naming fname and the dataset. */
+int h5u_write_deflate(hid_t f, const char *name, hid_t ftype, hid_t mtype, int ndim, const hsize_t *dims,
+                      const hsize_t *chunk, const void *data, hid_t *out, const char *fname);
 
 #endif

@@ -1,9 +1,10 @@
 /* corpus.c - the demo corpus: short stories from a small probabilistic grammar, and
- * the xoshiro256** PRNG. The grammar mixes easy structure (agreement of a/an, one
- * apple / two apples, he/his vs she/her, was/were) with long-range facts a small model
- * must carry (the hero's, friend's and pet's names, sums and differences of numbers,
- * the length of a list, the period of a pattern), so next-token loss has both an easy
- * and a hard part and quantization error shows. Not a tokenizer; no I/O. */
+ * corpus_rng, a wrapper of the shared PRNG (rng.h). The grammar mixes easy structure
+ * (agreement of a/an, one apple / two apples, he/his vs she/her, was/were) with
+ * long-range facts a small model must carry (the hero's, friend's and pet's names,
+ * sums and differences of numbers, the length of a list, the period of a pattern), so
+ * next-token loss has both an easy and a hard part and quantization error shows. Not a
+ * tokenizer; no I/O. */
 #include "corpus.h"
 
 #include <math.h>
@@ -11,38 +12,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rng.h"
 #include "upq_err.h"
 
-/* ---- PRNG ---------------------------------------------------------------------- */
+/* ---- PRNG (rng.h) --------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+void corpus_rng_seed(corpus_rng *r, uint64_t seed) { upq_rng_seed(r->s, seed); }
 
-void corpus_rng_seed(corpus_rng *r, uint64_t seed)
-{
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t corpus_rng_next(corpus_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
+uint64_t corpus_rng_next(corpus_rng *r) { return upq_rng_next(r->s); }
 
 uint64_t corpus_rng_below(corpus_rng *r, uint64_t n)
 {
@@ -54,7 +31,7 @@ uint64_t corpus_rng_below(corpus_rng *r, uint64_t n)
     return x % n;
 }
 
-double corpus_rng_uniform(corpus_rng *r) { return (double)(corpus_rng_next(r) >> 11) * 0x1.0p-53; }
+double corpus_rng_uniform(corpus_rng *r) { return upq_rng_uniform(r->s); }
 
 double corpus_rng_normal(corpus_rng *r)
 {

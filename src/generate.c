@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kvcache.h"
+#include "rng.h"
 #include "upq_err.h"
 
 gen_opts gen_opts_default(void)
@@ -34,32 +35,9 @@ void gen_result_free(gen_result *r)
     memset(r, 0, sizeof *r);
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+void gen_rng_seed(gen_rng *r, uint64_t seed) { upq_rng_seed(r->s, seed); }
 
-void gen_rng_seed(gen_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-double gen_rng_uniform(gen_rng *r)
-{
-    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return (double)(out >> 11) * (1.0 / 9007199254740992.0);
-}
+double gen_rng_uniform(gen_rng *r) { return upq_rng_uniform(r->s); }
 
 static int cmp_desc(const void *a, const void *b)
 {
