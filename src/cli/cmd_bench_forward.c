@@ -1,20 +1,21 @@
-/* cmd_bench_forward.c - `upq bench forward`: tokens/s of the FP32 forward pass
- * (tfm_forward) over a prefill of B sequences of T tokens, at each requested thread
- * count (OpenMP and BLIS set together), median of several timed repeats after a warm-up.
- * Prints a table (rank 0) or JSON. A benchmark, not a test: it asserts no speed.
+/* cmd_bench_forward.c - `upq bench forward`: tokens/s of the forward pass (tfm_forward)
+ * over a prefill of B sequences of T tokens, and with --decode N of N KV-cached decode
+ * steps of one sequence (tfm_kv_forward), at each requested thread count (OpenMP and
+ * BLIS set together), median of several timed repeats after a warm-up. A container's
+ * INT2/INT4 linears run packed (kq_gemm / kq_gemv) unless --dequant. Prints a table
+ * (rank 0) or JSON. A benchmark, not a test: it asserts no speed.
  * tests/bench/bench_forward.sh runs it beside PyTorch on the same model and tokens. */
 #include <blis.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
+#include "cli_model.h"
 #include "forward.h"
-#include "h5model.h"
-#include "hf_model.h"
+#include "kvcache.h"
 #include "model.h"
 #include "upq_err.h"
 
@@ -27,16 +28,24 @@ typedef struct {
     int nthr;
     int threads[MAX_THREAD_COUNTS];
     uint64_t seed;
-    int json;
+    int json, dequant;
+    int64_t decode;   /* decode steps timed per repeat (0: no decode benchmark) */
 } bench_opts;
+
+enum { BENCH_PROMPT = 16 }; /* prompt prefilled (untimed) before the decode steps */
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: upq bench forward --model PATH [options]\n"
-            "  Tokens/s of the FP32 forward pass (prefill of B x T tokens, causal attention,\n"
-            "  logits for every position), median over repeats, at each thread count.\n\n"
+            "  Tokens/s of the forward pass (prefill of B x T tokens, causal attention,\n"
+            "  logits for every position), median over repeats, at each thread count.\n"
+            "  A container's INT2/INT4 linears run packed (kq_gemm for the prefill, kq_gemv\n"
+            "  with int8 activations for decode steps).\n\n"
             "  --model PATH     HF model folder (config.json + *.safetensors) or upq .h5 container\n"
+            "  --dequant        dequantize a container's quantized linears to FP32 instead\n"
+            "  --decode N       also time N KV-cached decode steps of one sequence after a\n"
+            "                   16-token prompt (tokens/s = N / time; default 0 = off)\n"
             "  --tokens N       tokens per sequence T (default 128; at most max_position_embeddings)\n"
             "  --batch B        sequences per forward call (default 1)\n"
             "  --threads LIST   thread counts to measure, e.g. 1,2 (default 1)\n"
@@ -82,6 +91,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         {"batch", required_argument, 0, 'b'},  {"threads", required_argument, 0, 'p'},
         {"repeats", required_argument, 0, 'r'}, {"warmup", required_argument, 0, 'w'},
         {"seed", required_argument, 0, 's'},   {"json", no_argument, 0, 'j'},
+        {"dequant", no_argument, 0, 'D'},      {"decode", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     *o = (bench_opts){.T = 128, .B = 1, .repeats = 7, .warmup = 1, .nthr = 1, .threads = {1}, .seed = 1};
     int64_t x = 0;
@@ -98,6 +108,8 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         case 'w': TRY(parse_i64(optarg, 0, 1000, "--warmup", &x)); o->warmup = (int)x; break;
         case 's': TRY(parse_i64(optarg, 0, INT64_MAX, "--seed", &x)); o->seed = (uint64_t)x; break;
         case 'j': o->json = 1; break;
+        case 'D': o->dequant = 1; break;
+        case 'd': TRY(parse_i64(optarg, 0, 1 << 20, "--decode", &o->decode)); break;
         case 'h': usage(stdout); return -1;
         default:
             return cli_usage_error("bench forward", "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -106,14 +118,6 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
     if (optind < argc) return cli_usage_error("bench forward", "unexpected argument '%s'", argv[optind]);
     if (!o->model) return cli_usage_error("bench forward", "--model is required");
     return UPQ_OK;
-}
-
-static int load_model(const char *path, tfm_model *m)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) return UPQ_FAIL(UPQ_EINPUT, "%s: no such file or folder", path);
-    if (S_ISDIR(st.st_mode)) return hf_model_load(path, m);
-    return h5m_read(path, m, NULL, NULL);
 }
 
 static double now_s(void)
@@ -132,7 +136,15 @@ static int cmp_double(const void *a, const void *b)
 typedef struct {
     int threads;
     double median_s, min_s, max_s;
+    double dec_median_s;  /* --decode: median time of the decode steps */
 } bench_result;
+
+/* Sorts n times and returns their median. */
+static double median(double *times, int n)
+{
+    qsort(times, (size_t)n, sizeof *times, cmp_double);
+    return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+}
 
 /* Times `repeats` forward calls at `nthreads` threads; fills r. */
 static int time_forward(const tfm_model *m, tfm_acts *a, const int32_t *tok, const bench_opts *o,
@@ -146,41 +158,81 @@ static int time_forward(const tfm_model *m, tfm_acts *a, const int32_t *tok, con
         TRY(tfm_forward(m, a, tok, o->B, o->T, NULL));
         times[i] = now_s() - t0;
     }
-    qsort(times, (size_t)o->repeats, sizeof *times, cmp_double);
-    int n = o->repeats;
     r->threads = nthreads;
-    r->median_s = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+    r->median_s = median(times, o->repeats);
     r->min_s = times[0];
-    r->max_s = times[n - 1];
+    r->max_s = times[o->repeats - 1];
     return UPQ_OK;
+}
+
+/* One decode run: a BENCH_PROMPT-token prefill (untimed), then o->decode single-token
+ * steps; returns their time in *t. */
+static int decode_once(const tfm_model *m, tfm_kv *kv, const int32_t *tok, const bench_opts *o, double *t)
+{
+    int64_t slot = 0;
+    tfm_kv_reset(kv, 0);
+    TRY(tfm_kv_forward(m, kv, &slot, 1, tok, BENCH_PROMPT, 0));
+    double t0 = now_s();
+    for (int64_t i = 0; i < o->decode; i++) TRY(tfm_kv_forward(m, kv, &slot, 1, tok + BENCH_PROMPT + i, 1, 0));
+    *t = now_s() - t0;
+    return UPQ_OK;
+}
+
+static int time_decode(const tfm_model *m, tfm_kv *kv, const int32_t *tok, const bench_opts *o, double *times,
+                       bench_result *r)
+{
+    double t;
+    for (int i = 0; i < o->warmup; i++) TRY(decode_once(m, kv, tok, o, &t));
+    for (int i = 0; i < o->repeats; i++) TRY(decode_once(m, kv, tok, o, &times[i]));
+    r->dec_median_s = median(times, o->repeats);
+    return UPQ_OK;
+}
+
+static void print_json(const bench_opts *o, const tfm_model *m, const bench_result *res)
+{
+    double ntok = (double)(o->B * o->T);
+    printf("{\"model\": \"%s\", \"params\": %lld, \"packed_linears\": %lld, \"linear_bytes\": %zu, "
+           "\"batch\": %lld, \"tokens\": %lld, \"repeats\": %d, \"decode\": %lld, \"results\": [",
+           o->model, (long long)m->n_params, (long long)m->n_packed, tfm_linear_bytes(m), (long long)o->B,
+           (long long)o->T, o->repeats, (long long)o->decode);
+    for (int i = 0; i < o->nthr; i++) {
+        printf("%s{\"threads\": %d, \"tokens_per_s\": %.1f, \"median_s\": %.6f, \"min_s\": %.6f, "
+               "\"max_s\": %.6f",
+               i ? ", " : "", res[i].threads, ntok / res[i].median_s, res[i].median_s, res[i].min_s,
+               res[i].max_s);
+        if (o->decode)
+            printf(", \"decode_tokens_per_s\": %.1f, \"decode_median_s\": %.6f",
+                   (double)o->decode / res[i].dec_median_s, res[i].dec_median_s);
+        printf("}");
+    }
+    printf("]}\n");
 }
 
 static void print_results(const bench_opts *o, const tfm_model *m, const bench_result *res)
 {
     double ntok = (double)(o->B * o->T);
     if (o->json) {
-        printf("{\"model\": \"%s\", \"params\": %lld, \"batch\": %lld, \"tokens\": %lld, \"repeats\": %d, "
-               "\"results\": [",
-               o->model, (long long)m->n_params, (long long)o->B, (long long)o->T, o->repeats);
-        for (int i = 0; i < o->nthr; i++)
-            printf("%s{\"threads\": %d, \"tokens_per_s\": %.1f, \"median_s\": %.6f, \"min_s\": %.6f, "
-                   "\"max_s\": %.6f}",
-                   i ? ", " : "", res[i].threads, ntok / res[i].median_s, res[i].median_s, res[i].min_s,
-                   res[i].max_s);
-        printf("]}\n");
+        print_json(o, m, res);
         return;
     }
-    printf("upq bench forward: %s (%lld params), batch %lld x %lld tokens, median of %d\n", o->model,
-           (long long)m->n_params, (long long)o->B, (long long)o->T, o->repeats);
-    printf("%8s %14s %12s %12s %12s\n", "threads", "tokens/s", "median ms", "min ms", "max ms");
-    for (int i = 0; i < o->nthr; i++)
-        printf("%8d %14.1f %12.3f %12.3f %12.3f\n", res[i].threads, ntok / res[i].median_s,
+    printf("upq bench forward: %s (%lld FP32 params, %lld packed linears, linear weights %.2f MiB), "
+           "batch %lld x %lld tokens, median of %d\n", o->model, (long long)m->n_params,
+           (long long)m->n_packed, (double)tfm_linear_bytes(m) / 1048576.0, (long long)o->B, (long long)o->T,
+           o->repeats);
+    printf("%8s %14s %12s %12s %12s", "threads", "tokens/s", "median ms", "min ms", "max ms");
+    if (o->decode) printf("  decode tok/s (%lld steps)", (long long)o->decode);
+    printf("\n");
+    for (int i = 0; i < o->nthr; i++) {
+        printf("%8d %14.1f %12.3f %12.3f %12.3f", res[i].threads, ntok / res[i].median_s,
                1e3 * res[i].median_s, 1e3 * res[i].min_s, 1e3 * res[i].max_s);
+        if (o->decode) printf("  %12.1f", (double)o->decode / res[i].dec_median_s);
+        printf("\n");
+    }
 }
 
-static int run_bench(const bench_opts *o, const tfm_model *m, tfm_acts *a)
+static int run_bench(const bench_opts *o, const tfm_model *m, tfm_acts *a, tfm_kv *kv)
 {
-    int64_t n = o->B * o->T;
+    int64_t n = o->B * o->T > BENCH_PROMPT + o->decode ? o->B * o->T : BENCH_PROMPT + o->decode;
     int32_t *tok = upq_malloc((size_t)n * sizeof *tok, "benchmark tokens");
     double *times = upq_malloc((size_t)o->repeats * sizeof *times, "benchmark times");
     bench_result res[MAX_THREAD_COUNTS];
@@ -190,10 +242,26 @@ static int run_bench(const bench_opts *o, const tfm_model *m, tfm_acts *a)
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         tok[i] = (int32_t)((s >> 33) % (uint64_t)m->cfg.V);
     }
-    for (int i = 0; !rc && i < o->nthr; i++) rc = time_forward(m, a, tok, o, o->threads[i], times, &res[i]);
+    for (int i = 0; !rc && i < o->nthr; i++) {
+        rc = time_forward(m, a, tok, o, o->threads[i], times, &res[i]);
+        if (!rc && o->decode) rc = time_decode(m, kv, tok, o, times, &res[i]);
+    }
     if (!rc && cli_is_root()) print_results(o, m, res);
     free(tok);
     free(times);
+    return rc;
+}
+
+/* Activations and (with --decode) the KV cache, sized for the largest thread count. */
+static int bench_alloc(const bench_opts *o, const tfm_model *m, tfm_acts *a, tfm_kv *kv)
+{
+    int most = 1;
+    for (int i = 0; i < o->nthr; i++) most = o->threads[i] > most ? o->threads[i] : most;
+    omp_set_num_threads(most); /* the packed-kernel workspace is per thread */
+    memset(kv, 0, sizeof *kv);
+    TRY(tfm_acts_alloc_model(a, m, o->B, o->T));
+    int rc = o->decode ? tfm_kv_init_model(kv, m, 1, BENCH_PROMPT + o->decode, BENCH_PROMPT) : UPQ_OK;
+    if (rc) tfm_acts_free(a);
     return rc;
 }
 
@@ -204,18 +272,21 @@ int cmd_bench_forward(int argc, char **argv)
     if (rc < 0) return UPQ_OK; /* --help */
     if (rc) return rc;
     tfm_model m;
-    rc = load_model(o.model, &m);
+    rc = cli_model_load("bench forward", o.model, o.dequant, &m);
     if (rc) return cli_report("bench forward", rc);
-    if (o.T > m.cfg.max_T) {
+    if (o.T > m.cfg.max_T || BENCH_PROMPT + o.decode > m.cfg.max_T) {
         tfm_model_free(&m);
-        return cli_usage_error("bench forward", "--tokens %lld exceeds the model's max_position_embeddings %lld",
-                               (long long)o.T, (long long)m.cfg.max_T);
+        return cli_usage_error("bench forward", "--tokens %lld or 16 + --decode %lld exceeds the model's "
+                               "max_position_embeddings %lld", (long long)o.T, (long long)o.decode,
+                               (long long)m.cfg.max_T);
     }
     tfm_acts a;
-    rc = tfm_acts_alloc(&a, &m.cfg, o.B, o.T, 0);
+    tfm_kv kv;
+    rc = bench_alloc(&o, &m, &a, &kv);
     if (!rc) {
-        rc = run_bench(&o, &m, &a);
+        rc = run_bench(&o, &m, &a, &kv);
         tfm_acts_free(&a);
+        tfm_kv_free(&kv);
     }
     tfm_model_free(&m);
     return cli_report("bench forward", rc);
