@@ -22,7 +22,7 @@ const char *const run_known_keys[] = {
     "model.demo", "model.path", "model.steps", "model.seed", "model.corpus_bytes", "model.threads",
     "data.eval_tokens", "data.calib",
     "ptq.enabled", "ptq.bits", "ptq.group", "ptq.method", "ptq.clip", "ptq.act_order", "ptq.calib_samples",
-    "ptq.seq_len", "ptq.seed", "ptq.damp",
+    "ptq.seq_len", "ptq.seed", "ptq.damp", "ptq.input",
     "ppl.enabled", "ppl.ctx", "ppl.batch", "ppl.max_windows", "ppl.checkpoint_every",
     NULL};
 
@@ -36,7 +36,7 @@ typedef struct {
 /* In pipeline order (DESIGN.md): model -> prepare -> ptq -> teacher -> qat -> eval. */
 static const run_stage stages[] = {
     {"model", run_check_model, run_stage_model, "the FP model (built-in demo model, or model.path)"},
-    {"ptq", run_check_ptq, run_stage_ptq, "block-wise PTQ of the model (ptq.enabled; resumes from block parts)"},
+    {"ptq", run_check_ptq, run_stage_ptq, "block-wise PTQ on every rank (ptq.enabled; resumes from block parts)"},
     {"ppl", run_check_ppl, run_stage_ppl, "perplexity of the current model on data.eval_tokens (checkpointed)"},
 };
 #define N_STAGES ((int)(sizeof stages / sizeof stages[0]))

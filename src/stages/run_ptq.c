@@ -1,10 +1,13 @@
 /* run_ptq.c - the `ptq` stage of `upq run`: block-wise post-training quantization of
- * the current model (ptq.h, one rank: rank 0 runs it while the others wait) into
- * DIR/ptq/model.h5, which then becomes the model later stages read. Resume is ptq's
- * own: a part file per finished block (DIR/ptq/model.h5.parts), so even a run killed
- * mid-stage restarts at the first unfinished block. DIR/ptq/stage.txt records the
- * options that made the container; other options redo the stage. Not the
- * quantization itself (ptq.c, quant.c). */
+ * the current model into DIR/ptq/model.h5, which then becomes the model later stages
+ * read. Every rank calls ptq_run together (ptq_opts.distributed = 1): with ptq.input =
+ * fp (the default) the blocks are spread over the ranks (ptq_mpi.c, docs/ptq-mpi.md)
+ * and the container is byte-identical at any rank count; with ptq.input = quant ptq
+ * decides how the ranks share the sequential work. Resume is ptq's own: a part file
+ * per finished block (DIR/ptq/model.h5.parts), so a run stopped by a signal or killed
+ * mid-stage restarts at the first unfinished block, on any rank count.
+ * DIR/ptq/stage.txt records the options that made the container; other options redo
+ * the stage. Not the quantization itself (ptq.c, ptq_mpi.c, quant.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -43,6 +46,11 @@ static int read_opts(const job_file *j, const char *model, ptq_job *p)
         return UPQ_FAIL(UPQ_EINPUT, "%s: ptq.group = %lld: expected 0, 32, 64 or 128", j->path, (long long)group);
     p->o.bits = (int)bits, p->o.group = (int)group;
     TRY(read_method(j, &p->o.method));
+    const char *in = job_get(j, "ptq", "input");
+    if (in && strcmp(in, "fp") && strcmp(in, "quant"))
+        return UPQ_FAIL(UPQ_EINPUT, "%s: ptq.input = '%s': expected fp or quant", j->path, in);
+    p->o.input_mode = in && !strcmp(in, "quant") ? PTQ_INPUT_QUANT : PTQ_INPUT_FP;
+    p->o.distributed = 1;
     TRY(job_get_bool(j, "ptq", "clip", 0, &p->o.clip));
     TRY(job_get_bool(j, "ptq", "act_order", 0, &p->o.act_order));
     TRY(job_get_i64(j, "ptq", "calib_samples", p->o.calib_samples, 1, 1 << 20, &p->o.calib_samples));
@@ -58,10 +66,10 @@ static int read_opts(const job_file *j, const char *model, ptq_job *p)
     if (!c || !*c) snprintf(p->calib, sizeof p->calib, "%s/eval_tokens.h5", model);
     else snprintf(p->calib, sizeof p->calib, "%s", c);
     p->o.calib = p->calib;
-    p->o.progress = 1;
     snprintf(p->key, sizeof p->key,
-             "bits=%d group=%d method=%s clip=%d act_order=%d calib_samples=%lld seq_len=%lld seed=%llu damp=%.17g "
-             "calib=%s", p->o.bits, p->o.group, p->o.method == PTQ_GPTQ ? "gptq" : "rtn", p->o.clip, p->o.act_order,
+             "bits=%d group=%d method=%s clip=%d act_order=%d input=%s calib_samples=%lld seq_len=%lld seed=%llu "
+             "damp=%.17g calib=%s", p->o.bits, p->o.group, p->o.method == PTQ_GPTQ ? "gptq" : "rtn", p->o.clip,
+             p->o.act_order, p->o.input_mode == PTQ_INPUT_FP ? "fp" : "quant",
              (long long)p->o.calib_samples, (long long)p->o.seq_len, (unsigned long long)p->o.seed, p->o.damp,
              c && *c ? c : "model:eval_tokens.h5");
     return UPQ_OK;
@@ -114,21 +122,30 @@ static int clear_stale(const char *dir)
     return UPQ_OK;
 }
 
-static int run_root(const run_ctx *r, ptq_job *p, const char *out)
+/* Rank 0, before the ranks start: stale parts gone, the stage folder there. */
+static int prepare_dir(const run_ctx *r)
 {
-    char dir[RUN_PATH_MAX + 8], rec[RUN_PATH_MAX + 32];
+    char dir[RUN_PATH_MAX + 8];
     snprintf(dir, sizeof dir, "%s/ptq", r->dir);
     TRY(clear_stale(r->dir));
-    TRY(run_mkdir_p(dir));
+    return run_mkdir_p(dir);
+}
+
+/* Every rank: ptq_run together; rank 0 then records the options. ptq's own agreement
+ * gives every rank the same outcome (a failing rank's message, or UPQ_EPREEMPT). */
+static int run_all(const run_ctx *r, ptq_job *p, const char *out)
+{
     /* provenance records this command line: a fixed one keeps the bytes independent
-     * of where the job file lies and which --set options were typed */
+     * of where the job file lies, which --set options were typed and the rank count */
     static char *const argv[] = {"upq", "run", "(stage ptq)", NULL};
     p->o.argc = 3, p->o.argv = argv;
     p->o.model = r->model;
     p->o.out = out;
+    p->o.progress = par_rank() == 0 || p->o.input_mode == PTQ_INPUT_FP; /* fp: each rank shows its blocks */
     TRY(ptq_run(&p->o));
-    snprintf(rec, sizeof rec, "%s/stage.txt", dir);
-    char line[1100];
+    if (par_rank() != 0) return UPQ_OK;
+    char rec[RUN_PATH_MAX + 32], line[1100];
+    snprintf(rec, sizeof rec, "%s/ptq/stage.txt", r->dir);
     int n = snprintf(line, sizeof line, "%s\n", p->key);
     return run_write_atomic(rec, line, (size_t)n);
 }
@@ -145,11 +162,12 @@ int run_stage_ptq(run_ctx *r, int *skipped)
     run_join(out, sizeof out, r->dir, "ptq/model.h5");
     int done = par_rank() == 0 ? complete(r->dir, p.key) : 0;
     TRY(par_bcast(&done, sizeof done, 0));
-    int rc = UPQ_OK;
-    if (!done && par_rank() == 0) rc = run_root(r, &p, out);
-    int all = par_agree_timeout(rc, 1e9); /* the other ranks sleep-wait */
-    if (all < 0) return UPQ_FAIL(UPQ_EIO, "ptq stage: ranks could not agree");
-    if (all) return rc ? rc : all;
+    if (!done) {
+        TRY(par_agree(par_rank() == 0 ? prepare_dir(r) : UPQ_OK));
+        int rc = run_all(r, &p, out);
+        int all = par_agree(rc); /* rank 0's record of the options */
+        if (all) return rc ? rc : UPQ_FAIL(all, "ptq stage: rank 0 could not record %s/ptq/stage.txt", r->dir);
+    }
     snprintf(r->model, sizeof r->model, "%s", out);
     size_t n = strlen(r->model_key);
     snprintf(r->model_key + n, sizeof r->model_key - n, " ptq(%s)", p.key);
