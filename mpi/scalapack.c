@@ -11,11 +11,11 @@
 #include "par.h"
 #include "upq_err.h"
 
-void Cblacs_pinfo(int *mypnum, int *nprocs);
-void Cblacs_get(int icontxt, int what, int *val);
 void Cblacs_gridinit(int *icontxt, const char *order, int nprow, int npcol);
 void Cblacs_gridinfo(int icontxt, int *nprow, int *npcol, int *myrow, int *mycol);
 void Cblacs_gridexit(int icontxt);
+int Csys2blacs_handle(MPI_Comm comm);
+void Cfree_blacs_system_handle(int handle);
 int numroc_(const int *n, const int *nb, const int *iproc, const int *isrcproc, const int *nprocs);
 void descinit_(int *desc, const int *m, const int *n, const int *mb, const int *nb, const int *irsrc,
                const int *icsrc, const int *ictxt, const int *lld, int *info);
@@ -82,26 +82,33 @@ static int local_inverse(double *A, int n, int nb, int ctx, double *G, int *info
     return UPQ_OK;
 }
 
-int sl_spd_inverse_scalapack(double *A, int64_t n, int nb)
+int sl_spd_inverse_scalapack(double *A, int64_t n, int nb) { return sl_spd_inverse_scalapack_comm(A, n, nb, NULL); }
+
+int sl_spd_inverse_scalapack_comm(double *A, int64_t n, int nb, void *comm)
 {
     if (n > 46340) return UPQ_FAIL(UPQ_EUSAGE, "SPD inverse: dimension %lld too large for ScaLAPACK's int", (long long)n);
     if (nb <= 0) nb = SL_BLOCK;
-    int me, P, pr, pc, ctx, ni = (int)n, info = 0;
-    Cblacs_pinfo(&me, &P);
+    MPI_Comm c = *(MPI_Comm *)(comm ? comm : par_comm_world());
+    int P, pr, pc, ni = (int)n, info = 0;
+    MPI_Comm_size(c, &P);
     grid_shape(P, &pr, &pc);
-    Cblacs_get(-1, 0, &ctx);
+    int sys = Csys2blacs_handle(c), ctx = sys;
     Cblacs_gridinit(&ctx, "Row", pr, pc);
     double *G = upq_calloc((size_t)(n * n), sizeof(double), "ScaLAPACK gathered inverse");
     int rc = G ? local_inverse(A, ni, nb, ctx, G, &info) : UPQ_EIO;
     Cblacs_gridexit(ctx);
+    Cfree_blacs_system_handle(sys);
     /* every rank reaches the agreement, also the one whose allocation failed */
-    int bad = par_agree(rc ? rc : info ? UPQ_EINPUT : UPQ_OK);
-    if (!rc && !bad) rc = par_sum_f64(G, n * n); /* one nonzero contribution per entry: exact */
+    int st = rc ? rc : info ? UPQ_EINPUT : UPQ_OK, bad = st;
+    if (MPI_Allreduce(&st, &bad, 1, MPI_INT, MPI_MAX, c) != MPI_SUCCESS) bad = UPQ_EIO;
+    if (!rc && !bad && /* one nonzero contribution per entry: the sum is exact in any order */
+        MPI_Allreduce(MPI_IN_PLACE, G, (int)(n * n), MPI_DOUBLE, MPI_SUM, c) != MPI_SUCCESS)
+        rc = UPQ_FAIL(UPQ_EIO, "ScaLAPACK SPD inverse (n %d): MPI error gathering the result", ni);
     else if (!rc && info > 0)
         rc = UPQ_FAIL(UPQ_EINPUT, "ScaLAPACK pdpotrf: matrix (%d x %d) not positive definite at column %d", ni, ni, info);
     else if (!rc && info)
         rc = UPQ_FAIL(UPQ_EINPUT, "ScaLAPACK pdpotri: failed (info %d, n %d)", info < -1000000 ? -(info + 1000000) : info, ni);
-    else if (!rc)
+    else if (!rc && bad)
         rc = UPQ_FAIL(bad, "ScaLAPACK SPD inverse (n %d): another rank failed", ni);
     if (!rc) {
         memcpy(A, G, (size_t)(n * n) * sizeof(double));
@@ -113,7 +120,7 @@ int sl_spd_inverse_scalapack(double *A, int64_t n, int nb)
 
 int sl_spd_inverse(double *A, int64_t n, const sl_opts *o)
 {
-    if (o && n >= o->min_dim) return sl_spd_inverse_scalapack(A, n, o->nb);
+    if (o && n >= o->min_dim) return sl_spd_inverse_scalapack_comm(A, n, o->nb, o->comm);
     return sl_spd_inverse_lapack(A, n);
 }
 

@@ -24,6 +24,9 @@ void tsq_opts_default(tsq_opts *o)
     o->final_frac = 0.995;
     o->batch = 1;
     o->seed = 0;
+    o->win_first = o->win_count = 0;
+    o->reduce = NULL;
+    o->reduce_ctx = NULL;
 }
 
 static float hsoft(float a, float *dh)
@@ -139,7 +142,8 @@ static void chain(tsq_linear *L)
         }
 }
 
-double tsq_loss_grad(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n)
+/* tsq_loss_grad with the loss and gradient normalised by ntot windows (>= n). */
+static double loss_grad(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n, int64_t ntot)
 {
     int64_t TC = st->T * st->c.C;
     for (int p = 0; p < 7; p++) {
@@ -153,12 +157,42 @@ double tsq_loss_grad(tsq_state *st, const float *X, const float *Y, const int64_
         for (int64_t i = 0; i < TC; i++) {
             float d = st->out[i] - y[i];
             loss += (double)d * d;
-            st->dout[i] = 2.0f * d / (float)(TC * n);
+            st->dout[i] = 2.0f * d / (float)(TC * ntot);
         }
         ptq_block_backward(&st->c, &st->soft, &st->ws, &st->gws, x, st->dout, &st->grad, NULL, st->T);
     }
     for (int p = 0; p < 7; p++) chain(&st->lin[p]);
-    return loss / (double)(TC * n);
+    return loss / (double)(TC * ntot);
+}
+
+double tsq_loss_grad(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n)
+{
+    return loss_grad(st, X, Y, idx, n, n);
+}
+
+/* Block groups: this rank's windows of the batch idx[n] (local indices into X/Y), the
+ * gradient on them, then the group's sum of every gradient and of the loss (tsq_opts). */
+static int group_step(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n,
+                      const tsq_opts *o, float *buf, double *loss)
+{
+    int64_t loc[64], nl = 0, m = 0;
+    for (int64_t j = 0; j < n; j++)
+        if (idx[j] >= o->win_first && idx[j] < o->win_first + o->win_count) loc[nl++] = idx[j] - o->win_first;
+    double l = loss_grad(st, X, Y, loc, nl, n);
+    for (int p = 0; p < 7; p++) {
+        tsq_linear *L = &st->lin[p];
+        memcpy(buf + m, L->ga, (size_t)(L->N * L->K) * sizeof(float)), m += L->N * L->K;
+        memcpy(buf + m, L->gn, (size_t)(L->N * L->nb) * sizeof(float)), m += L->N * L->nb;
+    }
+    buf[m] = (float)l;
+    TRY(o->reduce(o->reduce_ctx, buf, m + 1));
+    *loss = buf[m], m = 0;
+    for (int p = 0; p < 7; p++) {
+        tsq_linear *L = &st->lin[p];
+        memcpy(L->ga, buf + m, (size_t)(L->N * L->K) * sizeof(float)), m += L->N * L->K;
+        memcpy(L->gn, buf + m, (size_t)(L->N * L->nb) * sizeof(float)), m += L->N * L->nb;
+    }
+    return UPQ_OK;
 }
 
 static void adam(float *x, const float *g, float *m, float *v, int64_t n, double lr, int64_t t, const int8_t *hard)
@@ -210,15 +244,30 @@ static void fold(const tsq_linear *L, quant_layer *q)
     for (int64_t b = 0; b < L->N * L->nb; b++) quant_store_params(L->s[b] * L->nu[b], L->z[b], &q->scales[b], &q->offsets[b]);
 }
 
-static double full_loss(tsq_state *st, const float *X, const float *Y, int64_t S)
+/* Mean loss over all S windows (a block group: this rank's windows, summed over it). */
+static int full_loss(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, double *out)
 {
+    int64_t n = o->reduce ? o->win_count : S;
     double sum = 0.0;
-    for (int64_t s = 0; s < S; s++) sum += tsq_loss_grad(st, X, Y, &s, 1);
-    return sum / (double)S;
+    for (int64_t s = 0; s < n; s++) sum += tsq_loss_grad(st, X, Y, &s, 1);
+    float f = (float)sum;
+    if (o->reduce) {
+        TRY(o->reduce(o->reduce_ctx, &f, 1));
+        sum = f;
+    }
+    *out = sum / (double)S;
+    return UPQ_OK;
 }
 
-int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[7],
-            double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx)
+static float *group_buf(const tsq_state *st, const tsq_opts *o)
+{
+    int64_t n = 1;
+    for (int p = 0; p < 7; p++) n += st->lin[p].N * (st->lin[p].K + st->lin[p].nb);
+    return o->reduce ? malloc((size_t)n * sizeof(float)) : NULL;
+}
+
+static int run_rounds(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, float *buf,
+                      void (*progress)(void *ctx, int round, double loss), void *ctx)
 {
     uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 1;
     int64_t idx[64], nbat = o->batch < 1 ? 1 : o->batch > 64 ? 64 : o->batch;
@@ -231,7 +280,8 @@ int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_
                 rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
                 idx[j] = (int64_t)(rng % (uint64_t)S);
             }
-            last = tsq_loss_grad(st, X, Y, idx, nbat);
+            if (o->reduce) TRY(group_step(st, X, Y, idx, nbat, o, buf, &last));
+            else last = tsq_loss_grad(st, X, Y, idx, nbat);
             st->step++;
             for (int p = 0; p < 7; p++) {
                 tsq_linear *L = &st->lin[p];
@@ -242,7 +292,17 @@ int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_
         if (progress) progress(ctx, r, last);
     }
     for (int p = 0; p < 7; p++) TRY(harden(&st->lin[p], 1.0));
-    *loss_out = full_loss(st, X, Y, S);
-    for (int p = 0; p < 7; p++) fold(&st->lin[p], &ql[p]);
     return UPQ_OK;
+}
+
+int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[7],
+            double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx)
+{
+    float *buf = group_buf(st, o);
+    if (o->reduce && !buf) return UPQ_FAIL(UPQ_EIO, "out of memory for the TesseraQ group gradient");
+    int rc = run_rounds(st, X, Y, S, o, buf, progress, ctx);
+    free(buf);
+    if (!rc) rc = full_loss(st, X, Y, S, o, loss_out);
+    for (int p = 0; p < 7 && !rc; p++) fold(&st->lin[p], &ql[p]);
+    return rc;
 }

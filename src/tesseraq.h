@@ -23,6 +23,16 @@ typedef struct {
     double final_frac;   /* hardened fraction before the last round (0.995) */
     int64_t batch;       /* calibration windows per step (1) */
     uint64_t seed;
+    /* Block groups (several ranks share the windows): this rank holds windows
+     * [win_first, win_first + win_count) of the S (X, Y hold only those; read only when
+     * reduce is set).
+     * Every step each rank takes the gradient on its windows among the step's batch, then
+     * reduce(reduce_ctx, buf, n) sums the concatenated gradients (and the loss, last) over
+     * the ranks in a fixed order, so that every rank makes the same Adam update. The loss
+     * is normalised by the whole batch. NULL: one rank. */
+    int64_t win_first, win_count;
+    int (*reduce)(void *ctx, float *buf, int64_t n);
+    void *reduce_ctx;
 } tsq_opts;
 
 void tsq_opts_default(tsq_opts *o);

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "par.h"
 #include "ptq.h"
+#include "scalapack.h"
 #include "upq_err.h"
 
 static void usage(FILE *f)
@@ -16,7 +17,7 @@ static void usage(FILE *f)
             "               [--method rtn|gptq|tesseraq] [--init rtn|gptq] [--tsq-rounds R] [--tsq-steps K] ...\n"
             "               [--clip] [--calib-samples N] [--seq-len T] [--seed S] [--input quant|fp]\n"
             "               [--damp D] [--gptq-block K] [--act-order] [--tokenizer DIR] [--csv FILE] [--quiet]\n"
-            "               [--ranks-per-block R] [--scratch DIR]\n\n"
+            "               [--ranks-per-block R] [--scalapack-min-dim N] [--scratch DIR]\n\n"
             "Quantizes every linear layer of every block (q, k, v, o, gate, up, down; embeddings, norms and\n"
             "lm_head stay float32) block by block on calibration data and writes the quantized container.\n"
             "Each finished block is committed to MODEL.h5.parts/; a rerun with the same options resumes at\n"
@@ -45,8 +46,11 @@ static void usage(FILE *f)
             "                      the FP model (default on more than one rank: blocks are spread over\n"
             "                      the ranks, FP hidden states flow rank to rank; the container is the\n"
             "                      same for any rank count)\n"
-            "  --ranks-per-block R MPI: block groups of R ranks (also when ranks > blocks); only a group's\n"
-            "                      first rank works (splitting calibration inside a group is not written)\n"
+            "  --ranks-per-block R MPI: block groups of R ranks (also when ranks > blocks); a group's\n"
+            "                      ranks split its calibration windows and sum X^T X, block errors and\n"
+            "                      TesseraQ gradients in a fixed order (use --tsq-batch >= R for tesseraq)\n"
+            "  --scalapack-min-dim N  MPI block groups of 2+ ranks: GPTQ's X^T X inverse through ScaLAPACK\n"
+            "                      on the group's ranks for layers with >= N inputs, LAPACK below (default %d)\n"
             "  --scratch DIR       keep the calibration activations (3 x samples x seq-len x hidden floats\n"
             "                      per rank) in a per-rank HDF5 scratch file in DIR, mapped and read back\n"
             "                      window by window, instead of in RAM; the file is removed at once (its\n"
@@ -56,7 +60,8 @@ static void usage(FILE *f)
             "  --act-order         GPTQ: columns by decreasing diag(X^T X) (static groups)\n"
             "  --csv FILE          per-block table path (default MODEL.blocks.csv)\n"
             "  --quiet             no progress on stderr\n"
-            "SOURCE_DATE_EPOCH, when set, is the container's creation time (reproducible files).\n");
+            "SOURCE_DATE_EPOCH, when set, is the container's creation time (reproducible files).\n",
+            (int)SL_MIN_DIM_DEFAULT);
 }
 
 static int parse_i64(const char *name, const char *s, int64_t lo, int64_t *v)
@@ -93,7 +98,7 @@ int cmd_ptq(int argc, char **argv)
         {"tsq-rounds", required_argument, 0, 'U'}, {"tsq-steps", required_argument, 0, 'S'},
         {"tsq-lr", required_argument, 0, 'L'}, {"tsq-lr-scale", required_argument, 0, 'l'},
         {"tsq-batch", required_argument, 0, 'B'}, {"scratch", required_argument, 0, 'X'},
-        {0, 0, 0, 0}};
+        {"scalapack-min-dim", required_argument, 0, 'D'}, {0, 0, 0, 0}};
     ptq_opts o;
     ptq_opts_default(&o);
     o.argc = argc, o.argv = argv;
@@ -135,6 +140,7 @@ int cmd_ptq(int argc, char **argv)
         case 'l': o.tsq.lr_scale = atof(optarg); break;
         case 'B': rc = parse_i64("--tsq-batch", optarg, 1, &o.tsq.batch); break;
         case 'X': o.scratch = optarg; break;
+        case 'D': rc = parse_i64("--scalapack-min-dim", optarg, 1, &o.scalapack_min_dim); break;
         case 'h': usage(stdout); return UPQ_OK;
         default: return cli_usage_error("ptq", "unknown or incomplete option '%s'", argv[optind - 1]);
         }

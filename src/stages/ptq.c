@@ -39,6 +39,7 @@ void ptq_opts_default(ptq_opts *o)
     o->gptq_block = 128;
     o->progress = 1;
     o->tsq_init_gptq = 1;
+    o->scalapack_min_dim = SL_MIN_DIM_DEFAULT;
     tsq_opts_default(&o->tsq);
 }
 
@@ -96,20 +97,6 @@ static int block_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h)
     return UPQ_OK;
 }
 
-/* Mean squared difference of the (S, T, C) arrays a and b, window by window (--scratch
- * releases each window after it; the sum runs in the same order either way). */
-static double mse(const ptq_ctx *x, const float *a, const float *b)
-{
-    int64_t TC = x->T * x->c.C, n = x->S * TC;
-    double e = 0.0;
-    for (int64_t s = 0; s < x->S; s++) {
-        for (int64_t i = s * TC; i < (s + 1) * TC; i++) e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        ptq_ctx_release(x, a + s * TC, TC);
-        ptq_ctx_release(x, b + s * TC, TC);
-    }
-    return e / (double)n;
-}
-
 /* RTN (with the clipping search when --clip) of the 7 linears of layer l into ql. */
 static int quant_rtn_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 {
@@ -140,7 +127,7 @@ static int quant_gptq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
         if (!rc) {
             memcpy(W, *proj_ptr(&x->m.layers[l], p), (size_t)(N * K) * sizeof(float));
             memcpy(H, x->H[hi], (size_t)(K * K) * sizeof(double));
-            rc = gptq_quantize(&ql[p], W, H, &go);
+            rc = gptq_quantize_inv(&ql[p], W, H, &go, ptq_group_inverse(x, K), &x->sl);
         }
         free(W), free(H);
     }
@@ -161,7 +148,7 @@ typedef struct {
 static void round_progress(void *vctx, int round, double loss)
 {
     const round_ctx *r = vctx;
-    if (!r->x->o->progress) return;
+    if (!r->x->o->progress || !ptq_group_leader(r->x)) return;
     int R = r->x->o->tsq.rounds;
     double el = now_s() - r->t0;
     fprintf(stderr, "ptq: block %lld/%lld tesseraq round %d/%d: loss %.4e (%.1f s, block ETA %.0f s)\n",
@@ -178,7 +165,9 @@ static int tesseraq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
     to.seed = x->o->seed * 1000003u + (uint64_t)l;
     round_ctx rc_ = {x, l, now_s()};
     double loss = 0.0;
-    if (!rc) rc = tsq_run(&st, x->X, x->Y, x->S, &to, ql, &loss, round_progress, &rc_);
+    if (x->grp) /* this rank's windows [s0, s0+S) of S_all; gradients summed over the group */
+        to.win_first = x->s0, to.win_count = x->S, to.reduce = ptq_group_tsq_reduce, to.reduce_ctx = x;
+    if (!rc) rc = tsq_run(&st, x->X, x->Y, x->grp ? x->S_all : x->S, &to, ql, &loss, round_progress, &rc_);
     tsq_free(&st);
     return rc;
 }
@@ -193,19 +182,25 @@ static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
         memset(x->H[i], 0, (size_t)(K * K) * sizeof(double));
     }
     TRY(block_pass(x, &x->m.layers[l], x->Y, want_h));
+    for (int i = 0; i < 4 && want_h; i++) { /* partial sums of the block group's windows */
+        int64_t K = i == 1 ? x->c.H * x->c.D : i == 3 ? x->c.F : x->c.C;
+        TRY(ptq_group_sum(x, x->H[i], K * K));
+    }
     TRY(quant_rtn_block(x, l, ql));
     tfm_layer w = dequant_layer(x, l, ql);
     TRY(block_pass(x, &w, x->Yq, 0));
-    x->err0[l] = x->err1[l] = mse(x, x->Yq, x->Y);
+    TRY(ptq_group_mse(x, x->Yq, x->Y, &x->err0[l])); /* over the block group's windows */
+    x->err1[l] = x->err0[l];
     if (x->o->method == PTQ_RTN) return UPQ_OK;
     if (x->o->method == PTQ_GPTQ || x->o->tsq_init_gptq) {
         free_block(ql);
         TRY(quant_gptq_block(x, l, ql));
     }
     if (x->o->method == PTQ_TESSERAQ) TRY(tesseraq_block(x, l, ql));
+    TRY(ptq_group_bcast_block(x, ql)); /* the leader's block is the one committed */
     w = dequant_layer(x, l, ql);
     TRY(block_pass(x, &w, x->Yq, 0));
-    x->err1[l] = mse(x, x->Yq, x->Y);
+    TRY(ptq_group_mse(x, x->Yq, x->Y, &x->err1[l]));
     return UPQ_OK;
 }
 
@@ -222,6 +217,7 @@ static int do_block(ptq_ctx *x, int64_t l, int *resumed)
     part_path(x->o, l, part, sizeof part);
     quant_layer *ql = &x->ql[l * H5Q_PROJ];
     *resumed = access(part, R_OK) == 0;
+    TRY(ptq_group_bcast_int(x, resumed)); /* the block group follows its leader */
     if (*resumed) {
         TRY(h5q_block_read(part, l, ql, &x->err0[l], &x->err1[l], x->params));
         tfm_layer w = dequant_layer(x, l, ql);
@@ -229,7 +225,7 @@ static int do_block(ptq_ctx *x, int64_t l, int *resumed)
                        x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, 0));
     } else {
         TRY(run_block(x, l, ql));
-        TRY(h5q_block_write(part, l, ql, x->err0[l], x->err1[l], x->params));
+        if (ptq_group_leader(x)) TRY(h5q_block_write(part, l, ql, x->err0[l], x->err1[l], x->params));
     }
     float *next = x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, *t = x->X;
     x->X = next;
@@ -263,7 +259,8 @@ static int ctx_acts(ptq_ctx *x, const ptq_opts *o)
 static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
 {
     tfm_config *c = &x->c;
-    x->S = o->calib_samples;
+    x->S = x->S_all = o->calib_samples;
+    x->sl.min_dim = o->scalapack_min_dim;
     x->T = o->seq_len;
     int64_t HD = c->H * c->D, KD = c->KV * c->D;
     TRY(ctx_acts(x, o));

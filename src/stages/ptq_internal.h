@@ -7,18 +7,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gptq.h"
+#include "group.h"
 #include "h5scratch.h"
 #include "model.h"
 #include "partition.h"
 #include "ptq.h"
 #include "ptq_block.h"
 #include "quant.h"
+#include "scalapack.h"
 
 typedef struct {
     const ptq_opts *o;
     tfm_model m;
     tfm_config c;
-    int64_t S, T;
+    int64_t S, T;          /* S: windows this rank holds (its block group share, else all) */
+    int64_t S_all, s0;     /* windows of the run; this rank's are [s0, s0 + S) (ptq_group.c) */
+    grp *grp;              /* this rank's block group (mpi/group.h); NULL: one rank alone */
+    sl_opts sl;            /* GPTQ inverse over the group (ScaLAPACK when K >= sl.min_dim) */
     float *X, *Y, *Yq;     /* (S, T, C): block inputs, FP outputs, quantized outputs */
     h5scratch *scr;        /* --scratch: X, Y, Yq are mapped from it (NULL: malloc'ed) */
     float *wq;             /* dequantized weights of the 7 linears of one block */
@@ -38,6 +44,24 @@ void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap);
 double ptq_now_s(void);
 /* --scratch: this rank is done with p[0..n) of X, Y or Yq for now (no-op in RAM). */
 void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n);
+
+/* ptq_group.c: a block group's shares of one block's work. Each is the one-rank result
+ * when x->grp is NULL. Sums run in a fixed order (mpi/group.h), so every member holds
+ * the same bits. */
+int ptq_group_leader(const ptq_ctx *x);                        /* commits and prints */
+int ptq_group_sum(ptq_ctx *x, double *buf, int64_t n);          /* buf summed over the group */
+/* Mean squared difference of this rank's windows of a and b (S, T, C), as the mean over
+ * all S_all windows: per-window sums added in window order, the same for any group. */
+int ptq_group_mse(ptq_ctx *x, const float *a, const float *b, double *out);
+/* GPTQ's inverse for input dimension K: ScaLAPACK on the group's grid (ctx = &x->sl)
+ * when the group has more than one rank and K >= --scalapack-min-dim, else NULL (LAPACK). */
+gptq_inverse_fn ptq_group_inverse(ptq_ctx *x, int64_t K);
+/* The leader's quantized block (codes, scales, offsets) to every member. */
+int ptq_group_bcast_block(ptq_ctx *x, quant_layer *ql);
+/* The leader's decision (e.g. "resumed") to every member. */
+int ptq_group_bcast_int(ptq_ctx *x, int *v);
+/* tsq_opts.reduce: sums TesseraQ's step gradient over the group (ctx = ptq_ctx *). */
+int ptq_group_tsq_reduce(void *ctx, float *buf, int64_t n);
 
 /* ptq_mpi.c: the run after ctx setup when there is more than one rank. `rc` is this
  * rank's setup status (agreed first). Same return on every rank. */

@@ -1,14 +1,16 @@
 /* ptq_mpi.c - `upq ptq` on several MPI ranks (ptq_internal.h): blocks partitioned over
- * block groups (mpi/partition.h, printed at start); with --input fp the FP hidden states
- * flow from group leader to group leader window by window (mpi/pipe.h: blocking receive,
- * forward through this group's blocks, non-blocking send), then every leader quantizes its
- * own blocks independently and commits each to its part file (ptq.c); finally rank 0
- * merges every block's part file into the one container, written (and so marked
- * complete) only when all blocks are in. A rerun with any rank count skips committed
- * blocks. With --input quant the exact sequential semantics need every earlier block, so
- * rank 0 runs them all (the pipelined quant mode is not written). Group members other than
- * the leader idle: calibration splitting inside a group is not written either.
- * SIGTERM/SIGUSR1: each rank stops after committing its current block; all exit 75. */
+ * block groups (mpi/partition.h, printed at start). With --input fp each member of a group
+ * of R ranks holds a contiguous slice of the calibration windows (member m: [S m/R,
+ * S (m+1)/R)); the FP hidden states of each window flow from the member holding it in one
+ * group to the member holding it in the next (mpi/pipe.h: blocking receive, forward
+ * through this group's blocks, non-blocking send); then the group works through its
+ * blocks together: partial X^T X, block errors and TesseraQ gradients summed over the
+ * group in a fixed order, GPTQ's inverse on the group's ScaLAPACK grid for wide layers
+ * (ptq_group.c); the leader commits each block to its part file (ptq.c). Finally rank 0
+ * merges every block's part file into the one container, written (and so marked complete)
+ * only when all blocks are in. A rerun with any rank count skips committed blocks. With
+ * --input quant: ptq_mpi_quant.c. SIGTERM/SIGUSR1: each group stops after committing its
+ * current block; all ranks exit 75. */
 #include <stdio.h>
 #include <string.h>
 
@@ -28,41 +30,60 @@ static void block_costs(const ptq_ctx *x, double *cost)
     for (int64_t l = 0; l < c->L; l++) cost[l] = part_block_cost(params, x->S * x->T, 1);
 }
 
-/* World rank of the leader of group g (-1 when there is no such group). */
-static int leader_of(const double *cost, int64_t L, int P, int R, int g)
+/* World ranks [*first, *first + *size) of group g (*first -1 when there is no such group). */
+static void group_ranks(const double *cost, int64_t L, int P, int R, int g, int *first, int *size)
 {
+    *first = -1, *size = 0;
     for (int r = 0; r < P; r++) {
         part_range q;
-        if (part_blocks(cost, L, r, P, R, &q) == UPQ_OK && q.group == g && q.group_rank == 0) return r;
+        if (part_blocks(cost, L, r, P, R, &q) == UPQ_OK && q.group == g && q.group_rank == 0)
+            *first = q.group_first_rank, *size = q.group_size;
     }
-    return -1;
 }
 
-/* Window by window: my first block's FP input from the previous leader (rank 0 keeps the
- * embeddings already in X), forwarded through my blocks and sent on to the next leader. */
-static int fp_chain(ptq_ctx *x, const part_range *p, int prev, int next)
+/* Member m of a group of R ranks holds the contiguous windows [S m / R, S (m+1) / R). */
+static int64_t share_first(int64_t S, int R, int m) { return S * m / R; }
+
+/* World rank that holds window s in the group of ranks [first, first + size). */
+static int window_owner(int first, int size, int64_t S, int64_t s)
 {
-    int64_t TC = x->T * x->c.C;
-    float *out = next >= 0 ? upq_malloc((size_t)(x->S * TC) * sizeof(float), "pipeline send buffer") : NULL;
-    float *tmp = next >= 0 ? upq_malloc((size_t)TC * sizeof(float), "pipeline window") : NULL;
+    int m = 0;
+    while (m + 1 < size && s >= share_first(S, size, m + 1)) m++;
+    return first + m;
+}
+
+/* Window by window, for this rank's windows [s0, s0 + S) only: the group's first block's FP
+ * input from the previous group's member holding it (group 0: the embeddings already in X,
+ * moved to the front), forwarded through the group's blocks and sent on to the next group's
+ * member holding it. prev/next: {first world rank, size}, first -1 when none. */
+static int fp_chain(ptq_ctx *x, const part_range *p, const int prev[2], const int next[2])
+{
+    int64_t TC = x->T * x->c.C, S = x->S_all;
+    float *out = next[0] >= 0 ? upq_malloc((size_t)(x->S * TC) * sizeof(float) + 1, "pipeline send buffer") : NULL;
+    float *tmp = next[0] >= 0 ? upq_malloc((size_t)TC * sizeof(float), "pipeline window") : NULL;
     pipe_sends *ps = NULL;
-    int rc = next >= 0 && (!out || !tmp) ? UPQ_EIO : pipe_sends_create(x->S, &ps);
-    for (int64_t s = 0; s < x->S && !rc; s++) {
-        if (prev >= 0) rc = pipe_recv(x->X + s * TC, TC, prev, (int)s);
-        if (rc || next < 0) continue;
-        const float *in = x->X + s * TC;
+    int rc = next[0] >= 0 && (!out || !tmp) ? UPQ_EIO : pipe_sends_create(x->S, &ps);
+    for (int64_t j = 0; j < x->S && !rc; j++) {
+        int64_t s = x->s0 + j;
+        float *in = x->X + j * TC;
+        if (prev[0] >= 0) rc = pipe_recv(in, TC, window_owner(prev[0], prev[1], S, s), (int)s);
+        else if (s != j) memmove(in, x->X + s * TC, (size_t)TC * sizeof(float)); /* s > j: not yet overwritten */
+        if (rc || next[0] < 0) continue;
+        const float *src = in;
         for (int64_t i = 0; i < p->count; i++) { /* ping-pong so that the last lands in out */
-            float *dst = (p->count - 1 - i) % 2 == 0 ? out + s * TC : tmp;
-            ptq_block_forward(&x->c, &x->m.layers[p->first + i], &x->ws, in, dst, x->T);
-            in = dst;
+            float *dst = (p->count - 1 - i) % 2 == 0 ? out + j * TC : tmp;
+            ptq_block_forward(&x->c, &x->m.layers[p->first + i], &x->ws, src, dst, x->T);
+            src = dst;
         }
-        rc = pipe_send_begin(ps, out + s * TC, TC, next, (int)s);
+        rc = pipe_send_begin(ps, out + j * TC, TC, window_owner(next[0], next[1], S, s), (int)s);
     }
     int rc2 = pipe_sends_destroy(ps);
     free(out), free(tmp);
     return rc ? rc : rc2;
 }
 
+/* Every member of the group works on every block (its windows); the leader prints and
+ * commits. A signal on any member stops the whole group after the same block. */
 static int quantize_range(ptq_ctx *x, int64_t first, int64_t count)
 {
     double t0 = ptq_now_s();
@@ -73,10 +94,11 @@ static int quantize_range(ptq_ctx *x, int64_t first, int64_t count)
         TRY(ptq_ctx_block(x, l, &resumed));
         if (!resumed) done++;
         else t0 = ptq_now_s();
-        ptq_ctx_progress(x, l, resumed, t0, tb, done);
-        if (sig_pending() && l + 1 < first + count) /* block l is committed: a safe point */
+        if (ptq_group_leader(x)) ptq_ctx_progress(x, l, resumed, t0, tb, done);
+        int sig = grp_max_i32(x->grp, sig_pending());
+        if (sig && l + 1 < first + count) /* block l is committed: a safe point */
             return UPQ_FAIL(UPQ_EPREEMPT, "ptq: signal %d: stopped after committing block %lld of %lld (rerun to resume)",
-                            sig_pending(), (long long)(l + 1), (long long)x->c.L);
+                            sig, (long long)(l + 1), (long long)x->c.L);
     }
     return UPQ_OK;
 }
@@ -110,32 +132,50 @@ static int agree(int rc)
     return UPQ_FAIL(all, "[rank %d] %s", first, msg);
 }
 
-int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
+/* --input fp: the partition (printed), this rank's block group and share of the windows,
+ * the FP chain, then every block of the group's range. */
+static int run_fp(ptq_ctx *x, const double *cost, part_range *p)
 {
     int P = par_size(), me = par_rank(), R = x->o->ranks_per_block;
+    int64_t L = x->c.L;
+    TRY(part_blocks(cost, L, me, P, R, p));
+    char *table = upq_malloc(65536, "partition table");
+    if (table && me == 0 && x->o->progress && !part_format(cost, L, P, R, table, 65536))
+        fprintf(stderr, "ptq: --input fp on %d ranks, %d block groups (calibration windows split within a group):\n%s",
+                P, p->ngroups, table);
+    free(table);
+    TRY(grp_create(p->group, p->group_rank, &x->grp));
+    x->s0 = share_first(x->S_all, p->group_size, p->group_rank);
+    x->S = share_first(x->S_all, p->group_size, p->group_rank + 1) - x->s0;
+    int prev[2], next[2];
+    group_ranks(cost, L, P, R, p->group - 1, &prev[0], &prev[1]);
+    group_ranks(cost, L, P, R, p->group + 1, &next[0], &next[1]);
+    TRY(fp_chain(x, p, prev, next));
+    return quantize_range(x, p->first, p->count);
+}
+
+int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
+{
+    int me = par_rank();
     if (!rc) rc = sig_install();
     TRY(agree(rc));
     int64_t L = x->c.L;
     double *cost = upq_malloc((size_t)L * sizeof(double), "block costs");
-    char *table = upq_malloc(65536, "partition table");
     part_range p;
     memset(&p, 0, sizeof p);
-    rc = cost && table ? UPQ_OK : UPQ_EIO;
+    rc = cost ? UPQ_OK : UPQ_EIO;
     if (!rc) block_costs(x, cost);
     if (!rc && x->o->input_mode == PTQ_INPUT_QUANT) { /* sequential semantics, pipelined (ptq_mpi_quant.c) */
         rc = ptq_mpi_quant(x, cost, &p);
         p.group_rank = -1; /* its blocks are done: not quantize_range below */
     } else if (!rc) {
-        rc = part_blocks(cost, L, me, P, R, &p);
-        if (!rc && me == 0 && x->o->progress && !part_format(cost, L, P, R, table, 65536))
-            fprintf(stderr, "ptq: --input fp on %d ranks, %d block groups:\n%s", P, p.ngroups, table);
-        if (!rc && p.group_rank == 0)
-            rc = fp_chain(x, &p, leader_of(cost, L, P, R, p.group - 1), leader_of(cost, L, P, R, p.group + 1));
+        rc = run_fp(x, cost, &p);
     }
-    if (!rc && p.group_rank == 0) rc = quantize_range(x, p.first, p.count);
     rc = agree(rc);
     if (!rc && me == 0) rc = merge(x, &p, calib_path);
     rc = agree(rc);
-    free(cost), free(table);
+    free(cost);
+    grp_destroy(x->grp);
+    x->grp = NULL;
     return rc;
 }

@@ -105,7 +105,7 @@ static void check_gptq(int bits, int group, int act_order, int64_t N, int64_t K)
     CHECK_OK(quant_layer_init(&q1, bits, group, N, K));
     CHECK_OK(quant_layer_init(&q2, bits, group, N, K));
     gptq_opts o = {0.01, 64, act_order};
-    sl_opts so = {0, 16}; /* force ScaLAPACK at every size */
+    sl_opts so = {0, 16, NULL}; /* force ScaLAPACK at every size */
     CHECK_OK(gptq_quantize(&q1, A, H1, &o));
     CHECK_OK(gptq_quantize_inv(&q2, B, H2, &o, sl_spd_inverse_hook, &so));
     int64_t diff = 0;
@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     check_inverse(256, 64, 0.05);
     check_inverse(300, 32, 1e-3);  /* worse conditioned */
     check_not_spd();
-    sl_opts lap = {1 << 30, 0};
+    sl_opts lap = {1 << 30, 0, NULL};
     double one[1] = {4.0};
     CHECK_OK(sl_spd_inverse(one, 1, &lap)); /* dispatcher: LAPACK path below min_dim */
     CHECK(one[0] == 0.25);

@@ -1,0 +1,59 @@
+/* ptq_group.c - a block group's shares of one block's work (ptq_internal.h): the group's
+ * ranks each hold a contiguous slice [s0, s0 + S) of the S_all calibration windows; their
+ * partial X^T X, per-window block errors and TesseraQ step gradients are summed over the
+ * group in a fixed order (mpi/group.h), GPTQ's damped inverse runs on the group's BLACS
+ * grid when the layer is wide enough (mpi/scalapack.h), and the leader's quantized block
+ * is the one every member continues with. With x->grp NULL every function is the one-rank
+ * computation. Not the window split or the FP chain (ptq_mpi.c). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5qmodel.h"
+#include "ptq_internal.h"
+#include "upq_err.h"
+
+int ptq_group_leader(const ptq_ctx *x) { return grp_rank(x->grp) == 0; }
+
+int ptq_group_sum(ptq_ctx *x, double *buf, int64_t n) { return grp_sum_f64(x->grp, buf, n); }
+
+int ptq_group_mse(ptq_ctx *x, const float *a, const float *b, double *out)
+{
+    int64_t TC = x->T * x->c.C, S_all = x->S_all ? x->S_all : x->S;
+    double *e = upq_calloc((size_t)S_all, sizeof(double), "per-window block errors");
+    if (!e) return UPQ_EIO;
+    for (int64_t s = 0; s < x->S; s++) {
+        double w = 0.0;
+        for (int64_t i = s * TC; i < (s + 1) * TC; i++) w += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        e[x->s0 + s] = w;
+        ptq_ctx_release(x, a + s * TC, TC);
+        ptq_ctx_release(x, b + s * TC, TC);
+    }
+    /* one member contributes each window and adding 0.0 is exact: the sum is the gather */
+    int rc = grp_sum_f64(x->grp, e, S_all);
+    double sum = 0.0;
+    for (int64_t s = 0; s < S_all; s++) sum += e[s];
+    free(e);
+    *out = sum / (double)(S_all * TC);
+    return rc;
+}
+
+gptq_inverse_fn ptq_group_inverse(ptq_ctx *x, int64_t K)
+{
+    if (grp_size(x->grp) < 2 || K < x->sl.min_dim) return NULL;
+    x->sl.comm = grp_comm(x->grp);
+    return sl_spd_inverse_hook;
+}
+
+int ptq_group_bcast_block(ptq_ctx *x, quant_layer *ql)
+{
+    for (int p = 0; p < H5Q_PROJ && grp_size(x->grp) > 1; p++) {
+        TRY(grp_bcast(x->grp, ql[p].codes, ql[p].N * ql[p].K, 0));
+        TRY(grp_bcast(x->grp, ql[p].scales, ql[p].N * ql[p].nb * (int64_t)sizeof(uint16_t), 0));
+        TRY(grp_bcast(x->grp, ql[p].offsets, ql[p].N * ql[p].nb * (int64_t)sizeof(uint16_t), 0));
+    }
+    return UPQ_OK;
+}
+
+int ptq_group_bcast_int(ptq_ctx *x, int *v) { return grp_bcast(x->grp, v, sizeof *v, 0); }
+
+int ptq_group_tsq_reduce(void *ctx, float *buf, int64_t n) { return grp_sum_f32(((ptq_ctx *)ctx)->grp, buf, n); }
