@@ -131,6 +131,71 @@ KQ_CORE_INLINE void kq_gemv_rows_core(const kq_xq *xq, const kq_qmat *W, int64_t
             Y[i * ldy + n + r * step] = kq_hsum(acc[r][i]) + _mm_cvtss_f32(_mm_movehdup_ps(accm[r][i]));
 }
 
+/* Chunks 0..nc-1 of one block's codes into cr. For 2-bit 64-blocks (B = 16) one 16-byte
+ * load feeds both chunks: shifted by (0, 2) per lane it is chunk 0 (planes 0 | 1), and
+ * that shifted by 4 more is chunk 1 (planes 2 | 3): one shift vector for all rows. */
+KQ_CORE_INLINE void kq_codes_block(const uint8_t *qs, __m256i *cr, const int bits, const int B,
+                                   const int nc)
+{
+    if (bits == 2 && B == 16) {
+        const __m256i mask = _mm256_set1_epi8(3);
+        __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+        v = _mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 2, 2));
+        cr[0] = _mm256_and_si256(v, mask);
+        cr[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+        return;
+    }
+    for (int c = 0; c < nc; c++) cr[c] = kq_codes32(qs, bits, B, c);
+}
+
+/* M = 1, the decode case: rows n + r*step (r < 4) side by side, four memory streams.
+ * Written apart from kq_gemv_rows_core so that its 4 + 4 accumulators, the shared
+ * activation vectors and the constants fit the 16 vector registers (the general loop
+ * spilled them to the stack), and so that it prefetches each 64-byte line about once:
+ * two of the four rows per block in turn (a row's stream advances a block per step, and
+ * two blocks are at most 2 x 36 bytes for the formats the prefetch matters for). */
+KQ_CORE_INLINE void kq_gemv_m1x4(const kq_xq *xq, const kq_qmat *W, int64_t n, int64_t step,
+                                 float *Y, const int bits, const int bg)
+{
+    enum { PF_LINES = 16 }; /* prefetch distance in cache lines of each stream */
+    const int B = bg * bits / 8, nc = bg / 32;
+    const int64_t nb = W->nb, bb = W->block_bytes, rs = nb * bb * step;
+    __m256 acc[4];
+    __m128 accm = _mm_setzero_ps(); /* lane r: row r's sum of m * sum(x) */
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    const uint8_t *blk = kq_qmat_block(W, n, 0);
+    const int8_t *q = xq->q;
+    const int16_t *u = xq->u;
+    const float *dgp = xq->dg;
+    for (int64_t b = 0; b < nb; b++, blk += bb, q += bg, u += 4, dgp += 2) {
+        const int pr = (int)(b & 1);
+        _mm_prefetch((const char *)blk + pr * rs + 64 * PF_LINES, _MM_HINT_T0);
+        _mm_prefetch((const char *)blk + (pr + 2) * rs + 64 * PF_LINES, _MM_HINT_T0);
+        __m256i xv[4], uv[4];
+        for (int c = 0; c < nc; c++) {
+            xv[c] = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
+            uv[c] = _mm256_set1_epi16(u[c]);
+        }
+        const __m128 dg = _mm_castpd_ps(_mm_load_sd((const double *)dgp));
+        __m128 p[4];
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *br = blk + r * rs;
+            int32_t hdr;
+            memcpy(&hdr, br, 4);
+            __m256i cr[4];
+            kq_codes_block(br + KQ_HDR_BYTES, cr, bits, B, nc);
+            p[r] = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(hdr)), dg); /* (s*e, m*sum x) */
+            acc[r] = _mm256_fmadd_ps(kq_block_dot(cr, xv, uv, nc), _mm256_broadcastss_ps(p[r]), acc[r]);
+        }
+        /* (s0e, s1e, m0sx, m1sx), (s2e, s3e, m2sx, m3sx) -> (m0sx, m1sx, m2sx, m3sx) */
+        const __m128 p01 = _mm_unpacklo_ps(p[0], p[1]), p23 = _mm_unpacklo_ps(p[2], p[3]);
+        accm = _mm_add_ps(accm, _mm_shuffle_ps(p01, p23, 0xEE));
+    }
+    float m4[4];
+    _mm_storeu_ps(m4, accm);
+    for (int r = 0; r < 4; r++) Y[n + r * step] = kq_hsum(acc[r]) + m4[r];
+}
+
 /* Rows [n0, n1). M = 1: rows j, j+q, j+2q, j+3q side by side (q = a quarter of the
  * range), which streamed from DRAM measurably faster here than adjacent rows (one
  * stream); M <= 4: adjacent pairs; then single rows. */
@@ -140,7 +205,7 @@ KQ_CORE_INLINE void kq_gemv_rows_m(const kq_xq *xq, const kq_qmat *W, int64_t n0
     int64_t n = n0;
     if (M == 1) { /* four distant rows at once: four memory streams */
         const int64_t q = (n1 - n0) / 4;
-        for (int64_t j = 0; j < q; j++) kq_gemv_rows_core(xq, W, n0 + j, q, Y, ldy, M, 4, bits, bg);
+        for (int64_t j = 0; j < q; j++) kq_gemv_m1x4(xq, W, n0 + j, q, Y, bits, bg);
         n = n0 + 4 * q;
     }
     if (M <= 4)

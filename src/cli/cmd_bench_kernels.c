@@ -24,9 +24,18 @@ enum { BK_MAX_THREADS = 8 };
 
 typedef struct { int64_t N, K; const char *what; } bk_shape;
 typedef struct { int bits, group; } bk_fmt;
+enum { BK_MAX_SEL = 16 };
 typedef struct {
     int json, quick;
     int threads[BK_MAX_THREADS], nthreads;
+    int64_t shapes[BK_MAX_SEL][2];    /* --shapes: N, K pairs; nshapes 0 = every shape */
+    int nshapes;
+    int fmts[BK_MAX_SEL][2];          /* --formats: bits, group; nfmts 0 = every format */
+    int nfmts;
+    int gemv, gemm;                   /* --only: which parts run */
+    size_t pool_bytes;                /* --pool-mib: bytes the weights are cycled through */
+    int64_t ms[BK_MAX_SEL];           /* --m: GEMV takes those <= 8, GEMM the others */
+    int nms;                          /* 0: GEMV 1, 8; GEMM 16, 64, 256, 1024 */
     double min_s;                     /* time each measurement at least this long */
     double stream_gbps[BK_MAX_THREADS + 1];
 } bk_opts;
@@ -39,7 +48,36 @@ static const bk_shape bk_shapes[] = {
     {512, 64, "260k lm_head"},
 };
 static const bk_fmt bk_fmts[] = {{2, 64}, {2, 128}, {4, 128}};
-static const int64_t bk_gemm_M[] = {16, 64, 256, 1024};
+static const int64_t bk_gemm_M[] = {16, 32, 64, 128, 256, 512, 1024};
+enum { BK_NGEMM_M = (int)(sizeof bk_gemm_M / sizeof bk_gemm_M[0]) };
+enum { BK_NFMT = (int)(sizeof bk_fmts / sizeof bk_fmts[0]) };
+
+/* --formats, else INT2 g128 only under --quick, else all. */
+static int bk_fmt_selected(const bk_opts *o, const bk_fmt *fm)
+{
+    for (int i = 0; i < o->nfmts; i++)
+        if (o->fmts[i][0] == fm->bits && o->fmts[i][1] == fm->group) return 1;
+    return o->nfmts ? 0 : !o->quick || (fm->bits == 2 && fm->group == 128);
+}
+
+/* --m, else the defaults (GEMV M = 1 and 8, GEMM M = 16..1024; fewer under --quick). */
+static int bk_m_selected(const bk_opts *o, int64_t M)
+{
+    for (int i = 0; i < o->nms; i++)
+        if (o->ms[i] == M) return 1;
+    if (o->nms) return 0;
+    return M == 1 || (!o->quick && (M == 8 || M == 64 || M == 1024)) || M == 16 || M == 256;
+}
+
+/* --shapes, else the three quick shapes under --quick, else all. */
+static int bk_shape_selected(const bk_opts *o, const bk_shape *s)
+{
+    for (int i = 0; i < o->nshapes; i++)
+        if (o->shapes[i][0] == s->N && o->shapes[i][1] == s->K) return 1;
+    if (o->nshapes) return 0;
+    return !o->quick || (s->N == 4096 && s->K == 4096) || (s->N == 384 && s->K == 384) ||
+           (s->N == 64 && s->K == 64);
+}
 
 static double bk_now(void)
 {
@@ -217,7 +255,7 @@ static int bk_gemv_shape(const bk_opts *o, const bk_shape *sh, uint8_t *pool, fl
     bk_ctx b = {.x = x, .y = y, .wf = fpool, .wf_elems = (size_t)(N * K), .M = 1};
     kq_qmat_init(&b.q, 2, KQ_GROUP_CHANNEL, N, K, NULL);
     /* FP32 BLIS GEMV baseline: 4NK bytes per call, cycled the same way */
-    int64_t fcopy = (int64_t)(BK_POOL_BYTES / (sizeof(float) * (size_t)(N * K)));
+    int64_t fcopy = (int64_t)(o->pool_bytes / (sizeof(float) * (size_t)(N * K)));
     if (fcopy > 65536) fcopy = 65536;
     if (fcopy < 1) fcopy = 1;
     bk_fill_floats(fpool, (int64_t)(fcopy * N * K), 11);
@@ -228,14 +266,14 @@ static int bk_gemv_shape(const bk_opts *o, const bk_shape *sh, uint8_t *pool, fl
         bk_emit(o, "blis_sgemv_f32", 0, 0, 1, N, K, t, s * 1e6, gbps, gbps / o->stream_gbps[t],
                 2.0 * (double)(N * K) / s * 1e-9, -1);
     }
-    int nf = o->quick ? 1 : (int)(sizeof bk_fmts / sizeof bk_fmts[0]);
-    for (int f = 0; f < nf; f++) {
-        const bk_fmt *fm = o->quick ? &bk_fmts[1] : &bk_fmts[f];
+    for (int f = 0; f < BK_NFMT; f++) {
+        const bk_fmt *fm = &bk_fmts[f];
+        if (!bk_fmt_selected(o, fm)) continue;
         kq_qmat_init(&b.q, fm->bits, fm->group, N, K, pool);
         b.bytes = kq_qmat_bytes(fm->bits, fm->group, N, K);
         /* at most 65536 copies: tiny matrices (stories260k) still span > 64 MiB, and a
          * pass stays well under a second although each call costs microseconds */
-        int64_t ncopy = (int64_t)(BK_POOL_BYTES / b.bytes);
+        int64_t ncopy = (int64_t)(o->pool_bytes / b.bytes);
         if (ncopy > 65536) ncopy = 65536;
         if (ncopy < 1) ncopy = 1;
         bk_fill_qmat(&b.q, pool, (size_t)ncopy * b.bytes, 7);
@@ -244,9 +282,8 @@ static int bk_gemv_shape(const bk_opts *o, const bk_shape *sh, uint8_t *pool, fl
         if (!b.ws) { free(x); free(y); return UPQ_EIO; }
         char name[32];
         snprintf(name, sizeof name, "gemv_%s", kq_kernels_active()->name);
-        /* M = 1 (decode), and M = 8 (small batch) outside --quick */
-        for (b.M = 1; b.M <= (o->quick ? 1 : KQ_GEMV_MAX_M); b.M += KQ_GEMV_MAX_M - 1)
-            for (int ti = 0; ti < o->nthreads; ti++) {
+        for (b.M = 1; b.M <= KQ_GEMV_MAX_M; b.M++)
+            for (int ti = 0; ti < o->nthreads && bk_m_selected(o, b.M); ti++) {
                 int t = o->threads[ti];
                 double s = bk_time(bk_call_gemv, &b, ncopy, t, o->min_s);
                 double gbps = (double)b.bytes / s * 1e-9;
@@ -281,9 +318,9 @@ static int bk_gemm_shape(const bk_opts *o, const bk_shape *sh, int64_t M, uint8_
         bk_emit(o, "blis_sgemm_f32", 0, 0, M, N, K, t, blis_s[t] * 1e6, -1, -1,
                 flop / blis_s[t] * 1e-9, 1.0);
     }
-    int nf = o->quick ? 1 : (int)(sizeof bk_fmts / sizeof bk_fmts[0]);
-    for (int f = 0; f < nf; f++) {
-        const bk_fmt *fm = o->quick ? &bk_fmts[1] : &bk_fmts[f];
+    for (int f = 0; f < BK_NFMT; f++) {
+        const bk_fmt *fm = &bk_fmts[f];
+        if (!bk_fmt_selected(o, fm)) continue;
         kq_qmat_init(&b.q, fm->bits, fm->group, N, K, pool);
         bk_fill_qmat(&b.q, pool, kq_qmat_bytes(fm->bits, fm->group, N, K), 9);
         for (int ti = 0; ti < o->nthreads; ti++) {
@@ -305,7 +342,8 @@ static int bk_gemm_shape(const bk_opts *o, const bk_shape *sh, int64_t M, uint8_
 static void bk_usage(FILE *f)
 {
     fprintf(f,
-            "usage: upq bench kernels [--json] [--quick] [--threads LIST]\n\n"
+            "usage: upq bench kernels [--json] [--quick] [--threads LIST] [--shapes LIST]\n"
+            "                         [--formats LIST] [--only gemv|gemm] [--pool-mib N] [--m LIST]\n\n"
             "Packed INT2/INT4 kernels on the shapes of LLaMA-7B and the ../shared models:\n"
             "  GEMV (M = 1; and M = 8): time, effective GB/s of packed weights, the ratio to a\n"
             "    streaming-read bandwidth measured in the same run; weights are cycled through\n"
@@ -317,10 +355,41 @@ static void bk_usage(FILE *f)
             "                  stream_read lines give the bytes read as K)\n"
             "  --quick         smoke run: few shapes, INT2 g128 only, short timings\n"
             "  --threads LIST  thread counts (default 1,2; at most %d)\n"
+            "  --shapes LIST   only these of the shapes above, as NxK (e.g. 4096x4096,11008x4096)\n"
+            "  --formats LIST  only these of int2 g64, int2 g128, int4 g128, as BITSgGROUP\n"
+            "                  (e.g. 2g64,4g128)\n"
+            "  --only WHAT     gemv or gemm: run only that part (the stream read always runs)\n"
+            "  --m LIST        M values: GEMV runs those in 1..8 (default 1,8), GEMM those in\n"
+            "                  16,32,64,128,256,512,1024 (default 16,64,256,1024)\n"
+            "  --pool-mib N    cycle weights (and the stream read) through N MiB, 1..%zu; a\n"
+            "                  small pool keeps them in cache: the kernels' compute ceiling\n"
             "  --help          this text\n\n"
             "UPQ_KERNELS=ref benchmarks the plain-C references. Figures are noisy on a shared\n"
             "machine; numbers are the best of repeated passes.\n",
-            BK_POOL_BYTES >> 20, BK_MAX_THREADS);
+            BK_POOL_BYTES >> 20, BK_MAX_THREADS, BK_POOL_BYTES >> 20);
+}
+
+/* "4096x4096,11008x4096" (shapes) or "2g64,4g128" (formats) into o. */
+static int bk_parse_pairs(const char *arg, int shapes, bk_opts *o)
+{
+    const char *what = shapes ? "--shapes" : "--formats";
+    const char sep = shapes ? 'x' : 'g';
+    int n = 0;
+    for (const char *p = arg; *p;) {
+        char *end;
+        long long a = strtoll(p, &end, 10), b = -1;
+        if (end != p && *end == sep) b = strtoll(end + 1, &end, 10);
+        if (b < 0 || (*end && *end != ',') || n == BK_MAX_SEL)
+            return cli_usage_error("bench kernels", "%s: expected at most %d items like %s, got '%s'",
+                                   what, BK_MAX_SEL, shapes ? "4096x4096" : "2g64", arg);
+        if (shapes) o->shapes[n][0] = a, o->shapes[n][1] = b;
+        else o->fmts[n][0] = (int)a, o->fmts[n][1] = (int)b;
+        n++;
+        p = *end ? end + 1 : end;
+    }
+    if (shapes) o->nshapes = n;
+    else o->nfmts = n;
+    return 0;
 }
 
 static int bk_parse(int argc, char **argv, bk_opts *o)
@@ -328,15 +397,40 @@ static int bk_parse(int argc, char **argv, bk_opts *o)
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"quick", no_argument, 0, 'q'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"shapes", required_argument, 0, 's'},
+                                         {"formats", required_argument, 0, 'f'},
+                                         {"only", required_argument, 0, 'o'},
+                                         {"pool-mib", required_argument, 0, 'p'},
+                                         {"m", required_argument, 0, 'm'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    *o = (bk_opts){.nthreads = 2, .threads = {1, 2}, .min_s = 0.3};
+    *o = (bk_opts){.nthreads = 2, .threads = {1, 2}, .min_s = 0.3, .gemv = 1, .gemm = 1,
+                   .pool_bytes = BK_POOL_BYTES};
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'j') o->json = 1;
         else if (c == 'q') o->quick = 1;
         else if (c == 'h') { bk_usage(stdout); return -1; }
+        else if (c == 's' || c == 'f') TRY(bk_parse_pairs(optarg, c == 's', o));
+        else if (c == 'o' && (!strcmp(optarg, "gemv") || !strcmp(optarg, "gemm"))) {
+            o->gemv = optarg[3] == 'v';
+            o->gemm = !o->gemv;
+        } else if (c == 'o') return cli_usage_error("bench kernels", "--only: gemv or gemm, not '%s'", optarg);
+        else if (c == 'm') {
+            int64_t *ids = NULL, n = 0;
+            TRY(cli_parse_ids("bench kernels", optarg, &ids, &n));
+            if (n < 1 || n > BK_MAX_SEL) { free(ids); return cli_usage_error("bench kernels", "--m: 1 to %d values", BK_MAX_SEL); }
+            memcpy(o->ms, ids, sizeof(int64_t) * (size_t)n);
+            o->nms = (int)n;
+            free(ids);
+        } else if (c == 'p') {
+            char *end;
+            long long mib = strtoll(optarg, &end, 10);
+            if (*end || mib < 1 || (size_t)mib > (BK_POOL_BYTES >> 20))
+                return cli_usage_error("bench kernels", "--pool-mib: 1..%zu, not '%s'", BK_POOL_BYTES >> 20, optarg);
+            o->pool_bytes = (size_t)mib << 20;
+        }
         else if (c == 't') {
             int64_t *ids = NULL, n = 0;
             TRY(cli_parse_ids("bench kernels", optarg, &ids, &n));
@@ -354,10 +448,6 @@ static int bk_parse(int argc, char **argv, bk_opts *o)
     return 0;
 }
 
-static int bk_shape_in_quick(const bk_shape *s)
-{
-    return (s->N == 4096 && s->K == 4096) || (s->N == 384 && s->K == 384) || (s->N == 64 && s->K == 64);
-}
 
 int cmd_bench_kernels(int argc, char **argv)
 {
@@ -374,14 +464,14 @@ int cmd_bench_kernels(int argc, char **argv)
     float *fpool = bk_alloc(fbytes > BK_POOL_BYTES ? fbytes : BK_POOL_BYTES, "fp32 weight pool");
     if (!pool || !fpool) { free(pool); free(fpool); return cli_report("bench kernels", UPQ_EIO); }
     bk_fill_random(pool, BK_POOL_BYTES, 1);
-    bk_stream(&o, pool, BK_POOL_BYTES);
+    bk_stream(&o, pool, o.pool_bytes);
     const int nshape = (int)(sizeof bk_shapes / sizeof bk_shapes[0]);
-    for (int s = 0; s < nshape && !rc; s++)
-        if (!o.quick || bk_shape_in_quick(&bk_shapes[s])) rc = bk_gemv_shape(&o, &bk_shapes[s], pool, fpool);
-    for (int s = 0; s < nshape && !rc; s++)
-        for (int mi = 0; mi < 4 && !rc; mi++) {
+    for (int s = 0; s < nshape && !rc && o.gemv; s++)
+        if (bk_shape_selected(&o, &bk_shapes[s])) rc = bk_gemv_shape(&o, &bk_shapes[s], pool, fpool);
+    for (int s = 0; s < nshape && !rc && o.gemm; s++)
+        for (int mi = 0; mi < BK_NGEMM_M && !rc; mi++) {
             int64_t M = bk_gemm_M[mi];
-            if (o.quick && (!bk_shape_in_quick(&bk_shapes[s]) || M == 64 || M == 1024)) continue;
+            if (!bk_shape_selected(&o, &bk_shapes[s]) || !bk_m_selected(&o, M)) continue;
             rc = bk_gemm_shape(&o, &bk_shapes[s], M, pool, fpool);
         }
     free(pool);

@@ -160,6 +160,12 @@ int main(void)
                 for (int c = 0; c < 8; c++)
                     check_one(bits[b], groups[g], 1 + (c + g) % KQ_GEMV_MAX_M, Ns[(c + b) % 5],
                               Ks[(c * 7 + g) % 6], 1 + c % 2);
+        /* M = 1 (decode) on every format: the four-distant-rows loop with 0..3 rows left
+         * over per thread, 1 to 3 threads, every K */
+        const int64_t N1[] = {4, 15, 33, 100, 131, 8};
+        for (int b = 0; b < 2; b++)
+            for (int g = 0; g < 4; g++)
+                for (int c = 0; c < 6; c++) check_one(bits[b], groups[g], 1, N1[c], Ks[(c + g + b) % 6], 1 + c % 3);
     }
     printf("table %s: worst |err|/bound %.3f, worst relative rms error %.2e\n",
            kq_kernels_active()->name, max_rel, max_rel_rms);
