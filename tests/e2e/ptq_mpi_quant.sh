@@ -8,7 +8,8 @@
 # counts resume, including a rank that rebuilds its input from committed blocks it does not
 # own, and write the identical container. Then tinyllama-15m (8 blocks, tiny calibration):
 # rtn and gptq at np 1, 2, 4 identical to plain; SIGUSR1 to mpirun mid-run on 4 ranks:
-# exit 75, committed blocks, no container, resume on 2 ranks identical.
+# exit 75, committed blocks, no container, resume on 2 ranks identical; kill -9 of one rank
+# on 4 ranks: the job ends, the rerun on 4 ranks gives the identical container.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}"
 W=$(mktemp -d)
@@ -107,3 +108,22 @@ echo "SIGUSR1 mid-run on 4 ranks: exit 75 after $(( $(date +%s) - t0 )) s, $n of
 run t_sig 2 "${tl[@]}" --method gptq || { cat "$W/t_sig/stderr" >&2; fail "resume after SIGUSR1"; }
 same t_gptq_0 t_sig
 echo "resume on 2 ranks: identical container"
+
+# kill -9 of one rank once a block is done on 4 ranks: the job ends; the rerun on 4 ranks
+# resumes and gives the identical container
+mkdir -p "$W/t_kill"
+(cd "$W/t_kill" && exec "$MPIRUN" -np 4 "$UPQ" ptq "${tl[@]}" --method gptq --out q.h5 >stdout 2>stderr) &
+bg=$!
+for _ in $(seq 600); do grep -q "^ptq: block" "$W/t_kill/stderr" 2>/dev/null && break; sleep 0.1; done
+victim=$(pgrep -P "$(pgrep -P "$bg" | head -1)" | tail -1 || true)
+[[ -z "$victim" ]] && victim=$(pgrep -P "$bg" | tail -1)
+[[ -n "$victim" ]] || fail "no rank process found to kill"
+kill -9 "$victim"
+t0=$(date +%s)
+rc=0; wait "$bg" || rc=$?
+[[ $rc != 0 ]] || fail "kill -9 of a rank: job exit 0"
+[[ ! -e "$W/t_kill/q.h5" ]] || fail "container written although a rank died"
+echo "kill -9 of one rank: job ended with exit $rc after $(( $(date +%s) - t0 )) s"
+run t_kill 4 "${tl[@]}" --method gptq || { cat "$W/t_kill/stderr" >&2; fail "rerun after kill -9"; }
+same t_gptq_0 t_kill
+echo "rerun on 4 ranks after kill -9: identical container"
