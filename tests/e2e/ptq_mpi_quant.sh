@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ptq_mpi_quant.sh - pipelined `upq ptq --input quant` under mpirun (issue 6): on a demo
 # model (4 blocks) with rtn and gptq, mpirun -np 1, 2 and 4 give containers byte-identical
-# to the plain one-rank run (and different from --input fp's: the mode matters); the
-# pipeline is printed at start. A rank that fails (an obstacle where its block's part file
+# to the plain one-rank run (and different from --input fp's: the mode matters), and so
+# does np 6 (more ranks than blocks: block groups); the pipeline is printed at start. A rank that fails (an obstacle where its block's part file
 # belongs) makes the job exit nonzero within seconds with one message, the later ranks stop
 # without waiting, earlier blocks stay committed, no container; reruns with other rank
 # counts resume, including a rank that rebuilds its input from committed blocks it does not
@@ -44,6 +44,12 @@ for method in rtn gptq; do
     ! cmp -s "$W/d_${method}_0/q.h5" "$W/d_${method}_fp/q.h5" || fail "--input quant and fp give the same container"
     echo "demo $method --input quant: np 1, 2, 4 byte-identical to the plain run (and not to --input fp)"
 done
+
+# more ranks than blocks: block groups of 2 and 1 ranks, only the leaders work
+run d_np6 6 "${demo[@]}" --method gptq --input quant || { cat "$W/d_np6/stderr" >&2; fail "np 6"; }
+grep -q "^group 0: ranks 0-1, blocks 0-0" "$W/d_np6/stderr" || fail "np 6: block groups not printed"
+same d_gptq_0 d_np6
+echo "demo gptq --input quant on 6 ranks (4 block groups): identical"
 
 # a failing rank: rank 2 of 4 cannot write block 2's part file; rank 3 must not wait
 mkdir -p "$W/d_fail/q.h5.parts/block_002.h5"
