@@ -1,9 +1,10 @@
 /* run.c - the `upq run` orchestrator (run.h): the stage table, run directories, the
  * resolved job record, and the stop-at-a-safe-point rule between stages. A new stage
  * joins by adding its keys to run_known_keys and one row to `stages`. The stages
- * themselves live in run_model.c, run_ppl.c (and later ptq, teacher, qat ...). */
+ * themselves live in run_model.c, run_prepare.c, run_ptq.c, run_ppl.c. */
 #include "run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@ const char *const run_known_keys[] = {
     "job.name", "job.dir",
     "model.demo", "model.path", "model.steps", "model.seed", "model.corpus_bytes", "model.threads",
     "data.eval_tokens", "data.calib",
+    "prepare.enabled", "prepare.inputs", "prepare.tokenizer", "prepare.seq_len", "prepare.packing",
+    "prepare.shard_rows", "prepare.val_fraction", "prepare.seed", "prepare.wikitext", "prepare.calib_tokens",
     "ptq.enabled", "ptq.bits", "ptq.group", "ptq.method", "ptq.clip", "ptq.act_order", "ptq.calib_samples",
     "ptq.seq_len", "ptq.seed", "ptq.damp", "ptq.input",
     "ppl.enabled", "ppl.ctx", "ppl.batch", "ppl.max_windows", "ppl.checkpoint_every",
@@ -36,6 +39,7 @@ typedef struct {
 /* In pipeline order (DESIGN.md): model -> prepare -> ptq -> teacher -> qat -> eval. */
 static const run_stage stages[] = {
     {"model", run_check_model, run_stage_model, "the FP model (built-in demo model, or model.path)"},
+    {"prepare", run_check_prepare, run_stage_prepare, "token shards from prepare.inputs (prepare.enabled; ptq calibrates on them)"},
     {"ptq", run_check_ptq, run_stage_ptq, "block-wise PTQ on every rank (ptq.enabled; resumes from block parts)"},
     {"ppl", run_check_ppl, run_stage_ppl, "perplexity of the current model on data.eval_tokens (checkpointed)"},
 };
@@ -51,6 +55,34 @@ int run_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+int run_clear_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? UPQ_OK : UPQ_FAIL(UPQ_EIO, "%s: %s", dir, strerror(errno));
+    int rc = UPQ_OK;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char f[RUN_PATH_MAX + 300];
+        snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
+        if (unlink(f) && errno != ENOENT) rc = UPQ_FAIL(UPQ_EIO, "removing %s: %s", f, strerror(errno));
+    }
+    closedir(d);
+    return rc;
+}
+
+int run_file_is(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t k = strlen(key), n = 0;
+    char *buf = malloc(k + 2);
+    if (buf) n = fread(buf, 1, k + 2, f);
+    fclose(f);
+    int same = buf && n == k + 1 && !memcmp(buf, key, k) && buf[k] == '\n';
+    free(buf);
+    return same;
 }
 
 int run_mkdir_p(const char *dir)
@@ -149,6 +181,28 @@ static int absolutize(job_file *j, const char *sect, const char *key)
     return job_put(j, sect, key, buf, 0);
 }
 
+/* The same for a comma-separated list of paths. */
+static int absolutize_list(job_file *j, const char *sect, const char *key)
+{
+    const char *v = job_get(j, sect, key);
+    if (!v || !*v) return UPQ_OK;
+    char cwd[RUN_PATH_MAX], out[4 * RUN_PATH_MAX] = "";
+    if (!getcwd(cwd, sizeof cwd)) return UPQ_FAIL(UPQ_EIO, "getcwd: %s", strerror(errno));
+    size_t n = 0;
+    for (const char *s = v; *s;) {
+        while (*s == ' ' || *s == ',') s++;
+        size_t len = strcspn(s, ",");
+        while (len && s[len - 1] == ' ') len--;
+        if (!len) break;
+        int w = snprintf(out + n, sizeof out - n, "%s%s%s%.*s", n ? "," : "", s[0] == '/' ? "" : cwd,
+                         s[0] == '/' ? "" : "/", (int)len, s);
+        if (w < 0 || (size_t)w >= sizeof out - n) return UPQ_FAIL(UPQ_EINPUT, "%s: %s.%s is too long", j->path, sect, key);
+        n += (size_t)w;
+        s += strcspn(s, ",");
+    }
+    return job_put(j, sect, key, out, 0);
+}
+
 /* Creates the run directory (rank 0), records the job, and moves every rank into
  * job.dir: stages then name their files relative to it (shared/model, points/3/...),
  * so the bytes they record (provenance paths) do not depend on where job.dir lies. */
@@ -176,6 +230,8 @@ static int prepare_dirs(run_ctx *r, const job_file *job, job_file *resolved, int
     TRY(absolutize(resolved, "model", "path"));
     TRY(absolutize(resolved, "data", "eval_tokens"));
     TRY(absolutize(resolved, "data", "calib"));
+    TRY(absolutize(resolved, "prepare", "tokenizer"));
+    TRY(absolutize_list(resolved, "prepare", "inputs"));
     r->job = resolved;
     if (chdir(top)) return UPQ_FAIL(UPQ_EIO, "chdir %s: %s", top, strerror(errno));
     if (sweep_index < 0) snprintf(r->dir, sizeof r->dir, ".");
@@ -221,7 +277,8 @@ static int run_stages(run_ctx *r)
         }
         if (rc) return rc;
         if (root) {
-            printf("upq run: stage %-8s %s\n", stages[s].name, skipped ? "complete already (skipped)" : "done");
+            printf("upq run: stage %-8s %s\n", stages[s].name,
+                   skipped == RUN_STAGE_OFF ? "not enabled" : skipped ? "complete already (skipped)" : "done");
             fflush(stdout);
         }
         if (s + 1 < N_STAGES && sig_agree_stop()) {

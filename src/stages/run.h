@@ -21,6 +21,8 @@ typedef struct {
     char model[RUN_PATH_MAX];    /* the model the next stage reads (set by stages) */
     char fp_model[RUN_PATH_MAX]; /* the FP model (model stage): the demo's data lie beside it */
     char model_key[2048];        /* what made `model` (stages' options): later results record it */
+    char calib[RUN_PATH_MAX];    /* the prepare stage's calibration stream ("" without one) */
+    char calib_key[1100];        /* what made `calib` (the prepare stage's options) */
     int64_t sweep_index;         /* -1 outside a sweep */
     int verbose;                 /* rank 0 prints one line per stage */
 } run_ctx;

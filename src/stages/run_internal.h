@@ -14,16 +14,25 @@ int run_write_atomic(const char *path, const void *data, size_t n);
 int run_exists(const char *path);
 /* snprintf of "a/b" with an assertion that it fits. */
 void run_join(char *buf, size_t cap, const char *a, const char *b);
+/* Removes every entry of a flat folder (not the folder; fine when it is absent).
+ * UPQ_EIO naming the file. Rank-local. */
+int run_clear_dir(const char *dir);
+/* 1 when the file holds exactly key and a newline (a stage's record of its options). */
+int run_file_is(const char *path, const char *key);
 
 /* Option checks, run on every stage before the first one starts (a typo fails in
  * seconds, not after hours of an earlier stage): UPQ_EINPUT naming file:line. */
 int run_check_model(const job_file *j);
 int run_check_ppl(const job_file *j);
 int run_check_ptq(const job_file *j);
+int run_check_prepare(const job_file *j);
 
-/* Stage drivers: collective; *skipped = 1 when the output was already complete. */
+/* Stage drivers: collective; *skipped = 1 when the output was already complete,
+ * RUN_STAGE_OFF when the job does not enable the stage. */
+#define RUN_STAGE_OFF 2
 int run_stage_model(run_ctx *r, int *skipped);
 int run_stage_ppl(run_ctx *r, int *skipped);
 int run_stage_ptq(run_ctx *r, int *skipped);
+int run_stage_prepare(run_ctx *r, int *skipped);
 
 #endif

@@ -209,8 +209,9 @@ int run_stage_ppl(run_ctx *r, int *skipped)
 {
     int on = 1;
     TRY(job_get_bool(r->job, "ppl", "enabled", 1, &on));
-    *skipped = 1;
+    *skipped = RUN_STAGE_OFF;
     if (!on) return UPQ_OK;
+    *skipped = 1;
     ppl_job p;
     TRY(read_opts(r, &p));
     int complete = par_rank() == 0 ? result_complete(r->dir, p.key) : 0;

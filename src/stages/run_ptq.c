@@ -8,7 +8,6 @@
  * mid-stage restarts at the first unfinished block, on any rank count.
  * DIR/ptq/stage.txt records the options that made the container; other options redo
  * the stage. Not the quantization itself (ptq.c, ptq_mpi.c, quant.c). */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +21,7 @@
 
 typedef struct {
     ptq_opts o;
-    char calib[RUN_PATH_MAX], key[1024];
+    char calib[RUN_PATH_MAX], calib_label[RUN_PATH_MAX], key[RUN_PATH_MAX + 512];
 } ptq_job;
 
 static int read_method(const job_file *j, int *m)
@@ -34,7 +33,30 @@ static int read_method(const job_file *j, int *m)
     return UPQ_OK;
 }
 
-static int read_opts(const job_file *j, const char *model, ptq_job *p)
+/* Calibration: data.calib; else the prepare stage's stream (prep, made by options
+ * prep_key); else, for the demo model, its held-out tokens (all it ships). */
+static int pick_calib(const job_file *j, const char *model, const char *prep, const char *prep_key, ptq_job *p)
+{
+    const char *c = job_get(j, "data", "calib");
+    int demo = 0;
+    TRY(job_get_bool(j, "model", "demo", 0, &demo));
+    if (c && *c) {
+        snprintf(p->calib, sizeof p->calib, "%s", c);
+        snprintf(p->calib_label, sizeof p->calib_label, "%s", c);
+    } else if (prep && *prep) {
+        snprintf(p->calib, sizeof p->calib, "%s", prep);
+        snprintf(p->calib_label, sizeof p->calib_label, "%s", prep_key);
+    } else if (demo) {
+        snprintf(p->calib, sizeof p->calib, "%s/eval_tokens.h5", model);
+        snprintf(p->calib_label, sizeof p->calib_label, "model:eval_tokens.h5");
+    } else {
+        return UPQ_FAIL(UPQ_EINPUT, "%s: data.calib (FILE.h5[:DATASET] or text) or a [prepare] stage is required",
+                        j->path);
+    }
+    return UPQ_OK;
+}
+
+static int read_opts(const job_file *j, const char *model, const char *prep, const char *prep_key, ptq_job *p)
 {
     ptq_opts_default(&p->o);
     int64_t bits, group, seed;
@@ -58,20 +80,15 @@ static int read_opts(const job_file *j, const char *model, ptq_job *p)
     TRY(job_get_i64(j, "ptq", "seed", (int64_t)p->o.seed, 0, INT64_MAX, &seed));
     p->o.seed = (uint64_t)seed;
     TRY(job_get_f64(j, "ptq", "damp", p->o.damp, &p->o.damp));
-    const char *c = job_get(j, "data", "calib");
-    int demo = 0;
-    TRY(job_get_bool(j, "model", "demo", 0, &demo));
-    if ((!c || !*c) && !demo) return UPQ_FAIL(UPQ_EINPUT, "%s: data.calib (FILE.h5[:DATASET] or text) is required", j->path);
-    /* the demo model ships only its held-out tokens: calibration then uses them too */
-    if (!c || !*c) snprintf(p->calib, sizeof p->calib, "%s/eval_tokens.h5", model);
-    else snprintf(p->calib, sizeof p->calib, "%s", c);
+    TRY(pick_calib(j, model, prep, prep_key, p));
     p->o.calib = p->calib;
-    snprintf(p->key, sizeof p->key,
-             "bits=%d group=%d method=%s clip=%d act_order=%d input=%s calib_samples=%lld seq_len=%lld seed=%llu "
-             "damp=%.17g calib=%s", p->o.bits, p->o.group, p->o.method == PTQ_GPTQ ? "gptq" : "rtn", p->o.clip,
-             p->o.act_order, p->o.input_mode == PTQ_INPUT_FP ? "fp" : "quant",
-             (long long)p->o.calib_samples, (long long)p->o.seq_len, (unsigned long long)p->o.seed, p->o.damp,
-             c && *c ? c : "model:eval_tokens.h5");
+    int n = snprintf(p->key, sizeof p->key,
+                     "bits=%d group=%d method=%s clip=%d act_order=%d input=%s calib_samples=%lld seq_len=%lld "
+                     "seed=%llu damp=%.17g calib=%s", p->o.bits, p->o.group, p->o.method == PTQ_GPTQ ? "gptq" : "rtn",
+                     p->o.clip, p->o.act_order, p->o.input_mode == PTQ_INPUT_FP ? "fp" : "quant",
+                     (long long)p->o.calib_samples, (long long)p->o.seq_len, (unsigned long long)p->o.seed, p->o.damp,
+                     p->calib_label);
+    if (n < 0 || (size_t)n >= sizeof p->key) return UPQ_FAIL(UPQ_EINPUT, "%s: ptq options too long to record", j->path);
     return UPQ_OK;
 }
 
@@ -79,25 +96,22 @@ int run_check_ptq(const job_file *j)
 {
     int on = 0;
     TRY(job_get_bool(j, "ptq", "enabled", 0, &on));
+    int prep = 0;
+    TRY(job_get_bool(j, "prepare", "enabled", 0, &prep));
     ptq_job p;
-    return on ? read_opts(j, ".", &p) : UPQ_OK;
+    return on ? read_opts(j, ".", prep ? "(prepare)" : NULL, "prepare", &p) : UPQ_OK;
 }
 
 /* 1 when DIR/ptq/stage.txt holds key and the container exists without parts. */
 static int complete(const char *dir, const char *key)
 {
-    char p[RUN_PATH_MAX + 32], buf[2048];
+    char p[RUN_PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/ptq/model.h5.parts", dir);
     if (run_exists(p)) return 0;
     snprintf(p, sizeof p, "%s/ptq/model.h5", dir);
     if (!run_exists(p)) return 0;
     snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
-    FILE *f = fopen(p, "rb");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return n == strlen(key) + 1 && !strncmp(buf, key, strlen(key));
+    return run_file_is(p, key);
 }
 
 /* Rank 0: part files of other options are useless; ptq_run refuses or mixes them. */
@@ -107,14 +121,7 @@ static int clear_stale(const char *dir)
     snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
     if (!run_exists(p)) return UPQ_OK; /* a first run's parts are this run's */
     snprintf(p, sizeof p, "%s/ptq/model.h5.parts", dir);
-    DIR *d = opendir(p);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] == '.') continue;
-        char f[RUN_PATH_MAX + 400];
-        snprintf(f, sizeof f, "%s/%s", p, e->d_name);
-        if (unlink(f)) return UPQ_FAIL(UPQ_EIO, "removing %s: %s", f, strerror(errno));
-    }
-    if (d) closedir(d);
+    TRY(run_clear_dir(p));
     snprintf(p, sizeof p, "%s/ptq/model.h5", dir);
     if (unlink(p) && errno != ENOENT) return UPQ_FAIL(UPQ_EIO, "removing %s: %s", p, strerror(errno));
     snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
@@ -144,7 +151,7 @@ static int run_all(const run_ctx *r, ptq_job *p, const char *out)
     p->o.progress = par_rank() == 0 || p->o.input_mode == PTQ_INPUT_FP; /* fp: each rank shows its blocks */
     TRY(ptq_run(&p->o));
     if (par_rank() != 0) return UPQ_OK;
-    char rec[RUN_PATH_MAX + 32], line[1100];
+    char rec[RUN_PATH_MAX + 32], line[sizeof p->key + 2];
     snprintf(rec, sizeof rec, "%s/ptq/stage.txt", r->dir);
     int n = snprintf(line, sizeof line, "%s\n", p->key);
     return run_write_atomic(rec, line, (size_t)n);
@@ -154,10 +161,11 @@ int run_stage_ptq(run_ctx *r, int *skipped)
 {
     int on = 0;
     TRY(job_get_bool(r->job, "ptq", "enabled", 0, &on));
-    *skipped = 1;
+    *skipped = RUN_STAGE_OFF;
     if (!on) return UPQ_OK;
+    *skipped = 1;
     ptq_job p;
-    TRY(read_opts(r->job, r->fp_model, &p));
+    TRY(read_opts(r->job, r->fp_model, r->calib, r->calib_key, &p));
     char out[RUN_PATH_MAX];
     run_join(out, sizeof out, r->dir, "ptq/model.h5");
     int done = par_rank() == 0 ? complete(r->dir, p.key) : 0;
