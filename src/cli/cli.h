@@ -20,6 +20,7 @@ int cmd_bench_kernels(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
+int cmd_bench_scalapack(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_run(int argc, char **argv);

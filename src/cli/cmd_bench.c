@@ -12,12 +12,14 @@ int cmd_bench(int argc, char **argv)
         fprintf(f, "usage: upq bench forward [options]   forward-pass tokens/s of a model\n"
                    "       upq bench kernels [options]   packed INT2/INT4 GEMV/GEMM against BLIS and bandwidth\n"
                    "       upq bench tokenizer [options] tokenizer MB/s beside the forward pass per token\n"
+                   "       upq bench scalapack [options] SPD inverse (GPTQ) seconds, LAPACK vs ScaLAPACK\n"
                    "       upq bench TARGET --help\n");
         return argc < 2 ? UPQ_EUSAGE : UPQ_OK;
     }
     if (!strcmp(argv[1], "forward")) return cmd_bench_forward(argc - 1, argv + 1);
     if (!strcmp(argv[1], "kernels")) return cmd_bench_kernels(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenizer")) return cmd_bench_tokenizer(argc - 1, argv + 1);
-    fprintf(stderr, "upq bench: unknown target '%s' (forward, kernels or tokenizer)\n", argv[1]);
+    if (!strcmp(argv[1], "scalapack")) return cmd_bench_scalapack(argc - 1, argv + 1);
+    fprintf(stderr, "upq bench: unknown target '%s' (forward, kernels, tokenizer or scalapack)\n", argv[1]);
     return UPQ_EUSAGE;
 }

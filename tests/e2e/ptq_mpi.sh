@@ -5,10 +5,14 @@
 # --ranks-per-block 2 gives the same container; a rank that fails (an obstacle where its
 # block's part file belongs) makes the job exit nonzero within seconds with one message,
 # leaving the other blocks committed and no container; the rerun on another rank count
-# resumes those blocks and writes the identical container. Then tinyllama-15m (8 blocks,
-# gptq, small calibration) at np 1, 2, 4 when ../shared is there; SIGUSR1 to mpirun
+# resumes those blocks and writes the identical container. Block groups (windows split
+# inside a group): rtn identical with --ranks-per-block 4 and at np 8 (P > L); gptq with
+# ScaLAPACK forced, and a short tesseraq, close to one rank (see close below). Then
+# tinyllama-15m (8 blocks, gptq, small calibration) at np 1, 2, 4 when ../shared is
+# there; SIGUSR1 to mpirun
 # mid-run on 2 ranks: exit 75, committed blocks, no container, resume on 4 identical; kill -9
-# of one rank mid-run: the job ends, the rerun on 4 ranks gives the identical container.
+# of one rank mid-run: the job ends, the rerun on 4 ranks gives the identical container;
+# SIGUSR1 with groups of 2 on 4 ranks: exit 75, the resume on 2 ranks close to np 1.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}"
 W=$(mktemp -d)
@@ -33,6 +37,20 @@ same_but_argv() {
         >/dev/null || fail "$1/q.h5 and $2/q.h5 differ beyond the command line"
 }
 
+# close A B N TOL: at most N elements of the quantized tensors under /model differ (h5diff:
+# packed code bytes, scales, offsets) and the block errors (q.blocks.csv, 9 digits) agree
+# within TOL relative; prints the count and the worst relative error difference
+close() {
+    local nd worst
+    nd=$(h5diff -r "$W/$1/q.h5" "$W/$2/q.h5" /model | awk '/differences found/ { s += $1 } END { print s + 0 }')
+    worst=$(paste -d, "$W/$1/q.blocks.csv" "$W/$2/q.blocks.csv" | awk -F, 'NR > 1 { for (i = 2; i <= 3; i++) {
+        d = $i - $(i + 3); d = d < 0 ? -d : d; m = $i > $(i + 3) ? $i : $(i + 3); if (m > 0 && d / m > w) w = d / m } }
+        END { printf "%.1e", w + 0 }')
+    echo "$1 vs $2: $nd quantized elements differ, block errors within $worst relative"
+    [[ $nd -le $3 ]] || fail "$1 vs $2: $nd elements differ (more than $3)"
+    awk -v w="$worst" -v t="$4" 'BEGIN { exit !(w <= t) }' || fail "$1 vs $2: block errors differ by $worst > $4"
+}
+
 "$UPQ" demo-model --out "$W/demo" --steps 20 >/dev/null 2>&1 || fail "demo-model"
 demo=(--model "$W/demo" --calib "$W/demo/eval_tokens.h5" --calib-samples 8 --seq-len 128 --bits 2 --group 32 --input fp)
 for method in rtn gptq; do
@@ -49,6 +67,22 @@ done
 run d_rpb 4 "${demo[@]}" --method gptq --ranks-per-block 2 || fail "--ranks-per-block 2"
 grep -q "^group 1: ranks 2-3, blocks 2-3" "$W/d_rpb/stderr" || fail "block groups not printed"
 same_but_argv d_gptq_0 d_rpb
+# block groups share the work (windows split, sums in a fixed order): rtn is byte-identical
+# (errors gathered per window), also with P > L (np 8: 4 groups of 2, the same command line);
+# gptq with ScaLAPACK forced on each group's grid within 1e-6 of one rank with LAPACK;
+# a short tesseraq (batch 4) in groups of 2 within 1e-5 (summation order only)
+run d_rtn_rpb4 4 "${demo[@]}" --method rtn --ranks-per-block 4 || fail "rtn --ranks-per-block 4"
+same_but_argv d_rtn_0 d_rtn_rpb4
+run d_rtn_8 8 "${demo[@]}" --method rtn || { cat "$W/d_rtn_8/stderr" >&2; fail "rtn np 8"; }
+grep -q "^group 3: ranks 6-7, blocks 3-3" "$W/d_rtn_8/stderr" || fail "np 8: groups of 2 not printed"
+same d_rtn_0 d_rtn_8
+echo "demo rtn: --ranks-per-block 4 on 4 ranks and np 8 (groups of 2): identical"
+run d_sl 4 "${demo[@]}" --method gptq --ranks-per-block 2 --scalapack-min-dim 1 || fail "gptq ScaLAPACK"
+close d_gptq_0 d_sl 0 1e-6
+tsq=(--method tesseraq --tsq-rounds 2 --tsq-steps 10 --tsq-batch 4)
+run d_tsq_0 0 "${demo[@]}" "${tsq[@]}" || fail "tesseraq one rank"
+run d_tsq_g 2 "${demo[@]}" "${tsq[@]}" --ranks-per-block 2 || fail "tesseraq group of 2"
+close d_tsq_0 d_tsq_g 2000 1e-5
 
 # a failing rank: block 3's part file path is a folder (rank 3 cannot read or write it)
 mkdir -p "$W/d_fail/q.h5.parts/block_003.h5"
@@ -87,10 +121,11 @@ same t_1 t_2
 same t_1 t_4
 echo "tinyllama-15m: np 1, 2, 4 byte-identical"
 
-# background run in $W/$1 on $2 ranks; returns once a block line is on stderr
+# background run in $W/$1 on $2 ranks (more ptq options after); returns once a block line
+# is on stderr
 start_bg() {
     mkdir -p "$W/$1"
-    (cd "$W/$1" && exec "$MPIRUN" -np "$2" "$UPQ" ptq "${tl[@]}" --out q.h5 >stdout 2>stderr) &
+    (cd "$W/$1" && exec "$MPIRUN" -np "$2" "$UPQ" ptq "${tl[@]}" "${@:3}" --out q.h5 >stdout 2>stderr) &
     bg=$!
     for _ in $(seq 600); do grep -q "^ptq: block" "$W/$1/stderr" 2>/dev/null && return 0; sleep 0.1; done
     fail "no block finished in 60 s"
@@ -106,6 +141,17 @@ echo "SIGUSR1 mid-run on 2 ranks: exit 75 after $(( $(date +%s) - t0 )) s, $n of
 (cd "$W/t_sig" && "$MPIRUN" -np 4 "$UPQ" ptq "${tl[@]}" --out q.h5 >stdout 2>stderr) || fail "resume after SIGUSR1"
 same t_1 t_sig
 echo "resume on 4 ranks: identical container"
+
+# the same with block groups (np 4, groups of 2): the members stop together after the same
+# block; the resume on 2 ranks (one per group) matches the one-rank run
+start_bg t_gsig 4 --ranks-per-block 2
+kill -USR1 "$bg"
+rc=0; wait "$bg" || rc=$?
+[[ $rc == 75 ]] || { cat "$W/t_gsig/stderr" >&2; fail "SIGUSR1 with block groups: exit $rc, not 75"; }
+[[ ! -e "$W/t_gsig/q.h5" ]] || fail "container written although preempted (groups)"
+echo "SIGUSR1 with groups of 2 on 4 ranks: exit 75, $(ls "$W/t_gsig/q.h5.parts" | wc -l) of 8 blocks committed"
+(cd "$W/t_gsig" && "$MPIRUN" -np 2 "$UPQ" ptq "${tl[@]}" --out q.h5 >stdout 2>stderr) || fail "resume after SIGUSR1 (groups)"
+close t_1 t_gsig 1000 1e-5
 
 start_bg t_kill 4
 victim=$(ps -o pid= --ppid "$bg" | head -1)
