@@ -10,6 +10,12 @@
 #include "kq_gemv.h"
 #include "upq_err.h"
 
+/* Products below this many multiply-adds run on one thread: an OpenMP region per call
+ * waits at its barrier for every thread, which costs a scheduler slice when the cores
+ * are shared (tinyllama-15m INT2 g64 decode at load 9 on 2 cores: 7 tokens/s with 2
+ * threads per GEMV, 197 with 1). A 4096 x 4096 GEMV (2^24) still uses every thread. */
+#define PACKED_PAR_MIN ((int64_t)1 << 22)
+
 int tfm_pws_alloc(tfm_pws *w, const tfm_model *m, int64_t Mmax)
 {
     memset(w, 0, sizeof *w);
@@ -51,6 +57,7 @@ void tfm_linear_packed(float *Y, const float *X, int64_t M, const kq_qmat *W, co
     UPQ_ASSERT(w->mem && M >= 1 && M <= w->Mmax && (beta == 0.0f || beta == 1.0f));
     int64_t N = W->N;
     int nt = omp_get_max_threads() < w->nthreads ? omp_get_max_threads() : w->nthreads;
+    if (M * N * W->K < PACKED_PAR_MIN) nt = 1;
     if (M > KQ_GEMV_MAX_M) {
         if (bias)
             for (int64_t i = 0; i < M; i++) {
