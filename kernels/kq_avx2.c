@@ -107,16 +107,7 @@ KQ_AVX2 void kq_gemv_rows_q8_avx2(int64_t M, const float *X, int64_t ldx, const 
 {
     (void)X;
     (void)ldx;
-    UPQ_ASSERT(M >= 1 && M <= KQ_GEMV_MAX_M);
-    switch (W->bits * 1000 + W->bg) {
-    case 2032: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 32); break;
-    case 2064: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 64); break;
-    case 2128: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 128); break;
-    case 4032: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 32); break;
-    case 4064: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 64); break;
-    case 4128: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 128); break;
-    default: UPQ_ASSERT(!"unsupported packed format");
-    }
+    kq_gemv_rows_any(M, xq, W, n0, n1, Y, ldy);
 }
 
 KQ_AVX2_INLINE float kq_hmax(__m256 v)

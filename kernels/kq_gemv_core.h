@@ -2,7 +2,7 @@
  * functions: included once by each per-ISA file (kq_avx2.c, kq_avx512vnni.c) after its
  * #pragma GCC target, so each gets its own copy compiled for its ISA (with AVX512-VNNI,
  * vpdpwssd fuses the sub-scale multiply and the accumulate). Include nowhere else.
- * Defines kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, bits, bg) for the entry points. */
+ * Defines kq_gemv_rows_any(M, xq, W, n0, n1, Y, ldy), the body of both entry points. */
 #ifndef UPQ_KQ_GEMV_CORE_H
 #define UPQ_KQ_GEMV_CORE_H
 
@@ -12,6 +12,7 @@
 #include "kq_dispatch.h"
 #include "kq_format.h"
 #include "kq_gemv.h"
+#include "upq_err.h"
 
 #define KQ_CORE_INLINE static inline __attribute__((always_inline))
 
@@ -226,6 +227,23 @@ KQ_CORE_INLINE void kq_gemv_rows_fmt(int64_t M, const kq_xq *xq, const kq_qmat *
     case 7: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 7, bits, bg); break;
     case 8: kq_gemv_rows_m(xq, W, n0, n1, Y, ldy, 8, bits, bg); break;
     default: break;
+    }
+}
+
+/* The body of each ISA file's gemv_rows entry point: the format picked once per call, so
+ * every loop below gets bits and bg as literals. */
+KQ_CORE_INLINE void kq_gemv_rows_any(int64_t M, const kq_xq *xq, const kq_qmat *W, int64_t n0,
+                                     int64_t n1, float *Y, int64_t ldy)
+{
+    UPQ_ASSERT(M >= 1 && M <= KQ_GEMV_MAX_M);
+    switch (W->bits * 1000 + W->bg) {
+    case 2032: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 32); break;
+    case 2064: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 64); break;
+    case 2128: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 128); break;
+    case 4032: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 32); break;
+    case 4064: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 64); break;
+    case 4128: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 128); break;
+    default: UPQ_ASSERT(!"unsupported packed format");
     }
 }
 
