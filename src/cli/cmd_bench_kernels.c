@@ -1,4 +1,4 @@
-/* cmd_bench_kernels.c - `upq bench kernels [--json] [--quick] [--threads LIST]`: packed
+/* cmd_bench_kernels.c - `upq bench kernels [--json] [--quick] [--threads LIST] ...`: packed
  * INT2/INT4 GEMV against a streaming-read bandwidth measured in the same run (weights
  * cycled through more distinct matrices than the L3 holds, so they come from DRAM), and
  * packed GEMM against BLIS FP32 sgemm on the same shape. Prints figures; not a test. */
@@ -355,7 +355,7 @@ static void bk_usage(FILE *f)
             "                  stream_read lines give the bytes read as K)\n"
             "  --quick         smoke run: few shapes, INT2 g128 only, short timings\n"
             "  --threads LIST  thread counts (default 1,2; at most %d)\n"
-            "  --shapes LIST   only these of the shapes above, as NxK (e.g. 4096x4096,11008x4096)\n"
+            "  --shapes LIST   only these of the shapes below, as NxK (e.g. 4096x4096,11008x4096)\n"
             "  --formats LIST  only these of int2 g64, int2 g128, int4 g128, as BITSgGROUP\n"
             "                  (e.g. 2g64,4g128)\n"
             "  --only WHAT     gemv or gemm: run only that part (the stream read always runs)\n"
@@ -365,8 +365,15 @@ static void bk_usage(FILE *f)
             "                  small pool keeps them in cache: the kernels' compute ceiling\n"
             "  --help          this text\n\n"
             "UPQ_KERNELS=ref benchmarks the plain-C references. Figures are noisy on a shared\n"
-            "machine; numbers are the best of repeated passes.\n",
+            "machine; numbers are the best of repeated passes. When other processes load the\n"
+            "cores, OMP_WAIT_POLICY=passive keeps threads from spinning against them (2-thread\n"
+            "figures otherwise collapse), and only ratios from one run compare.\n",
             BK_POOL_BYTES >> 20, BK_MAX_THREADS, BK_POOL_BYTES >> 20);
+    fprintf(f, "\nshapes (N x K):");
+    for (size_t i = 0; i < sizeof bk_shapes / sizeof bk_shapes[0]; i++)
+        fprintf(f, "%s %lldx%lld (%s)", i % 4 ? "," : "\n ", (long long)bk_shapes[i].N,
+                (long long)bk_shapes[i].K, bk_shapes[i].what);
+    fprintf(f, "\n");
 }
 
 /* "4096x4096,11008x4096" (shapes) or "2g64,4g128" (formats) into o. */
@@ -389,6 +396,14 @@ static int bk_parse_pairs(const char *arg, int shapes, bk_opts *o)
     }
     if (shapes) o->nshapes = n;
     else o->nfmts = n;
+    for (int i = 0; i < n; i++) { /* each must name one of the tables' entries */
+        int found = 0;
+        for (size_t j = 0; shapes && j < sizeof bk_shapes / sizeof bk_shapes[0]; j++)
+            found |= bk_shapes[j].N == o->shapes[i][0] && bk_shapes[j].K == o->shapes[i][1];
+        for (int j = 0; !shapes && j < BK_NFMT; j++)
+            found |= bk_fmts[j].bits == o->fmts[i][0] && bk_fmts[j].group == o->fmts[i][1];
+        if (!found) return cli_usage_error("bench kernels", "%s: item %d of '%s' is not one of those in --help", what, i + 1, arg);
+    }
     return 0;
 }
 
