@@ -15,12 +15,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 JOB="$UPQ_SOURCE_DIR/jobs/demo.ini"
 SHORT=(--set model.steps=16 --set model.corpus_bytes=100000 --set ppl.ctx=64 --set ppl.checkpoint_every=2
        --set ppl.max_windows=32 --set ptq.calib_samples=32)
-cmp_runs() { # every file of two run directories (the model lock file aside) byte for byte
-  diff -r -x model.lock "$1" "$2" || fail "$1 and $2 differ"
-  [ "$(cd "$1" && find . -type f | sort | xargs sha256sum)" = "$(cd "$2" && find . -type f | sort | xargs sha256sum)" ] \
-    || fail "hashes of $1 and $2 differ"
-}
-wait_for() { for _ in $(seq 1200); do [ -e "$1" ] && return 0; sleep 0.05; done; fail "$1 never appeared"; }
+source "$UPQ_SOURCE_DIR/tests/lib/run_dirs.sh"
 
 mpirun -np 2 "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/ref" > "$WORK/ref.log" 2>&1 || { cat "$WORK/ref.log"; fail "reference run"; }
 grep -q "all stages complete" "$WORK/ref.log" || fail "reference run did not complete"

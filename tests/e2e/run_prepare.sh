@@ -15,6 +15,7 @@ JOB="$UPQ_SOURCE_DIR/jobs/demo.ini"
 IN1="$UPQ_SOURCE_DIR/README.md" IN2="$UPQ_SOURCE_DIR/docs/container.md"
 SHORT=(--set model.steps=16 --set model.corpus_bytes=100000 --set ppl.ctx=64 --set ppl.max_windows=16
        --set ptq.calib_samples=8 --set prepare.enabled=true --set prepare.inputs="$IN1, $IN2" --set prepare.seq_len=96)
+source "$UPQ_SOURCE_DIR/tests/lib/run_dirs.sh"
 values() { h5dump -A 0 -y -w 0 -d "$2" "$1" | sed -n '/DATA {/,/}/p' | grep -o '[0-9]\+' | paste -sd, ; }
 
 mpirun -np 2 "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/ref" > "$WORK/ref.log" 2>&1 || { cat "$WORK/ref.log"; fail "reference run"; }
@@ -34,7 +35,7 @@ grep -q "calib=prepare(inputs=" "$WORK/ref/ptq/stage.txt" || fail "ptq did not c
 # (2) np 1, same bytes
 mkdir -p "$WORK/one" && cp -r "$WORK/ref/shared" "$WORK/one/"
 "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/one" > "$WORK/one.log" 2>&1 || { cat "$WORK/one.log"; fail "np 1 run"; }
-diff -r -x model.lock "$WORK/ref" "$WORK/one" || fail "np 1 and np 2 run directories differ"
+cmp_runs "$WORK/ref" "$WORK/one"
 
 # (3) rerun skips all; a changed prepare option redoes prepare and ptq
 "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/one" > "$WORK/r3.log" 2>&1

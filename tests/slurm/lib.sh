@@ -62,12 +62,5 @@ wait_job() {
 # wait_file PATH [SECONDS]
 wait_file() { local t=0; while [ ! -e "$1" ]; do [ $t -ge ${2:-600} ] && fail "$1 never appeared"; sleep 0.2; t=$((t + 1)); done; }
 
-# cmp_runs A B: every file of two run directories (model.lock aside) byte for byte.
-cmp_runs() {
-  diff -r -x model.lock "$1" "$2" >&2 || fail "$1 and $2 differ"
-  local a b
-  a=$(cd "$1" && find . -type f ! -name model.lock | sort | xargs sha256sum)
-  b=$(cd "$2" && find . -type f ! -name model.lock | sort | xargs sha256sum)
-  [ "$a" = "$b" ] || fail "hashes of $1 and $2 differ"
-  echo "identical: $1 and $2 ($(echo "$a" | wc -l) files)"
-}
+# cmp_runs A B: every file of two run directories byte for byte (shared with the e2e run tests).
+source "$UPQ_SOURCE_DIR/tests/lib/run_dirs.sh"
