@@ -17,7 +17,7 @@ static const struct {
     {"run", cmd_run, "run a job file's stages in order (skip complete, resume partial; exit 75 when preempted)"},
     {"sweep", cmd_sweep, "a job file's [sweep] grid: --list the points, --report the finished ones (CSV + SVG)"},
     {"info", cmd_info, "print a model's architecture, sizes, dtypes, parameters and tensors"},
-    {"logits", cmd_logits, "run the FP32 forward pass on token ids, write logits (and hidden states) to HDF5"},
+    {"logits", cmd_logits, "run the forward pass on token ids (FP32, or packed INT2/INT4 for a container), write logits (and hidden states) to HDF5"},
     {"ppl", cmd_ppl, "perplexity over non-overlapping windows of a token stream (ranks split the windows)"},
     {"ptq", cmd_ptq, "block-wise PTQ (rtn, gptq, tesseraq) of every linear layer into the quantized container"},
     {"demo-model", cmd_demo_model, "train the built-in demo llama on a procedural corpus, write it in HF format"},
