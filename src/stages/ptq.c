@@ -440,7 +440,7 @@ int ptq_run(const ptq_opts *o)
         if (mkdir(dir, 0777) != 0 && errno != EEXIST)
             rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create the block parts folder: %s", dir, strerror(errno));
     }
-    if (!rc && o->progress)
+    if (!rc && o->progress && (!o->distributed || par_rank() == 0)) /* once, not per rank */
         fprintf(stderr, "ptq: %s W%d g%d, %lld calibration windows of %lld tokens, %lld blocks, parts in %s\n",
                 method_name(o->method), o->bits, o->group, (long long)x.S, (long long)x.T, (long long)x.c.L, dir);
     if (o->distributed && par_size() > 1) {
