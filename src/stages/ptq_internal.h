@@ -67,6 +67,13 @@ int ptq_group_tsq_reduce(void *ctx, float *buf, int64_t n);
  * rank's setup status (agreed first). Same return on every rank. */
 int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path);
 
+/* ptq_mpi.c, for both modes: joins this rank's block group (collective over the world:
+ * x->grp), takes its share [x->s0, x->s0 + x->S) of the x->S_all windows, and gives the
+ * previous and next groups as {first world rank, size} (first -1 when there is none). */
+int ptq_mpi_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev[2], int next[2]);
+/* World rank that holds window s in the group of ranks [first, first + size). */
+int ptq_mpi_window_owner(int first, int size, int64_t S, int64_t s);
+
 /* ptq_mpi_quant.c: --input quant on several ranks, the sequential semantics pipelined:
  * blocks partitioned over the block groups (cost[L], printed at start); each group leader
  * gets its first block's input from the previous leader (or rebuilds it from committed

@@ -52,6 +52,19 @@ static int window_owner(int first, int size, int64_t S, int64_t s)
     return first + m;
 }
 
+int ptq_mpi_window_owner(int first, int size, int64_t S, int64_t s) { return window_owner(first, size, S, s); }
+
+int ptq_mpi_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev[2], int next[2])
+{
+    int P = par_size(), R = x->o->ranks_per_block;
+    TRY(grp_create(p->group, p->group_rank, &x->grp));
+    x->s0 = share_first(x->S_all, p->group_size, p->group_rank);
+    x->S = share_first(x->S_all, p->group_size, p->group_rank + 1) - x->s0;
+    group_ranks(cost, x->c.L, P, R, p->group - 1, &prev[0], &prev[1]);
+    group_ranks(cost, x->c.L, P, R, p->group + 1, &next[0], &next[1]);
+    return UPQ_OK;
+}
+
 /* Window by window, for this rank's windows [s0, s0 + S) only: the group's first block's FP
  * input from the previous group's member holding it (group 0: the embeddings already in X,
  * moved to the front), forwarded through the group's blocks and sent on to the next group's
@@ -144,12 +157,8 @@ static int run_fp(ptq_ctx *x, const double *cost, part_range *p)
         fprintf(stderr, "ptq: --input fp on %d ranks, %d block groups (calibration windows split within a group):\n%s",
                 P, p->ngroups, table);
     free(table);
-    TRY(grp_create(p->group, p->group_rank, &x->grp));
-    x->s0 = share_first(x->S_all, p->group_size, p->group_rank);
-    x->S = share_first(x->S_all, p->group_size, p->group_rank + 1) - x->s0;
     int prev[2], next[2];
-    group_ranks(cost, L, P, R, p->group - 1, &prev[0], &prev[1]);
-    group_ranks(cost, L, P, R, p->group + 1, &next[0], &next[1]);
+    TRY(ptq_mpi_group_join(x, cost, p, prev, next));
     TRY(fp_chain(x, p, prev, next));
     return quantize_range(x, p->first, p->count);
 }
