@@ -5,7 +5,8 @@
 # --ranks-per-block 2 gives the same container; a rank that fails (an obstacle where its
 # block's part file belongs) makes the job exit nonzero within seconds with one message,
 # leaving the other blocks committed and no container; the rerun on another rank count
-# resumes those blocks and writes the identical container. Block groups (windows split
+# resumes those blocks and writes the identical container (also in block groups: one
+# message, blocks 0-2 committed). Block groups (windows split
 # inside a group): rtn identical with --ranks-per-block 4 and at np 8 (P > L); gptq with
 # ScaLAPACK forced, and a short tesseraq, close to one rank (see close below). Then
 # tinyllama-15m (8 blocks, gptq, small calibration) at np 1, 2, 4 when ../shared is
@@ -100,6 +101,16 @@ grep "^upq ptq:" "$W/d_fail/stderr" | grep -q "block_003" || fail "the message d
 for l in 0 1 2; do [[ -f "$W/d_fail/q.h5.parts/block_00$l.h5" ]] || fail "block $l not committed"; done
 echo "failing rank: exit $rc after ${dt} s, one message: $(grep '^upq ptq:' "$W/d_fail/stderr")"
 rmdir "$W/d_fail/q.h5.parts/block_003.h5"
+# the same in block groups (np 4, groups of 2): both members of group 1 stop at block 3
+mkdir -p "$W/d_gfail/q.h5.parts/block_003.h5"
+t0=$(date +%s)
+rc=0; run d_gfail 4 "${demo[@]}" --method gptq --ranks-per-block 2 || rc=$?
+[[ $rc != 0 ]] || fail "a failing block group did not fail the job"
+n=$(grep -c "^upq ptq:" "$W/d_gfail/stderr" || true)
+[[ $n == 1 ]] || { cat "$W/d_gfail/stderr" >&2; fail "groups: $n error messages instead of one"; }
+for l in 0 1 2; do [[ -f "$W/d_gfail/q.h5.parts/block_00$l.h5" ]] || fail "groups: block $l not committed"; done
+[[ ! -e "$W/d_gfail/q.h5" ]] || fail "groups: container written although block 3 failed"
+echo "failing block group: exit $rc after $(( $(date +%s) - t0 )) s, one message: $(grep '^upq ptq:' "$W/d_gfail/stderr")"
 run d_fail 2 "${demo[@]}" --method gptq || fail "resume on 2 ranks"
 [[ $(grep -c "resumed from its part file" "$W/d_fail/stderr") == 3 ]] || fail "blocks 0-2 not resumed"
 same d_gptq_0 d_fail
