@@ -57,11 +57,12 @@ KQ_CORE_INLINE float kq_hsum(__m256 v)
     return _mm_cvtss_f32(a);
 }
 
-/* Integer dot of one block: per chunk of 32, vpmaddubsw (codes as u8 times activations
- * as s8, pairs summed to int16: at most 2 x 15 x 127 = 3810) then vpmaddwd with the
- * chunk's sub-scale u (int32: at most 32 x 15 x 127 x 127 per chunk), summed, converted. */
-KQ_CORE_INLINE __m256 kq_block_dot(const __m256i *codes, const __m256i *xv, const __m256i *uv,
-                                   int nc)
+/* Integer dot of one block as 8 int32 lanes: per chunk of 32, vpmaddubsw (codes as u8
+ * times activations as s8, pairs summed to int16: at most 2 x 15 x 127 = 3810) then
+ * vpmaddwd with the chunk's sub-scale u (int32: at most 32 x 15 x 127 x 127 per chunk);
+ * the multiply by u is free: vpmaddwd is needed anyway to widen the int16 pairs. */
+KQ_CORE_INLINE __m256i kq_block_dot_i(const __m256i *codes, const __m256i *xv, const __m256i *uv,
+                                      int nc)
 {
     __m256i sum = _mm256_setzero_si256();
     for (int c = 0; c < nc; c++) {
@@ -72,7 +73,13 @@ KQ_CORE_INLINE __m256 kq_block_dot(const __m256i *codes, const __m256i *xv, cons
         sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, uv[c]));
 #endif
     }
-    return _mm256_cvtepi32_ps(sum);
+    return sum;
+}
+
+KQ_CORE_INLINE __m256 kq_block_dot(const __m256i *codes, const __m256i *xv, const __m256i *uv,
+                                   int nc)
+{
+    return _mm256_cvtepi32_ps(kq_block_dot_i(codes, xv, uv, nc));
 }
 
 /* R rows n, n+step, ..., n+(R-1)*step for M activation rows; M, R, bits and bg are
@@ -149,10 +156,12 @@ KQ_CORE_INLINE void kq_codes_block(const uint8_t *qs, __m256i *cr, const int bit
     for (int c = 0; c < nc; c++) cr[c] = kq_codes32(qs, bits, B, c);
 }
 
-/* M = 1, the decode case: rows n + r*step (r < 4) side by side, four memory streams.
- * Written apart from kq_gemv_rows_core so that its 4 + 4 accumulators, the shared
- * activation vectors and the constants fit the 16 vector registers (the general loop
- * spilled them to the stack), and so that it prefetches each 64-byte line about once:
+/* M = 1, the decode case, for every format but INT2 g64 (kq_gemv_m1x4_hv below was
+ * 1-3% slower for them, L3-hot): rows n + r*step (r < 4) side by side, four memory
+ * streams, the float side row by row. Written apart from kq_gemv_rows_core so that its
+ * 4 + 4 accumulators, the shared activation vectors and the constants fit the 16 vector
+ * registers (the general loop spilled them to the stack), and so that it prefetches
+ * each 64-byte line about once:
  * two of the four rows per block in turn (a row's stream advances a block per step, and
  * two blocks are at most 2 x 36 bytes for the formats the prefetch matters for). */
 KQ_CORE_INLINE void kq_gemv_m1x4(const kq_xq *xq, const kq_qmat *W, int64_t n, int64_t step,
@@ -197,6 +206,61 @@ KQ_CORE_INLINE void kq_gemv_m1x4(const kq_xq *xq, const kq_qmat *W, int64_t n, i
     for (int r = 0; r < 4; r++) Y[n + r * step] = kq_hsum(acc[r]) + m4[r];
 }
 
+/* One block of the four rows of kq_gemv_m1x4_hv (blk: row 0's block, the others r*rs
+ * further) against activations q, u, dg = (e, sum x). Prefetches rows pr and pr + 2.
+ * Float side for the four rows at once: their (s, m) headers in one vector, one fp16
+ * conversion, one multiply by (e, sum x) giving (s_r e, m_r sum x) per row, one add of
+ * that into *accm (the offset terms, odd lanes); each row's s_r e is broadcast from a
+ * stored copy (a load, no shuffle) into the FMA of its block's int32 lanes. */
+KQ_CORE_INLINE void kq_m1x4_block(const uint8_t *blk, int64_t rs, const int8_t *q,
+                                  const int16_t *u, const float *dg, __m256 *acc, __m256 *accm,
+                                  int pr, const int bits, const int bg)
+{
+    enum { PF_LINES = 16 }; /* prefetch distance in cache lines of each stream */
+    const int B = bg * bits / 8, nc = bg / 32;
+    _mm_prefetch((const char *)blk + pr * rs + 64 * PF_LINES, _MM_HINT_T0);
+    _mm_prefetch((const char *)blk + (pr + 2) * rs + 64 * PF_LINES, _MM_HINT_T0);
+    __m256i xv[4], uv[4];
+    for (int c = 0; c < nc; c++) {
+        xv[c] = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
+        uv[c] = _mm256_set1_epi16(u[c]);
+    }
+    int32_t h[4];
+    for (int r = 0; r < 4; r++) memcpy(&h[r], blk + r * rs, 4);
+    const __m256 p = _mm256_mul_ps(_mm256_cvtph_ps(_mm_setr_epi32(h[0], h[1], h[2], h[3])),
+                                   _mm256_castpd_ps(_mm256_broadcast_sd((const double *)dg)));
+    float pv[8] __attribute__((aligned(32)));
+    *accm = _mm256_add_ps(*accm, p);
+    _mm256_store_ps(pv, p);
+    for (int r = 0; r < 4; r++) {
+        __m256i cr[4];
+        kq_codes_block(blk + r * rs + KQ_HDR_BYTES, cr, bits, B, nc);
+        acc[r] = _mm256_fmadd_ps(kq_block_dot(cr, xv, uv, nc), _mm256_broadcast_ss(pv + 2 * r), acc[r]);
+    }
+}
+
+/* M = 1 for INT2 g64, where the float side was a third of the time: kq_gemv_m1x4 with
+ * the four rows' headers handled as one vector (kq_m1x4_block), the same streams and
+ * prefetches. Two blocks per iteration (the prefetched rows as literals) ran 5 fewer
+ * instructions per 256 weights but 3% slower; vpermps instead of the stored copy for
+ * the broadcasts, 10% slower. docs/packed-format.md: what else was tried. */
+KQ_CORE_INLINE void kq_gemv_m1x4_hv(const kq_xq *xq, const kq_qmat *W, int64_t n, int64_t step,
+                                    float *Y, const int bits, const int bg)
+{
+    const int64_t nb = W->nb, bb = W->block_bytes, rs = nb * bb * step;
+    __m256 acc[4], accm = _mm256_setzero_ps(); /* accm lane 2r+1: row r's m * sum(x) */
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    const uint8_t *blk = kq_qmat_block(W, n, 0);
+    const int8_t *q = xq->q;
+    const int16_t *u = xq->u;
+    const float *dg = xq->dg;
+    for (int64_t b = 0; b < nb; b++, blk += bb, q += bg, u += 4, dg += 2)
+        kq_m1x4_block(blk, rs, q, u, dg, acc, &accm, (int)(b & 1), bits, bg);
+    float m8[8];
+    _mm256_storeu_ps(m8, accm);
+    for (int r = 0; r < 4; r++) Y[n + r * step] = kq_hsum(acc[r]) + m8[2 * r + 1];
+}
+
 /* Rows [n0, n1). M = 1: rows j, j+q, j+2q, j+3q side by side (q = a quarter of the
  * range), which streamed from DRAM measurably faster here than adjacent rows (one
  * stream); M <= 4: adjacent pairs; then single rows. */
@@ -206,7 +270,11 @@ KQ_CORE_INLINE void kq_gemv_rows_m(const kq_xq *xq, const kq_qmat *W, int64_t n0
     int64_t n = n0;
     if (M == 1) { /* four distant rows at once: four memory streams */
         const int64_t q = (n1 - n0) / 4;
-        for (int64_t j = 0; j < q; j++) kq_gemv_m1x4(xq, W, n0 + j, q, Y, bits, bg);
+        for (int64_t j = 0; j < q; j++)
+            if (bits == 2 && bg == 64)
+                kq_gemv_m1x4_hv(xq, W, n0 + j, q, Y, bits, bg);
+            else
+                kq_gemv_m1x4(xq, W, n0 + j, q, Y, bits, bg);
         n = n0 + 4 * q;
     }
     if (M <= 4)
