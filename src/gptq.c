@@ -6,7 +6,8 @@
  * as updated when the group's first column is reached (the whole group has then received
  * every earlier column's feedback: blocks are multiples of the group); with act-order the
  * groups are "static" (from the original weights), as AutoGPTQ's static_groups, so that
- * groups stay contiguous in storage. Per-channel parameters come from the original rows. */
+ * groups stay contiguous in storage. Per-channel parameters come from the original rows.
+ * On the SEQ grid (q->grid) a group's step is the weight-MSE clip search of quant.h. */
 #include "gptq.h"
 
 #include <math.h>
@@ -78,9 +79,16 @@ static void prepare(double *H, float *W, int64_t N, int64_t K, const gptq_opts *
     }
 }
 
-/* Group (scale, zero) of row n for columns [k0, k0+len) of Wsrc (row stride K). */
-static void group_params(const float *Wrow, int64_t len, int maxq, float *scale, float *zero)
+/* Group (scale, zero) of columns [0, len) of Wrow: asym min-max, or SEQ's weight-MSE
+ * clip search over quant_clip_grid. */
+static void group_params(int grid, const float *Wrow, int64_t len, int maxq, float *scale, float *zero)
 {
+    if (grid == QUANT_GRID_SEQ) {
+        float fg[16];
+        int ng = quant_clip_grid(fg, 16);
+        quant_seq_search(Wrow, len, maxq, fg, ng, scale, zero);
+        return;
+    }
     float lo = Wrow[0], hi = Wrow[0];
     for (int64_t k = 1; k < len; k++) lo = Wrow[k] < lo ? Wrow[k] : lo, hi = Wrow[k] > hi ? Wrow[k] : hi;
     quant_minmax(lo, hi, maxq, scale, zero);
@@ -105,11 +113,11 @@ static void row_block(const gptq_run *r, int64_t n, int64_t i1, int64_t i2)
         int64_t oc = r->perm[j], g = oc / r->span, gi = n * r->ngrp + g;
         if (r->lazy_params && oc % r->span == 0) {
             int64_t len = K - oc < r->span ? K - oc : r->span;
-            group_params(w + j, len, r->maxq, &r->sc[gi], &r->zc[gi]);
+            group_params(r->q->grid, w + j, len, r->maxq, &r->sc[gi], &r->zc[gi]);
         }
         uint16_t s16, m16;
         quant_store_params(r->sc[gi], r->zc[gi], &s16, &m16);
-        uint8_t c = quant_code(w[j], r->sc[gi], r->zc[gi], r->maxq);
+        uint8_t c = quant_code_grid(r->q->grid, w[j], r->sc[gi], r->zc[gi], r->maxq);
         float deq = kq_f16_to_f32(s16) * (float)c + kq_f16_to_f32(m16);
         float err = (w[j] - deq) / r->U[j * K + j];
         r->q->codes[n * K + oc] = c;
@@ -163,7 +171,7 @@ int gptq_quantize_inv(quant_layer *q, float *W, double *H, const gptq_opts *o, g
         for (int64_t n = 0; !r.lazy_params && n < N; n++) /* static: from the original weights */
             for (int64_t g = 0; g < ngrp; g++) {
                 int64_t len = K - g * span < span ? K - g * span : span;
-                group_params(W + n * K + g * span, len, r.maxq, &sc[n * ngrp + g], &zc[n * ngrp + g]);
+                group_params(q->grid, W + n * K + g * span, len, r.maxq, &sc[n * ngrp + g], &zc[n * ngrp + g]);
             }
         for (int64_t i1 = 0; i1 < K; i1 += bs) {
             int64_t i2 = i1 + bs < K ? i1 + bs : K;

@@ -17,12 +17,13 @@
 
 void tsq_opts_default(tsq_opts *o)
 {
-    o->rounds = 20;
-    o->steps = 250;
-    o->lr = 1e-2;
-    o->lr_scale = 1e-4;
+    o->rounds = 10;
+    o->steps = 100;
+    o->lr = 3e-2;
+    o->lr_scale = 1e-3;
     o->final_frac = 0.995;
     o->batch = 1;
+    o->h_init = TSQ_H_CODE;
     o->seed = 0;
     o->win_first = o->win_count = 0;
     o->reduce = NULL;
@@ -42,10 +43,10 @@ static float **lin_ptr(tfm_layer *w, int p)
     return ps[p];
 }
 
-static int lin_init(tsq_linear *L, const float *W, const quant_layer *q)
+static int lin_init(tsq_linear *L, const float *W, const quant_layer *q, int h_init)
 {
     memset(L, 0, sizeof *L);
-    L->N = q->N, L->K = q->K, L->nb = q->nb, L->bg = q->bg, L->maxq = (1 << q->bits) - 1;
+    L->N = q->N, L->K = q->K, L->nb = q->nb, L->bg = q->bg, L->maxq = (1 << q->bits) - 1, L->grid = q->grid;
     size_t nk = (size_t)(q->N * q->K), nbk = (size_t)(q->N * q->nb);
     L->clo = malloc(nk);
     L->hard = malloc(nk);
@@ -58,17 +59,23 @@ static int lin_init(tsq_linear *L, const float *W, const quant_layer *q)
                              (long long)q->K);
     for (size_t b = 0; b < nbk; b++) {
         L->s[b] = kq_f16_to_f32(q->scales[b]);
-        L->z[b] = L->s[b] > 0 ? rintf(-kq_f16_to_f32(q->offsets[b]) / L->s[b]) : 0.0f;
+        if (q->grid == QUANT_GRID_SEQ) L->z[b] = 0.5f * (float)L->maxq;
+        else L->z[b] = L->s[b] > 0 ? rintf(-kq_f16_to_f32(q->offsets[b]) / L->s[b]) : 0.0f;
         L->nu[b] = 1.0f;
     }
     for (int64_t n = 0; n < q->N; n++)
         for (int64_t k = 0; k < q->K; k++) {
             int64_t i = n * q->K + k, b = n * q->nb + k / q->bg;
-            float s = L->s[b] > 0 ? L->s[b] : 1.0f, fl = floorf(W[i] / s) + L->z[b];
+            float s = L->s[b] > 0 ? L->s[b] : 1.0f, u = W[i] / s + L->z[b], fl = floorf(u);
             fl = fl < 0 ? 0 : fl > (float)(L->maxq - 1) ? (float)(L->maxq - 1) : fl;
             L->clo[i] = (uint8_t)fl;
-            float off = (float)q->codes[i] - fl; /* the init's choice: below, at, or above */
-            float h = off <= 0.0f ? 0.25f : off >= 1.0f ? 0.75f : 0.5f;
+            float off = (float)q->codes[i] - fl, h; /* the init's choice: below, at, or above */
+            if (h_init == TSQ_H_FRAC) { /* AdaRound: the soft weight starts at W (clipped) */
+                h = u - fl;
+                h = h < 0.01f ? 0.01f : h > 0.99f ? 0.99f : h;
+            } else {
+                h = off <= 0.0f ? 0.25f : off >= 1.0f ? 0.75f : 0.5f;
+            }
             L->alpha[i] = -logf((TSQ_ZETA - TSQ_GAMMA) / (h - TSQ_GAMMA) - 1.0f);
             L->hard[i] = -1;
         }
@@ -85,11 +92,17 @@ static void lin_free(tsq_linear *L)
 
 int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T)
 {
+    return tsq_init_h(st, c, w, ql, T, TSQ_H_CODE);
+}
+
+int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T,
+               int h_init)
+{
     memset(st, 0, sizeof *st);
     st->c = *c, st->T = T, st->soft = *w, st->grad = *w;
     tfm_layer fp = *w;
     for (int p = 0; p < 7; p++) {
-        TRY(lin_init(&st->lin[p], *lin_ptr(&fp, p), &ql[p]));
+        TRY(lin_init(&st->lin[p], *lin_ptr(&fp, p), &ql[p], h_init));
         *lin_ptr(&st->soft, p) = st->lin[p].Wsoft;
         *lin_ptr(&st->grad, p) = st->lin[p].gW;
     }
@@ -244,19 +257,35 @@ static void fold(const tsq_linear *L, quant_layer *q)
     for (int64_t b = 0; b < L->N * L->nb; b++) quant_store_params(L->s[b] * L->nu[b], L->z[b], &q->scales[b], &q->offsets[b]);
 }
 
-/* Mean loss over all S windows (a block group: this rank's windows, summed over it). */
-static int full_loss(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, double *out)
+/* Mean squared block-output error over all S windows of the block with weights w,
+ * forward only (a block group: this rank's windows, summed over the group). */
+static int block_mse(tsq_state *st, const tfm_layer *w, const float *X, const float *Y, int64_t S, const tsq_opts *o,
+                     double *out)
 {
-    int64_t n = o->reduce ? o->win_count : S;
+    int64_t TC = st->T * st->c.C, n = o->reduce ? o->win_count : S;
     double sum = 0.0;
-    for (int64_t s = 0; s < n; s++) sum += tsq_loss_grad(st, X, Y, &s, 1);
-    float f = (float)sum;
+    for (int64_t s = 0; s < n; s++) {
+        ptq_block_forward(&st->c, w, &st->ws, X + s * TC, st->out, st->T);
+        for (int64_t i = 0; i < TC; i++) {
+            double d = (double)st->out[i] - Y[s * TC + i];
+            sum += d * d;
+        }
+    }
     if (o->reduce) {
+        float f = (float)sum;
         TRY(o->reduce(o->reduce_ctx, &f, 1));
         sum = f;
     }
-    *out = sum / (double)S;
+    *out = sum / (double)(S * TC);
     return UPQ_OK;
+}
+
+/* The same for the init ql (dequantized into the Wsoft buffers, rebuilt before use). */
+static int init_mse(tsq_state *st, const quant_layer ql[7], const float *X, const float *Y, int64_t S,
+                    const tsq_opts *o, double *out)
+{
+    for (int p = 0; p < 7; p++) quant_dequant(&ql[p], st->lin[p].Wsoft, ql[p].K);
+    return block_mse(st, &st->soft, X, Y, S, o, out);
 }
 
 static float *group_buf(const tsq_state *st, const tsq_opts *o)
@@ -291,7 +320,10 @@ static int run_rounds(tsq_state *st, const float *X, const float *Y, int64_t S, 
         }
         if (progress) progress(ctx, r, last);
     }
-    for (int p = 0; p < 7; p++) TRY(harden(&st->lin[p], 1.0));
+    for (int p = 0; p < 7; p++) {
+        TRY(harden(&st->lin[p], 1.0));
+        build_soft(&st->lin[p]);
+    }
     return UPQ_OK;
 }
 
@@ -300,9 +332,15 @@ int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_
 {
     float *buf = group_buf(st, o);
     if (o->reduce && !buf) return UPQ_FAIL(UPQ_EIO, "out of memory for the TesseraQ group gradient");
-    int rc = run_rounds(st, X, Y, S, o, buf, progress, ctx);
+    double init = 0.0;
+    int rc = init_mse(st, ql, X, Y, S, o, &init);
+    if (!rc) rc = run_rounds(st, X, Y, S, o, buf, progress, ctx);
     free(buf);
-    if (!rc) rc = full_loss(st, X, Y, S, o, loss_out);
+    if (!rc) rc = block_mse(st, &st->soft, X, Y, S, o, loss_out);
+    if (!rc && *loss_out > init) { /* keep the init: the schedule made the block worse */
+        *loss_out = init;
+        return UPQ_OK;
+    }
     for (int p = 0; p < 7 && !rc; p++) fold(&st->lin[p], &ql[p]);
     return rc;
 }

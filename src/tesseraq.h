@@ -16,12 +16,14 @@
 #include "quant.h"
 
 typedef struct {
-    int rounds;          /* hardening rounds (20) */
-    int steps;           /* Adam steps per round (250) */
-    double lr;           /* Adam step of the rounding variables (1e-2) */
-    double lr_scale;     /* Adam step of the scale multipliers (1e-4) */
+    int rounds;          /* hardening rounds (10) */
+    int steps;           /* Adam steps per round (100) */
+    double lr;           /* Adam step of the rounding variables (3e-2) */
+    double lr_scale;     /* Adam step of the scale multipliers (1e-3) */
     double final_frac;   /* hardened fraction before the last round (0.995) */
     int64_t batch;       /* calibration windows per step (1) */
+    int h_init;          /* TSQ_H_CODE: h = 0.25/0.75 on the init's side (default);
+                          * TSQ_H_FRAC: AdaRound's h = frac(W/s + z), the soft weight = W */
     uint64_t seed;
     /* Block groups (several ranks share the windows): this rank holds windows
      * [win_first, win_first + win_count) of the S (X, Y hold only those; read only when
@@ -35,12 +37,14 @@ typedef struct {
     void *reduce_ctx;
 } tsq_opts;
 
+enum { TSQ_H_CODE = 0, TSQ_H_FRAC = 1 };
+
 void tsq_opts_default(tsq_opts *o);
 
 /* Learnable state of one linear layer (N, K). */
 typedef struct {
     int64_t N, K, nb, bg;
-    int maxq;
+    int maxq, grid;
     uint8_t *clo;        /* (N, K) floor code in [0, maxq-1] */
     int8_t *hard;        /* (N, K) -1 soft, else the hard offset 0/1 */
     float *alpha, *ga, *ma, *va;  /* (N, K) variables, gradient, Adam moments */
@@ -60,14 +64,18 @@ typedef struct {
     int64_t T, step;
 } tsq_state;
 
-/* From the FP block w and its initial quantization ql[7] (rtn or gptq, zero-point form). */
+/* From the FP block w and its initial quantization ql[7] (rtn or gptq, zero-point form or
+ * the SEQ grid, whose z = maxq/2 stays fixed); h_init: TSQ_H_CODE or TSQ_H_FRAC. */
 int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T);
+int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T,
+               int h_init);
 void tsq_free(tsq_state *st);
 /* Rebuilds the soft weights, then the mean-squared block-output error over windows idx[n]
  * of X/Y (S, T, C) and its gradient w.r.t. every soft variable and scale multiplier. */
 double tsq_loss_grad(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n);
 /* The whole schedule; *loss_out: final MSE over all S windows with hard codes. Writes the
- * result into ql. progress (may be NULL) gets (round, loss) after every round. */
+ * result into ql, unless that MSE is above the init's (ql on entry; measured first), when
+ * ql keeps the init and *loss_out is the init's MSE. progress (may be NULL) gets (round, loss) after every round. */
 int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[7],
             double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx);
 

@@ -15,6 +15,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: upq ptq --model PATH --calib FILE --out MODEL.h5 [--bits B] [--group G]\n"
             "               [--method rtn|gptq|tesseraq] [--init rtn|gptq] [--tsq-rounds R] [--tsq-steps K] ...\n"
+            "               [--grid asym|seq]\n"
             "               [--clip] [--calib-samples N] [--seq-len T] [--seed S] [--input quant|fp]\n"
             "               [--damp D] [--gptq-block K] [--act-order] [--tokenizer DIR] [--csv FILE] [--quiet]\n"
             "               [--ranks-per-block R] [--scalapack-min-dim N] [--scratch DIR]\n\n"
@@ -29,15 +30,21 @@ static void usage(FILE *f)
             "                      (tokenized with the model's tokenizer.json, or --tokenizer DIR)\n"
             "  --bits B            2, 3, 4 or 8 (default 4)\n"
             "  --group G           32, 64, 128, or 0 = per output channel (default 128)\n"
+            "  --grid asym|seq     asym: min-max with an integer zero point (default); seq: ParetoQ's\n"
+            "                      symmetric stretched grid, levels (q - (2^B-1)/2)*s (B=2: +-0.5s,\n"
+            "                      +-1.5s, no zero), s per group from a clip search (weight MSE, or\n"
+            "                      output error with --clip), learned further by tesseraq\n"
             "  --method M          rtn: REFERENCE.md round to nearest (default); gptq: GPTQ;\n"
             "                      tesseraq: block reconstruction (soft rounding, scale multipliers,\n"
             "                      progressive hardening) from the gptq (or --init rtn) solution\n"
             "  --init rtn|gptq     tesseraq's starting point (default gptq)\n"
-            "  --tsq-rounds R      tesseraq hardening rounds (default 20)\n"
-            "  --tsq-steps K       Adam steps per round (default 250)\n"
-            "  --tsq-lr LR         Adam step of the rounding variables (default 1e-2)\n"
-            "  --tsq-lr-scale LR   Adam step of the scale multipliers (default 1e-4)\n"
+            "  --tsq-rounds R      tesseraq hardening rounds (default 10)\n"
+            "  --tsq-steps K       Adam steps per round (default 100)\n"
+            "  --tsq-lr LR         Adam step of the rounding variables (default 3e-2)\n"
+            "  --tsq-lr-scale LR   Adam step of the scale multipliers (default 1e-3)\n"
             "  --tsq-batch B       calibration windows per step (default 1)\n"
+            "  --tsq-h-init code|frac  tesseraq's soft rounding start: code (default): on the\n"
+            "                      init's code (h 0.25/0.75); frac: AdaRound's, the soft weight = W\n"
             "  --clip              rtn: per-group clipping search scored by output error on calibration inputs\n"
             "  --calib-samples N   calibration windows (default 128)\n"
             "  --seq-len T         tokens per window (default 512, at most the model's context)\n"
@@ -102,7 +109,8 @@ int cmd_ptq(int argc, char **argv)
         {"tsq-rounds", required_argument, 0, 'U'}, {"tsq-steps", required_argument, 0, 'S'},
         {"tsq-lr", required_argument, 0, 'L'}, {"tsq-lr-scale", required_argument, 0, 'l'},
         {"tsq-batch", required_argument, 0, 'B'}, {"scratch", required_argument, 0, 'X'},
-        {"scalapack-min-dim", required_argument, 0, 'D'}, {0, 0, 0, 0}};
+        {"scalapack-min-dim", required_argument, 0, 'D'}, {"grid", required_argument, 0, 'G'},
+        {"tsq-h-init", required_argument, 0, 'H'}, {0, 0, 0, 0}};
     ptq_opts o;
     ptq_opts_default(&o);
     o.argc = argc, o.argv = argv;
@@ -145,6 +153,14 @@ int cmd_ptq(int argc, char **argv)
         case 'B': rc = parse_i64("--tsq-batch", optarg, 1, &o.tsq.batch); break;
         case 'X': o.scratch = optarg; break;
         case 'D': rc = parse_i64("--scalapack-min-dim", optarg, 1, &o.scalapack_min_dim); break;
+        case 'G':
+            if (!strcmp(optarg, "asym") || !strcmp(optarg, "seq")) o.grid = !strcmp(optarg, "seq");
+            else rc = cli_usage_error("ptq", "--grid must be asym or seq, got '%s'", optarg);
+            break;
+        case 'H':
+            if (!strcmp(optarg, "code") || !strcmp(optarg, "frac")) o.tsq.h_init = !strcmp(optarg, "frac");
+            else rc = cli_usage_error("ptq", "--tsq-h-init must be code or frac, got '%s'", optarg);
+            break;
         case 'h': usage(stdout); return UPQ_OK;
         default: return cli_usage_error("ptq", "unknown or incomplete option '%s'", argv[optind - 1]);
         }

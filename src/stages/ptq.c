@@ -101,13 +101,14 @@ static int block_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h)
 static int quant_rtn_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 {
     float grid[16];
-    int ng = x->o->clip ? quant_clip_grid(grid, 16) : 0;
+    int ng = x->o->clip || x->o->grid == QUANT_GRID_SEQ ? quant_clip_grid(grid, 16) : 0;
     for (int p = 0; p < H5Q_PROJ; p++) {
         int64_t N, K;
         int hi;
         proj_shape(&x->c, p, &N, &K, &hi);
         TRY(quant_layer_init(&ql[p], x->o->bits, x->o->group, N, K));
-        quant_rtn(&ql[p], *proj_ptr(&x->m.layers[l], p), K, ng ? x->H[hi] : NULL, grid, ng);
+        ql[p].grid = x->o->grid; /* SEQ: clip search by weight error, by output error with --clip */
+        quant_rtn(&ql[p], *proj_ptr(&x->m.layers[l], p), K, x->o->clip ? x->H[hi] : NULL, grid, ng);
     }
     return UPQ_OK;
 }
@@ -121,6 +122,7 @@ static int quant_gptq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
         int hi;
         proj_shape(&x->c, p, &N, &K, &hi);
         TRY(quant_layer_init(&ql[p], x->o->bits, x->o->group, N, K));
+        ql[p].grid = x->o->grid;
         float *W = upq_malloc((size_t)(N * K) * sizeof(float), "GPTQ weight copy");
         double *H = upq_malloc((size_t)(K * K) * sizeof(double), "GPTQ X^T X copy");
         rc = W && H ? UPQ_OK : UPQ_EIO;
@@ -160,8 +162,8 @@ static void round_progress(void *vctx, int round, double loss)
 static int tesseraq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 {
     tsq_state st;
-    int rc = tsq_init(&st, &x->c, &x->m.layers[l], ql, x->T);
     tsq_opts to = x->o->tsq;
+    int rc = tsq_init_h(&st, &x->c, &x->m.layers[l], ql, x->T, to.h_init);
     to.seed = x->o->seed * 1000003u + (uint64_t)l;
     round_ctx rc_ = {x, l, now_s()};
     double loss = 0.0;
@@ -299,15 +301,16 @@ static void make_params(ptq_ctx *x, const char *calib_sha)
 {
     const ptq_opts *o = x->o;
     snprintf(x->params, sizeof x->params,
-             "{\"method\": \"%s\", \"bits\": %d, \"group\": %d, \"clip\": %d, \"input\": \"%s\", "
+             "{\"method\": \"%s\", \"bits\": %d, \"group\": %d, \"grid\": \"%s\", \"clip\": %d, \"input\": \"%s\", "
              "\"calib_sha256\": \"%s\", \"calib_samples\": %lld, \"seq_len\": %lld, \"seed\": %llu, "
              "\"damp\": %g, \"gptq_block\": %lld, \"act_order\": %d, \"quantized\": \"q,k,v,o,gate,up,down\", "
              "\"tesseraq\": {\"init\": \"%s\", \"rounds\": %d, \"steps\": %d, \"lr\": %g, \"lr_scale\": %g, "
-             "\"final_frac\": %g, \"batch\": %lld}}",
-             method_name(o->method), o->bits, o->group, o->clip, o->input_mode == PTQ_INPUT_FP ? "fp" : "quant",
+             "\"final_frac\": %g, \"batch\": %lld, \"h_init\": \"%s\"}}",
+             method_name(o->method), o->bits, o->group, o->grid == QUANT_GRID_SEQ ? "seq" : "asym", o->clip, o->input_mode == PTQ_INPUT_FP ? "fp" : "quant",
              calib_sha, (long long)o->calib_samples, (long long)o->seq_len, (unsigned long long)o->seed, o->damp,
              (long long)o->gptq_block, o->act_order, o->tsq_init_gptq ? "gptq" : "rtn", o->tsq.rounds, o->tsq.steps,
-             o->tsq.lr, o->tsq.lr_scale, o->tsq.final_frac, (long long)o->tsq.batch);
+             o->tsq.lr, o->tsq.lr_scale, o->tsq.final_frac, (long long)o->tsq.batch,
+             o->tsq.h_init == TSQ_H_FRAC ? "frac" : "code");
 }
 
 /* Provenance: method, parameters, sources; `created` from SOURCE_DATE_EPOCH when set

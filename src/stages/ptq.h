@@ -27,6 +27,7 @@ typedef struct {
     double damp;             /* GPTQ damping, fraction of mean diag(H) */
     int64_t gptq_block;      /* GPTQ lazy block (columns) */
     int tsq_init_gptq;       /* tesseraq: start from gptq (1, default) or rtn (0) */
+    int grid;                /* QUANT_GRID_ASYM (default) or QUANT_GRID_SEQ (--grid seq) */
     tsq_opts tsq;            /* tesseraq schedule */
     int argc;                /* for the provenance command line */
     char *const *argv;

@@ -1,7 +1,9 @@
 /* test_quant.c - quant.h against a plain-C transcription of REFERENCE.md's RTN rule
  * (codes identical, dequantized values within the fp16 storage bound), half-to-even ties,
  * equal-valued groups, packing round trips (and agreement with the kernels' unpack and
- * dequantize), and the clipping search never losing to plain min-max on output error. */
+ * dequantize), the clipping search never losing to plain min-max on output error, and the
+ * SEQ grid against a plain transcription of ParetoQ's levels (q - maxq/2)*s with its
+ * weight-MSE clip search (codes identical, symmetric levels, no zero level). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -137,6 +139,96 @@ static void check_clip(void)
     free(W), free(X), free(a), free(b), free(H);
 }
 
+/* SEQ, literally: levels (q - maxq/2)*s, s = f*amax/(maxq/2) per group; with a grid, the
+ * f of least sum (w - w^)^2 over the fp16-stored (s, m) (first on ties). */
+static void ref_seq(const float *W, int64_t N, int64_t K, int bits, int g, const float *grid, int ng,
+                    uint8_t *codes)
+{
+    int maxq = (1 << bits) - 1;
+    float half = 0.5f * (float)maxq, one = 1.0f;
+    int64_t span = g ? g : K;
+    if (ng == 0) grid = &one, ng = 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k0 = 0; k0 < K; k0 += span) {
+            int64_t k1 = k0 + span < K ? k0 + span : K;
+            float amax = 0.0f;
+            for (int64_t k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(W[n * K + k]));
+            double best = INFINITY;
+            for (int i = 0; i < ng; i++) {
+                float s = fmaxf(grid[i] * amax, 1e-5f) / half;
+                uint16_t s16 = kq_f32_to_f16(s), m16 = kq_f32_to_f16(-kq_f16_to_f32(s16) * half);
+                double e = 0.0;
+                uint8_t c[256];
+                for (int64_t k = k0; k < k1; k++) {
+                    float q = fminf(fmaxf(rintf(W[n * K + k] / s + half), 0.0f), (float)maxq);
+                    c[k - k0] = (uint8_t)q;
+                    double d = (double)W[n * K + k] - (double)(kq_f16_to_f32(s16) * q + kq_f16_to_f32(m16));
+                    e += d * d;
+                }
+                if (e < best) best = e, memcpy(codes + n * K + k0, c, (size_t)(k1 - k0));
+            }
+        }
+}
+
+static void check_seq(int bits, int g, int search)
+{
+    int64_t N = 6, K = 172;
+    float *W = malloc((size_t)(N * K) * sizeof(float)), *deq = malloc((size_t)(N * K) * sizeof(float));
+    uint8_t *codes = malloc((size_t)(N * K));
+    rm_fill(W, N * K, 0.05f, 0.01f);
+    W[2 * K + 3] = 0.6f; /* an outlier the search may clip */
+    float grid[16];
+    int ng = search ? quant_clip_grid(grid, 16) : 0;
+    ref_seq(W, N, K, bits, g, grid, ng, codes);
+    quant_layer q;
+    CHECK_OK(quant_layer_init(&q, bits, g, N, K));
+    q.grid = QUANT_GRID_SEQ;
+    quant_rtn(&q, W, K, NULL, grid, ng);
+    quant_dequant(&q, deq, K);
+    int64_t bad = 0, asym = 0, zero = 0;
+    int maxq = (1 << bits) - 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) {
+            bad += q.codes[n * K + k] != codes[n * K + k];
+            int64_t b = n * q.nb + k / q.bg;
+            float s = kq_f16_to_f32(q.scales[b]), m = kq_f16_to_f32(q.offsets[b]);
+            float lo = s * (float)q.codes[n * K + k] + m, mirror = s * (float)(maxq - q.codes[n * K + k]) + m;
+            asym += fabsf(lo + mirror) > (float)maxq * 1e-3f * s; /* levels q, maxq-q opposite (fp16 m) */
+            zero += fabsf(lo) < 0.25f * s;          /* no level at 0 */
+        }
+    CHECK_MSG(bad == 0, "seq bits %d g %d search %d: %lld codes differ from the plain SEQ rule", bits, g, search,
+              (long long)bad);
+    CHECK_MSG(asym == 0 && zero == 0, "seq bits %d g %d: %lld asymmetric levels, %lld zero levels", bits, g,
+              (long long)asym, (long long)zero);
+    quant_layer_free(&q);
+    free(W), free(deq), free(codes);
+}
+
+/* SEQ's weight-MSE search beats plain SEQ (s from max |w|) on weight error at 2 bits when
+ * a row has an outlier (asym min-max, with its zero level, is printed for comparison). */
+static void check_seq_search(void)
+{
+    int64_t N = 16, K = 128;
+    float *W = malloc((size_t)(N * K) * sizeof(float)), *a = malloc((size_t)(N * K) * sizeof(float));
+    rm_fill(W, N * K, 0.1f, 0.0f);
+    for (int64_t n = 0; n < N; n++) W[n * K + (n * 7) % K] = 0.9f;
+    float grid[16];
+    int ng = quant_clip_grid(grid, 16);
+    double e[3] = {0, 0, 0};
+    for (int v = 0; v < 3; v++) {
+        quant_layer q;
+        CHECK_OK(quant_layer_init(&q, 2, 64, N, K));
+        q.grid = v ? QUANT_GRID_SEQ : QUANT_GRID_ASYM;
+        quant_rtn(&q, W, K, NULL, grid, v == 2 ? ng : 0);
+        quant_dequant(&q, a, K);
+        for (int64_t i = 0; i < N * K; i++) e[v] += ((double)W[i] - a[i]) * ((double)W[i] - a[i]);
+        quant_layer_free(&q);
+    }
+    printf("2-bit weight error: asym min-max %.4g, seq plain %.4g, seq searched %.4g\n", e[0], e[1], e[2]);
+    CHECK_MSG(e[2] < 0.5 * e[1], "SEQ search did not reduce the weight error (%g vs %g)", e[2], e[1]);
+    free(W), free(a);
+}
+
 int main(void)
 {
     int bits[] = {2, 3, 4, 8}, groups[] = {0, 32, 64, 128};
@@ -147,6 +239,13 @@ int main(void)
         }
     check_ties();
     check_clip();
+    for (int j = 0; j < 4; j++) {
+        check_seq(2, groups[j], 0);
+        check_seq(2, groups[j], 1);
+        check_seq(3, groups[j], 1);
+    }
+    check_seq(4, 128, 1);
+    check_seq_search();
     quant_layer q;
     CHECK(quant_layer_init(&q, 5, 64, 2, 2) == UPQ_EINPUT);
     CHECK(quant_layer_init(&q, 4, 48, 2, 2) == UPQ_EINPUT);

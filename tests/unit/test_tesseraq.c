@@ -1,17 +1,86 @@
 /* test_tesseraq.c - TesseraQ's gradients w.r.t. the soft rounding variables and the scale
  * multipliers against central differences of tsq_loss_grad's loss (fp32, step sweep, magnitudes floored at a tenth of the largest), and a short schedule that ends
- * all-hard with a block error below the RTN init's on a random block. */
+ * all-hard with a block error below the RTN init's on a random block; the same on the SEQ
+ * grid (result stays on it: m = -1.5 s), and a destructive schedule (huge steps) that must
+ * fall back to the init (the returned error never exceeds the init's). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "f16.h"
 #include "ptq_block.h"
 #include "quant.h"
 #include "rand_model.h"
 #include "tesseraq.h"
 #include "test_util.h"
 #include "upq_err.h"
+
+/* Block MSE of the dequantized ql over S windows. */
+static double ql_mse(const tfm_config *c, const tfm_layer *w, const quant_layer *ql, ptq_block_ws *ws, const float *X,
+                     const float *Y, int64_t S, int64_t T)
+{
+    int64_t TC = T * c->C;
+    tfm_layer wq = *w;
+    float **dp[7] = {&wq.wq, &wq.wk, &wq.wv, &wq.wo, &wq.w_gate, &wq.w_up, &wq.w_down};
+    float *deq[7], *out = malloc((size_t)TC * sizeof(float));
+    for (int p = 0; p < 7; p++) {
+        deq[p] = malloc((size_t)(ql[p].N * ql[p].K) * sizeof(float));
+        quant_dequant(&ql[p], deq[p], ql[p].K);
+        *dp[p] = deq[p];
+    }
+    double e = 0.0;
+    for (int64_t s = 0; s < S; s++) {
+        ptq_block_forward(c, &wq, ws, X + s * TC, out, T);
+        for (int64_t i = 0; i < TC; i++) e += ((double)out[i] - Y[s * TC + i]) * ((double)out[i] - Y[s * TC + i]);
+    }
+    for (int p = 0; p < 7; p++) free(deq[p]);
+    free(out);
+    return e / (double)(S * TC);
+}
+
+/* SEQ init, a short schedule, then a destructive one (lr 1e3) on a copy of the init. */
+static void check_seq_and_guard(const tfm_config *c, const tfm_layer *w, ptq_block_ws *ws, const float *X,
+                                const float *Y, int64_t S, int64_t T, const int64_t *Ns, const int64_t *Ks)
+{
+    float *ws_[7] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    float grid[16];
+    int ng = quant_clip_grid(grid, 16);
+    quant_layer ql[7], q0[7];
+    for (int p = 0; p < 7; p++) {
+        CHECK_OK(quant_layer_init(&ql[p], 2, 32, Ns[p], Ks[p]));
+        CHECK_OK(quant_layer_init(&q0[p], 2, 32, Ns[p], Ks[p]));
+        ql[p].grid = q0[p].grid = QUANT_GRID_SEQ;
+        quant_rtn(&ql[p], ws_[p], Ks[p], NULL, grid, ng);
+        quant_rtn(&q0[p], ws_[p], Ks[p], NULL, grid, ng);
+    }
+    double init = ql_mse(c, w, ql, ws, X, Y, S, T), final = 0.0, bad = 0.0;
+    tsq_state st;
+    tsq_opts o;
+    tsq_opts_default(&o);
+    o.rounds = 3, o.steps = 20, o.batch = 1;
+    CHECK_OK(tsq_init(&st, c, w, ql, T));
+    CHECK_OK(tsq_run(&st, X, Y, S, &o, ql, &final, NULL, NULL));
+    tsq_free(&st);
+    double check = ql_mse(c, w, ql, ws, X, Y, S, T);
+    int64_t off = 0;
+    for (int p = 0; p < 7; p++)
+        for (int64_t b = 0; b < ql[p].N * ql[p].nb; b++) {
+            float s = kq_f16_to_f32(ql[p].scales[b]), m = kq_f16_to_f32(ql[p].offsets[b]);
+            off += fabsf(m + 1.5f * s) > 1e-3f * s;
+        }
+    printf("tesseraq on the SEQ grid: block MSE %.4g -> %.4g (folded %.4g)\n", init, final, check);
+    CHECK_MSG(final < init, "TesseraQ-SEQ did not improve on its init (%g vs %g)", final, init);
+    CHECK_MSG(fabs(check - final) <= 0.05 * final, "folded SEQ layers give %g, the run said %g", check, final);
+    CHECK_MSG(off == 0, "%lld SEQ blocks left the grid (m != -1.5 s)", (long long)off);
+    o.lr = 1e3, o.lr_scale = 1.0, o.rounds = 1, o.steps = 3;
+    CHECK_OK(tsq_init(&st, c, w, q0, T));
+    CHECK_OK(tsq_run(&st, X, Y, S, &o, q0, &bad, NULL, NULL));
+    tsq_free(&st);
+    printf("destructive schedule: returned block MSE %.4g (init %.4g)\n", bad, init);
+    CHECK_MSG(bad <= init * (1 + 1e-6), "a schedule worse than its init was kept (%g vs init %g)", bad, init);
+    for (int p = 0; p < 7; p++) quant_layer_free(&ql[p]), quant_layer_free(&q0[p]);
+}
 
 static double fd(tsq_state *st, float *p, const float *X, const float *Y, const int64_t *idx, double a, double floor)
 {
@@ -102,6 +171,7 @@ int main(void)
         for (int64_t i = 0; i < st.lin[p].N * st.lin[p].K; i++) CHECK(st.lin[p].hard[i] >= 0);
     tsq_free(&st);
     for (int p = 0; p < 7; p++) quant_layer_free(&ql[p]);
+    check_seq_and_guard(&c, w, &ws, X, Y, S, T, Ns, Ks);
     ptq_block_ws_free(&ws);
     tfm_model_free(&m);
     free(X), free(Y);
