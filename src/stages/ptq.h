@@ -32,7 +32,7 @@ typedef struct {
     int argc;                /* for the provenance command line */
     char *const *argv;
     int distributed;         /* 1: every MPI rank calls ptq_run together (block-parallel, ptq_mpi.c);
-                              * 0: this rank runs it alone (as `upq run` does on rank 0) */
+                              * 0: this rank runs it alone (upq run and mpirun upq ptq set 1) */
     int ranks_per_block;     /* MPI: --ranks-per-block R (0: one rank per block group) */
     int64_t scalapack_min_dim; /* MPI block groups: GPTQ's inverse through ScaLAPACK on the
                               * group's ranks for layers with K >= this (LAPACK below) */
