@@ -12,18 +12,10 @@ MPIRUN=${MPIEXEC:-mpirun}
 export SOURCE_DATE_EPOCH=1700000000 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# run DIR NP ARGS...: ptq in $W/DIR (NP 0: without mpirun), the same relative --out
-run() {
-    local dir=$1 np=$2
-    shift 2
-    mkdir -p "$W/$dir"
-    if [[ $np == 0 ]]; then (cd "$W/$dir" && "$UPQ" ptq "$@" --out q.h5 >stdout 2>stderr)
-    else (cd "$W/$dir" && "$MPIRUN" -np "$np" "$UPQ" ptq "$@" --out q.h5 >stdout 2>stderr); fi
-}
-# equal apart from the recorded command line (it names --scratch): every dataset and attribute
-same_but_argv() {
-    diff <(h5dump "$W/$1/q.h5" | sed 1d | grep -v -e '"ptq --model' -e STRSIZE) <(h5dump "$W/$2/q.h5" | sed 1d | grep -v -e '"ptq --model' -e STRSIZE) \
-        >/dev/null || fail "$1/q.h5 and $2/q.h5 differ beyond the command line"
+source "$UPQ_SOURCE_DIR/tests/lib/ptq_runs.sh" # run, same, same_but_argv, close
+# the helpers' same_but_argv (the command line names --scratch), and the block tables
+same_but_argv_csv() {
+    same_but_argv "$1" "$2"
     cmp -s "$W/$1/q.blocks.csv" "$W/$2/q.blocks.csv" || fail "$1 and $2: block tables differ"
 }
 empty() { [[ -z "$(ls -A "$W/scr")" ]] || fail "scratch folder not empty after $1: $(ls "$W/scr")"; }
@@ -42,7 +34,7 @@ for c in "${cases[@]}"; do
     run "${name}_ram" "$np" "${demo[@]}" $args || { cat "$W/${name}_ram/stderr" >&2; fail "$name in RAM"; }
     # shellcheck disable=SC2086
     run "${name}_scr" "$np" "${demo[@]}" $args --scratch "$W/scr" || { cat "$W/${name}_scr/stderr" >&2; fail "$name --scratch"; }
-    same_but_argv "${name}_ram" "${name}_scr"
+    same_but_argv_csv "${name}_ram" "${name}_scr"
     empty "$name"
     echo "$name (np $np): --scratch gives the same container (every dataset and attribute; the command line differs)"
 done
