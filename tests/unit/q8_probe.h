@@ -2,7 +2,8 @@
  * kq_gemv product against KQ_GEMV_Q8_BOUND of kq_gemv.h, recomputed here from the codes,
  * scales and the activations (exact product in double from kq_dequant_row_ref), and in
  * envelope mode replaces each output by exact +- bound in the direction of its actual
- * error. Test helper only (not a test itself). */
+ * error; also the logit metric and weight lookup both packed-model tests use. Test helper
+ * only (not a test itself). */
 #ifndef UPQ_TEST_Q8_PROBE_H
 #define UPQ_TEST_Q8_PROBE_H
 
@@ -12,6 +13,27 @@
 #include "f16.h"
 #include "kq_format.h"
 #include "kq_gemv.h"
+#include "model.h"
+
+/* max|a - b| / max|b| over n values (NaN counts as infinite): the tests' logit metric. */
+static inline double rel_err(const float *a, const float *b, int64_t n)
+{
+    double md = 0, mr = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        md = isnan(d) || d > md ? (isnan(d) ? INFINITY : d) : md;
+        mr = fabs(b[i]) > mr ? fabs(b[i]) : mr;
+    }
+    return md / (mr > 0 ? mr : 1);
+}
+
+/* The FP32 weight of linear p (q, k, v, o, gate, up, down) of layer l. */
+static inline float *weight_of(tfm_model *m, int64_t l, int p)
+{
+    tfm_layer *w = &m->layers[l];
+    float *ws[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    return ws[p];
+}
 
 typedef struct {
     int envelope;          /* 1: replace each output by exact +- bound */

@@ -24,24 +24,6 @@
 
 #define TOL 1e-4
 
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double md = 0, mr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        md = isnan(d) || d > md ? (isnan(d) ? INFINITY : d) : md;
-        mr = fabs(b[i]) > mr ? fabs(b[i]) : mr;
-    }
-    return md / (mr > 0 ? mr : 1);
-}
-
-static float *weight_of(tfm_model *m, int64_t l, int p)
-{
-    tfm_layer *w = &m->layers[l];
-    float *ws[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
-    return ws[p];
-}
-
 static void check_tensors(tfm_model *dq, tfm_model *pk, const quant_layer *ql, int64_t n_dequant)
 {
     const tfm_config *c = &dq->cfg;

@@ -37,24 +37,6 @@
 #define GEN_TOKENS 32
 #define DECODE_STEPS 16 /* teacher-forced decode steps checked (T = PROMPT + DECODE_STEPS) */
 
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double md = 0, mr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        md = isnan(d) || d > md ? (isnan(d) ? INFINITY : d) : md;
-        mr = fabs(b[i]) > mr ? fabs(b[i]) : mr;
-    }
-    return md / (mr > 0 ? mr : 1);
-}
-
-static float *weight_of(tfm_model *m, int64_t l, int p)
-{
-    tfm_layer *w = &m->layers[l];
-    float *ws[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
-    return ws[p];
-}
-
 /* Teacher-forced decode of ids[PROMPT..T) after a PROMPT-token prefill; logits of every
  * decode step into out ((T - PROMPT), V). */
 static void decode_logits(const tfm_model *m, const int32_t *ids, int64_t T, probe_ctx *pc, float *out)
