@@ -348,16 +348,25 @@ static hid_t open_ro(const char *path)
     return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
 }
 
+/* The two readers' start: HDF5's own messages off (qt), the file opened read-only (< 0 when
+ * HDF5 cannot), and its "kind" attribute ("fp32" or "quantized"; "" when absent). */
+static hid_t open_with_kind(const char *path, h5u_quiet *qt, char kind[16])
+{
+    h5u_quiet_begin(qt);
+    hid_t f = open_ro(path);
+    kind[0] = 0;
+    if (f >= 0 && h5u_attr_get_str(f, "kind", kind, 16, path)) kind[0] = 0;
+    return f;
+}
+
 int h5q_read(const char *path, tfm_model *m)
 {
     memset(m, 0, sizeof *m);
     tfm_config cfg;
     TRY(h5m_read_config(path, &cfg)); /* format, version and complete marker checked there */
     h5u_quiet qt;
-    h5u_quiet_begin(&qt);
-    hid_t f = open_ro(path);
-    char kind[16] = "";
-    if (f >= 0 && h5u_attr_get_str(f, "kind", kind, sizeof kind, path)) kind[0] = 0;
+    char kind[16];
+    hid_t f = open_with_kind(path, &qt, kind);
     if (!strcmp(kind, "fp32")) { /* the FP32 reader, with its hf_name checks */
         H5Fclose(f);
         h5u_quiet_end(&qt);
@@ -467,10 +476,8 @@ int h5q_read_packed(const char *path, tfm_model *m, int64_t *n_dequant)
     tfm_config cfg;
     TRY(h5m_read_config(path, &cfg)); /* format, version and complete marker checked there */
     h5u_quiet qt;
-    h5u_quiet_begin(&qt);
-    hid_t f = open_ro(path);
-    char kind[16] = "";
-    if (f >= 0 && h5u_attr_get_str(f, "kind", kind, sizeof kind, path)) kind[0] = 0;
+    char kind[16];
+    hid_t f = open_with_kind(path, &qt, kind);
     int rc;
     if (f < 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: HDF5 cannot open it", path);
     else if (!strcmp(kind, "fp32")) rc = UPQ_OK;
