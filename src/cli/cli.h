@@ -34,6 +34,9 @@ int cli_report(const char *cmd, int rc);
 /* Prints a held-back error (several ranks): rank 0 always, others only when rank 0
  * did not fail (or UPQ_LOG_ALL_RANKS is set). Called by main.c after ranks agree. */
 void cli_report_flush(int rank0_failed);
+/* Option OPT's value S as a number in [lo, hi] into *v; otherwise "upq CMD: OPT wants a
+ * number in [lo, hi], got 'S'" and UPQ_EUSAGE. */
+int cli_parse_num(const char *cmd, const char *opt, const char *s, double lo, double hi, double *v);
 /* Parses "1,2,3" into a new int64 array; UPQ_EUSAGE on junk. */
 int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n);
 /* Rank 0 only prints (stdout); returns 1 on rank 0. */

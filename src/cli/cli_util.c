@@ -85,3 +85,13 @@ int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n)
     *n = k;
     return UPQ_OK;
 }
+
+int cli_parse_num(const char *cmd, const char *opt, const char *s, double lo, double hi, double *v)
+{
+    char *end = NULL;
+    errno = 0;
+    *v = strtod(s, &end);
+    if (errno || end == s || *end || !(*v >= lo && *v <= hi))
+        return cli_usage_error(cmd, "%s wants a number in [%g, %g], got '%s'", opt, lo, hi, s);
+    return UPQ_OK;
+}

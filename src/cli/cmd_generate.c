@@ -3,7 +3,6 @@
  * container's INT2/INT4 linears on the packed kernels unless --dequant) (src/generate.h) of one prompt or a
  * batch of prompts; prints the generated text, or one JSON line per prompt. Options
  * only; prompt input/JSON output live in generate_prompts.c. */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -67,12 +66,7 @@ typedef struct {
 
 static int num(const char *opt, const char *s, double lo, double hi, double *v)
 {
-    char *end = NULL;
-    errno = 0;
-    *v = strtod(s, &end);
-    if (errno || end == s || *end || !(*v >= lo && *v <= hi))
-        return cli_usage_error("generate", "%s wants a number in [%g, %g], got '%s'", opt, lo, hi, s);
-    return UPQ_OK;
+    return cli_parse_num("generate", opt, s, lo, hi, v);
 }
 
 static int set_opt(gen_args *a, int ch, const char *arg)

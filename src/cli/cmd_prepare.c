@@ -1,6 +1,5 @@
 /* cmd_prepare.c - `upq prepare --model DIR --out DIR [options] FILE...`: token shards
  * for training/evaluation (src/stages/prepare.h). Options only. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,12 +43,7 @@ static void usage(FILE *f)
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *v)
 {
-    char *end = NULL;
-    errno = 0;
-    *v = strtod(s, &end);
-    if (errno || end == s || *end || !(*v >= lo && *v <= hi))
-        return cli_usage_error("prepare", "%s wants a number in [%g, %g], got '%s'", opt, lo, hi, s);
-    return UPQ_OK;
+    return cli_parse_num("prepare", opt, s, lo, hi, v);
 }
 
 static int set_opt(prep_opts *o, int ch, const char *arg)
