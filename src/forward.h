@@ -13,28 +13,36 @@
 
 #include <stdint.h>
 
+#include "block.h"
 #include "linear_packed.h"
 #include "model.h"
 
-/* Saved activations. Per-layer tensors have a leading Ls dim: Ls = L when
- * training, 1 otherwise. Inside a layer slice the layout is packed (B,T,...)
- * for the B,T of the last call (slices are spaced for Bmax,Tmax). */
+/* Saved activations of layers [l0, l1) (the whole model: [0, L) with the embedding and
+ * the head). Per-layer tensors have a leading Ls dim: Ls = l1 - l0 when training, 1
+ * otherwise (index l - l0). Inside a layer slice the layout is packed (B,T,...) for the
+ * B,T of the last call (slices are spaced for Bmax,Tmax). Attention keeps no T x T
+ * probabilities (layers.h): activation memory per layer is O(B T C), plus one shared
+ * attention scratch of 2 * 64 * Tmax floats per thread. */
 typedef struct {
     int64_t Bmax, Tmax, Ls;
-    int64_t B, T;      /* of the last tfm_forward (tfm_backward checks them) */
+    int64_t B, T;      /* of the last forward (the backward checks them) */
     int training;
+    int64_t l0, l1;    /* the layers held */
+    int emb, head;     /* the range starts at the token embedding / ends with the LM head */
+    int64_t nthreads;  /* OpenMP threads the attention scratch is sized for */
     tfm_config cfg;
     float *mem;        /* one allocation carved below */
     float *rope_cos;   /* (Tmax, D/2) */
     float *rope_sin;   /* (Tmax, D/2) */
-    float *resid;      /* (L+1, B, T, C) residual stream entering layer l; [L] = after last layer */
+    float *resid;      /* (l1-l0+1, B, T, C) residual stream entering layer l (slice l - l0);
+                        * [l1-l0] = after the last layer. Inference: 2 slices, used alternately */
     float *ln1;        /* (Ls, B, T, C) input_layernorm output */
     float *ln1_rstd;   /* (Ls, B, T) */
     float *q;          /* (Ls, B, T, H*D) after bias and RoPE */
     float *k;          /* (Ls, B, T, KV*D) after bias and RoPE */
     float *v;          /* (Ls, B, T, KV*D) */
-    float *att;        /* (Ls, B, H, T, T) softmax probabilities: row t holds cols 0..t, zeros
-                        * up to the end of its 64-row block, the rest is undefined */
+    float *att_stats;  /* (Ls, B, H, T, 2) softmax (max, 1/sum) per attention row */
+    float *att_ws;     /* (nthreads, 2, 64, Tmax) attention scratch (attention_scratch_floats) */
     float *atty;       /* (Ls, B, T, H*D) attention output (input of o_proj) */
     float *resid_mid;  /* (Ls, B, T, C) residual after attention */
     float *ln2;        /* (Ls, B, T, C) post_attention_layernorm output */
@@ -42,11 +50,11 @@ typedef struct {
     float *gate;       /* (Ls, B, T, F) gate_proj output (pre-activation) */
     float *up;         /* (Ls, B, T, F) up_proj output */
     float *act;        /* (Ls, B, T, F) silu(gate) * up (input of down_proj) */
-    float *lnf;        /* (B, T, C) final norm output */
-    float *lnf_rstd;   /* (B, T) */
-    float *logits;     /* (B, T, V) */
+    float *lnf;        /* (B, T, C) final norm output (head only) */
+    float *lnf_rstd;   /* (B, T) (head only) */
+    float *logits;     /* (B, T, V) (head only) */
     /* backward scratch (training only; NULL otherwise) */
-    float *dlogits;    /* (B, T, V) filled by tfm_ce_loss before tfm_backward */
+    float *dlogits;    /* (B, T, V) filled by tfm_ce_loss before tfm_backward (head only) */
     float *dresid;     /* (B, T, C) */
     float *dln;        /* (B, T, C) */
     float *dq;         /* (B, T, H*D) */
@@ -55,13 +63,19 @@ typedef struct {
     float *datty;      /* (B, T, H*D) */
     float *dgate;      /* (B, T, F) */
     float *dup;        /* (B, T, F) */
-    float *datt;       /* (B, H, T, T) */
+    float *dnw;        /* (C) sink of unwanted norm gradients */
     tfm_pws pws;       /* packed-linear workspace (tfm_acts_alloc_model); zeroed otherwise */
 } tfm_acts;
 
 /* Sizes every buffer for Bmax sequences of Tmax tokens; UPQ_EIO when out of memory,
- * UPQ_EINPUT when Tmax > cfg->max_T. */
+ * UPQ_EINPUT when Tmax > cfg->max_T. The whole model: tfm_acts_alloc_range(a, cfg, 0, L,
+ * 1, 1, ...). */
 int tfm_acts_alloc(tfm_acts *a, const tfm_config *cfg, int64_t Bmax, int64_t Tmax, int training);
+/* Activations of layers [l0, l1) only (a pipeline stage), with the token embedding in
+ * front when emb and the final norm + LM head behind when head. UPQ_EINPUT for a range
+ * outside [0, L] or an empty one without embedding and head. */
+int tfm_acts_alloc_range(tfm_acts *a, const tfm_config *cfg, int64_t l0, int64_t l1, int emb,
+                         int head, int64_t Bmax, int64_t Tmax, int training);
 /* Inference activations (training 0) for model m, plus the workspace of its packed
  * linears for Bmax*Tmax rows: what tfm_forward needs when m has packed layers. */
 int tfm_acts_alloc_model(tfm_acts *a, const tfm_model *m, int64_t Bmax, int64_t Tmax);
@@ -73,5 +87,20 @@ void tfm_acts_free(tfm_acts *a);
  * UPQ_EINPUT naming the position when a token id is outside [0, V). */
 int tfm_forward(const tfm_model *m, tfm_acts *a, const int32_t *tokens, int64_t B, int64_t T,
                 float *hidden_out);
+
+/* The forward of a's range [l0, l1): from tokens (B,T) when a->emb, else from x
+ * (B,T,C), the residual entering layer l0. Output: a->logits (B,T,V) when a->head, else
+ * tfm_range_out(a) (B,T,C), the residual after layer l1-1. lw: the blocks' weights
+ * indexed by layer (lw[l] for l in [l0, l1), linear kinds may mix), or NULL for those of
+ * m. hidden_out as tfm_forward's, (l1-l0+1,B,T,C), may be NULL. */
+int tfm_range_forward(const tfm_model *m, const blk_weights *lw, tfm_acts *a,
+                      const int32_t *tokens, const float *x, int64_t B, int64_t T,
+                      float *hidden_out);
+/* The residual after the range's last layer (B,T,C) of the last forward. */
+float *tfm_range_out(const tfm_acts *a);
+/* Views for the backward (backward.c): the saved activations of layer l, and the
+ * residual entering layer l (l0 <= l <= l1). */
+blk_acts tfm_acts_layer(const tfm_acts *a, int64_t l);
+float *tfm_acts_resid(const tfm_acts *a, int64_t l);
 
 #endif

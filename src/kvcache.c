@@ -2,15 +2,16 @@
  * q/k/v projections over all new rows (BLIS), RoPE at each row's own position
  * (rope.c), attention of each new row over its slot's cached keys (plain loops: one
  * query row per (row, head)), o_proj, SwiGLU MLP; then the final norm and LM head.
- * Reuses the layer kernels of layers.h; not the batched training forward (forward.c). */
+ * The block is block.c's block_forward with this file's attention plug (only the
+ * attention over the cache differs from the batched forward); not training. */
 #include "kvcache.h"
 
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "block.h"
 #include "layers.h"
-#include "matmul.h"
 #include "upq_err.h"
 
 typedef struct {
@@ -81,45 +82,11 @@ void tfm_kv_reset(tfm_kv *kv, int64_t b)
 }
 
 /* Decode steps and short prefills are small products. Below this many multiply-adds
- * (about 10 ms of one core) a plain single-threaded loop is used: a threaded BLIS call
- * waits at its barrier for every thread, which costs a scheduler slice when the cores
- * are shared (a batch of 4 prompts on tinyllama-15m: 13.7 s wall on the loaded 2-core
- * machine with BLIS threads, 3.1 s with BLIS_NUM_THREADS=1). */
+ * (about 10 ms of one core) a plain single-threaded loop is used (lin_ctx.loop_below): a
+ * threaded BLIS call waits at its barrier for every thread, which costs a scheduler
+ * slice when the cores are shared (a batch of 4 prompts on tinyllama-15m: 13.7 s wall on
+ * the loaded 2-core machine with BLIS threads, 3.1 s with BLIS_NUM_THREADS=1). */
 #define KV_PAR_MIN ((int64_t)1 << 26)
-
-/* y (N, out) = x (N, in) W^T + beta y. */
-static void kv_gemm(float *y, const float *x, const float *w, int64_t N, int64_t in, int64_t out,
-                    float beta)
-{
-    if (N * in * out >= KV_PAR_MIN) {
-        kq_sgemm_nt(N, out, in, x, in, w, in, y, out, beta);
-        return;
-    }
-    for (int64_t i = 0; i < N; i++) {
-        const float *xi = x + i * in;
-        for (int64_t o = 0; o < out; o++) {
-            const float *wo = w + o * in;
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t k = 0; k < in; k++) acc += xi[k] * wo[k];
-            y[i * out + o] = beta == 0.0f ? acc : acc + beta * y[i * out + o];
-        }
-    }
-}
-
-/* y (N, out) = x (N, in) W^T + bias + beta y (bias may be NULL, then beta 0 or 1):
- * FP32 w, or the packed pq when set. */
-static void kv_linear(tfm_kv *kv, float *y, const float *x, const float *w, const kq_qmat *pq,
-                      const float *bias, int64_t N, int64_t in, int64_t out, float beta)
-{
-    if (pq) {
-        tfm_linear_packed(y, x, N, pq, bias, beta, &kv->pws);
-        return;
-    }
-    if (bias)
-        for (int64_t i = 0; i < N; i++) memcpy(y + i * out, bias, (size_t)out * sizeof(float));
-    kv_gemm(y, x, w, N, in, out, bias ? 1.0f : beta);
-}
 
 /* One query row q (D) over keys/values 0..n-1 of a slot's cache (row stride KD). */
 static void kv_attend(float *y, float *s, const float *q, const float *kc, const float *vc,
@@ -147,61 +114,62 @@ static void kv_attend(float *y, float *s, const float *q, const float *kc, const
     }
 }
 
-/* Attention of the nb*S new rows of layer l (their k/v already in the cache). */
-static void kv_attention(tfm_kv *kv, int64_t l, const int64_t *slots, int64_t nb, int64_t S)
+/* The attention plug of block_forward (block.h) for one call: layer l of the cache and
+ * the slots being fed. */
+typedef struct {
+    tfm_kv *kv;
+    int64_t l;
+    const int64_t *slots;
+} kv_plug;
+
+/* RoPE of the nb*S new rows at each slot's positions, their k/v appended to the cache,
+ * then each row's attention over its slot's cache (len not yet advanced). B = nb, T = S. */
+static void kv_attn_forward(const blk_attn *at, float *y, float *stats, float *q, float *k,
+                            const float *v, int64_t nb, int64_t S)
 {
-    const tfm_config *c = &kv->cfg;
-    int64_t H = c->H, D = c->D, KD = c->KV * D, HD = H * D, grp = c->H / c->KV;
+    const kv_plug *pl = at->ctx;
+    tfm_kv *kv = pl->kv;
+    int64_t l = pl->l, H = at->H, D = at->D, KD = at->KV * D, HD = H * D, half = D / 2;
+    int64_t grp = H / at->KV;
+    (void)stats;
+    for (int64_t i = 0; i < nb; i++) {
+        int64_t b = pl->slots[i], p0 = kv->len[b];
+        const float *cs = at->rope_cos + p0 * half, *sn = at->rope_sin + p0 * half;
+        rope_forward(q + i * S * HD, cs, sn, 1, S, H, D);
+        rope_forward(k + i * S * KD, cs, sn, 1, S, at->KV, D);
+        float *kc = kv->kc + ((l * kv->Bmax + b) * kv->Tmax + p0) * KD;
+        float *vc = kv->vc + ((l * kv->Bmax + b) * kv->Tmax + p0) * KD;
+        memcpy(kc, k + i * S * KD, (size_t)(S * KD) * sizeof(float));
+        memcpy(vc, v + i * S * KD, (size_t)(S * KD) * sizeof(float));
+    }
     float scale = 1.0f / sqrtf((float)D);
     int64_t work = nb * S * H;
 #pragma omp parallel for schedule(dynamic, 1) if (work * kv->Tmax * D >= KV_PAR_MIN)
     for (int64_t w = 0; w < work; w++) {
-        int64_t r = w / H, h = w % H, i = r / S, t = r % S, b = slots[i];
-        int64_t pos = kv->len[b] + t; /* len not yet advanced */
+        int64_t r = w / H, h = w % H, i = r / S, t = r % S, b = pl->slots[i];
+        int64_t pos = kv->len[b] + t;
         const float *kc = kv->kc + ((l * kv->Bmax + b) * kv->Tmax) * KD + (h / grp) * D;
         const float *vc = kv->vc + ((l * kv->Bmax + b) * kv->Tmax) * KD + (h / grp) * D;
         float *s = kv->scores + (int64_t)omp_get_thread_num() * kv->Tmax;
-        kv_attend(kv->atty + r * HD + h * D, s, kv->q + r * HD + h * D, kc, vc, pos + 1, KD, D,
-                  scale);
+        kv_attend(y + r * HD + h * D, s, q + r * HD + h * D, kc, vc, pos + 1, KD, D, scale);
     }
 }
 
-/* q/k/v of the new rows, RoPE at each slot's positions, k/v appended to the cache. */
-static void kv_qkv(tfm_kv *kv, const tfm_layer *w, int64_t l, const int64_t *slots, int64_t nb,
-                   int64_t S)
-{
-    const tfm_config *c = &kv->cfg;
-    int64_t R = nb * S, C = c->C, HD = c->H * c->D, KD = c->KV * c->D, half = c->D / 2;
-    kv_linear(kv, kv->q, kv->ln, w->wq, w->pq[TFM_Q], w->bq, R, C, HD, 0.0f);
-    kv_linear(kv, kv->k, kv->ln, w->wk, w->pq[TFM_K], w->bk, R, C, KD, 0.0f);
-    kv_linear(kv, kv->v, kv->ln, w->wv, w->pq[TFM_V], w->bv, R, C, KD, 0.0f);
-    for (int64_t i = 0; i < nb; i++) {
-        int64_t b = slots[i], p0 = kv->len[b];
-        const float *cs = kv->rope_cos + p0 * half, *sn = kv->rope_sin + p0 * half;
-        rope_forward(kv->q + i * S * HD, cs, sn, 1, S, c->H, c->D);
-        rope_forward(kv->k + i * S * KD, cs, sn, 1, S, c->KV, c->D);
-        float *kc = kv->kc + ((l * kv->Bmax + b) * kv->Tmax + p0) * KD;
-        float *vc = kv->vc + ((l * kv->Bmax + b) * kv->Tmax + p0) * KD;
-        memcpy(kc, kv->k + i * S * KD, (size_t)(S * KD) * sizeof(float));
-        memcpy(vc, kv->v + i * S * KD, (size_t)(S * KD) * sizeof(float));
-    }
-}
-
+/* Layer l on the new rows in kv->x, in place: block_forward with the cache's attention,
+ * keeping nothing (ln1 = ln2, act = gate, mid = x). */
 static void kv_block(const tfm_model *m, tfm_kv *kv, int64_t l, const int64_t *slots,
                      int64_t nb, int64_t S)
 {
     const tfm_config *c = &m->cfg;
-    const tfm_layer *w = &m->layers[l];
-    int64_t R = nb * S, C = c->C, F = c->F, HD = c->H * c->D;
-    rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->attn_norm, R, C, (float)c->norm_eps);
-    kv_qkv(kv, w, l, slots, nb, S);
-    kv_attention(kv, l, slots, nb, S);
-    kv_linear(kv, kv->x, kv->atty, w->wo, w->pq[TFM_O], NULL, R, HD, C, 1.0f);
-    rmsnorm_forward(kv->ln, kv->rstd, kv->x, w->mlp_norm, R, C, (float)c->norm_eps);
-    kv_linear(kv, kv->gate, kv->ln, w->w_gate, w->pq[TFM_GATE], NULL, R, C, F, 0.0f);
-    kv_linear(kv, kv->up, kv->ln, w->w_up, w->pq[TFM_UP], NULL, R, C, F, 0.0f);
-    swiglu_forward(kv->gate, kv->gate, kv->up, R * F);
-    kv_linear(kv, kv->x, kv->gate, w->w_down, w->pq[TFM_DOWN], NULL, R, F, C, 1.0f);
+    kv_plug pl = {kv, l, slots};
+    blk_attn at = {kv_attn_forward, kv->rope_cos, kv->rope_sin, NULL, 1, c->H, c->KV, c->D, &pl};
+    blk_acts a = {.ln1 = kv->ln, .ln1_rstd = kv->rstd, .q = kv->q, .k = kv->k, .v = kv->v,
+                  .atty = kv->atty, .mid = kv->x, .ln2 = kv->ln, .ln2_rstd = kv->rstd,
+                  .gate = kv->gate, .up = kv->up, .act = kv->gate};
+    blk_weights bw;
+    blk_weights_from_layer(&bw, c, &m->layers[l]);
+    lin_ctx lc = {kv->pws.mem ? &kv->pws : NULL, KV_PAR_MIN};
+    block_forward(kv->x, &a, kv->x, &bw, &at, &lc, c, nb, S);
 }
 
 static int kv_check(const tfm_kv *kv, const int64_t *slots, int64_t nb, const int32_t *tokens,
@@ -239,6 +207,8 @@ int tfm_kv_forward(const tfm_model *m, tfm_kv *kv, const int64_t *slots, int64_t
         R = nb;
     }
     rmsnorm_forward(kv->ln, kv->rstd, kv->x, m->final_norm, R, C, (float)c->norm_eps);
-    kv_gemm(kv->logits, kv->ln, m->lm_head, R, C, c->V, 0.0f);
+    lin_layer head = lin_layer_dense(m->lm_head, NULL, NULL, C, c->V);
+    lin_ctx lc = {NULL, KV_PAR_MIN};
+    lin_forward(&head, &lc, kv->logits, kv->ln, R, 0.0f);
     return UPQ_OK;
 }

@@ -31,14 +31,20 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int64_t B,
                    int64_t nh, int64_t D);
 
 /* attention.c: causal grouped-query attention, kv head of head h = h / (H/KV),
- * scores scaled by 1/sqrt(D), softmax in fp32.
- * y (B,T,H*D), att (B,H,T,T) saved probabilities; q (B,T,H*D), k,v (B,T,KV*D). */
-void attention_forward(float *y, float *att, const float *q, const float *k, const float *v,
-                       int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
-/* dq (B,T,H*D), dk, dv (B,T,KV*D) overwritten; datt (B,H,T,T) scratch. */
-void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dy,
-                        const float *att, const float *q, const float *k, const float *v,
-                        int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
+ * scores scaled by 1/sqrt(D), softmax in fp32. The T x T probabilities are not kept:
+ * stats holds each row's softmax (max, 1/sum) and the backward recomputes the
+ * probabilities one 64-row block at a time, bit-identical to the forward's.
+ * scratch: attention_scratch_floats(T, nthreads) floats; the loops use at most
+ * nthreads OpenMP threads (one scratch slice each).
+ * y (B,T,H*D), stats (B,H,T,2); q (B,T,H*D), k,v (B,T,KV*D). */
+int64_t attention_scratch_floats(int64_t T, int64_t nthreads);
+void attention_forward(float *y, float *stats, float *scratch, const float *q, const float *k,
+                       const float *v, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D,
+                       int64_t nthreads);
+/* dq (B,T,H*D), dk, dv (B,T,KV*D) overwritten; stats from the forward. */
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dy,
+                        const float *stats, const float *q, const float *k, const float *v,
+                        int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D, int64_t nthreads);
 
 /* swiglu.c: out = silu(gate) * up, element-wise over n. */
 void swiglu_forward(float *out, const float *gate, const float *up, int64_t n);

@@ -1,8 +1,10 @@
 /* tesseraq.c - soft rounding + scale multipliers + progressive hardening for one block
  * (tesseraq.h). Soft weight: w = s*nu*(clo + h(a) - z), h(a) = clamp(sigmoid(a)*1.2 - 0.1,
  * 0, 1) (AdaRound's rectified sigmoid, zeta 1.1, gamma -0.1); hard variables use their
- * 0/1 offset. Gradients: ptq_block_backward gives dL/dW, then the chain rule here
- * (checked by finite differences in test_tesseraq). */
+ * 0/1 offset. The seven linears are linear.h's LIN_SOFTROUND kind: lin_prepare builds the
+ * soft weights, block_backward (ptq_block_backward_w) accumulates dL/dW, lin_grad_finish
+ * chains it to the rounding variables and scale multipliers (checked by finite differences
+ * in test_tesseraq and test_linear). */
 #include "tesseraq.h"
 
 #include <math.h>
@@ -10,10 +12,11 @@
 #include <string.h>
 
 #include "f16.h"
+#include "linear.h"
 #include "upq_err.h"
 
-#define TSQ_ZETA 1.1f
-#define TSQ_GAMMA (-0.1f)
+#define TSQ_ZETA LIN_SOFT_ZETA
+#define TSQ_GAMMA LIN_SOFT_GAMMA
 
 void tsq_opts_default(tsq_opts *o)
 {
@@ -32,9 +35,7 @@ void tsq_opts_default(tsq_opts *o)
 
 static float hsoft(float a, float *dh)
 {
-    float sg = 1.0f / (1.0f + expf(-a)), h = sg * (TSQ_ZETA - TSQ_GAMMA) + TSQ_GAMMA;
-    if (dh) *dh = h <= 0.0f || h >= 1.0f ? 0.0f : (TSQ_ZETA - TSQ_GAMMA) * sg * (1.0f - sg);
-    return h < 0.0f ? 0.0f : h > 1.0f ? 1.0f : h;
+    return lin_soft_h(a, dh);
 }
 
 static float **lin_ptr(tfm_layer *w, int p)
@@ -99,12 +100,21 @@ int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const qua
                int h_init)
 {
     memset(st, 0, sizeof *st);
-    st->c = *c, st->T = T, st->soft = *w, st->grad = *w;
+    st->c = *c, st->T = T, st->soft = *w;
     tfm_layer fp = *w;
     for (int p = 0; p < 7; p++) {
         TRY(lin_init(&st->lin[p], *lin_ptr(&fp, p), &ql[p], h_init));
         *lin_ptr(&st->soft, p) = st->lin[p].Wsoft;
-        *lin_ptr(&st->grad, p) = st->lin[p].gW;
+    }
+    blk_weights_from_layer(&st->bw, c, w);
+    for (int p = 0; p < 7; p++) {
+        tsq_linear *L = &st->lin[p];
+        lin_layer *ll = &st->bw.lin[p];
+        ll->kind = LIN_SOFTROUND;
+        ll->w = NULL;
+        ll->wq = L->Wsoft;
+        ll->dw = L->gW;
+        ll->soft = (lin_softround){L->nb, L->bg, L->clo, L->hard, L->alpha, L->s, L->z, L->nu, L->ga, L->gn};
     }
     TRY(ptq_block_ws_alloc(&st->ws, c, T));
     TRY(ptq_grad_ws_alloc(&st->gws, c, T));
@@ -122,59 +132,26 @@ void tsq_free(tsq_state *st)
     memset(st, 0, sizeof *st);
 }
 
-static float offset_of(const tsq_linear *L, int64_t i, float *dh)
-{
-    if (L->hard[i] >= 0) {
-        if (dh) *dh = 0.0f;
-        return (float)L->hard[i];
-    }
-    return hsoft(L->alpha[i], dh);
-}
-
-static void build_soft(tsq_linear *L)
-{
-#pragma omp parallel for schedule(static) if (L->N * L->K >= (1 << 16))
-    for (int64_t n = 0; n < L->N; n++)
-        for (int64_t k = 0; k < L->K; k++) {
-            int64_t i = n * L->K + k, b = n * L->nb + k / L->bg;
-            L->Wsoft[i] = L->s[b] * L->nu[b] * ((float)L->clo[i] + offset_of(L, i, NULL) - L->z[b]);
-        }
-}
-
-/* dL/dW -> dL/da, dL/dnu. */
-static void chain(tsq_linear *L)
-{
-    memset(L->gn, 0, (size_t)(L->N * L->nb) * sizeof(float));
-#pragma omp parallel for schedule(static) if (L->N * L->K >= (1 << 16))
-    for (int64_t n = 0; n < L->N; n++)
-        for (int64_t k = 0; k < L->K; k++) {
-            int64_t i = n * L->K + k, b = n * L->nb + k / L->bg;
-            float dh, off = offset_of(L, i, &dh);
-            L->ga[i] = L->gW[i] * L->s[b] * L->nu[b] * dh;
-            L->gn[b] += L->gW[i] * L->s[b] * ((float)L->clo[i] + off - L->z[b]);
-        }
-}
-
 /* tsq_loss_grad with the loss and gradient normalised by ntot windows (>= n). */
 static double loss_grad(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n, int64_t ntot)
 {
     int64_t TC = st->T * st->c.C;
     for (int p = 0; p < 7; p++) {
-        build_soft(&st->lin[p]);
+        lin_prepare(&st->bw.lin[p]);
         memset(st->lin[p].gW, 0, (size_t)(st->lin[p].N * st->lin[p].K) * sizeof(float));
     }
     double loss = 0.0;
     for (int64_t j = 0; j < n; j++) {
         const float *x = X + idx[j] * TC, *y = Y + idx[j] * TC;
-        ptq_block_forward(&st->c, &st->soft, &st->ws, x, st->out, st->T);
+        ptq_block_forward_w(&st->c, &st->bw, &st->ws, x, st->out, st->T);
         for (int64_t i = 0; i < TC; i++) {
             float d = st->out[i] - y[i];
             loss += (double)d * d;
             st->dout[i] = 2.0f * d / (float)(TC * ntot);
         }
-        ptq_block_backward(&st->c, &st->soft, &st->ws, &st->gws, x, st->dout, &st->grad, NULL, st->T);
+        ptq_block_backward_w(&st->c, &st->bw, &st->ws, &st->gws, x, st->dout, NULL, st->T);
     }
-    for (int p = 0; p < 7; p++) chain(&st->lin[p]);
+    blk_weights_grad_finish(&st->bw);
     return loss / (double)(TC * ntot);
 }
 
@@ -322,7 +299,7 @@ static int run_rounds(tsq_state *st, const float *X, const float *Y, int64_t S, 
     }
     for (int p = 0; p < 7; p++) {
         TRY(harden(&st->lin[p], 1.0));
-        build_soft(&st->lin[p]);
+        lin_prepare(&st->bw.lin[p]);
     }
     return UPQ_OK;
 }

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "block.h"
 #include "model.h"
 #include "ptq_block.h"
 #include "ptq_grad.h"
@@ -55,8 +56,8 @@ typedef struct {
 
 typedef struct {
     tfm_config c;
-    tfm_layer soft;      /* the block with Wsoft as linear weights */
-    tfm_layer grad;      /* gW pointers */
+    tfm_layer soft;      /* the block with Wsoft as FP32 linear weights (forward only) */
+    blk_weights bw;      /* the block with LIN_SOFTROUND linears over lin[] (linear.h) */
     tsq_linear lin[7];
     ptq_block_ws ws;
     ptq_grad_ws gws;
