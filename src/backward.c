@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "layers.h"
-#include "matmul.h"
 #include "upq_err.h"
 
 int tfm_range_backward(const tfm_model *m, tfm_model *grads, const blk_weights *lw,
@@ -26,8 +25,9 @@ int tfm_range_backward(const tfm_model *m, tfm_model *grads, const blk_weights *
     int64_t BT = B * T, C = c->C;
 
     if (a->head) { /* LM head and final norm; dresid starts from zero here. */
-        kq_sgemm_tn(c->V, C, BT, a->dlogits, c->V, a->lnf, C, grads->lm_head, C, 1.0f);
-        kq_sgemm_nn(BT, C, c->V, a->dlogits, c->V, m->lm_head, C, a->dln, C, 0.0f);
+        lin_layer head = lin_layer_dense(m->lm_head, NULL, NULL, C, c->V);
+        head.dw = grads->lm_head;
+        lin_backward(&head, a->dln, a->dlogits, a->lnf, BT, 0.0f);
         memset(a->dresid, 0, (size_t)(BT * C) * sizeof(float));
         rmsnorm_backward(a->dresid, grads->final_norm, a->dln, tfm_acts_resid(a, a->l1),
                          m->final_norm, a->lnf_rstd, BT, C);

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "layers.h"
-#include "matmul.h"
 #include "upq_err.h"
 
 /* Residual entering layer l (l0 <= l <= l1): slice l - l0 when training, else 2 slices
@@ -164,7 +163,8 @@ int tfm_range_forward(const tfm_model *m, const blk_weights *lw, tfm_acts *a,
     rmsnorm_forward(a->lnf, a->lnf_rstd, resid_at(a, a->l1), m->final_norm, BT, C,
                     (float)c->norm_eps);
     if (hidden_out) memcpy(hidden_out + nl * BT * C, a->lnf, (size_t)(BT * C) * sizeof(float));
-    kq_sgemm_nt(BT, c->V, C, a->lnf, C, m->lm_head, C, a->logits, c->V, 0.0f);
+    lin_layer head = lin_layer_dense(m->lm_head, NULL, NULL, C, c->V);
+    lin_forward(&head, &lc, a->logits, a->lnf, BT, 0.0f);
     return UPQ_OK;
 }
 
