@@ -86,12 +86,18 @@ int tfm_acts_alloc(tfm_acts *a, const tfm_config *c, int64_t Bmax, int64_t Tmax,
     return tfm_acts_alloc_range(a, c, 0, c->L, 1, 1, Bmax, Tmax, training);
 }
 
-int tfm_acts_alloc_model(tfm_acts *a, const tfm_model *m, int64_t Bmax, int64_t Tmax)
+int tfm_acts_alloc_range_model(tfm_acts *a, const tfm_model *m, int64_t l0, int64_t l1, int emb,
+                               int head, int64_t Bmax, int64_t Tmax)
 {
-    TRY(tfm_acts_alloc(a, &m->cfg, Bmax, Tmax, 0));
+    TRY(tfm_acts_alloc_range(a, &m->cfg, l0, l1, emb, head, Bmax, Tmax, 0));
     int rc = tfm_pws_alloc(&a->pws, m, Bmax * Tmax);
     if (rc) tfm_acts_free(a);
     return rc;
+}
+
+int tfm_acts_alloc_model(tfm_acts *a, const tfm_model *m, int64_t Bmax, int64_t Tmax)
+{
+    return tfm_acts_alloc_range_model(a, m, 0, m->cfg.L, 1, 1, Bmax, Tmax);
 }
 
 void tfm_acts_free(tfm_acts *a)

@@ -79,6 +79,9 @@ int tfm_acts_alloc_range(tfm_acts *a, const tfm_config *cfg, int64_t l0, int64_t
 /* Inference activations (training 0) for model m, plus the workspace of its packed
  * linears for Bmax*Tmax rows: what tfm_forward needs when m has packed layers. */
 int tfm_acts_alloc_model(tfm_acts *a, const tfm_model *m, int64_t Bmax, int64_t Tmax);
+/* The same for layers [l0, l1) of m (an inference pipeline stage, packed layers allowed). */
+int tfm_acts_alloc_range_model(tfm_acts *a, const tfm_model *m, int64_t l0, int64_t l1, int emb,
+                               int head, int64_t Bmax, int64_t Tmax);
 void tfm_acts_free(tfm_acts *a);
 
 /* Runs the model on tokens (B,T). Logits land in a->logits (B,T,V). hidden_out, if not

@@ -162,7 +162,8 @@ static void kv_block(const tfm_model *m, tfm_kv *kv, int64_t l, const int64_t *s
 {
     const tfm_config *c = &m->cfg;
     kv_plug pl = {kv, l, slots};
-    blk_attn at = {kv_attn_forward, kv->rope_cos, kv->rope_sin, NULL, 1, c->H, c->KV, c->D, &pl};
+    blk_attn at = {.forward = kv_attn_forward, .rope_cos = kv->rope_cos, .rope_sin = kv->rope_sin,
+                   .nthreads = 1, .H = c->H, .KV = c->KV, .D = c->D, .ctx = &pl};
     blk_acts a = {.ln1 = kv->ln, .ln1_rstd = kv->rstd, .q = kv->q, .k = kv->k, .v = kv->v,
                   .atty = kv->atty, .mid = kv->x, .ln2 = kv->ln, .ln2_rstd = kv->rstd,
                   .gate = kv->gate, .up = kv->up, .act = kv->gate};

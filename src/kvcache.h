@@ -30,7 +30,7 @@ typedef struct {
     float *atty;              /* (Rmax, H*D) */
     float *gate;              /* (Rmax, F) */
     float *up;                /* (Rmax, F) */
-    float *scores;            /* (Tmax) attention scratch */
+    float *scores;            /* (threads, Tmax) attention scratch */
     float *logits;            /* (Rmax, V) */
     tfm_pws pws;              /* packed-linear workspace (tfm_kv_init_model); zeroed otherwise */
 } tfm_kv;

@@ -1,7 +1,7 @@
 /* layers.h - the transformer's layer kernels as _forward/_backward pairs
  * (llm.c order: outputs, saved activations, inputs, sizes). Rows are packed
  * (B,T) tokens; backward functions ADD (+=) into parameter gradients and into
- * dinp where said. forward.c/backward.c orchestrate them; no allocation here. */
+ * dinp where said. block.c orchestrates them; no allocation here. */
 #ifndef UPQ_LAYERS_H
 #define UPQ_LAYERS_H
 

@@ -1,8 +1,9 @@
 /* linear_packed.h - one linear layer on packed INT2/INT4 weights for the inference
- * forward passes (forward.c, kvcache.c): kq_gemm (weight tiles dequantized exactly into
- * BLIS panels) when the row count M > KQ_GEMV_MAX_M, else kq_gemv (int8 activations,
- * error within KQ_GEMV_Q8_BOUND of kq_gemv.h). The workspace is sized once per model and
- * row bound (kernels never allocate). Not the FP32 path (matmul.h), not training. */
+ * forward passes (linear.h's LIN_PACKED, in forward.c and kvcache.c): kq_gemm (weight
+ * tiles dequantized exactly into BLIS panels) when the row count M > KQ_GEMV_MAX_M,
+ * else kq_gemv (int8 activations, error within KQ_GEMV_Q8_BOUND of kq_gemv.h). The
+ * workspace is sized once per model and row bound (kernels never allocate). Not the
+ * FP32 path (matmul.h), not training. */
 #ifndef UPQ_LINEAR_PACKED_H
 #define UPQ_LINEAR_PACKED_H
 

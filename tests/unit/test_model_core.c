@@ -6,7 +6,8 @@
  * 2. mixed linear kinds: FP32, fake-quant (stand-in quantizer) and soft-rounding linears
  *    in one model equal, bit for bit, the FP32 model on their materialised weights;
  *    with packed INT4/INT2 linears added, the logits are within 1e-4 relative of the
- *    FP32 model on the dequantized weights (kq_gemm, as test_packed_mixed). */
+ *    FP32 model on the dequantized weights (kq_gemm, as test_packed_mixed), also when
+ *    run as two inference stages. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,14 @@ static void test_mixed(const tfm_model *m)
     CHECK_OK(tfm_acts_alloc_model(&am, &pk, B_, T_));
     CHECK_OK(tfm_range_forward(&pk, lw, &am, tok, NULL, B_, T_, NULL));
     double e = max_rel(am.logits, ar.logits, BT * c->V);
+    /* The packed model in two inference stages: the same logits. */
+    tfm_acts p0, p1;
+    CHECK_OK(tfm_acts_alloc_range_model(&p0, &pk, 0, 1, 1, 0, B_, T_));
+    CHECK_OK(tfm_acts_alloc_range_model(&p1, &pk, 1, 3, 0, 1, B_, T_));
+    CHECK_OK(tfm_range_forward(&pk, lw, &p0, tok, NULL, B_, T_, NULL));
+    CHECK_OK(tfm_range_forward(&pk, lw, &p1, NULL, tfm_range_out(&p0), B_, T_, NULL));
+    CHECK(!memcmp(p1.logits, am.logits, (size_t)(BT * c->V) * sizeof(float)));
+    tfm_acts_free(&p0), tfm_acts_free(&p1);
     printf("mixed kinds: fp32/fakequant/softround bit-exact; with packed q4/q2 rel err %.3g\n", e);
     CHECK_MSG(e <= 1e-4, "packed mixed logits: %.3g", e);
     tfm_acts_free(&am), tfm_acts_free(&ar);
