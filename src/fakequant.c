@@ -5,6 +5,7 @@
 #include "fakequant.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "f16.h"
@@ -199,10 +200,12 @@ int fq_init(fq_quantizer *q, fq_kind kind, int bits, int64_t group, int64_t out,
     if (nlearn >= 1) q->p0 = q->mem;
     if (nlearn == 2) q->p1 = q->mem + pg;
     if (kind == FQ_ASYM) q->clip = q->mem;
-#pragma omp parallel if (out * in >= FQ_PAR_MIN)
+    int nt = omp_get_max_threads();
+    float *scratch = upq_malloc((size_t)nt * (size_t)q->gs * sizeof(float), "fake-quant init scratch");
+    if (!scratch) return fq_free(q), UPQ_EIO;
+#pragma omp parallel num_threads(nt) if (out * in >= FQ_PAR_MIN)
     {
-        float *tmp = kind == FQ_R2Q ? NULL : malloc((size_t)q->gs * sizeof(float));
-        UPQ_ASSERT(kind == FQ_R2Q || tmp);
+        float *tmp = scratch + (size_t)omp_get_thread_num() * (size_t)q->gs;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t r = 0; r < out; r++) {
             for (int64_t g = 0; g < q->ng; g++) {
@@ -211,8 +214,8 @@ int fq_init(fq_quantizer *q, fq_kind kind, int bits, int64_t group, int64_t out,
                 else group_search(q, r * q->ng + g, wg, group_len(q, g), tmp);
             }
         }
-        free(tmp);
     }
+    free(scratch);
     return UPQ_OK;
 }
 

@@ -10,6 +10,7 @@
  * clipping boundary carry no gradient in the checks (dwq = 0) and are left out of the code
  * comparison; their count is bounded. */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,6 +452,40 @@ static void check_r2q_export(void)
     free(w);
 }
 
+/* A layer large enough for the parallel loops: the same bits on 1 and 2 threads. */
+static void check_threads(void)
+{
+    int64_t out = 64, in = 2112, N = out * in;
+    float *w = rand_weights(out, in, 17), *dwq = rand_weights(out, in, 18);
+    float *wq[2], *dw[2], *d[2];
+    for (int kind = 0; kind < FQ_NKINDS; kind++) {
+        for (int t = 0; t < 2; t++) {
+            omp_set_num_threads(t + 1);
+            fq_quantizer q;
+            fq_grads g;
+            CHECK_OK(fq_init(&q, (fq_kind)kind, 2, 64, out, in, w));
+            CHECK_OK(fq_grads_init(&g, &q));
+            wq[t] = malloc((size_t)N * sizeof(float));
+            dw[t] = calloc((size_t)N, sizeof(float));
+            fq_array a[FQ_MAX_ARRAYS];
+            fq_arrays(&q, a); /* the init, then the parameter gradients */
+            d[t] = malloc((size_t)(a[0].n + g.n) * sizeof(float));
+            memcpy(d[t], a[0].p, (size_t)a[0].n * sizeof(float));
+            fq_forward(&q, w, wq[t]);
+            fq_backward(&q, w, dwq, dw[t], &g);
+            memcpy(d[t] + a[0].n, g.d, (size_t)g.n * sizeof(float));
+            CHECK(memcmp(wq[0], wq[t], (size_t)N * sizeof(float)) == 0);
+            CHECK(memcmp(dw[0], dw[t], (size_t)N * sizeof(float)) == 0);
+            CHECK(memcmp(d[0], d[t], (size_t)(a[0].n + g.n) * sizeof(float)) == 0);
+            fq_grads_free(&g);
+            fq_free(&q);
+        }
+        for (int t = 0; t < 2; t++) free(wq[t]), free(dw[t]), free(d[t]);
+    }
+    omp_set_num_threads(1);
+    free(w), free(dwq);
+}
+
 static void check_errors(void)
 {
     float w[64];
@@ -482,6 +517,7 @@ int main(void)
     check_seq_levels();
     check_search();
     check_r2q_export();
+    check_threads();
     check_errors();
     return tu_finish("test_fakequant");
 }
