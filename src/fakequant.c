@@ -49,11 +49,20 @@ static void seq_grid(float delta, int bits, float *s, float *z)
     *z = 0.5f * (float)((1 << bits) - 1);
 }
 
+/* asym's (s, z) from the group's current min/max shrunk by f; *kmin, *kmax (may be NULL):
+ * the first argmin/argmax, *live: 1 when s follows them (not the 1e-5 range floor). */
+static void asym_grid_arg(const float *w, int64_t n, float f, int maxq, float *s, float *z, int64_t *kmin,
+                          int64_t *kmax, int *live)
+{
+    int64_t a = 0, b = 0;
+    for (int64_t k = 1; k < n; k++) a = w[k] < w[a] ? k : a, b = w[k] > w[b] ? k : b;
+    quant_minmax(f * w[a], f * w[b], maxq, s, z);
+    if (kmin) *kmin = a, *kmax = b, *live = f * w[b] - f * w[a] > 1e-5f;
+}
+
 static void asym_grid(const float *w, int64_t n, float f, int maxq, float *s, float *z)
 {
-    float lo = w[0], hi = w[0];
-    for (int64_t k = 1; k < n; k++) lo = w[k] < lo ? w[k] : lo, hi = w[k] > hi ? w[k] : hi;
-    quant_minmax(f * lo, f * hi, maxq, s, z);
+    asym_grid_arg(w, n, f, maxq, s, z, NULL, NULL, NULL);
 }
 
 static float lsq_step(float s) { return s > FQ_MIN_STEP ? s : FQ_MIN_STEP; }
@@ -245,19 +254,29 @@ static void group_backward(const fq_quantizer *q, int64_t idx, const float *w, c
     float s, z, maxq = (float)q->maxq;
     switch (q->kind) {
     case FQ_SEQ:
-    case FQ_ASYM: /* inside = the rounded code needed no clamping (seq: |w| <= D) */
+    case FQ_ASYM: { /* inside = the rounded code needed no clamping (seq: |w| <= D) */
+        int64_t kmin = 0, kmax = 0;
+        int live = 0;
         if (q->kind == FQ_SEQ) seq_grid(q->p0[idx], q->bits, &s, &z);
-        else asym_grid(w, n, q->clip[idx], q->maxq, &s, &z);
+        else asym_grid_arg(w, n, q->clip[idx], q->maxq, &s, &z, &kmin, &kmax, &live);
         for (int64_t k = 0; k < n; k++) {
             float x = w[k] / s, u = q->kind == FQ_SEQ ? rintf(x + z) : rintf(x) + z;
             int inside = u >= 0.0f && u <= maxq;
             float code = u < 0.0f ? 0.0f : u > maxq ? maxq : u;
             if (inside) dw[k] += dwq[k];
-            /* d wq / ds, LSQ rule: (code - z) - w/s inside, (code - z) = +-maxq/2 outside */
+            /* d wq / ds, LSQ rule: (code - z) - w/s inside, (code - z) outside */
             a0 += (double)dwq[k] * ((double)code - z - (inside ? (double)x : 0.0));
         }
-        a0 *= ldexp(1.0, 1 - q->bits); /* ds/dD */
+        if (q->kind == FQ_SEQ) {
+            a0 *= ldexp(1.0, 1 - q->bits); /* ds/dD */
+        } else if (live) { /* s = f (max - min) / maxq: dL/ds to the extremes (z: none) */
+            float gs = (float)(a0 * (double)q->clip[idx] / (double)q->maxq);
+            dw[kmax] += gs;
+            dw[kmin] -= gs;
+            a0 = 0.0;
+        }
         break;
+    }
     case FQ_LSQ: { /* inside: 0 <= (w-b)/s <= maxq, unrounded (LSQ's clip) */
         s = lsq_step(q->p0[idx]);
         float b = q->p1[idx];
