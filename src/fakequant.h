@@ -13,7 +13,7 @@
 
 typedef enum {
     FQ_SEQ = 0, /* levels (q - maxq/2)*s, s = D / 2^(bits-1), learnable D (2 bits: +-D/4, +-3D/4) */
-    FQ_ASYM,    /* min-max of the clipped current weights each forward, clip ratio fixed at init */
+    FQ_ASYM,    /* min-max of the current weights shrunk by a clip ratio fixed at init */
     FQ_LSQ,     /* LSQ+: s*clamp(round((w-b)/s), 0, maxq) + b, learnable s and b */
     FQ_R2Q,     /* a1*sign(w) + a2*sign(w - a1*sign(w)), learnable a1, a2 (2 bits only) */
     FQ_NKINDS
@@ -71,7 +71,9 @@ void fq_free(fq_quantizer *q);
 /* wq (out, in) = the fake-quantized latent w (out, in). wq may not alias w. */
 void fq_forward(const fq_quantizer *q, const float *w, float *wq);
 /* Given dwq = dL/dwq (out, in): dw (out, in) += dL/dw by the kind's straight-through
- * rule, g->d += dL/dparams (g may be NULL). Deterministic for any thread count. */
+ * rule (asym: plus the range term on each group's min and max weight), g->d +=
+ * dL/dparams (g may be NULL; lsq's carry LSQ's gradient scale). Deterministic for any
+ * thread count. */
 void fq_backward(const fq_quantizer *q, const float *w, const float *dwq, float *dw, fq_grads *g);
 
 int fq_grads_init(fq_grads *g, const fq_quantizer *q);   /* zeroed; UPQ_EIO out of memory */
