@@ -408,7 +408,7 @@ static double export_group(const fq_quantizer *q, int64_t r, int64_t g, const fl
         return -1.0;
     }
     /* Stored blocks: the group's own, or every 128-block of the row per channel. */
-    int64_t b0 = q->group ? g : 0, b1 = q->group ? g + 1 : out->nb;
+    int64_t b0 = out->group ? g : 0, b1 = out->group ? g + 1 : out->nb;
     for (int64_t b = b0; b < b1; b++) out->scales[r * out->nb + b] = s16, out->offsets[r * out->nb + b] = m16;
     return dev;
 }
@@ -416,6 +416,7 @@ static double export_group(const fq_quantizer *q, int64_t r, int64_t g, const fl
 int fq_export(const fq_quantizer *q, const float *w, int flags, quant_layer *out, double *max_dev)
 {
     int group = q->group > INT32_MAX ? -1 : (int)q->group;
+    if (q->ng == 1 && !quant_format_valid(q->bits, group)) group = 0; /* one group per row: per channel */
     if (!quant_format_valid(q->bits, group))
         return UPQ_FAIL(UPQ_EINPUT,
                         "fake-quant export: %d bits, group %lld has no container format (bits 2/3/4/8, "

@@ -91,7 +91,8 @@ enum { FQ_EXPORT_PROJECT = 1 };
 /* The fake-quantized w as codes + fp16 (s, m) per (row, group) on the container's grid
  * w = s*q + m: initialises *out (quant_layer_init; the caller frees it with
  * quant_layer_free). Codes are exactly fq_forward's; quant_dequant(out) equals fq_forward
- * within fq_export_tol per element (the fp16 rounding of s and m). UPQ_EINPUT when
+ * within fq_export_tol per element (the fp16 rounding of s and m). One group per row
+ * (group = in) that is not a container group size is written per channel. UPQ_EINPUT when
  * (bits, group) has no container format (bits 2/3/4/8, group 0/32/64/128), s or m does
  * not fit fp16, or (r2q, no FQ_EXPORT_PROJECT) the levels are not uniform; the message
  * names row and group. *max_dev (may be NULL) = max |dequantised - fq_forward|. */

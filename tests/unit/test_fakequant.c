@@ -510,6 +510,19 @@ static void check_errors(void)
     quant_layer ql;
     CHECK(fq_export(&q, w, 0, &ql, NULL) == UPQ_EINPUT); /* no container for group 16 */
     fq_free(&q);
+    /* group = in = 64 stays g64; group = in = 48 (one group per row) goes per channel */
+    CHECK_OK(fq_init(&q, FQ_SEQ, 2, 64, 1, 64, w));
+    CHECK_OK(fq_export(&q, w, 0, &ql, NULL));
+    CHECK(ql.group == 64);
+    quant_layer_free(&ql);
+    fq_free(&q);
+    CHECK_OK(fq_init(&q, FQ_SEQ, 2, 48, 1, 48, w));
+    CHECK(q.group == 48 && q.ng == 1);
+    check_export(&q, w, 0, 1, "seq group = in = 48");
+    CHECK_OK(fq_export(&q, w, 0, &ql, NULL));
+    CHECK(ql.group == 0);
+    quant_layer_free(&ql);
+    fq_free(&q);
     fq_kind k;
     CHECK(fq_kind_parse("lsq", &k) == 0 && k == FQ_LSQ && fq_kind_parse("int2", &k) != 0);
 }
