@@ -45,7 +45,7 @@ static int64_t group_len(const fq_quantizer *q, int64_t g)
 static void seq_grid(float delta, int bits, float *s, float *z)
 {
     float st = ldexpf(delta, 1 - bits);
-    *s = st > FQ_MIN_STEP ? st : FQ_MIN_STEP;
+    *s = st < FQ_MIN_STEP ? FQ_MIN_STEP : st; /* a NaN stays NaN */
     *z = 0.5f * (float)((1 << bits) - 1);
 }
 
@@ -65,7 +65,7 @@ static void asym_grid(const float *w, int64_t n, float f, int maxq, float *s, fl
     asym_grid_arg(w, n, f, maxq, s, z, NULL, NULL, NULL);
 }
 
-static float lsq_step(float s) { return s > FQ_MIN_STEP ? s : FQ_MIN_STEP; }
+static float lsq_step(float s) { return s < FQ_MIN_STEP ? FQ_MIN_STEP : s; }
 
 static uint8_t lsq_code(float w, float s, float b, int maxq)
 {
@@ -83,7 +83,8 @@ static uint8_t r2q_code(float w, float a1, float *level, float a2)
     return (uint8_t)((s1 > 0.0f ? 2 : 0) + (s2 > 0.0f ? 1 : 0));
 }
 
-/* Forward of one group w[0..n) (row r, group g) into wq, codes into c when not NULL. */
+/* Forward of one group w[0..n) (row r, group g) into wq, codes into c when not NULL. A NaN
+ * weight or parameter gives a NaN wq (code 0), so a diverged run shows in its loss. */
 static void group_forward(const fq_quantizer *q, int64_t idx, const float *w, int64_t n, float *wq, uint8_t *c)
 {
     float s, z, lv;
@@ -93,24 +94,26 @@ static void group_forward(const fq_quantizer *q, int64_t idx, const float *w, in
         if (q->kind == FQ_SEQ) seq_grid(q->p0[idx], q->bits, &s, &z);
         else asym_grid(w, n, q->clip[idx], q->maxq, &s, &z);
         for (int64_t k = 0; k < n; k++) {
-            uint8_t code = quant_code_grid(q->kind == FQ_SEQ ? QUANT_GRID_SEQ : QUANT_GRID_ASYM, w[k], s, z,
-                                           q->maxq);
-            wq[k] = s * ((float)code - z);
+            uint8_t code = 0;
+            if (isnan(w[k] / s)) wq[k] = NAN;
+            else code = quant_code_grid(q->kind == FQ_SEQ ? QUANT_GRID_SEQ : QUANT_GRID_ASYM, w[k], s, z, q->maxq),
+                 wq[k] = s * ((float)code - z);
             if (c) c[k] = code;
         }
         break;
     case FQ_LSQ:
         s = lsq_step(q->p0[idx]);
         for (int64_t k = 0; k < n; k++) {
-            uint8_t code = lsq_code(w[k], s, q->p1[idx], q->maxq);
-            wq[k] = s * (float)code + q->p1[idx];
+            uint8_t code = 0;
+            if (isnan((w[k] - q->p1[idx]) / s)) wq[k] = NAN;
+            else code = lsq_code(w[k], s, q->p1[idx], q->maxq), wq[k] = s * (float)code + q->p1[idx];
             if (c) c[k] = code;
         }
         break;
     case FQ_R2Q:
         for (int64_t k = 0; k < n; k++) {
             uint8_t code = r2q_code(w[k], q->p0[idx], &lv, q->p1[idx]);
-            wq[k] = lv;
+            wq[k] = isnan(w[k]) ? NAN : lv;
             if (c) c[k] = code;
         }
         break;
@@ -171,12 +174,12 @@ static void group_r2q_init(fq_quantizer *q, int64_t idx, const float *w, int64_t
     q->p1[idx] = (float)(a2 / (double)n);
 }
 
-static int check_finite(const float *w, int64_t out, int64_t in)
+static int check_finite(const float *w, int64_t out, int64_t in, const char *what)
 {
     for (int64_t r = 0; r < out; r++)
         for (int64_t k = 0; k < in; k++)
             if (!isfinite(w[r * in + k]))
-                return UPQ_FAIL(UPQ_EINPUT, "fake-quant init: weight (%lld, %lld) is %g (expected finite)",
+                return UPQ_FAIL(UPQ_EINPUT, "fake-quant %s: weight (%lld, %lld) is %g (expected finite)", what,
                                 (long long)r, (long long)k, (double)w[r * in + k]);
     return UPQ_OK;
 }
@@ -192,7 +195,7 @@ int fq_init(fq_quantizer *q, fq_kind kind, int bits, int64_t group, int64_t out,
     if (out < 1 || in < 1)
         return UPQ_FAIL(UPQ_EINPUT, "fake-quant %s: empty weight (%lld, %lld)", kind_names[kind], (long long)out,
                         (long long)in);
-    TRY(check_finite(w, out, in));
+    TRY(check_finite(w, out, in, "init"));
     q->kind = kind;
     q->bits = bits;
     q->maxq = (1 << bits) - 1;
@@ -422,6 +425,7 @@ int fq_export(const fq_quantizer *q, const float *w, int flags, quant_layer *out
                         "fake-quant export: %d bits, group %lld has no container format (bits 2/3/4/8, "
                         "group 0/32/64/128)",
                         q->bits, (long long)q->group);
+    TRY(check_finite(w, q->out, q->in, "export"));
     TRY(quant_layer_init(out, q->bits, group, q->out, q->in));
     out->grid = q->kind == FQ_SEQ || q->kind == FQ_R2Q ? QUANT_GRID_SEQ : QUANT_GRID_ASYM;
     float *tmp = upq_malloc((size_t)q->gs * sizeof(float), "fake-quant export scratch");

@@ -523,6 +523,22 @@ static void check_errors(void)
     CHECK(ql.group == 0);
     quant_layer_free(&ql);
     fq_free(&q);
+    /* a NaN latent weight or parameter shows as NaN in wq, and export refuses it */
+    for (int kind = 0; kind < FQ_NKINDS; kind++) {
+        float wq[64];
+        CHECK_OK(fq_init(&q, (fq_kind)kind, 2, 32, 2, 32, w));
+        w[37] = NAN;
+        fq_forward(&q, w, wq);
+        CHECK_MSG(isnan(wq[37]) && !isnan(wq[36]), "%s: NaN weight -> %g", fq_kind_name((fq_kind)kind), wq[37]);
+        CHECK(fq_export(&q, w, FQ_EXPORT_PROJECT, &ql, NULL) == UPQ_EINPUT);
+        w[37] = 0.0f;
+        if (q.p0) {
+            q.p0[1] = NAN;
+            fq_forward(&q, w, wq);
+            CHECK_MSG(isnan(wq[40]) && !isnan(wq[0]), "%s: NaN parameter -> %g", fq_kind_name((fq_kind)kind), wq[40]);
+        }
+        fq_free(&q);
+    }
     fq_kind k;
     CHECK(fq_kind_parse("lsq", &k) == 0 && k == FQ_LSQ && fq_kind_parse("int2", &k) != 0);
 }
