@@ -317,6 +317,50 @@ static void check_export(const fq_quantizer *q, const float *w, int flags, int e
     free(wq), free(deq), free(wd), free(ref), free(x), free(code);
 }
 
+/* ---- the init: no factor of the documented grid beats the one chosen ---- */
+
+static double ref_mse(refpar p, const double *w, int64_t n, double *tmp)
+{
+    ref_group(&p, w, n, NULL, tmp, NULL, NULL);
+    double e = 0;
+    for (int64_t k = 0; k < n; k++) e += (w[k] - tmp[k]) * (w[k] - tmp[k]);
+    return e;
+}
+
+static void check_init(const fq_quantizer *q, const float *w, const char *tag)
+{
+    double *wd = malloc((size_t)q->gs * sizeof *wd), *tmp = malloc((size_t)q->gs * sizeof *tmp);
+    int bad = 0;
+    for (int64_t r = 0; r < q->out; r++)
+        for (int64_t g = 0; g < q->ng; g++) {
+            int64_t n = glen(q, g), o = r * q->in + g * q->gs;
+            refpar p = group_par(q, r * q->ng + g);
+            double lo = w[o], hi = w[o], a1 = 0, a2 = 0;
+            for (int64_t k = 0; k < n; k++) wd[k] = w[o + k], lo = fmin(lo, wd[k]), hi = fmax(hi, wd[k]);
+            double got = ref_mse(p, wd, n, tmp), best = INFINITY;
+            if (q->kind == FQ_R2Q) { /* greedy: a1 = mean|w|, a2 = mean|w - a1 sign w| */
+                for (int64_t k = 0; k < n; k++) a1 += fabs(wd[k]) / n;
+                for (int64_t k = 0; k < n; k++) a2 += fabs(wd[k] - (wd[k] >= 0 ? a1 : -a1)) / n;
+                CHECK_MSG(fabs(p.p0 - a1) <= 1e-6 * a1 && fabs(p.p1 - a2) <= 1e-6 * a2, "%s: r2q init %g %g, want %g %g",
+                          tag, p.p0, p.p1, a1, a2);
+                continue;
+            }
+            for (int i = 0; i < 48; i++) {
+                double f = pow(0.95, i);
+                refpar c = p;
+                if (q->kind == FQ_SEQ) c.p0 = f * fmax(fabs(lo), fabs(hi)) / ((q->maxq / 2.0) / pow(2.0, q->bits - 1));
+                else if (q->kind == FQ_ASYM) c.f = f;
+                else c.p0 = fmax(f * (hi - lo), 1e-5) / q->maxq, c.p1 = f * lo;
+                best = fmin(best, ref_mse(c, wd, n, tmp));
+            }
+            if (!(got <= best * (1 + 1e-4) + 1e-12) && bad++ < 5)
+                CHECK_MSG(0, "%s init row %lld group %lld: MSE %.9g, the grid's best %.9g", tag, (long long)r,
+                          (long long)g, got, best);
+        }
+    CHECK_MSG(bad == 0, "%s: %d groups not at the grid's best", tag, bad);
+    free(wd), free(tmp);
+}
+
 /* ---- one configuration: init, forward, backward, export ---- */
 
 static void check_case(fq_kind kind, int bits, int64_t group, int64_t out, int64_t in, uint64_t seed)
@@ -340,6 +384,7 @@ static void check_case(fq_kind kind, int bits, int64_t group, int64_t out, int64
             nl += a[i].n;
         }
     CHECK_MSG(nl == q.n_params, "%s: arrays cover %lld of %lld parameters", tag, (long long)nl, (long long)q.n_params);
+    check_init(&q, w, tag);
     check_forward(&q, w, tag);
     if (kind != FQ_R2Q) check_export(&q, w, 0, 1, tag);
     jitter(&q, seed + 1);
