@@ -75,12 +75,15 @@ static uint8_t lsq_code(float w, float s, float b, int maxq)
     return (uint8_t)x;
 }
 
-/* R2Q code: 2*[w >= 0] + [w - a1 sign(w) >= 0]; level a1 sign(w) + a2 sign(residual). */
+/* R2Q code: 2*[w >= 0] + [w - a1 sign(w) >= 0]; level a1 sign(w) + a2 sign(residual).
+ * Branch-free: the signs of random weights would mispredict half the time. */
 static uint8_t r2q_code(float w, float a1, float *level, float a2)
 {
-    float s1 = w >= 0.0f ? 1.0f : -1.0f, r = w - a1 * s1, s2 = r >= 0.0f ? 1.0f : -1.0f;
-    *level = a1 * s1 + a2 * s2;
-    return (uint8_t)((s1 > 0.0f ? 2 : 0) + (s2 > 0.0f ? 1 : 0));
+    int b1 = w >= 0.0f;
+    float s1 = (float)(2 * b1 - 1), r = w - a1 * s1;
+    int b2 = r >= 0.0f;
+    *level = a1 * s1 + a2 * (float)(2 * b2 - 1);
+    return (uint8_t)(2 * b1 + b2);
 }
 
 /* Forward of one group w[0..n) (row r, group g) into wq, codes into c when not NULL. A NaN
@@ -298,11 +301,11 @@ static void group_backward(const fq_quantizer *q, int64_t idx, const float *w, c
     }
     case FQ_R2Q:
         for (int64_t k = 0; k < n; k++) {
-            float s1 = w[k] >= 0.0f ? 1.0f : -1.0f, r = w[k] - q->p0[idx] * s1;
-            float s2 = r >= 0.0f ? 1.0f : -1.0f;
+            float lv;
+            int code = r2q_code(w[k], q->p0[idx], &lv, q->p1[idx]);
             dw[k] += dwq[k];
-            a0 += (double)dwq[k] * s1;
-            a1 += (double)dwq[k] * s2;
+            a0 += (double)dwq[k] * (double)(2 * (code >> 1) - 1);
+            a1 += (double)dwq[k] * (double)(2 * (code & 1) - 1);
         }
         break;
     default:
