@@ -14,12 +14,12 @@
 #include "h5util.h"
 #include "upq_err.h"
 
-static const char *proj_names[H5Q_PROJ] = {"q_proj", "k_proj", "v_proj", "o_proj",
+static const char *proj_names[TFM_NPROJ] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                             "gate_proj", "up_proj", "down_proj"};
 
 const char *h5q_proj_name(int p)
 {
-    UPQ_ASSERT(p >= 0 && p < H5Q_PROJ);
+    UPQ_ASSERT(p >= 0 && p < TFM_NPROJ);
     return proj_names[p];
 }
 
@@ -222,10 +222,10 @@ static const quant_layer *qlayer_of(const walk_ctx *w, const char *hf)
     if (!w->ql || strncmp(hf, "model.layers.", 13)) return NULL;
     long long l = atoll(hf + 13);
     if (l < 0 || l >= w->L) return NULL;
-    for (int p = 0; p < H5Q_PROJ; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         char name[128];
         h5q_hf_name(l, p, name, sizeof name);
-        if (!strcmp(name, hf)) return w->ql[l * H5Q_PROJ + p].codes ? &w->ql[l * H5Q_PROJ + p] : NULL;
+        if (!strcmp(name, hf)) return w->ql[l * TFM_NPROJ + p].codes ? &w->ql[l * TFM_NPROJ + p] : NULL;
     }
     return NULL;
 }
@@ -260,7 +260,7 @@ static int write_body(hid_t f, const char *fname, const tfm_model *m, const quan
     walk_ctx w = {f, fname, ql, m->cfg.L, 0};
     TRY(tfm_params_foreach((tfm_model *)m, write_tensor, &w));
     int bits = 0, uniform = 1;
-    for (int64_t i = 0; ql && i < m->cfg.L * H5Q_PROJ; i++) {
+    for (int64_t i = 0; ql && i < m->cfg.L * TFM_NPROJ; i++) {
         if (ql[i].codes && !bits) bits = ql[i].bits;
         if (!ql[i].codes || ql[i].bits != bits) uniform = 0;
     }
@@ -519,7 +519,7 @@ static int block_body(hid_t f, const char *fname, const void *arg)
     TRY(h5u_attr_put_f64(f, "err_init", a->err[0], fname));
     TRY(h5u_attr_put_f64(f, "err_final", a->err[1], fname));
     TRY(h5u_attr_put_str(f, "params", a->params, fname));
-    for (int p = 0; p < H5Q_PROJ; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         char hf[128], gpath[64];
         h5q_hf_name(a->l, p, hf, sizeof hf);
         snprintf(gpath, sizeof gpath, "/%s", h5q_proj_name(p));
@@ -528,14 +528,14 @@ static int block_body(hid_t f, const char *fname, const void *arg)
     return h5u_attr_put_i64(f, "complete", 1, fname);
 }
 
-int h5q_block_write(const char *path, int64_t l, const quant_layer ql[H5Q_PROJ], double err_init,
+int h5q_block_write(const char *path, int64_t l, const quant_layer ql[TFM_NPROJ], double err_init,
                     double err_final, const char *params)
 {
     block_args a = {l, ql, {err_init, err_final}, params};
     return write_file(path, block_body, &a);
 }
 
-static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[H5Q_PROJ], double err[2],
+static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[TFM_NPROJ], double err[2],
                            const char *params)
 {
     int64_t got_l = -1, complete = 0;
@@ -550,7 +550,7 @@ static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[
                         "folder to start over", path, got, params);
     TRY(h5u_attr_get_f64(f, "err_init", &err[0], path));
     TRY(h5u_attr_get_f64(f, "err_final", &err[1], path));
-    for (int p = 0; p < H5Q_PROJ; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         char gpath[64];
         int found = 0;
         snprintf(gpath, sizeof gpath, "/%s", h5q_proj_name(p));
@@ -564,7 +564,7 @@ static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[
     return UPQ_OK;
 }
 
-int h5q_block_read(const char *path, int64_t l, quant_layer ql[H5Q_PROJ], double *err_init,
+int h5q_block_read(const char *path, int64_t l, quant_layer ql[TFM_NPROJ], double *err_init,
                    double *err_final, const char *params)
 {
     h5u_quiet qt;
