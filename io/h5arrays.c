@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "h5util.h"
+#include "stage_state.h"
 #include "upq_err.h"
 
 static int write_one(hid_t f, const h5a_array *a, const char *path)
@@ -27,7 +28,7 @@ static int write_one(hid_t f, const h5a_array *a, const char *path)
 int h5a_write(const char *path, const h5a_array *arrays, int n)
 {
     char tmp[4096];
-    h5u_tmp_name(path, tmp, sizeof tmp);
+    ss_tmp_name(path, tmp, sizeof tmp);
     h5u_quiet q;
     h5u_quiet_begin(&q);
     int rc = UPQ_OK;
@@ -36,7 +37,7 @@ int h5a_write(const char *path, const h5a_array *arrays, int n)
     for (int i = 0; i < n && !rc; i++) rc = write_one(f, &arrays[i], tmp);
     if (f >= 0 && H5Fclose(f) < 0 && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: closing failed", tmp);
     h5u_quiet_end(&q);
-    if (!rc) rc = h5u_commit(tmp, path, NULL);
+    if (!rc) rc = h5u_commit(tmp, path);
     if (rc) remove(tmp);
     return rc;
 }

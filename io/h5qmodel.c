@@ -12,6 +12,7 @@
 
 #include "h5model_attrs.h"
 #include "h5util.h"
+#include "stage_state.h"
 #include "upq_err.h"
 
 static const char *proj_names[TFM_NPROJ] = {"q_proj", "k_proj", "v_proj", "o_proj",
@@ -283,7 +284,7 @@ typedef int (*body_fn)(hid_t f, const char *fname, const void *arg);
 static int write_file(const char *path, body_fn fn, const void *arg)
 {
     char tmp[4096];
-    h5u_tmp_name(path, tmp, sizeof tmp);
+    ss_tmp_name(path, tmp, sizeof tmp);
     h5u_quiet qt;
     h5u_quiet_begin(&qt);
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -291,7 +292,7 @@ static int write_file(const char *path, body_fn fn, const void *arg)
                       : fn(file, tmp, arg);
     if (file >= 0 && H5Fclose(file) < 0 && !rc)
         rc = UPQ_FAIL(UPQ_EIO, "%s: closing the file failed (disk full?)", tmp);
-    if (!rc) rc = h5u_commit(tmp, path, NULL);
+    if (!rc) rc = h5u_commit(tmp, path);
     else unlink(tmp);
     h5u_quiet_end(&qt);
     return rc;

@@ -80,7 +80,7 @@ static void roundtrip(const char *dir, int tie, int bias, const char *src)
     CHECK_OK(h5m_prov_add_file(&p, src)); /* hashes "abc" itself: the same digest */
     CHECK(p.n_sources == 2 && !strcmp(p.source_sha256[1], ABC_SHA256));
     CHECK(h5m_prov_add_file(&p, "/nonexistent/upq/source") != UPQ_OK && p.n_sources == 2);
-    CHECK_OK(h5m_write(path, &m, &p, NULL));
+    CHECK_OK(h5m_write(path, &m, &p));
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     CHECK(access(tmp, F_OK) != 0); /* renamed, not left behind */
     tfm_config rc;
