@@ -111,7 +111,7 @@ static int complete(const char *dir, const char *key)
     snprintf(p, sizeof p, "%s/ptq/model.h5", dir);
     if (!run_exists(p)) return 0;
     snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
-    return run_file_is(p, key);
+    return run_record_is(p, "ptq", key);
 }
 
 /* Rank 0: part files of other options are useless; ptq_run refuses or mixes them. */
@@ -151,10 +151,9 @@ static int run_all(const run_ctx *r, ptq_job *p, const char *out)
     p->o.progress = par_rank() == 0 || p->o.input_mode == PTQ_INPUT_FP; /* fp: each rank shows its blocks */
     TRY(ptq_run(&p->o));
     if (par_rank() != 0) return UPQ_OK;
-    char rec[RUN_PATH_MAX + 32], line[sizeof p->key + 2];
+    char rec[RUN_PATH_MAX + 32];
     snprintf(rec, sizeof rec, "%s/ptq/stage.txt", r->dir);
-    int n = snprintf(line, sizeof line, "%s\n", p->key);
-    return run_write_atomic(rec, line, (size_t)n);
+    return run_record_put(rec, "ptq", p->key);
 }
 
 int run_stage_ptq(run_ctx *r, int *skipped)
