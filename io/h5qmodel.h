@@ -12,7 +12,7 @@
 
 #include "h5model.h"
 #include "model.h"
-#include "quant.h"
+#include "qlayer.h"
 
 /* Linear p of layer l is ql[l*TFM_NPROJ + p], p in model.h's order (TFM_Q .. TFM_DOWN). */
 
