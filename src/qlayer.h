@@ -10,7 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { QUANT_CHANNEL_BLOCK = 128 }; /* per-channel (group 0) is stored as 128-blocks */
+#include "kq_format.h"
+
+/* per-channel (group 0) is stored as 128-blocks, as in the kernels' format */
+enum { QUANT_CHANNEL_BLOCK = KQ_CHANNEL_BLOCK };
 enum { QUANT_GRID_ASYM = 0, QUANT_GRID_SEQ = 1 };
 
 /* A quantized (N, K) weight: one code per byte in memory, (s, m) per (row, block).

@@ -99,6 +99,19 @@ static int ckpt_write(const char *path, const char *key, int64_t nwin, const dou
     return rc;
 }
 
+typedef struct {
+    const char *path, *key;
+    int64_t nwin;
+    const double *nll;
+    int64_t done;
+} ckpt_ctx;
+
+static int ckpt_commit(void *v)
+{
+    const ckpt_ctx *c = v;
+    return ckpt_write(c->path, c->key, c->nwin, c->nll, c->done);
+}
+
 static int write_result(const char *dir, const ppl_job *p, const double *nll, int64_t nwin)
 {
     double s = 0;
@@ -171,7 +184,8 @@ static int windows_loop(const run_ctx *r, const tfm_model *m, const int64_t *ids
     while (!rc && done < nwin) {
         int64_t end = done + step < nwin ? done + step : nwin;
         rc = chunk(m, &a, ids, p, done, end, nll);
-        if (!rc) rc = par_agree(par_rank() == 0 ? ckpt_write(ck, p->key, nwin, nll, end) : UPQ_OK);
+        ckpt_ctx cc = {ck, p->key, nwin, nll, end};
+        if (!rc) rc = par_commit(rc, ckpt_commit, NULL, &cc); /* rank 0 commits for all */
         if (rc) break;
         done = end;
         struct timespec t;
