@@ -12,6 +12,7 @@
 #include "h5model_attrs.h"
 #include "h5util.h"
 #include "sha256.h"
+#include "stage_state.h"
 #include "upq_err.h"
 
 #ifndef UPQ_VERSION
@@ -190,7 +191,7 @@ static int get_provenance(hid_t g, h5m_provenance *p, const char *f)
 typedef struct {
     hid_t file;
     const char *fname;
-    void *comm;
+    int writer; /* this rank writes the data (collective files: one rank; serial: 1) */
 } tensor_ctx;
 
 static int write_tensor(void *vctx, const char *hf, float *data, int ndim, const int64_t shape[2])
@@ -202,7 +203,7 @@ static int write_tensor(void *vctx, const char *hf, float *data, int ndim, const
     *strrchr(parent, '/') = '\0';
     TRY(h5u_mkgroups(t->file, parent, t->fname));
     hid_t d;
-    TRY(h5u_write_f32(t->file, path, data, ndim, shape, t->comm, &d, t->fname));
+    TRY(h5u_write_f32(t->file, path, data, ndim, shape, t->writer, &d, t->fname));
     int rc = h5u_attr_put_str(d, "hf_name", hf, t->fname);
     H5Dclose(d);
     return rc;
@@ -226,7 +227,7 @@ static int read_tensor(void *vctx, const char *hf, float *data, int ndim, const 
 /* ---- whole file ---- */
 
 static int write_body(hid_t file, const tfm_model *m, const h5m_provenance *prov, const char *path,
-                      void *comm)
+                      int writer)
 {
     TRY(h5u_attr_put_str(file, "format", H5M_FORMAT, path));
     TRY(h5u_attr_put_i64(file, "format_version", H5M_FORMAT_VERSION, path));
@@ -241,46 +242,52 @@ static int write_body(hid_t file, const tfm_model *m, const h5m_provenance *prov
     rc = g < 0 ? UPQ_FAIL(UPQ_EIO, "%s: cannot open /provenance", path) : h5m_provenance_put(g, prov, path);
     if (g >= 0) H5Gclose(g);
     TRY(rc);
-    tensor_ctx t = {file, path, comm};
+    tensor_ctx t = {file, path, writer};
     /* tfm_params_foreach hands out mutable pointers; write_tensor only reads them. */
     TRY(tfm_params_foreach((tfm_model *)m, write_tensor, &t));
     /* Last: a reader treats a file without it as interrupted. */
     return h5u_attr_put_i64(file, "complete", 1, path);
 }
 
-static void fill_provenance(h5m_provenance *p, const h5m_provenance *in, void *comm)
+void h5m_prov_stamp(h5m_provenance *p)
 {
-    if (in) *p = *in;
-    else h5m_prov_init(p, "", 0, NULL);
     snprintf(p->upq_version, sizeof p->upq_version, "%s", UPQ_VERSION);
-    if (!p->created[0]) {
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(p->created, sizeof p->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
-    /* Collective attribute writes must carry the same bytes on every rank. */
-    h5u_bcast(p->created, sizeof p->created, comm);
+    if (p->created[0]) return;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(p->created, sizeof p->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int h5m_write(const char *path, const tfm_model *m, const h5m_provenance *prov, void *comm)
+int h5m_write_begin(const char *tmp, const tfm_model *m, const h5m_provenance *prov, void *comm, int writer)
 {
+    /* Collective attribute writes must carry the same bytes on every rank: the caller
+     * stamps the time once and shares it (a rank's own clock could differ). */
+    UPQ_ASSERT(!comm || (prov && prov->created[0]));
     h5m_provenance p; /* about 8 KiB */
-    fill_provenance(&p, prov, comm);
-    char tmp[4096];
-    h5u_tmp_name(path, tmp, sizeof tmp);
+    if (prov) p = *prov;
+    else h5m_prov_init(&p, "", 0, NULL);
+    h5m_prov_stamp(&p);
     h5u_quiet q;
     h5u_quiet_begin(&q);
     hid_t fapl = h5u_fapl(comm);
     hid_t file = fapl < 0 ? -1 : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
     int rc = file < 0 ? UPQ_FAIL(UPQ_EIO, "%s: cannot create (directory missing or not writable?)", tmp)
-                      : write_body(file, m, &p, path, comm);
+                      : write_body(file, m, &p, tmp, comm ? writer : 1);
     if (file >= 0 && H5Fclose(file) < 0 && !rc)
         rc = UPQ_FAIL(UPQ_EIO, "%s: closing the file failed (disk full?)", tmp);
-    if (!rc) rc = h5u_commit(tmp, path, comm);
-    else if (h5u_rank(comm) == 0) unlink(tmp);
     h5u_quiet_end(&q);
+    return rc;
+}
+
+int h5m_write(const char *path, const tfm_model *m, const h5m_provenance *prov)
+{
+    char tmp[4096];
+    ss_tmp_name(path, tmp, sizeof tmp);
+    int rc = h5m_write_begin(tmp, m, prov, NULL, 1);
+    if (!rc) rc = h5u_commit(tmp, path);
+    if (rc) ss_abort(tmp);
     return rc;
 }
 
@@ -342,7 +349,7 @@ static int read_body(hid_t file, const char *path, tfm_model *m, h5m_provenance 
     tfm_config cfg;
     TRY(read_config_group(file, path, &cfg));
     TRY(tfm_model_alloc(m, &cfg));
-    tensor_ctx t = {file, path, NULL};
+    tensor_ctx t = {file, path, 0};
     int rc = tfm_params_foreach(m, read_tensor, &t);
     if (!rc && prov) {
         hid_t g = H5Lexists(file, "/provenance", H5P_DEFAULT) > 0 ? H5Gopen2(file, "/provenance", H5P_DEFAULT)

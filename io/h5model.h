@@ -22,8 +22,8 @@ typedef struct {
     char method[64];                         /* "fp32", "ptq-int4", "qat-int2", "demo" ... */
     char params[1024];                       /* the method's parameters, e.g. JSON */
     char command[2048];                      /* the command line */
-    char created[32];                        /* ISO 8601 UTC; filled by h5m_write when "" */
-    char upq_version[32];                    /* filled by h5m_write */
+    char created[32];                        /* ISO 8601 UTC; h5m_prov_stamp fills it when "" */
+    char upq_version[32];                    /* filled by h5m_prov_stamp */
 } h5m_provenance;
 
 /* Zeroes *p and records method and the command line (argv joined by spaces, truncated
@@ -36,17 +36,26 @@ int h5m_prov_add_source(h5m_provenance *p, const char *path, const char *sha256_
 /* Hashes `path` (sha256_file) and appends it: UPQ_EINPUT/UPQ_EIO naming the file. */
 int h5m_prov_add_file(h5m_provenance *p, const char *path);
 
-/* Writes `m` (FP32 tensors) with `prov` (may be NULL) to `path`, atomically.
- * comm: NULL for a serial write, or par_comm_world() to write collectively with MPI-IO
- * (every rank of the communicator calls with the same model; rank 0's data is written).
- * UPQ_EIO naming the file and dataset on failure; the temp file is removed then. */
-int h5m_write(const char *path, const tfm_model *m, const h5m_provenance *prov, void *comm);
+/* Fills upq_version, and created (now, UTC) when it is "". h5m_write does it itself. */
+void h5m_prov_stamp(h5m_provenance *p);
+/* Writes `m` (FP32 tensors) with `prov` (may be NULL) to `path`, atomically (path.tmp,
+ * then ss_commit). UPQ_EIO naming the file and dataset on failure; the temp file is
+ * removed then. Serial. */
+int h5m_write(const char *path, const tfm_model *m, const h5m_provenance *prov);
+/* The begin half of a collective write: every rank of comm (par_comm_world()) calls it
+ * with the same model and the same stamped provenance (h5m_prov_stamp on one rank,
+ * then shared: prov->created must be set), and only the rank with writer != 0
+ * contributes the data; the file is written to `tmp` (ss_tmp_name of the path) and
+ * closed, not renamed. The caller agrees on the outcome and commits: par_commit
+ * (mpi/par.h) with ss_commit / ss_abort (stage_state.h). comm NULL: serial. */
+int h5m_write_begin(const char *tmp, const tfm_model *m, const h5m_provenance *prov, void *comm, int writer);
 
 /* Reads the config only (cheap: no tensors). UPQ_EINPUT when the file is not an HDF5
  * file, not an upq model, of a newer format version, or incomplete. */
 int h5m_read_config(const char *path, tfm_config *cfg);
 /* Allocates and reads the whole model (tfm_model_alloc; caller frees with tfm_model_free),
- * and the provenance when prov != NULL. comm as for h5m_write (NULL: serial). */
+ * and the provenance when prov != NULL. comm: NULL (serial), or par_comm_world() to read
+ * collectively with MPI-IO. */
 int h5m_read(const char *path, tfm_model *m, h5m_provenance *prov, void *comm);
 
 /* The container path of a parameter from its HF name, e.g.

@@ -12,14 +12,15 @@
 
 #include "h5model_attrs.h"
 #include "h5util.h"
+#include "stage_state.h"
 #include "upq_err.h"
 
-static const char *proj_names[H5Q_PROJ] = {"q_proj", "k_proj", "v_proj", "o_proj",
+static const char *proj_names[TFM_NPROJ] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                             "gate_proj", "up_proj", "down_proj"};
 
 const char *h5q_proj_name(int p)
 {
-    UPQ_ASSERT(p >= 0 && p < H5Q_PROJ);
+    UPQ_ASSERT(p >= 0 && p < TFM_NPROJ);
     return proj_names[p];
 }
 
@@ -222,10 +223,10 @@ static const quant_layer *qlayer_of(const walk_ctx *w, const char *hf)
     if (!w->ql || strncmp(hf, "model.layers.", 13)) return NULL;
     long long l = atoll(hf + 13);
     if (l < 0 || l >= w->L) return NULL;
-    for (int p = 0; p < H5Q_PROJ; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         char name[128];
         h5q_hf_name(l, p, name, sizeof name);
-        if (!strcmp(name, hf)) return w->ql[l * H5Q_PROJ + p].codes ? &w->ql[l * H5Q_PROJ + p] : NULL;
+        if (!strcmp(name, hf)) return w->ql[l * TFM_NPROJ + p].codes ? &w->ql[l * TFM_NPROJ + p] : NULL;
     }
     return NULL;
 }
@@ -260,7 +261,7 @@ static int write_body(hid_t f, const char *fname, const tfm_model *m, const quan
     walk_ctx w = {f, fname, ql, m->cfg.L, 0};
     TRY(tfm_params_foreach((tfm_model *)m, write_tensor, &w));
     int bits = 0, uniform = 1;
-    for (int64_t i = 0; ql && i < m->cfg.L * H5Q_PROJ; i++) {
+    for (int64_t i = 0; ql && i < m->cfg.L * TFM_NPROJ; i++) {
         if (ql[i].codes && !bits) bits = ql[i].bits;
         if (!ql[i].codes || ql[i].bits != bits) uniform = 0;
     }
@@ -283,7 +284,7 @@ typedef int (*body_fn)(hid_t f, const char *fname, const void *arg);
 static int write_file(const char *path, body_fn fn, const void *arg)
 {
     char tmp[4096];
-    h5u_tmp_name(path, tmp, sizeof tmp);
+    ss_tmp_name(path, tmp, sizeof tmp);
     h5u_quiet qt;
     h5u_quiet_begin(&qt);
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -291,7 +292,7 @@ static int write_file(const char *path, body_fn fn, const void *arg)
                       : fn(file, tmp, arg);
     if (file >= 0 && H5Fclose(file) < 0 && !rc)
         rc = UPQ_FAIL(UPQ_EIO, "%s: closing the file failed (disk full?)", tmp);
-    if (!rc) rc = h5u_commit(tmp, path, NULL);
+    if (!rc) rc = h5u_commit(tmp, path);
     else unlink(tmp);
     h5u_quiet_end(&qt);
     return rc;
@@ -519,7 +520,7 @@ static int block_body(hid_t f, const char *fname, const void *arg)
     TRY(h5u_attr_put_f64(f, "err_init", a->err[0], fname));
     TRY(h5u_attr_put_f64(f, "err_final", a->err[1], fname));
     TRY(h5u_attr_put_str(f, "params", a->params, fname));
-    for (int p = 0; p < H5Q_PROJ; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         char hf[128], gpath[64];
         h5q_hf_name(a->l, p, hf, sizeof hf);
         snprintf(gpath, sizeof gpath, "/%s", h5q_proj_name(p));
@@ -528,14 +529,14 @@ static int block_body(hid_t f, const char *fname, const void *arg)
     return h5u_attr_put_i64(f, "complete", 1, fname);
 }
 
-int h5q_block_write(const char *path, int64_t l, const quant_layer ql[H5Q_PROJ], double err_init,
+int h5q_block_write(const char *path, int64_t l, const quant_layer ql[TFM_NPROJ], double err_init,
                     double err_final, const char *params)
 {
     block_args a = {l, ql, {err_init, err_final}, params};
     return write_file(path, block_body, &a);
 }
 
-static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[H5Q_PROJ], double err[2],
+static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[TFM_NPROJ], double err[2],
                            const char *params)
 {
     int64_t got_l = -1, complete = 0;
@@ -550,7 +551,7 @@ static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[
                         "folder to start over", path, got, params);
     TRY(h5u_attr_get_f64(f, "err_init", &err[0], path));
     TRY(h5u_attr_get_f64(f, "err_final", &err[1], path));
-    for (int p = 0; p < H5Q_PROJ; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         char gpath[64];
         int found = 0;
         snprintf(gpath, sizeof gpath, "/%s", h5q_proj_name(p));
@@ -564,7 +565,7 @@ static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[
     return UPQ_OK;
 }
 
-int h5q_block_read(const char *path, int64_t l, quant_layer ql[H5Q_PROJ], double *err_init,
+int h5q_block_read(const char *path, int64_t l, quant_layer ql[TFM_NPROJ], double *err_init,
                    double *err_final, const char *params)
 {
     h5u_quiet qt;

@@ -12,9 +12,9 @@
 
 #include "h5model.h"
 #include "model.h"
-#include "quant.h"
+#include "qlayer.h"
 
-enum { H5Q_PROJ = 7 }; /* q, k, v, o, gate, up, down: index p of layer l is ql[l*7 + p] */
+/* Linear p of layer l is ql[l*TFM_NPROJ + p], p in model.h's order (TFM_Q .. TFM_DOWN). */
 
 /* Leaf module names in that order ("q_proj", ..., "down_proj"). */
 const char *h5q_proj_name(int p);
@@ -29,7 +29,7 @@ typedef struct {
 } h5q_vec;
 
 /* Writes the container at `path` (via path.tmp + rename): every parameter of m as float32
- * except the linear layers whose ql[l*7+p].codes is non-NULL (ql may be NULL: FP32 only),
+ * except the linear layers whose ql[l*TFM_NPROJ+p].codes is non-NULL (ql may be NULL: FP32 only),
  * which are written quantized; plus the vectors under /ptq. prov->created must be set by
  * the caller (the writer adds no time, so the file is a function of its inputs). */
 int h5q_write(const char *path, const tfm_model *m, const quant_layer *ql, const h5m_provenance *prov,
@@ -47,12 +47,12 @@ int h5q_read_packed(const char *path, tfm_model *m, int64_t *n_dequant);
  * when that layer is stored as float32. */
 int h5q_read_layer(const char *path, int64_t l, int p, quant_layer *q, int *found);
 
-/* One block's part file: its 7 quantized linears, the errors before/after and the run's
+/* One block's part file: its TFM_NPROJ quantized linears, the errors before/after and the run's
  * parameter string (checked on resume). Written to path.tmp and renamed. */
-int h5q_block_write(const char *path, int64_t l, const quant_layer ql[H5Q_PROJ], double err_init,
+int h5q_block_write(const char *path, int64_t l, const quant_layer ql[TFM_NPROJ], double err_init,
                     double err_final, const char *params);
 /* Reads it back; UPQ_EINPUT when it belongs to another layer or other parameters. */
-int h5q_block_read(const char *path, int64_t l, quant_layer ql[H5Q_PROJ], double *err_init,
+int h5q_block_read(const char *path, int64_t l, quant_layer ql[TFM_NPROJ], double *err_init,
                    double *err_final, const char *params);
 
 #endif

@@ -1,17 +1,13 @@
 /* h5util.c - HDF5 attribute/dataset helpers and the temp-name commit used by io/'s
- * containers. The MPI calls here (rank, barrier, broadcast on the communicator that
- * io/ was handed for parallel HDF5) exist only so that one rank renames the finished
- * file while the others wait; no other MPI use belongs in io/. */
+ * containers. No MPI calls: a communicator is only handed on to H5Pset_fapl_mpio; the
+ * ranks' agreement on a collective file's commit is par_commit (mpi/par.h). */
 #include "h5util.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "stage_state.h"
 #include "upq_err.h"
 
 void h5u_quiet_begin(h5u_quiet *q)
@@ -31,28 +27,6 @@ hid_t h5u_fapl(void *comm)
         return -1;
     }
     return fapl;
-}
-
-int h5u_rank(void *comm)
-{
-    int r = 0;
-    if (comm) MPI_Comm_rank(*(MPI_Comm *)comm, &r);
-    return r;
-}
-
-int h5u_barrier(void *comm)
-{
-    if (comm && MPI_Barrier(*(MPI_Comm *)comm) != MPI_SUCCESS)
-        return UPQ_FAIL(UPQ_EIO, "MPI_Barrier failed while committing an HDF5 file");
-    return UPQ_OK;
-}
-
-int h5u_bcast(void *buf, int64_t bytes, void *comm)
-{
-    UPQ_ASSERT(bytes >= 0 && bytes < (1LL << 31));
-    if (comm && MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, *(MPI_Comm *)comm) != MPI_SUCCESS)
-        return UPQ_FAIL(UPQ_EIO, "MPI_Bcast of %lld bytes failed", (long long)bytes);
-    return UPQ_OK;
 }
 
 static int attr_put(hid_t obj, const char *name, hid_t type, const void *v, const char *file)
@@ -171,7 +145,7 @@ int h5u_mkgroups(hid_t file, const char *path, const char *fname)
 }
 
 int h5u_write_f32(hid_t file, const char *path, const float *data, int ndim,
-                  const int64_t shape[2], void *comm, hid_t *out, const char *fname)
+                  const int64_t shape[2], int writer, hid_t *out, const char *fname)
 {
     UPQ_ASSERT(ndim == 1 || ndim == 2);
     hsize_t dims[2] = {(hsize_t)shape[0], ndim == 2 ? (hsize_t)shape[1] : 1};
@@ -179,10 +153,10 @@ int h5u_write_f32(hid_t file, const char *path, const float *data, int ndim,
     hid_t d = sp < 0 ? -1 : H5Dcreate2(file, path, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t w = -1;
     if (d >= 0) {
-        if (h5u_rank(comm) == 0) {
+        if (writer) {
             w = H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
         } else {
-            /* MPI-IO: every rank takes part in the call; only rank 0 contributes data. */
+            /* MPI-IO: every rank takes part in the call; only the writer contributes data. */
             hid_t ms = H5Screate_simple(ndim, dims, NULL);
             H5Sselect_none(ms);
             H5Sselect_none(sp);
@@ -223,44 +197,12 @@ int h5u_read_f32(hid_t file, const char *path, float *data, int ndim, const int6
     return rc;
 }
 
-void h5u_tmp_name(const char *path, char *tmp, size_t cap) { snprintf(tmp, cap, "%s.tmp", path); }
-
-static int fsync_path(const char *p, int dir)
-{
-    int fd = open(p, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
-int h5u_commit(const char *tmp, const char *path, void *comm)
-{
-    int rc = UPQ_OK;
-    if (h5u_rank(comm) == 0) {
-        if (fsync_path(tmp, 0) != 0)
-            rc = UPQ_FAIL(UPQ_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
-        else if (rename(tmp, path) != 0)
-            rc = UPQ_FAIL(UPQ_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        else {
-            char d[4096];
-            snprintf(d, sizeof d, "%s", path);
-            fsync_path(dirname(d), 1); /* best effort: some filesystems refuse directory fsync */
-        }
-    }
-    int brc = h5u_barrier(comm);
-    if (comm) {
-        int64_t st = rc;
-        TRY(h5u_bcast(&st, sizeof st, comm));
-        if (st && !rc) rc = UPQ_FAIL((int)st, "%s: rank 0 could not commit the file", path);
-    }
-    return rc ? rc : brc;
-}
+int h5u_commit(const char *tmp, const char *path) { return ss_commit(tmp, path); }
 
 int h5u_write_file(const char *path, h5u_fill_fn fill, void *ctx)
 {
     char tmp[4096];
-    h5u_tmp_name(path, tmp, sizeof tmp);
+    ss_tmp_name(path, tmp, sizeof tmp);
     h5u_quiet q;
     h5u_quiet_begin(&q);
     int rc;
@@ -272,8 +214,8 @@ int h5u_write_file(const char *path, h5u_fill_fn fill, void *ctx)
         if (H5Fclose(f) < 0 && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: closing failed", tmp);
     }
     h5u_quiet_end(&q);
-    if (!rc) rc = h5u_commit(tmp, path, NULL);
-    if (rc) remove(tmp);
+    if (!rc) rc = ss_commit(tmp, path);
+    if (rc) ss_abort(tmp);
     return rc;
 }
 

@@ -20,10 +20,6 @@ void h5u_quiet_end(const h5u_quiet *q);
 /* File access property list: MPI-IO on *(MPI_Comm *)comm when comm != NULL
  * (par_comm_world()), the default (sec2) driver otherwise. Returns < 0 on failure. */
 hid_t h5u_fapl(void *comm);
-/* Rank within comm (0 when comm is NULL); barrier and broadcast on comm (no-op when NULL). */
-int h5u_rank(void *comm);
-int h5u_barrier(void *comm);
-int h5u_bcast(void *buf, int64_t bytes, void *comm);
 
 /* Attributes on any object. Strings are fixed-length, NUL-terminated, ASCII (h5dump prints
  * them as text). Every failure records UPQ_EIO (write) or UPQ_EINPUT (read) naming
@@ -40,24 +36,24 @@ int h5u_attr_exists(hid_t obj, const char *name);
 int h5u_mkgroups(hid_t file, const char *path, const char *fname);
 
 /* Creates a float32 dataset of rank ndim (1 or 2) at `path` and writes `data` (all of it
- * on rank `writer_rank`, none on other ranks of comm). Returns the dataset id (caller
+ * when `writer` is non-zero: the one writing rank of a collective file, or a serial
+ * writer; nothing otherwise, while taking part in the collective call). Returns the dataset id (caller
  * closes) through *out, or closes it when out is NULL. */
 int h5u_write_f32(hid_t file, const char *path, const float *data, int ndim,
-                  const int64_t shape[2], void *comm, hid_t *out, const char *fname);
+                  const int64_t shape[2], int writer, hid_t *out, const char *fname);
 /* Reads a float dataset at `path` whose shape must be exactly (shape[0][, shape[1]]);
  * any float type on disk is converted to float32 by HDF5. */
 int h5u_read_f32(hid_t file, const char *path, float *data, int ndim, const int64_t shape[2],
                  const char *fname);
 
-/* Temp-name commit: the writer creates "<path>.tmp" (same name on every rank), and
- * h5u_commit renames it to `path` after the file is closed (rank 0 of comm renames,
- * fsyncs the directory, and the others wait at a barrier). */
-void h5u_tmp_name(const char *path, char *tmp, size_t cap);
-int h5u_commit(const char *tmp, const char *path, void *comm);
+/* Temp-name commit (stage_state.h): the writer creates "<path>.tmp" (ss_tmp_name) and,
+ * after the file is closed, h5u_commit fsyncs and renames it to `path` (ss_commit). A
+ * collective file is committed by one rank once all agree: par_commit (mpi/par.h). */
+int h5u_commit(const char *tmp, const char *path);
 
 /* A serial file written whole under the temp name: creates "<path>.tmp" with HDF5's
  * error printing off, calls fill(f, tmp, ctx) (which records its own error), closes the
- * file and commits it (h5u_commit, comm NULL). On any failure the temp file is removed
+ * file and commits it (h5u_commit). On any failure the temp file is removed
  * and path is left as it was. UPQ_EIO naming the temp file, or fill's code. */
 typedef int (*h5u_fill_fn)(hid_t f, const char *fname, void *ctx);
 int h5u_write_file(const char *path, h5u_fill_fn fill, void *ctx);

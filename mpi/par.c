@@ -1,4 +1,5 @@
-/* par.c - MPI start-up, rank queries and status-checked collectives on plain buffers. */
+/* par.c - MPI start-up, rank queries, status-checked collectives on plain buffers and the
+ * agreement of a begin/commit pair (par_commit). */
 #include "par.h"
 
 #include <mpi.h>
@@ -111,6 +112,21 @@ int par_bcast(void *buf, int64_t bytes, int root)
 void par_barrier(void)
 {
     if (par_active()) MPI_Barrier(world);
+}
+
+int par_commit(int status, par_commit_fn commit, par_abort_fn abort, void *ctx)
+{
+    int all = par_agree(status);
+    int rc = UPQ_OK;
+    if (par_rank() == 0) {
+        if (!all) rc = commit(ctx);
+        else if (abort) abort(ctx);
+    }
+    int out = all ? all : rc;
+    TRY(par_bcast(&out, sizeof out, 0));
+    if (status) return status; /* this rank's own message */
+    if (out && !rc) return UPQ_FAIL(out, "another rank failed, or rank 0 could not commit the file (its log says why)");
+    return out;
 }
 
 void par_abort(int code)

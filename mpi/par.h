@@ -26,6 +26,16 @@ int par_bcast(void *buf, int64_t bytes, int root);
 void par_barrier(void);
 /* Ends every rank now with `code` (a rank's unrecoverable error). */
 void par_abort(int code);
+/* The commit of a file every rank helped to write (begin: each wrote its part under a
+ * temp name and closed it, with `status` its own outcome). All ranks agree on the
+ * statuses; when all succeeded rank 0 runs commit(ctx) (e.g. ss_commit: fsync, rename),
+ * else rank 0 runs abort(ctx) (e.g. ss_abort: remove the temp file); then every rank
+ * learns rank 0's outcome. Returns the same code on every rank: 0, the largest failing
+ * code (this rank's message when it failed itself), or commit's code. Without MPI (or on
+ * one rank) it is the serial begin/commit. */
+typedef int (*par_commit_fn)(void *ctx);
+typedef void (*par_abort_fn)(void *ctx);
+int par_commit(int status, par_commit_fn commit, par_abort_fn abort, void *ctx);
 /* The communicator as an opaque handle for io/'s parallel HDF5 (MPI_Comm inside). */
 void *par_comm_world(void);
 

@@ -1,12 +1,11 @@
 /* quant.h - weight quantizers of a linear layer (prefix quant_): asymmetric min-max per
  * group with REFERENCE.md's integer zero point (RTN), an optional clipping search scored
- * by the output error on calibration activations, and the packing of the codes into the
- * kernels' block layout (kernels/kq_format.h), on one of two grids:
+ * by the output error on calibration activations, on one of two grids:
  *   asym (default): REFERENCE.md's min-max rule with an integer zero point z;
  *   seq: ParetoQ's "stretched elastic quant", symmetric levels (q - maxq/2)*s with no zero
  *        level (2 bits: -1.5s, -0.5s, 0.5s, 1.5s), z = maxq/2, s per group or channel from
  *        a clip/MSE search (kq_format.h's KQ_Q_STRETCH).
- * Not GPTQ (gptq.h), not file I/O.
+ * The layer type, its storage and its packing for the kernels: qlayer.h. Not GPTQ (gptq.h), not file I/O.
  *
  * Value of a weight: w = s*q + m with s, m stored as fp16 (m = -s*z rounded to fp16),
  * q in [0, 2^bits - 1]. Codes are chosen with the fp32 scale of the reference rule, so
@@ -18,28 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { QUANT_CHANNEL_BLOCK = 128 }; /* per-channel (group 0) is stored as 128-blocks */
-enum { QUANT_GRID_ASYM = 0, QUANT_GRID_SEQ = 1 };
-
-/* A quantized (N, K) weight: one code per byte in memory, (s, m) per (row, block).
- * Per-channel layers repeat the row's (s, m) in every block, as kq_qmat does. */
-typedef struct {
-    int bits;            /* 2, 3, 4 or 8 */
-    int grid;            /* QUANT_GRID_ASYM (quant_layer_init's) or QUANT_GRID_SEQ */
-    int group;           /* 32, 64, 128, or 0 = per output channel */
-    int bg;              /* codes per stored block: group, or 128 when group = 0 */
-    int64_t N, K;        /* rows (outputs), columns (inputs) */
-    int64_t nb;          /* blocks per row = ceil(K / bg) */
-    uint8_t *codes;      /* (N, K) */
-    uint16_t *scales;    /* (N, nb) fp16 s */
-    uint16_t *offsets;   /* (N, nb) fp16 m */
-} quant_layer;
-
-/* 1 when bits is 2/3/4/8 and group is 0/32/64/128. */
-int quant_format_valid(int bits, int group);
-/* Allocates a zeroed layer; UPQ_EINPUT for an invalid format, UPQ_EIO out of memory. */
-int quant_layer_init(quant_layer *q, int bits, int group, int64_t N, int64_t K);
-void quant_layer_free(quant_layer *q);
+#include "qlayer.h"
 
 /* REFERENCE.md's rule for one group with range [wmin, wmax] (fp32):
  * scale = max(wmax-wmin, 1e-5)/maxq, zero = clamp(-rint(wmin/scale), 0, maxq). */
@@ -85,18 +63,7 @@ void quant_store_params(float scale, float zero, uint16_t *s, uint16_t *m);
  * MSE init); n_grid 0: s from the group's max |w|. */
 void quant_rtn(quant_layer *q, const float *W, int64_t ldw, const double *H, const float *grid,
                int n_grid);
-/* W (N, K) = s*q + m in fp32. */
-void quant_dequant(const quant_layer *q, float *W, int64_t ldw);
 /* The default clipping grid: 1.0, 0.95, ..., 0.55 (10 factors). */
 int quant_clip_grid(float *grid, int cap);
-
-/* Storage of the codes (docs/container.md): bits 2 and 4 are the kernels' block layout
- * ("planes", kq_block_pack) without the (s, m) header, (N, nb*bg*bits/8) bytes; bits 3
- * and 8 are one code per byte, (N, nb*bg), tails padded with code 0. */
-int64_t quant_code_bytes_per_row(const quant_layer *q);
-void quant_codes_pack(const quant_layer *q, uint8_t *out);
-void quant_codes_unpack(quant_layer *q, const uint8_t *in);
-/* The kernels' packed matrix (bits 2/4 only): data holds kq_qmat_bytes(...) bytes. */
-void quant_to_kq(const quant_layer *q, void *data);
 
 #endif

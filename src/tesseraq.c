@@ -40,7 +40,7 @@ static float hsoft(float a, float *dh)
 
 static float **lin_ptr(tfm_layer *w, int p)
 {
-    float **ps[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+    float **ps[TFM_NPROJ] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
     return ps[p];
 }
 
@@ -91,23 +91,23 @@ static void lin_free(tsq_linear *L)
     memset(L, 0, sizeof *L);
 }
 
-int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T)
+int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[TFM_NPROJ], int64_t T)
 {
     return tsq_init_h(st, c, w, ql, T, TSQ_H_CODE);
 }
 
-int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T,
+int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[TFM_NPROJ], int64_t T,
                int h_init)
 {
     memset(st, 0, sizeof *st);
     st->c = *c, st->T = T, st->soft = *w;
     tfm_layer fp = *w;
-    for (int p = 0; p < 7; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         TRY(lin_init(&st->lin[p], *lin_ptr(&fp, p), &ql[p], h_init));
         *lin_ptr(&st->soft, p) = st->lin[p].Wsoft;
     }
     blk_weights_from_layer(&st->bw, c, w);
-    for (int p = 0; p < 7; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         tsq_linear *L = &st->lin[p];
         lin_layer *ll = &st->bw.lin[p];
         ll->kind = LIN_SOFTROUND;
@@ -125,7 +125,7 @@ int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const qua
 
 void tsq_free(tsq_state *st)
 {
-    for (int p = 0; p < 7; p++) lin_free(&st->lin[p]);
+    for (int p = 0; p < TFM_NPROJ; p++) lin_free(&st->lin[p]);
     ptq_block_ws_free(&st->ws);
     ptq_grad_ws_free(&st->gws);
     free(st->out), free(st->dout);
@@ -136,7 +136,7 @@ void tsq_free(tsq_state *st)
 static double loss_grad(tsq_state *st, const float *X, const float *Y, const int64_t *idx, int64_t n, int64_t ntot)
 {
     int64_t TC = st->T * st->c.C;
-    for (int p = 0; p < 7; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         lin_prepare(&st->bw.lin[p]);
         memset(st->lin[p].gW, 0, (size_t)(st->lin[p].N * st->lin[p].K) * sizeof(float));
     }
@@ -169,7 +169,7 @@ static int group_step(tsq_state *st, const float *X, const float *Y, const int64
     for (int64_t j = 0; j < n; j++)
         if (idx[j] >= o->win_first && idx[j] < o->win_first + o->win_count) loc[nl++] = idx[j] - o->win_first;
     double l = loss_grad(st, X, Y, loc, nl, n);
-    for (int p = 0; p < 7; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         tsq_linear *L = &st->lin[p];
         memcpy(buf + m, L->ga, (size_t)(L->N * L->K) * sizeof(float)), m += L->N * L->K;
         memcpy(buf + m, L->gn, (size_t)(L->N * L->nb) * sizeof(float)), m += L->N * L->nb;
@@ -177,7 +177,7 @@ static int group_step(tsq_state *st, const float *X, const float *Y, const int64
     buf[m] = (float)l;
     TRY(o->reduce(o->reduce_ctx, buf, m + 1));
     *loss = buf[m], m = 0;
-    for (int p = 0; p < 7; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         tsq_linear *L = &st->lin[p];
         memcpy(L->ga, buf + m, (size_t)(L->N * L->K) * sizeof(float)), m += L->N * L->K;
         memcpy(L->gn, buf + m, (size_t)(L->N * L->nb) * sizeof(float)), m += L->N * L->nb;
@@ -258,17 +258,17 @@ static int block_mse(tsq_state *st, const tfm_layer *w, const float *X, const fl
 }
 
 /* The same for the init ql (dequantized into the Wsoft buffers, rebuilt before use). */
-static int init_mse(tsq_state *st, const quant_layer ql[7], const float *X, const float *Y, int64_t S,
+static int init_mse(tsq_state *st, const quant_layer ql[TFM_NPROJ], const float *X, const float *Y, int64_t S,
                     const tsq_opts *o, double *out)
 {
-    for (int p = 0; p < 7; p++) quant_dequant(&ql[p], st->lin[p].Wsoft, ql[p].K);
+    for (int p = 0; p < TFM_NPROJ; p++) quant_dequant(&ql[p], st->lin[p].Wsoft, ql[p].K);
     return block_mse(st, &st->soft, X, Y, S, o, out);
 }
 
 static float *group_buf(const tsq_state *st, const tsq_opts *o)
 {
     int64_t n = 1;
-    for (int p = 0; p < 7; p++) n += st->lin[p].N * (st->lin[p].K + st->lin[p].nb);
+    for (int p = 0; p < TFM_NPROJ; p++) n += st->lin[p].N * (st->lin[p].K + st->lin[p].nb);
     return o->reduce ? malloc((size_t)n * sizeof(float)) : NULL;
 }
 
@@ -279,7 +279,7 @@ static int run_rounds(tsq_state *st, const float *X, const float *Y, int64_t S, 
     int64_t idx[64], nbat = o->batch < 1 ? 1 : o->batch > 64 ? 64 : o->batch;
     for (int r = 0; r < o->rounds; r++) {
         double frac = o->rounds > 1 ? o->final_frac * (double)r / (double)(o->rounds - 1) : 0.0;
-        for (int p = 0; p < 7 && r > 0; p++) TRY(harden(&st->lin[p], frac));
+        for (int p = 0; p < TFM_NPROJ && r > 0; p++) TRY(harden(&st->lin[p], frac));
         double last = 0.0;
         for (int t = 0; t < o->steps; t++) {
             for (int64_t j = 0; j < nbat; j++) {
@@ -289,7 +289,7 @@ static int run_rounds(tsq_state *st, const float *X, const float *Y, int64_t S, 
             if (o->reduce) TRY(group_step(st, X, Y, idx, nbat, o, buf, &last));
             else last = tsq_loss_grad(st, X, Y, idx, nbat);
             st->step++;
-            for (int p = 0; p < 7; p++) {
+            for (int p = 0; p < TFM_NPROJ; p++) {
                 tsq_linear *L = &st->lin[p];
                 adam(L->alpha, L->ga, L->ma, L->va, L->N * L->K, o->lr, st->step, L->hard);
                 adam(L->nu, L->gn, L->mn, L->vn, L->N * L->nb, o->lr_scale, st->step, NULL);
@@ -297,14 +297,14 @@ static int run_rounds(tsq_state *st, const float *X, const float *Y, int64_t S, 
         }
         if (progress) progress(ctx, r, last);
     }
-    for (int p = 0; p < 7; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         TRY(harden(&st->lin[p], 1.0));
         lin_prepare(&st->bw.lin[p]);
     }
     return UPQ_OK;
 }
 
-int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[7],
+int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[TFM_NPROJ],
             double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx)
 {
     float *buf = group_buf(st, o);
@@ -318,6 +318,6 @@ int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_
         *loss_out = init;
         return UPQ_OK;
     }
-    for (int p = 0; p < 7 && !rc; p++) fold(&st->lin[p], &ql[p]);
+    for (int p = 0; p < TFM_NPROJ && !rc; p++) fold(&st->lin[p], &ql[p]);
     return rc;
 }

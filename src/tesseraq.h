@@ -58,17 +58,17 @@ typedef struct {
     tfm_config c;
     tfm_layer soft;      /* the block with Wsoft as FP32 linear weights (forward only) */
     blk_weights bw;      /* the block with LIN_SOFTROUND linears over lin[] (linear.h) */
-    tsq_linear lin[7];
+    tsq_linear lin[TFM_NPROJ];
     ptq_block_ws ws;
     ptq_grad_ws gws;
     float *out, *dout;   /* (T, C) */
     int64_t T, step;
 } tsq_state;
 
-/* From the FP block w and its initial quantization ql[7] (rtn or gptq, zero-point form or
+/* From the FP block w and its initial quantization ql[TFM_NPROJ] (rtn or gptq, zero-point form or
  * the SEQ grid, whose z = maxq/2 stays fixed); h_init: TSQ_H_CODE or TSQ_H_FRAC. */
-int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T);
-int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[7], int64_t T,
+int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[TFM_NPROJ], int64_t T);
+int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[TFM_NPROJ], int64_t T,
                int h_init);
 void tsq_free(tsq_state *st);
 /* Rebuilds the soft weights, then the mean-squared block-output error over windows idx[n]
@@ -77,7 +77,7 @@ double tsq_loss_grad(tsq_state *st, const float *X, const float *Y, const int64_
 /* The whole schedule; *loss_out: final MSE over all S windows with hard codes. Writes the
  * result into ql, unless that MSE is above the init's (ql on entry; measured first), when
  * ql keeps the init and *loss_out is the init's MSE. progress (may be NULL) gets (round, loss) after every round. */
-int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[7],
+int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[TFM_NPROJ],
             double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx);
 
 #endif

@@ -55,24 +55,23 @@ static double now_s(void)
 /* Shapes of linear p: N outputs, K inputs; H index of its input. */
 static void proj_shape(const tfm_config *c, int p, int64_t *N, int64_t *K, int *hi)
 {
-    int64_t HD = c->H * c->D, KD = c->KV * c->D;
-    int64_t n[H5Q_PROJ] = {HD, KD, KD, c->C, c->F, c->F, c->C}, k[H5Q_PROJ] = {c->C, c->C, c->C, HD, c->C, c->C, c->F};
-    int h[H5Q_PROJ] = {0, 0, 0, 1, 2, 2, 3};
-    *N = n[p], *K = k[p], *hi = h[p];
+    static const int h[TFM_NPROJ] = {0, 0, 0, 1, 2, 2, 3};
+    tfm_proj_shape(c, p, N, K);
+    *hi = h[p];
 }
 
 static float **proj_ptr(tfm_layer *w, int p)
 {
-    float **ps[H5Q_PROJ] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+    float **ps[TFM_NPROJ] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
     return ps[p];
 }
 
-/* A copy of layer l whose linears point at the dequantization of ql[0..7). */
+/* A copy of layer l whose linears point at the dequantization of ql[0..TFM_NPROJ). */
 static tfm_layer dequant_layer(ptq_ctx *x, int64_t l, const quant_layer *ql)
 {
     tfm_layer w = x->m.layers[l];
     float *dst = x->wq;
-    for (int p = 0; p < H5Q_PROJ; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         quant_dequant(&ql[p], dst, ql[p].K);
         *proj_ptr(&w, p) = dst;
         dst += ql[p].N * ql[p].K;
@@ -97,12 +96,12 @@ static int block_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h)
     return UPQ_OK;
 }
 
-/* RTN (with the clipping search when --clip) of the 7 linears of layer l into ql. */
+/* RTN (with the clipping search when --clip) of the TFM_NPROJ linears of layer l into ql. */
 static int quant_rtn_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 {
     float grid[16];
     int ng = x->o->clip || x->o->grid == QUANT_GRID_SEQ ? quant_clip_grid(grid, 16) : 0;
-    for (int p = 0; p < H5Q_PROJ; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         int64_t N, K;
         int hi;
         proj_shape(&x->c, p, &N, &K, &hi);
@@ -117,7 +116,7 @@ static int quant_gptq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 {
     gptq_opts go = {x->o->damp, x->o->gptq_block, x->o->act_order};
     int rc = UPQ_OK;
-    for (int p = 0; p < H5Q_PROJ && !rc; p++) {
+    for (int p = 0; p < TFM_NPROJ && !rc; p++) {
         int64_t N, K;
         int hi;
         proj_shape(&x->c, p, &N, &K, &hi);
@@ -138,7 +137,7 @@ static int quant_gptq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 
 static void free_block(quant_layer *ql)
 {
-    for (int p = 0; p < H5Q_PROJ; p++) quant_layer_free(&ql[p]);
+    for (int p = 0; p < TFM_NPROJ; p++) quant_layer_free(&ql[p]);
 }
 
 typedef struct {
@@ -217,7 +216,7 @@ static int do_block(ptq_ctx *x, int64_t l, int *resumed)
 {
     char part[4200];
     part_path(x->o, l, part, sizeof part);
-    quant_layer *ql = &x->ql[l * H5Q_PROJ];
+    quant_layer *ql = &x->ql[l * TFM_NPROJ];
     *resumed = access(part, R_OK) == 0;
     TRY(ptq_group_bcast_int(x, resumed)); /* the block group follows its leader */
     if (*resumed) {
@@ -269,7 +268,7 @@ static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
     x->wq = upq_malloc((size_t)(2 * HD * c->C + 2 * KD * c->C + 3 * c->F * c->C) * sizeof(float), "block weights");
     int64_t hk[4] = {c->C, HD, c->C, c->F};
     for (int i = 0; i < 4; i++) x->H[i] = upq_malloc((size_t)(hk[i] * hk[i]) * sizeof(double), "X^T X");
-    x->ql = upq_calloc((size_t)(c->L * H5Q_PROJ), sizeof *x->ql, "quantized layers");
+    x->ql = upq_calloc((size_t)(c->L * TFM_NPROJ), sizeof *x->ql, "quantized layers");
     x->err0 = upq_calloc((size_t)c->L, sizeof(double), "block errors");
     x->err1 = upq_calloc((size_t)c->L, sizeof(double), "block errors");
     if (!x->wq || !x->H[0] || !x->H[1] || !x->H[2] || !x->H[3] || !x->ql ||
@@ -288,7 +287,7 @@ static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
 
 static void ctx_free(ptq_ctx *x)
 {
-    for (int64_t i = 0; x->ql && i < x->c.L * H5Q_PROJ; i++) quant_layer_free(&x->ql[i]);
+    for (int64_t i = 0; x->ql && i < x->c.L * TFM_NPROJ; i++) quant_layer_free(&x->ql[i]);
     if (x->scr) h5scratch_destroy(x->scr);
     else free(x->X), free(x->Y), free(x->Yq);
     free(x->ql), free(x->wq), free(x->err0), free(x->err1);

@@ -27,10 +27,10 @@ typedef struct {
     sl_opts sl;            /* GPTQ inverse over the group (ScaLAPACK when K >= sl.min_dim) */
     float *X, *Y, *Yq;     /* (S, T, C): block inputs, FP outputs, quantized outputs */
     h5scratch *scr;        /* --scratch: X, Y, Yq are mapped from it (NULL: malloc'ed) */
-    float *wq;             /* dequantized weights of the 7 linears of one block */
+    float *wq;             /* dequantized weights of the TFM_NPROJ linears of one block */
     double *H[4];          /* X^T X of ln1 (q,k,v), atty (o), ln2 (gate, up), act (down) */
     ptq_block_ws ws;
-    quant_layer *ql;       /* (L*7) the result */
+    quant_layer *ql;       /* (L*TFM_NPROJ) the result */
     double *err0, *err1;   /* (L) */
     char params[1024];
 } ptq_ctx;

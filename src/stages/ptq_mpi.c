@@ -123,7 +123,7 @@ static int merge(ptq_ctx *x, const part_range *mine, const char *calib_path)
     for (int64_t l = 0; l < x->c.L; l++) {
         if (l >= mine->first && l < mine->first + mine->count) continue;
         ptq_ctx_part_path(x->o, l, part, sizeof part);
-        TRY(h5q_block_read(part, l, &x->ql[l * H5Q_PROJ], &x->err0[l], &x->err1[l], x->params));
+        TRY(h5q_block_read(part, l, &x->ql[l * TFM_NPROJ], &x->err0[l], &x->err1[l], x->params));
     }
     return ptq_ctx_finish(x, calib_path);
 }

@@ -125,7 +125,7 @@ static int read_committed(ptq_ctx *x, const part_range *p)
     char part[4200];
     for (int64_t l = p->first; l < p->first + p->count; l++) {
         ptq_ctx_part_path(x->o, l, part, sizeof part);
-        TRY(h5q_block_read(part, l, &x->ql[l * H5Q_PROJ], &x->err0[l], &x->err1[l], x->params));
+        TRY(h5q_block_read(part, l, &x->ql[l * TFM_NPROJ], &x->err0[l], &x->err1[l], x->params));
     }
     return UPQ_OK;
 }

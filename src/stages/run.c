@@ -16,6 +16,7 @@
 #include "par.h"
 #include "run_internal.h"
 #include "signals.h"
+#include "stage_state.h"
 #include "upq_err.h"
 
 const char *const run_known_keys[] = {
@@ -72,17 +73,19 @@ int run_clear_dir(const char *dir)
     return rc;
 }
 
-int run_file_is(const char *path, const char *key)
+int run_record_put(const char *path, const char *stage, const char *key)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t k = strlen(key), n = 0;
-    char *buf = malloc(k + 2);
-    if (buf) n = fread(buf, 1, k + 2, f);
-    fclose(f);
-    int same = buf && n == k + 1 && !memcmp(buf, key, k) && buf[k] == '\n';
-    free(buf);
-    return same;
+    return ss_record_write(path, stage, key, NULL, 0);
+}
+
+int run_record_is(const char *path, const char *stage, const char *key)
+{
+    int st;
+    void *p;
+    size_t n;
+    if (ss_record_read(path, stage, key, 1, &st, &p, &n)) return 0; /* unreadable: redo */
+    free(p);
+    return st == SS_MATCH;
 }
 
 int run_mkdir_p(const char *dir)
@@ -103,33 +106,7 @@ int run_mkdir_p(const char *dir)
     return UPQ_OK;
 }
 
-int run_write_atomic(const char *path, const void *data, size_t n)
-{
-    char tmp[RUN_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) return UPQ_FAIL(UPQ_EIO, "%s: %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return UPQ_FAIL(UPQ_EIO, "writing %s: %s", tmp, strerror(e));
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) || close(fd)) {
-        unlink(tmp);
-        return UPQ_FAIL(UPQ_EIO, "fsync/close %s: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path)) return UPQ_FAIL(UPQ_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
-    return UPQ_OK;
-}
+int run_write_atomic(const char *path, const void *data, size_t n) { return ss_write(path, data, n); }
 
 int run_point_dir(const job_file *job, int64_t index, char *buf, size_t cap)
 {

@@ -9,7 +9,8 @@
 
 /* mkdir -p (rank-local; call on rank 0). UPQ_EIO naming the directory. */
 int run_mkdir_p(const char *dir);
-/* Writes path atomically: path.tmp, fsync, rename. UPQ_EIO naming the file. */
+/* Writes path atomically (ss_write, io/stage_state.h: path.tmp, fsync, rename). UPQ_EIO
+ * naming the file. */
 int run_write_atomic(const char *path, const void *data, size_t n);
 int run_exists(const char *path);
 /* snprintf of "a/b" with an assertion that it fits. */
@@ -17,8 +18,12 @@ void run_join(char *buf, size_t cap, const char *a, const char *b);
 /* Removes every entry of a flat folder (not the folder; fine when it is absent).
  * UPQ_EIO naming the file. Rank-local. */
 int run_clear_dir(const char *dir);
-/* 1 when the file holds exactly key and a newline (a stage's record of its options). */
-int run_file_is(const char *path, const char *key);
+/* A stage's record of the options that made its output (io/stage_state.h, stage name
+ * `stage`, no payload): run_record_put commits it (rank-local); run_record_is is 1 when
+ * path holds a valid record of stage and key, or the old one-line form of key
+ * (docs/stage-state.md), 0 otherwise (absent, other options, damaged). */
+int run_record_put(const char *path, const char *stage, const char *key);
+int run_record_is(const char *path, const char *stage, const char *key);
 
 /* Option checks, run on every stage before the first one starts (a typo fails in
  * seconds, not after hours of an earlier stage): UPQ_EINPUT naming file:line. */

@@ -4,8 +4,9 @@
  * stopped. Batches are the ones `upq ppl` forms (aligned to ppl.batch from window 0)
  * and the sums are added in window order, so the result is bitwise that of `upq ppl`
  * with the same ctx/batch, whatever the rank count or the interruptions. Writes
- * DIR/ppl.json (no timestamps, no paths) and removes the checkpoint. Not the forward
- * pass nor the NLL math (ppl.h). */
+ * DIR/ppl.json (no timestamps, no paths), then the stage record DIR/ppl.stage.txt, and
+ * removes the checkpoint; checkpoint and record are io/stage_state.h records
+ * (docs/stage-state.md). Not the forward pass nor the NLL math (ppl.h). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,9 +20,8 @@
 #include "ppl.h"
 #include "run_internal.h"
 #include "signals.h"
+#include "stage_state.h"
 #include "upq_err.h"
-
-#define CKPT_MAGIC "upq-ppl-ckpt-1"
 
 typedef struct {
     int64_t ctx, batch, max_windows, every;  /* every: batches per checkpoint */
@@ -61,43 +61,55 @@ static int read_opts(const run_ctx *r, ppl_job *p)
     return UPQ_OK;
 }
 
-/* Rank 0: reads DIR/ppl.ckpt into nll (nwin doubles); *done = windows committed (0 when
- * absent or made with other options: then it is ignored and overwritten). */
+/* Rank 0: reads DIR/ppl.ckpt (a stage record, io/stage_state.h: payload nwin, done,
+ * nll[done]) into nll; *done = windows committed (0 when absent, or made with other
+ * options, damaged or of the old binary format: then it is ignored and overwritten). */
 static int ckpt_read(const char *path, const char *key, int64_t nwin, double *nll, int64_t *done)
 {
     *done = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return UPQ_OK;
-    char head[sizeof(((ppl_job *)0)->key) + 64], want[sizeof head];
-    int64_t hdr[2];
-    snprintf(want, sizeof want, "%s %s\n", CKPT_MAGIC, key);
-    size_t hl = strlen(want);
-    int ok = fread(head, 1, hl, f) == hl && !memcmp(head, want, hl) && fread(hdr, sizeof hdr, 1, f) == 1 &&
-             hdr[0] == nwin && hdr[1] >= 0 && hdr[1] <= nwin &&
-             fread(nll, sizeof *nll, (size_t)hdr[1], f) == (size_t)hdr[1];
-    fclose(f);
-    if (!ok) {
-        printf("upq run: ppl: %s does not match these options or is damaged; starting over\n", path);
-        return UPQ_OK;
+    int st;
+    void *p;
+    size_t n;
+    TRY(ss_record_read(path, "ppl", key, 0, &st, &p, &n));
+    int64_t hdr[2] = {0, -1};
+    if (st == SS_MATCH && n >= sizeof hdr) memcpy(hdr, p, sizeof hdr);
+    int ok = st == SS_MATCH && hdr[0] == nwin && hdr[1] >= 0 && hdr[1] <= nwin &&
+             n == sizeof hdr + (size_t)hdr[1] * sizeof *nll;
+    if (ok) {
+        memcpy(nll, (char *)p + sizeof hdr, (size_t)hdr[1] * sizeof *nll);
+        *done = hdr[1];
+    } else if (st != SS_ABSENT) {
+        printf("upq run: ppl: %s is %s; starting over\n", path,
+               st == SS_MATCH ? "of another eval set" : ss_state_name(st));
     }
-    *done = hdr[1];
+    free(p);
     return UPQ_OK;
 }
 
 static int ckpt_write(const char *path, const char *key, int64_t nwin, const double *nll, int64_t done)
 {
-    char head[sizeof(((ppl_job *)0)->key) + 64];
-    int hl = snprintf(head, sizeof head, "%s %s\n", CKPT_MAGIC, key);
-    size_t n = (size_t)hl + 2 * sizeof(int64_t) + (size_t)done * sizeof(double);
+    int64_t hdr[2] = {nwin, done};
+    size_t n = sizeof hdr + (size_t)done * sizeof(double);
     char *buf = upq_malloc(n, "ppl checkpoint");
     if (!buf) return UPQ_EIO;
-    int64_t hdr[2] = {nwin, done};
-    memcpy(buf, head, (size_t)hl);
-    memcpy(buf + hl, hdr, sizeof hdr);
-    memcpy(buf + hl + sizeof hdr, nll, (size_t)done * sizeof(double));
-    int rc = run_write_atomic(path, buf, n);
+    memcpy(buf, hdr, sizeof hdr);
+    memcpy(buf + sizeof hdr, nll, (size_t)done * sizeof(double));
+    int rc = ss_record_write(path, "ppl", key, buf, n);
     free(buf);
     return rc;
+}
+
+typedef struct {
+    const char *path, *key;
+    int64_t nwin;
+    const double *nll;
+    int64_t done;
+} ckpt_ctx;
+
+static int ckpt_commit(void *v)
+{
+    const ckpt_ctx *c = v;
+    return ckpt_write(c->path, c->key, c->nwin, c->nll, c->done);
 }
 
 static int write_result(const char *dir, const ppl_job *p, const double *nll, int64_t nwin)
@@ -116,18 +128,14 @@ static int write_result(const char *dir, const ppl_job *p, const double *nll, in
     return run_write_atomic(path, txt, (size_t)n);
 }
 
-/* 1 when DIR/ppl.json exists and was made with key. */
+/* 1 when DIR/ppl.stage.txt records key (committed after ppl.json) and ppl.json exists. */
 static int result_complete(const char *dir, const char *key)
 {
-    char path[RUN_PATH_MAX], buf[16384], want[RUN_PATH_MAX + 3200];
+    char path[RUN_PATH_MAX];
     run_join(path, sizeof path, dir, "ppl.json");
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    snprintf(want, sizeof want, "\"options\": \"%s\"", key);
-    return strstr(buf, want) != NULL;
+    if (!run_exists(path)) return 0;
+    run_join(path, sizeof path, dir, "ppl.stage.txt");
+    return run_record_is(path, "ppl", key);
 }
 
 static void pause_for_tests(void)
@@ -176,7 +184,8 @@ static int windows_loop(const run_ctx *r, const tfm_model *m, const int64_t *ids
     while (!rc && done < nwin) {
         int64_t end = done + step < nwin ? done + step : nwin;
         rc = chunk(m, &a, ids, p, done, end, nll);
-        if (!rc) rc = par_agree(par_rank() == 0 ? ckpt_write(ck, p->key, nwin, nll, end) : UPQ_OK);
+        ckpt_ctx cc = {ck, p->key, nwin, nll, end};
+        if (!rc) rc = par_commit(rc, ckpt_commit, NULL, &cc); /* rank 0 commits for all */
         if (rc) break;
         done = end;
         struct timespec t;
@@ -235,7 +244,10 @@ int run_stage_ppl(run_ctx *r, int *skipped)
     if (!rc && par_rank() == 0) {
         char ck[RUN_PATH_MAX];
         run_join(ck, sizeof ck, r->dir, "ppl.ckpt");
+        char rec[RUN_PATH_MAX];
+        run_join(rec, sizeof rec, r->dir, "ppl.stage.txt");
         rc = write_result(r->dir, &p, nll, nwin);
+        if (!rc) rc = run_record_put(rec, "ppl", p.key);
         if (!rc && unlink(ck) && errno != ENOENT) rc = UPQ_FAIL(UPQ_EIO, "removing %s: %s", ck, strerror(errno));
     }
     if (rc != UPQ_EPREEMPT) rc = par_agree(rc);

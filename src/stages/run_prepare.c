@@ -143,11 +143,7 @@ static int build(const run_ctx *r, prep_job *p)
     TRY(prep_run(&p->o, &st));
     TRY(write_calib(p, &st, part));
     snprintf(rec, sizeof rec, "%s/stage.txt", part);
-    char *line = malloc(strlen(p->key) + 2);
-    if (!line) return UPQ_FAIL(UPQ_EIO, "out of memory");
-    int n = sprintf(line, "%s\n", p->key);
-    int rc = run_write_atomic(rec, line, (size_t)n);
-    free(line);
+    int rc = run_record_put(rec, "prepare", p->key);
     if (!rc && rename(part, done)) rc = UPQ_FAIL(UPQ_EIO, "rename %s -> %s: %s", part, done, strerror(errno));
     return rc;
 }
@@ -164,7 +160,7 @@ int run_stage_prepare(run_ctx *r, int *skipped)
     int rc = read_opts(r->job, r->fp_model, p), done = 0;
     char rec[RUN_PATH_MAX + 32];
     snprintf(rec, sizeof rec, "%s/prepare/stage.txt", r->dir);
-    if (!rc && par_rank() == 0) done = run_file_is(rec, p->key);
+    if (!rc && par_rank() == 0) done = run_record_is(rec, "prepare", p->key);
     if (!rc) rc = par_bcast(&done, sizeof done, 0);
     if (!rc && !done) {
         int mine = par_rank() == 0 ? build(r, p) : UPQ_OK;

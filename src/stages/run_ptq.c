@@ -111,7 +111,7 @@ static int complete(const char *dir, const char *key)
     snprintf(p, sizeof p, "%s/ptq/model.h5", dir);
     if (!run_exists(p)) return 0;
     snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
-    return run_file_is(p, key);
+    return run_record_is(p, "ptq", key);
 }
 
 /* Rank 0: part files of other options are useless; ptq_run refuses or mixes them. */
@@ -138,8 +138,8 @@ static int prepare_dir(const run_ctx *r)
     return run_mkdir_p(dir);
 }
 
-/* Every rank: ptq_run together; rank 0 then records the options. ptq's own agreement
- * gives every rank the same outcome (a failing rank's message, or UPQ_EPREEMPT). */
+/* Every rank: ptq_run together (ptq's own agreement gives every rank the same outcome:
+ * a failing rank's message, or UPQ_EPREEMPT); the caller commits the record. */
 static int run_all(const run_ctx *r, ptq_job *p, const char *out)
 {
     /* provenance records this command line: a fixed one keeps the bytes independent
@@ -149,12 +149,20 @@ static int run_all(const run_ctx *r, ptq_job *p, const char *out)
     p->o.model = r->model;
     p->o.out = out;
     p->o.progress = par_rank() == 0 || p->o.input_mode == PTQ_INPUT_FP; /* fp: each rank shows its blocks */
-    TRY(ptq_run(&p->o));
-    if (par_rank() != 0) return UPQ_OK;
-    char rec[RUN_PATH_MAX + 32], line[sizeof p->key + 2];
-    snprintf(rec, sizeof rec, "%s/ptq/stage.txt", r->dir);
-    int n = snprintf(line, sizeof line, "%s\n", p->key);
-    return run_write_atomic(rec, line, (size_t)n);
+    return ptq_run(&p->o);
+}
+
+typedef struct {
+    const char *dir, *key;
+} record_ctx;
+
+/* Rank 0, once every rank's ptq_run succeeded (par_commit): the stage record. */
+static int record_commit(void *v)
+{
+    const record_ctx *c = v;
+    char rec[RUN_PATH_MAX + 32];
+    snprintf(rec, sizeof rec, "%s/ptq/stage.txt", c->dir);
+    return run_record_put(rec, "ptq", c->key);
 }
 
 int run_stage_ptq(run_ctx *r, int *skipped)
@@ -172,9 +180,8 @@ int run_stage_ptq(run_ctx *r, int *skipped)
     TRY(par_bcast(&done, sizeof done, 0));
     if (!done) {
         TRY(par_agree(par_rank() == 0 ? prepare_dir(r) : UPQ_OK));
-        int rc = run_all(r, &p, out);
-        int all = par_agree(rc); /* rank 0's record of the options */
-        if (all) return rc ? rc : UPQ_FAIL(all, "ptq stage: rank 0 could not record %s/ptq/stage.txt", r->dir);
+        record_ctx rc_ = {r->dir, p.key};
+        TRY(par_commit(run_all(r, &p, out), record_commit, NULL, &rc_));
     }
     snprintf(r->model, sizeof r->model, "%s", out);
     size_t n = strlen(r->model_key);

@@ -1,6 +1,8 @@
 /* test_h5model_mpi.c - the model container written collectively with MPI-IO
- * (h5m_write with par_comm_world()) and read back both collectively on every rank
- * and serially: bit-identical to the model every rank built from the same seed. */
+ * (h5m_write_begin with par_comm_world(), committed by par_commit + ss_commit) and read
+ * back both collectively on every rank and serially: bit-identical to the model every
+ * rank built from the same seed. A begin whose agreement fails (one rank reports an
+ * error) leaves no file at the path and no temp file. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,8 +11,15 @@
 #include "h5model.h"
 #include "model.h"
 #include "par.h"
+#include "stage_state.h"
 #include "test_util.h"
 #include "upq_err.h"
+
+typedef struct {
+    const char *tmp, *path;
+} commit_ctx;
+static int do_commit(void *v) { return ss_commit(((commit_ctx *)v)->tmp, ((commit_ctx *)v)->path); }
+static void do_abort(void *v) { ss_abort(((commit_ctx *)v)->tmp); }
 
 static void fill(tfm_model *m, uint64_t seed)
 {
@@ -41,8 +50,23 @@ int main(int argc, char **argv)
     fill(&m, 42);
     h5m_provenance p;
     h5m_prov_init(&p, "test", argc, argv);
-    CHECK_OK(h5m_write(path, &m, &p, par_comm_world()));
-    CHECK(access(path, R_OK) == 0);
+    if (rank == 0) h5m_prov_stamp(&p); /* one time for every rank's attribute writes */
+    CHECK_OK(par_bcast(p.created, sizeof p.created, 0));
+    char tmp[160];
+    ss_tmp_name(path, tmp, sizeof tmp);
+    commit_ctx cc = {tmp, path};
+
+    /* a failed begin on the last rank: nobody commits, the temp file is gone */
+    int st0 = h5m_write_begin(tmp, &m, &p, par_comm_world(), rank == 0);
+    CHECK_OK(st0);
+    int want = rank == par_size() - 1 ? UPQ_EIO : UPQ_OK;
+    CHECK(par_commit(st0 ? st0 : want, do_commit, do_abort, &cc) == UPQ_EIO);
+    CHECK(access(path, F_OK) != 0 && access(tmp, F_OK) != 0);
+
+    CHECK_OK(h5m_write_begin(tmp, &m, &p, par_comm_world(), rank == 0));
+    CHECK(access(path, F_OK) != 0); /* begun, not committed: nothing at the path */
+    CHECK_OK(par_commit(UPQ_OK, do_commit, do_abort, &cc));
+    CHECK(access(path, R_OK) == 0 && access(tmp, F_OK) != 0);
 
     CHECK_OK(h5m_read(path, &r, NULL, par_comm_world()));
     CHECK(r.n_params == m.n_params);

@@ -76,7 +76,7 @@ static diff compare(const char *a, const char *b)
     read_errs(ca, ea, L), read_errs(cb, eb, L);
     for (int64_t l = 0; l < L; l++) {
         d.err = fmax(d.err, rel(ea[l], eb[l]));
-        for (int p = 0; p < H5Q_PROJ; p++) {
+        for (int p = 0; p < TFM_NPROJ; p++) {
             quant_layer qa, qb;
             int fa = 0, fb = 0;
             CHECK_OK(h5q_read_layer(pa, l, p, &qa, &fa));

@@ -32,7 +32,7 @@ static char *slurp(const char *path, long *n)
 static float *weight_of(tfm_model *m, int64_t l, int p)
 {
     tfm_layer *w = &m->layers[l];
-    float *ws[H5Q_PROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    float *ws[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
     return ws[p];
 }
 
@@ -47,14 +47,14 @@ int main(void)
     tfm_model m, r;
     CHECK_OK(tfm_model_alloc(&m, &c));
     rm_model_init(&m);
-    quant_layer *ql = calloc((size_t)(c.L * H5Q_PROJ), sizeof *ql);
+    quant_layer *ql = calloc((size_t)(c.L * TFM_NPROJ), sizeof *ql);
     int bits[] = {2, 3, 4, 8}, groups[] = {32, 0, 64, 128};
     for (int64_t l = 0; l < c.L; l++)
-        for (int p = 0; p < H5Q_PROJ; p++) {
+        for (int p = 0; p < TFM_NPROJ; p++) {
             int64_t N = p == 3 || p == 6 ? c.C : p == 4 || p == 5 ? c.F : p == 0 ? c.H * c.D : c.KV * c.D;
             int64_t K = p == 3 ? c.H * c.D : p == 6 ? c.F : c.C;
-            quant_layer *q = &ql[l * H5Q_PROJ + p];
-            CHECK_OK(quant_layer_init(q, bits[(l * 7 + p) % 4], groups[p % 4], N, K));
+            quant_layer *q = &ql[l * TFM_NPROJ + p];
+            CHECK_OK(quant_layer_init(q, bits[(l * TFM_NPROJ + p) % 4], groups[p % 4], N, K));
             quant_rtn(q, weight_of(&m, l, p), K, NULL, NULL, 0);
         }
     h5m_provenance prov;
@@ -75,7 +75,7 @@ int main(void)
     CHECK_OK(h5q_read(p1, &r));
     /* expected: the model with each linear replaced by its dequantization */
     for (int64_t l = 0; l < c.L; l++)
-        for (int p = 0; p < H5Q_PROJ; p++) quant_dequant(&ql[l * H5Q_PROJ + p], weight_of(&m, l, p), ql[l * H5Q_PROJ + p].K);
+        for (int p = 0; p < TFM_NPROJ; p++) quant_dequant(&ql[l * TFM_NPROJ + p], weight_of(&m, l, p), ql[l * TFM_NPROJ + p].K);
     CHECK(r.n_params == m.n_params && !memcmp(r.mem, m.mem, (size_t)m.n_params * sizeof(float)));
     quant_layer one;
     int found = 0;
@@ -90,13 +90,13 @@ int main(void)
     CHECK(!memcmp(r.mem, m.mem, (size_t)m.n_params * sizeof(float)));
     tfm_model_free(&r);
     /* block parts */
-    quant_layer back[H5Q_PROJ];
+    quant_layer back[TFM_NPROJ];
     double e0 = 0, e1 = 0;
-    CHECK_OK(h5q_block_write(pb, 1, ql + H5Q_PROJ, 2.5, 0.5, "{\"bits\": 4}"));
+    CHECK_OK(h5q_block_write(pb, 1, ql + TFM_NPROJ, 2.5, 0.5, "{\"bits\": 4}"));
     CHECK_OK(h5q_block_read(pb, 1, back, &e0, &e1, "{\"bits\": 4}"));
     CHECK(e0 == 2.5 && e1 == 0.5);
-    for (int p = 0; p < H5Q_PROJ; p++) {
-        const quant_layer *a = &ql[H5Q_PROJ + p];
+    for (int p = 0; p < TFM_NPROJ; p++) {
+        const quant_layer *a = &ql[TFM_NPROJ + p];
         CHECK(back[p].bits == a->bits && back[p].group == a->group &&
               !memcmp(back[p].codes, a->codes, (size_t)(a->N * a->K)) &&
               !memcmp(back[p].offsets, a->offsets, (size_t)(a->N * a->nb) * 2));
@@ -104,7 +104,7 @@ int main(void)
     }
     CHECK(h5q_block_read(pb, 1, back, &e0, &e1, "{\"bits\": 2}") == UPQ_EINPUT);
     CHECK(h5q_block_read(pb, 0, back, &e0, &e1, "{\"bits\": 4}") == UPQ_EINPUT);
-    for (int64_t i = 0; i < c.L * H5Q_PROJ; i++) quant_layer_free(&ql[i]);
+    for (int64_t i = 0; i < c.L * TFM_NPROJ; i++) quant_layer_free(&ql[i]);
     free(ql);
     tfm_model_free(&m);
     unlink(p1), unlink(p2), unlink(pb), rmdir(dir);

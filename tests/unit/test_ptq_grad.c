@@ -74,13 +74,13 @@ int main(void)
     CHECK_OK(ptq_grad_ws_alloc(&g, &f.c, T));
     loss(&f);
     ptq_block_backward(&f.c, f.w, &f.ws, &g, f.x, f.R, &gm.layers[0], dx, T);
-    float *ws_[7] = {f.w->wq, f.w->wk, f.w->wv, f.w->wo, f.w->w_gate, f.w->w_up, f.w->w_down};
-    float *gs_[7] = {gm.layers[0].wq, gm.layers[0].wk, gm.layers[0].wv, gm.layers[0].wo, gm.layers[0].w_gate,
+    float *ws_[TFM_NPROJ] = {f.w->wq, f.w->wk, f.w->wv, f.w->wo, f.w->w_gate, f.w->w_up, f.w->w_down};
+    float *gs_[TFM_NPROJ] = {gm.layers[0].wq, gm.layers[0].wk, gm.layers[0].wv, gm.layers[0].wo, gm.layers[0].w_gate,
                      gm.layers[0].w_up, gm.layers[0].w_down};
-    int64_t n_[7] = {f.c.H * f.c.D * C, f.c.KV * f.c.D * C, f.c.KV * f.c.D * C, C * f.c.H * f.c.D, f.c.F * C,
+    int64_t n_[TFM_NPROJ] = {f.c.H * f.c.D * C, f.c.KV * f.c.D * C, f.c.KV * f.c.D * C, C * f.c.H * f.c.D, f.c.F * C,
                      f.c.F * C, C * f.c.F};
     double worst = 0.0;
-    for (int p = 0; p < 7; p++)
+    for (int p = 0; p < TFM_NPROJ; p++)
         for (int j = 0; j < 6; j++) {
             int64_t i = (int64_t)((j * 7919 + p * 104729) % n_[p]);
             double gmax = 0.0;

@@ -22,9 +22,9 @@ static double ql_mse(const tfm_config *c, const tfm_layer *w, const quant_layer 
 {
     int64_t TC = T * c->C;
     tfm_layer wq = *w;
-    float **dp[7] = {&wq.wq, &wq.wk, &wq.wv, &wq.wo, &wq.w_gate, &wq.w_up, &wq.w_down};
-    float *deq[7], *out = malloc((size_t)TC * sizeof(float));
-    for (int p = 0; p < 7; p++) {
+    float **dp[TFM_NPROJ] = {&wq.wq, &wq.wk, &wq.wv, &wq.wo, &wq.w_gate, &wq.w_up, &wq.w_down};
+    float *deq[TFM_NPROJ], *out = malloc((size_t)TC * sizeof(float));
+    for (int p = 0; p < TFM_NPROJ; p++) {
         deq[p] = malloc((size_t)(ql[p].N * ql[p].K) * sizeof(float));
         quant_dequant(&ql[p], deq[p], ql[p].K);
         *dp[p] = deq[p];
@@ -34,7 +34,7 @@ static double ql_mse(const tfm_config *c, const tfm_layer *w, const quant_layer 
         ptq_block_forward(c, &wq, ws, X + s * TC, out, T);
         for (int64_t i = 0; i < TC; i++) e += ((double)out[i] - Y[s * TC + i]) * ((double)out[i] - Y[s * TC + i]);
     }
-    for (int p = 0; p < 7; p++) free(deq[p]);
+    for (int p = 0; p < TFM_NPROJ; p++) free(deq[p]);
     free(out);
     return e / (double)(S * TC);
 }
@@ -43,11 +43,11 @@ static double ql_mse(const tfm_config *c, const tfm_layer *w, const quant_layer 
 static void check_seq_and_guard(const tfm_config *c, const tfm_layer *w, ptq_block_ws *ws, const float *X,
                                 const float *Y, int64_t S, int64_t T, const int64_t *Ns, const int64_t *Ks)
 {
-    float *ws_[7] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    float *ws_[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
     float grid[16];
     int ng = quant_clip_grid(grid, 16);
-    quant_layer ql[7], q0[7];
-    for (int p = 0; p < 7; p++) {
+    quant_layer ql[TFM_NPROJ], q0[TFM_NPROJ];
+    for (int p = 0; p < TFM_NPROJ; p++) {
         CHECK_OK(quant_layer_init(&ql[p], 2, 32, Ns[p], Ks[p]));
         CHECK_OK(quant_layer_init(&q0[p], 2, 32, Ns[p], Ks[p]));
         ql[p].grid = q0[p].grid = QUANT_GRID_SEQ;
@@ -64,7 +64,7 @@ static void check_seq_and_guard(const tfm_config *c, const tfm_layer *w, ptq_blo
     tsq_free(&st);
     double check = ql_mse(c, w, ql, ws, X, Y, S, T);
     int64_t off = 0;
-    for (int p = 0; p < 7; p++)
+    for (int p = 0; p < TFM_NPROJ; p++)
         for (int64_t b = 0; b < ql[p].N * ql[p].nb; b++) {
             float s = kq_f16_to_f32(ql[p].scales[b]), m = kq_f16_to_f32(ql[p].offsets[b]);
             off += fabsf(m + 1.5f * s) > 1e-3f * s;
@@ -79,7 +79,7 @@ static void check_seq_and_guard(const tfm_config *c, const tfm_layer *w, ptq_blo
     tsq_free(&st);
     printf("destructive schedule: returned block MSE %.4g (init %.4g)\n", bad, init);
     CHECK_MSG(bad <= init * (1 + 1e-6), "a schedule worse than its init was kept (%g vs init %g)", bad, init);
-    for (int p = 0; p < 7; p++) quant_layer_free(&ql[p]), quant_layer_free(&q0[p]);
+    for (int p = 0; p < TFM_NPROJ; p++) quant_layer_free(&ql[p]), quant_layer_free(&q0[p]);
 }
 
 static double fd(tsq_state *st, float *p, const float *X, const float *Y, const int64_t *idx, double a, double floor)
@@ -113,11 +113,11 @@ int main(void)
     ptq_block_ws ws;
     CHECK_OK(ptq_block_ws_alloc(&ws, &c, T));
     for (int64_t s = 0; s < S; s++) ptq_block_forward(&c, w, &ws, X + s * TC, Y + s * TC, T);
-    float *ws_[7] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
-    int64_t Ns[7] = {c.H * c.D, c.KV * c.D, c.KV * c.D, c.C, c.F, c.F, c.C};
-    int64_t Ks[7] = {c.C, c.C, c.C, c.H * c.D, c.C, c.C, c.F};
-    quant_layer ql[7];
-    for (int p = 0; p < 7; p++) {
+    float *ws_[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    int64_t Ns[TFM_NPROJ] = {c.H * c.D, c.KV * c.D, c.KV * c.D, c.C, c.F, c.F, c.C};
+    int64_t Ks[TFM_NPROJ] = {c.C, c.C, c.C, c.H * c.D, c.C, c.C, c.F};
+    quant_layer ql[TFM_NPROJ];
+    for (int p = 0; p < TFM_NPROJ; p++) {
         CHECK_OK(quant_layer_init(&ql[p], 2, 32, Ns[p], Ks[p]));
         quant_rtn(&ql[p], ws_[p], Ks[p], NULL, NULL, 0);
     }
@@ -126,7 +126,7 @@ int main(void)
     int64_t idx[2] = {0, 2};
     tsq_loss_grad(&st, X, Y, idx, 2);
     double worst = 0.0;
-    for (int p = 0; p < 7; p++) {
+    for (int p = 0; p < TFM_NPROJ; p++) {
         tsq_linear *L = &st.lin[p];
         int64_t n = L->N * L->K, nbk = L->N * L->nb;
         float *ga = malloc((size_t)n * sizeof(float)), *gn = malloc((size_t)nbk * sizeof(float));
@@ -151,8 +151,8 @@ int main(void)
     double rtn = 0.0, final = 0.0;
     tfm_layer wq = *w;
     float *deq = malloc((size_t)(3 * c.F * c.C + 4 * c.H * c.D * c.C) * sizeof(float)), *dst = deq;
-    float **dp[7] = {&wq.wq, &wq.wk, &wq.wv, &wq.wo, &wq.w_gate, &wq.w_up, &wq.w_down};
-    for (int p = 0; p < 7; p++) quant_dequant(&ql[p], dst, Ks[p]), *dp[p] = dst, dst += Ns[p] * Ks[p];
+    float **dp[TFM_NPROJ] = {&wq.wq, &wq.wk, &wq.wv, &wq.wo, &wq.w_gate, &wq.w_up, &wq.w_down};
+    for (int p = 0; p < TFM_NPROJ; p++) quant_dequant(&ql[p], dst, Ks[p]), *dp[p] = dst, dst += Ns[p] * Ks[p];
     float *out = malloc((size_t)TC * sizeof(float));
     for (int64_t s = 0; s < S; s++) {
         ptq_block_forward(&c, &wq, &ws, X + s * TC, out, T);
@@ -167,10 +167,10 @@ int main(void)
     CHECK_OK(tsq_run(&st, X, Y, S, &o, ql, &final, NULL, NULL));
     printf("tesseraq schedule: block MSE rtn %.4g -> tesseraq (all hard) %.4g\n", rtn, final);
     CHECK_MSG(final < rtn, "TesseraQ did not improve on its init (%g vs %g)", final, rtn);
-    for (int p = 0; p < 7; p++)
+    for (int p = 0; p < TFM_NPROJ; p++)
         for (int64_t i = 0; i < st.lin[p].N * st.lin[p].K; i++) CHECK(st.lin[p].hard[i] >= 0);
     tsq_free(&st);
-    for (int p = 0; p < 7; p++) quant_layer_free(&ql[p]);
+    for (int p = 0; p < TFM_NPROJ; p++) quant_layer_free(&ql[p]);
     check_seq_and_guard(&c, w, &ws, X, Y, S, T, Ns, Ks);
     ptq_block_ws_free(&ws);
     tfm_model_free(&m);

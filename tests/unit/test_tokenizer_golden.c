@@ -8,59 +8,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hdf5.h>
-
+#include "h5arrays.h"
 #include "test_util.h"
 #include "tokenizer.h"
 #include "upq_err.h"
 
-static char *attr_str(hid_t obj, const char *name)
+/* NULL when absent (the caller's CHECK names the case). */
+static char *attr_str(const char *h5, const char *obj, const char *name)
 {
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, H5T_VARIABLE);
-    H5Tset_cset(mt, H5T_CSET_UTF8);
-    char *v = NULL, *r = NULL;
-    if (H5Aread(a, mt, &v) >= 0 && v) {
-        r = strdup(v);
-        H5free_memory(v);
-    }
-    H5Tclose(mt);
-    H5Aclose(a);
-    return r;
+    char *v = NULL;
+    return h5a_read_attr_str(h5, obj, name, &v) ? NULL : v;
 }
 
-static int32_t *attr_ids(hid_t obj, const char *name, int64_t *n)
+static int32_t *attr_ids(const char *h5, const char *obj, const char *name, int64_t *n)
 {
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t sp = H5Aget_space(a);
-    *n = H5Sget_simple_extent_npoints(sp);
-    int32_t *v = malloc((size_t)*n * sizeof *v + 4);
-    if (H5Aread(a, H5T_NATIVE_INT32, v) < 0) {
-        free(v);
-        v = NULL;
-    }
-    H5Sclose(sp);
-    H5Aclose(a);
-    return v;
+    int32_t *v = NULL;
+    return h5a_read_attr_i32(h5, obj, name, &v, n) ? NULL : v;
 }
 
-static int32_t *dset_ids(hid_t f, const char *path, int64_t *n)
+static int32_t *dset_ids(const char *h5, const char *path, int64_t *n)
 {
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) return NULL;
-    hid_t sp = H5Dget_space(d);
-    *n = H5Sget_simple_extent_npoints(sp);
-    int32_t *v = malloc((size_t)*n * sizeof *v + 4);
-    if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
-        free(v);
-        v = NULL;
-    }
-    H5Sclose(sp);
-    H5Dclose(d);
-    return v;
+    int32_t *v = NULL;
+    return h5a_read_i32(h5, path, &v, n) ? NULL : v;
 }
 
 /* Compares ids; prints the first difference. Returns 1 when equal. */
@@ -101,24 +70,20 @@ static void check_text(tok_tokenizer *t, const char *label, const char *text, co
     tok_ids_free(&ids);
 }
 
-static herr_t each_case(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
+static void each_case(tok_tokenizer *t, const char *h5, const char *name)
 {
-    tok_tokenizer *t = ctx;
-    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    char *text = attr_str(d, "text"), *dec = attr_str(d, "decoded");
-    int64_t nws = 0, nw = 0;
-    int32_t *ws = attr_ids(d, "ids_with_special", &nws);
-    H5Dclose(d);
     char path[256];
     snprintf(path, sizeof path, "/tokenizer/%s", name);
-    int32_t *w = dset_ids(g, name, &nw);
+    char *text = attr_str(h5, path, "text"), *dec = attr_str(h5, path, "decoded");
+    int64_t nws = 0, nw = 0;
+    int32_t *ws = attr_ids(h5, path, "ids_with_special", &nws);
+    int32_t *w = dset_ids(h5, path, &nw);
     CHECK_MSG(text && dec && ws && w, "%s: golden case incomplete", path);
     if (text && dec && ws && w) check_text(t, path, text, w, nw, ws, nws, dec);
     free(text), free(dec), free(ws), free(w);
-    return 0;
 }
 
-static void check_stream(tok_tokenizer *t, hid_t f, const char *model, const char *dataset, const char *text,
+static void check_stream(tok_tokenizer *t, const char *f, const char *model, const char *dataset, const char *text,
                          int64_t n, int strip_lead)
 {
     int64_t nw = 0;
@@ -155,17 +120,20 @@ static void check_model(const char *shared, const char *model, int strip_lead)
     snprintf(ts, sizeof ts, "%s/data/tinyshakespeare/input.txt", shared);
     tok_tokenizer *t = NULL;
     CHECK_OK(tok_create(dir, &t));
-    hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
-    CHECK_MSG(t && f >= 0, "%s: tokenizer or golden.h5", model);
-    if (!t || f < 0) return;
-    hid_t g = H5Gopen2(f, "/tokenizer", H5P_DEFAULT);
-    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, each_case, t);
-    H5Gclose(g);
-    hid_t root = H5Gopen2(f, "/", H5P_DEFAULT);
-    char *prompt = attr_str(root, "prompt");
-    H5Gclose(root);
+    char **names = NULL;
+    int64_t ncase = 0;
+    CHECK_OK(h5a_list(h5, "/tokenizer", &names, &ncase));
+    CHECK_MSG(t && names && ncase > 0, "%s: tokenizer or golden.h5 /tokenizer", model);
+    if (!t || !names) {
+        free(names);
+        tok_destroy(t);
+        return;
+    }
+    for (int64_t i = 0; i < ncase; i++) each_case(t, h5, names[i]);
+    free(names);
+    char *prompt = attr_str(h5, "/", "prompt");
     int64_t nn = 0, ns = 0;
-    int32_t *no = dset_ids(f, "/prompt_ids_no_special", &nn), *ws = dset_ids(f, "/prompt_ids_with_special", &ns);
+    int32_t *no = dset_ids(h5, "/prompt_ids_no_special", &nn), *ws = dset_ids(h5, "/prompt_ids_with_special", &ns);
     CHECK(prompt && no && ws);
     if (prompt && no && ws) check_text(t, "prompt", prompt, no, nn, ws, ns, NULL);
     free(prompt), free(no), free(ws);
@@ -173,19 +141,17 @@ static void check_model(const char *shared, const char *model, int strip_lead)
     int64_t nraw = 0, ntxt = 0;
     CHECK_OK(tok_read_file(wt, &raw, &nraw));
     CHECK_OK(tok_wikitext_join(raw, nraw, &txt, &ntxt));
-    if (txt) check_stream(t, f, model, "/eval/wikitext2_test_token_ids", txt, ntxt, strip_lead);
+    if (txt) check_stream(t, h5, model, "/eval/wikitext2_test_token_ids", txt, ntxt, strip_lead);
     free(raw), free(txt);
     CHECK_OK(tok_read_file(ts, &raw, &nraw));
-    if (raw) check_stream(t, f, model, "/eval/tinyshakespeare_token_ids", raw, nraw, strip_lead);
+    if (raw) check_stream(t, h5, model, "/eval/tinyshakespeare_token_ids", raw, nraw, strip_lead);
     free(raw);
-    H5Fclose(f);
     tok_destroy(t);
 }
 
 int main(void)
 {
     const char *shared = tu_shared_dir();
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     check_model(shared, "stories260k", 1);
     check_model(shared, "tinyllama-15m", 0);
     check_model(shared, "tinyllama-15m-instruct", 0);
