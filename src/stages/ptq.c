@@ -318,7 +318,7 @@ static void make_params(ptq_ctx *x, const char *calib_sha)
 static int make_prov(ptq_ctx *x, h5m_provenance *p, const char *calib_path)
 {
     const ptq_opts *o = x->o;
-    char method[64], f[4200];
+    char method[64];
     snprintf(method, sizeof method, "ptq-%s-int%d", method_name(o->method), o->bits);
     h5m_prov_init(p, method, o->argc, o->argv);
     snprintf(p->params, sizeof p->params, "%s", x->params);
@@ -330,11 +330,7 @@ static int make_prov(ptq_ctx *x, h5m_provenance *p, const char *calib_path)
     strftime(p->created, sizeof p->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
     struct stat st;
     if (stat(o->model, &st) == 0 && S_ISREG(st.st_mode)) TRY(h5m_prov_add_file(p, o->model));
-    const char *names[] = {"config.json", "model.safetensors", "model.safetensors.index.json"};
-    for (int i = 0; i < 3 && !S_ISREG(st.st_mode); i++) {
-        snprintf(f, sizeof f, "%s/%s", o->model, names[i]);
-        if (access(f, R_OK) == 0) TRY(h5m_prov_add_file(p, f));
-    }
+    else TRY(h5m_prov_add_model_dir(p, o->model));
     return h5m_prov_add_file(p, calib_path);
 }
 
