@@ -75,13 +75,7 @@ static int parse_threads(const char *s, bench_opts *o)
 
 static int parse_i64(const char *s, int64_t lo, int64_t hi, const char *what, int64_t *out)
 {
-    char *end = NULL;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end || x < lo || x > hi)
-        return cli_usage_error("bench forward", "%s must be an integer in [%lld, %lld], got '%s'", what,
-                               (long long)lo, (long long)hi, s);
-    *out = x;
-    return UPQ_OK;
+    return cli_parse_int("bench forward", what, s, lo, hi, out);
 }
 
 static int parse_opts(int argc, char **argv, bench_opts *o)

@@ -440,10 +440,8 @@ static int bk_parse(int argc, char **argv, bk_opts *o)
             o->nms = (int)n;
             free(ids);
         } else if (c == 'p') {
-            char *end;
-            long long mib = strtoll(optarg, &end, 10);
-            if (*end || mib < 1 || (size_t)mib > (BK_POOL_BYTES >> 20))
-                return cli_usage_error("bench kernels", "--pool-mib: 1..%zu, not '%s'", BK_POOL_BYTES >> 20, optarg);
+            int64_t mib = 0;
+            TRY(cli_parse_int("bench kernels", "--pool-mib", optarg, 1, (int64_t)(BK_POOL_BYTES >> 20), &mib));
             o->pool_bytes = (size_t)mib << 20;
         }
         else if (c == 't') {

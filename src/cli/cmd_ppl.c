@@ -46,15 +46,9 @@ static void usage(FILE *f)
             "exit codes: 0 ok, 1 usage, 2 bad model/token file/token id, 3 I/O or MPI\n");
 }
 
-static int parse_pos(const char *opt, const char *s, int64_t *v)
+static int parse_int(const char *opt, const char *s, int64_t lo, int64_t *v)
 {
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end || x < 0)
-        return cli_usage_error("ppl", "%s wants a non-negative integer, got '%s'", opt, s);
-    *v = x;
-    return UPQ_OK;
+    return cli_parse_int("ppl", opt, s, lo, INT64_MAX, v);
 }
 
 /* --text: the file (wikitext-joined) tokenized once without specials, as int64 ids. */
@@ -130,9 +124,9 @@ int cmd_ppl(int argc, char **argv)
         switch (ch) {
         case 'm': model = optarg; break;
         case 't': tokens = optarg; break;
-        case 'c': rc = parse_pos("--ctx", optarg, &o.ctx); break;
-        case 'b': rc = parse_pos("--batch", optarg, &o.batch); break;
-        case 'k': rc = parse_pos("--max-windows", optarg, &o.max_windows); break;
+        case 'c': rc = parse_int("--ctx", optarg, 2, &o.ctx); break;
+        case 'b': rc = parse_int("--batch", optarg, 1, &o.batch); break;
+        case 'k': rc = parse_int("--max-windows", optarg, 0, &o.max_windows); break;
         case 'j': json = 1; break;
         case 'q': o.progress = 0; break;
         case 'x': text = optarg; break;

@@ -42,7 +42,7 @@ expect_rc 2 "not an integer dataset" "$UPQ" ppl --model "$M" --tokens "$M/golden
 expect_rc 2 "max_position_embeddings" "$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 1024 --quiet
 expect_rc 2 "no such model" "$UPQ" ppl --model "$WORK/nomodel" --tokens "$TOK" --quiet
 expect_rc 1 "ctx" "$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 1
-expect_rc 1 "non-negative integer" "$UPQ" ppl --model "$M" --tokens "$TOK" --batch x
+expect_rc 1 "--batch wants an integer >= 1, got .x." "$UPQ" ppl --model "$M" --tokens "$TOK" --batch x
 expect_rc 1 "required" "$UPQ" ppl --model "$M"
 expect_rc 1 "unknown" "$UPQ" ppl --model "$M" --tokens "$TOK" --bogus
 echo "ppl: error exits ok"
