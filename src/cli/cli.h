@@ -43,6 +43,10 @@ int cli_parse_num(const char *cmd, const char *opt, const char *s, double lo, do
 int cli_parse_int(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v);
 /* Parses "1,2,3" into a new int64 array; UPQ_EUSAGE on junk. */
 int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n);
+/* Prints o (a json_t *, consumed) on one stdout line through jansson, keys in insertion
+ * order, reals with `digits` significant digits; `flags` adds JSON_COMPACT etc. UPQ_EIO
+ * when it cannot be encoded (NULL, a NaN) or written. */
+int cli_print_json(void *o, int digits, unsigned flags);
 /* Rank 0 only prints (stdout); returns 1 on rank 0. */
 int cli_is_root(void);
 

@@ -1,6 +1,7 @@
 /* cli_util.c - helpers shared by the subcommands: error printing, id lists, number
  * options with range checks. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,4 +109,13 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, int64_t lo, i
     }
     if (hi == INT64_MAX) return cli_usage_error(cmd, "%s wants an integer >= %lld, got '%s'", opt, (long long)lo, s);
     return cli_usage_error(cmd, "%s wants an integer in [%lld, %lld], got '%s'", opt, (long long)lo, (long long)hi, s);
+}
+
+int cli_print_json(void *o, int digits, unsigned flags)
+{
+    json_t *j = o;
+    int bad = !j || json_dumpf(j, stdout, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(digits) | flags) != 0 ||
+              putchar('\n') == EOF;
+    json_decref(j);
+    return bad ? UPQ_FAIL(UPQ_EIO, "cannot write the JSON result to stdout") : UPQ_OK;
 }

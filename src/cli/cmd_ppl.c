@@ -5,6 +5,7 @@
  * `ppl=... nll=... windows=... predicted=...` or one JSON object. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +93,9 @@ static int run(const char *model, const char *tokens, const ppl_opts *o, int jso
     if (!rc) rc = ppl_run(&m, ids, n, o, &r);
     if (!rc && cli_is_root()) {
         if (json)
-            printf("{\"ppl\": %.10g, \"nll\": %.10g, \"windows\": %lld, \"predicted\": %lld}\n", r.ppl,
-                   r.mean_nll, (long long)r.windows, (long long)r.predicted);
+            rc = cli_print_json(json_pack("{s:f, s:f, s:I, s:I}", "ppl", r.ppl, "nll", r.mean_nll, "windows",
+                                          (json_int_t)r.windows, "predicted", (json_int_t)r.predicted),
+                                10, 0);
         else
             printf("ppl=%.6f nll=%.8f windows=%lld predicted=%lld\n", r.ppl, r.mean_nll,
                    (long long)r.windows, (long long)r.predicted);

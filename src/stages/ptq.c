@@ -6,6 +6,7 @@
 #include "ptq.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,20 +298,29 @@ static void ctx_free(ptq_ctx *x)
     tfm_model_free(&x->m);
 }
 
-static void make_params(ptq_ctx *x, const char *calib_sha)
+/* The parameters as one JSON line through jansson. ", " / ": " separators and reals
+ * with 6 significant digits keep the text the former printf ("%g") wrote for every
+ * value whose %g form has a '.' and no exponent (all defaults), so containers and
+ * part files stay byte-identical. */
+static int make_params(ptq_ctx *x, const char *calib_sha)
 {
     const ptq_opts *o = x->o;
-    snprintf(x->params, sizeof x->params,
-             "{\"method\": \"%s\", \"bits\": %d, \"group\": %d, \"grid\": \"%s\", \"clip\": %d, \"input\": \"%s\", "
-             "\"calib_sha256\": \"%s\", \"calib_samples\": %lld, \"seq_len\": %lld, \"seed\": %llu, "
-             "\"damp\": %g, \"gptq_block\": %lld, \"act_order\": %d, \"quantized\": \"q,k,v,o,gate,up,down\", "
-             "\"tesseraq\": {\"init\": \"%s\", \"rounds\": %d, \"steps\": %d, \"lr\": %g, \"lr_scale\": %g, "
-             "\"final_frac\": %g, \"batch\": %lld, \"h_init\": \"%s\"}}",
-             method_name(o->method), o->bits, o->group, o->grid == QUANT_GRID_SEQ ? "seq" : "asym", o->clip, o->input_mode == PTQ_INPUT_FP ? "fp" : "quant",
-             calib_sha, (long long)o->calib_samples, (long long)o->seq_len, (unsigned long long)o->seed, o->damp,
-             (long long)o->gptq_block, o->act_order, o->tsq_init_gptq ? "gptq" : "rtn", o->tsq.rounds, o->tsq.steps,
-             o->tsq.lr, o->tsq.lr_scale, o->tsq.final_frac, (long long)o->tsq.batch,
-             o->tsq.h_init == TSQ_H_FRAC ? "frac" : "code");
+    json_t *tsq = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:I, s:s}", "init", o->tsq_init_gptq ? "gptq" : "rtn",
+                            "rounds", o->tsq.rounds, "steps", o->tsq.steps, "lr", o->tsq.lr, "lr_scale",
+                            o->tsq.lr_scale, "final_frac", o->tsq.final_frac, "batch", (json_int_t)o->tsq.batch,
+                            "h_init", o->tsq.h_init == TSQ_H_FRAC ? "frac" : "code");
+    json_t *j = json_pack("{s:s, s:i, s:i, s:s, s:i, s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:i, s:s, s:o}", "method",
+                          method_name(o->method), "bits", o->bits, "group", o->group, "grid",
+                          o->grid == QUANT_GRID_SEQ ? "seq" : "asym", "clip", o->clip, "input",
+                          o->input_mode == PTQ_INPUT_FP ? "fp" : "quant", "calib_sha256", calib_sha, "calib_samples",
+                          (json_int_t)o->calib_samples, "seq_len", (json_int_t)o->seq_len, "seed",
+                          (json_int_t)o->seed, "damp", o->damp, "gptq_block", (json_int_t)o->gptq_block, "act_order",
+                          o->act_order, "quantized", "q,k,v,o,gate,up,down", "tesseraq", tsq);
+    char *txt = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(j);
+    int fits = txt && snprintf(x->params, sizeof x->params, "%s", txt) < (int)sizeof x->params;
+    free(txt);
+    return fits ? UPQ_OK : UPQ_FAIL(UPQ_EUSAGE, "ptq: cannot encode the parameters (a non-finite --damp or --tsq-lr?)");
 }
 
 /* Provenance: method, parameters, sources; `created` from SOURCE_DATE_EPOCH when set
@@ -433,8 +443,8 @@ int ptq_run(const ptq_opts *o)
     if (!rc) rc = ptq_calib_load(o, &ids, sha);
     if (!rc) rc = ctx_init(&x, o, ids);
     free(ids);
+    if (!rc) rc = make_params(&x, sha);
     if (!rc) {
-        make_params(&x, sha);
         snprintf(dir, sizeof dir, "%s.parts", o->out);
         if (mkdir(dir, 0777) != 0 && errno != EEXIST)
             rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create the block parts folder: %s", dir, strerror(errno));

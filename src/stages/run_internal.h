@@ -19,6 +19,11 @@ void run_join(char *buf, size_t cap, const char *a, const char *b);
 int run_clear_dir(const char *dir);
 /* 1 when the file holds exactly key and a newline (a stage's record of its options). */
 int run_file_is(const char *path, const char *key);
+/* DIR/ppl.json (jansson; no timestamps): the result and the options key it was made
+ * with; written atomically. run_ppl_made_with: 1 when it exists with exactly that key. */
+int run_write_ppl(const char *dir, double ppl, double mean_nll, double nll_sum, int64_t windows, int64_t predicted,
+                  const char *key);
+int run_ppl_made_with(const char *dir, const char *key);
 
 /* Option checks, run on every stage before the first one starts (a typo fails in
  * seconds, not after hours of an earlier stage): UPQ_EINPUT naming file:line. */

@@ -106,29 +106,11 @@ static int write_result(const char *dir, const ppl_job *p, const double *nll, in
     for (int64_t w = 0; w < nwin; w++) s += nll[w];
     int64_t pred = nwin * (p->ctx - 1);
     double mean = s / (double)pred;
-    char txt[RUN_PATH_MAX + 4096], path[RUN_PATH_MAX];
-    int n = snprintf(txt, sizeof txt,
-                     "{\n  \"ppl\": %.17g,\n  \"mean_nll\": %.17g,\n  \"nll_sum\": %.17g,\n"
-                     "  \"windows\": %lld,\n  \"predicted\": %lld,\n  \"options\": \"%s\"\n}\n",
-                     exp(mean), mean, s, (long long)nwin, (long long)pred, p->key);
-    UPQ_ASSERT(n > 0 && n < (int)sizeof txt);
-    run_join(path, sizeof path, dir, "ppl.json");
-    return run_write_atomic(path, txt, (size_t)n);
+    return run_write_ppl(dir, exp(mean), mean, s, nwin, pred, p->key);
 }
 
 /* 1 when DIR/ppl.json exists and was made with key. */
-static int result_complete(const char *dir, const char *key)
-{
-    char path[RUN_PATH_MAX], buf[16384], want[RUN_PATH_MAX + 3200];
-    run_join(path, sizeof path, dir, "ppl.json");
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    snprintf(want, sizeof want, "\"options\": \"%s\"", key);
-    return strstr(buf, want) != NULL;
-}
+static int result_complete(const char *dir, const char *key) { return run_ppl_made_with(dir, key); }
 
 static void pause_for_tests(void)
 {

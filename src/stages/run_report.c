@@ -2,6 +2,7 @@
  * into DIR/sweep.csv and a plot DIR/sweep.svg (perplexity against the first sweep
  * parameter, one line per combination of the others), written by plain C. Not the
  * runs themselves (run.c) nor the grid (jobs/jobfile.h). */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,23 +11,67 @@
 #include "run_internal.h"
 #include "upq_err.h"
 
+/* DIR/ppl.json as a jansson object, or NULL (*rc = UPQ_OK) when absent. */
+static json_t *load_ppl(const char *dir, char *path, size_t cap, int *rc)
+{
+    run_join(path, cap, dir, "ppl.json");
+    *rc = UPQ_OK;
+    if (!run_exists(path)) return NULL;
+    json_error_t e;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!o) *rc = UPQ_FAIL(UPQ_EINPUT, "%s: not valid JSON at line %d column %d: %s", path, e.line, e.column, e.text);
+    else if (!json_is_object(o)) *rc = UPQ_FAIL(UPQ_EINPUT, "%s: not a JSON object", path);
+    if (*rc) json_decref(o);
+    return *rc ? NULL : o;
+}
+
 int run_read_ppl(const char *dir, double *ppl, double *mean_nll, int64_t *windows)
 {
-    char path[RUN_PATH_MAX], buf[8192];
+    char path[RUN_PATH_MAX];
+    int rc;
     *ppl = *mean_nll = NAN;
     *windows = 0;
+    json_t *o = load_ppl(dir, path, sizeof path, &rc);
+    if (!o) return rc;
+    json_t *a = json_object_get(o, "ppl"), *b = json_object_get(o, "mean_nll"), *c = json_object_get(o, "windows");
+    if (!json_is_number(a) || !json_is_number(b) || !json_is_integer(c))
+        rc = UPQ_FAIL(UPQ_EINPUT, "%s: not a ppl result (numbers ppl/mean_nll, integer windows missing)", path);
+    else *ppl = json_number_value(a), *mean_nll = json_number_value(b), *windows = json_integer_value(c);
+    json_decref(o);
+    return rc;
+}
+
+int run_ppl_made_with(const char *dir, const char *key)
+{
+    char path[RUN_PATH_MAX];
+    int rc;
+    json_t *o = load_ppl(dir, path, sizeof path, &rc);
+    const char *k = json_string_value(json_object_get(o, "options"));
+    int same = k && !strcmp(k, key);
+    json_decref(o);
+    return same;
+}
+
+int run_write_ppl(const char *dir, double ppl, double mean_nll, double nll_sum, int64_t windows, int64_t predicted,
+                  const char *key)
+{
+    char path[RUN_PATH_MAX];
     run_join(path, sizeof path, dir, "ppl.json");
-    FILE *f = fopen(path, "rb");
-    if (!f) return UPQ_OK;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *a = strstr(buf, "\"ppl\": "), *b = strstr(buf, "\"mean_nll\": "), *c = strstr(buf, "\"windows\": ");
-    if (!a || !b || !c) return UPQ_FAIL(UPQ_EINPUT, "%s: not a ppl result (ppl/mean_nll/windows missing)", path);
-    *ppl = strtod(a + 7, NULL);
-    *mean_nll = strtod(b + 12, NULL);
-    *windows = strtoll(c + 11, NULL, 10);
-    return UPQ_OK;
+    json_t *o = json_pack("{s:f, s:f, s:f, s:I, s:I, s:s}", "ppl", ppl, "mean_nll", mean_nll, "nll_sum", nll_sum,
+                          "windows", (json_int_t)windows, "predicted", (json_int_t)predicted, "options", key);
+    char *txt = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(o);
+    if (!txt) return UPQ_FAIL(UPQ_EIO, "%s: cannot encode the result (non-finite value or bad UTF-8 in options)", path);
+    size_t n = strlen(txt);
+    char *buf = realloc(txt, n + 2);
+    if (!buf) {
+        free(txt);
+        return UPQ_FAIL(UPQ_EIO, "%s: out of memory", path);
+    }
+    memcpy(buf + n, "\n", 2);
+    int rc = run_write_atomic(path, buf, n + 1);
+    free(buf);
+    return rc;
 }
 
 typedef struct {
