@@ -18,6 +18,7 @@
 #include "h5qmodel.h"
 #include "par.h"
 #include "ppl.h"
+#include "progress.h"
 #include "ptq_block.h"
 #include "ptq_internal.h"
 #include "quant.h"
@@ -148,15 +149,26 @@ typedef struct {
     double t0;
 } round_ctx;
 
+/* One progress line (progress.h) for item `at` of `total`, `counted` of them done
+ * in this run since t0 (resumed ones are not in the rate). */
+static void progress_line(const char *stage, const char *unit, int64_t at, int64_t total, int64_t counted, double t0,
+                          const char *extra)
+{
+    prog p;
+    prog_init(&p, stderr, stage, unit, total);
+    p.t0 = t0; /* now_s and progress.c both read CLOCK_MONOTONIC */
+    prog_set_start(&p, at - counted);
+    prog_event(&p, at, extra);
+}
+
 static void round_progress(void *vctx, int round, double loss)
 {
     const round_ctx *r = vctx;
     if (!r->x->o->progress || !ptq_group_leader(r->x)) return;
-    int R = r->x->o->tsq.rounds;
-    double el = now_s() - r->t0;
-    fprintf(stderr, "ptq: block %lld/%lld tesseraq round %d/%d: loss %.4e (%.1f s, block ETA %.0f s)\n",
-            (long long)(r->l + 1), (long long)r->x->c.L, round + 1, R, loss, el, el / (round + 1) * (R - round - 1));
-    fflush(stderr);
+    char stage[64], extra[64];
+    snprintf(stage, sizeof stage, "ptq: block %lld/%lld tesseraq", (long long)(r->l + 1), (long long)r->x->c.L);
+    snprintf(extra, sizeof extra, "loss %.4e", loss);
+    progress_line(stage, "round", round + 1, r->x->o->tsq.rounds, round + 1, r->t0, extra);
 }
 
 /* TesseraQ from the init in ql (rtn or gptq), on the block's inputs X and FP outputs Y. */
@@ -347,15 +359,14 @@ static int make_prov(ptq_ctx *x, h5m_provenance *p, const char *calib_path)
 static void progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done)
 {
     if (!x->o->progress) return;
-    double el = now_s() - t0, eta = done ? el / (double)done * (double)(x->c.L - 1 - l) : 0.0;
+    const char *m = method_name(x->o->method);
+    char extra[160];
     if (resumed)
-        fprintf(stderr, "ptq: block %lld/%lld resumed from its part file: err rtn %.4e -> %s %.4e\n",
-                (long long)(l + 1), (long long)x->c.L, x->err0[l], method_name(x->o->method), x->err1[l]);
+        snprintf(extra, sizeof extra, "resumed from its part file: err rtn %.4e -> %s %.4e", x->err0[l], m, x->err1[l]);
     else
-        fprintf(stderr, "ptq: block %lld/%lld %s: err rtn %.4e -> %s %.4e (%.1f s, ETA %.0f s)\n", (long long)(l + 1),
-                (long long)x->c.L, method_name(x->o->method), x->err0[l], method_name(x->o->method), x->err1[l],
-                now_s() - tb, eta);
-    fflush(stderr);
+        snprintf(extra, sizeof extra, "%s: err rtn %.4e -> %s %.4e (%.1f s)", m, x->err0[l], m, x->err1[l],
+                 now_s() - tb);
+    progress_line("ptq", "block", l + 1, x->c.L, done, t0, extra);
 }
 
 static int check_opts(const ptq_opts *o, const tfm_config *c)

@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 out=$("$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 512 --max-windows 3 2>"$WORK/err")
 [[ "$out" =~ ^ppl=[0-9]+\.[0-9]+\ nll=[0-9]+\.[0-9]+\ windows=3\ predicted=1533$ ]] || fail "stdout line: '$out'"
-grep -q "^ppl: 3/3 windows .* tokens/s  ETA 0s$" "$WORK/err" || fail "progress line: $(cat "$WORK/err")"
+grep -q "^ppl: window 3/3  .* tokens/s  ETA 0s$" "$WORK/err" || fail "progress line: $(cat "$WORK/err")"
 json=$("$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 512 --max-windows 3 --json --quiet --batch 2 2>"$WORK/err2")
 [[ ! -s "$WORK/err2" ]] || fail "--quiet printed: $(cat "$WORK/err2")"
 for k in ppl nll windows predicted; do grep -q "\"$k\": " <<<"$json" || fail "JSON lacks $k: $json"; done
