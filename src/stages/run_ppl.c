@@ -17,6 +17,7 @@
 #include "h5tokens.h"
 #include "par.h"
 #include "ppl.h"
+#include "progress.h"
 #include "run_internal.h"
 #include "signals.h"
 #include "upq_err.h"
@@ -152,26 +153,21 @@ static int windows_loop(const run_ctx *r, const tfm_model *m, const int64_t *ids
     tfm_acts a = {0};
     TRY(tfm_acts_alloc(&a, &m->cfg, p->batch, p->ctx, 0));
     int64_t step = p->every * p->batch;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    double last = 0;
+    prog pg; /* progress.h: rank 0, stdout (the run's log) */
+    prog_init(&pg, par_rank() == 0 ? stdout : NULL, "upq run: ppl", "window", nwin);
+    prog_set_rate(&pg, "tokens/s", (double)p->ctx);
+    prog_set_start(&pg, done);
     while (!rc && done < nwin) {
         int64_t end = done + step < nwin ? done + step : nwin;
         rc = chunk(m, &a, ids, p, done, end, nll);
         if (!rc) rc = par_agree(par_rank() == 0 ? ckpt_write(ck, p->key, nwin, nll, end) : UPQ_OK);
         if (rc) break;
         done = end;
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        double el = (double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec);
-        if (par_rank() == 0 && (el - last >= 10.0 || done == nwin)) {
-            printf("upq run: ppl: %lld/%lld windows committed (%.0f s)\n", (long long)done, (long long)nwin, el);
-            fflush(stdout);
-            last = el;
-        }
+        prog_update(&pg, done, "committed");
         pause_for_tests();
         if (done < nwin && sig_agree_stop()) rc = UPQ_EPREEMPT;
     }
+    prog_end(&pg);
     tfm_acts_free(&a);
     return rc;
 }
