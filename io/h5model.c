@@ -5,12 +5,14 @@
 #include "h5model.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "h5model_attrs.h"
 #include "h5util.h"
+#include "hf_model.h"
 #include "sha256.h"
 #include "stage_state.h"
 #include "upq_err.h"
@@ -51,6 +53,39 @@ int h5m_prov_add_file(h5m_provenance *p, const char *path)
     char hex[65];
     TRY(sha256_file(path, hex));
     return h5m_prov_add_source(p, path, hex);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int add_in_dir(h5m_provenance *p, const char *dir, const char *name)
+{
+    char path[4200];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || n >= (int)sizeof p->source[0])
+        return UPQ_FAIL(UPQ_EINPUT, "%s/%s: path longer than provenance allows (%zu)", dir, name,
+                        sizeof p->source[0] - 1);
+    return h5m_prov_add_file(p, path);
+}
+
+int h5m_prov_add_model_dir(h5m_provenance *p, const char *dir)
+{
+    hf_model_files *h = NULL;
+    TRY(hf_model_open(dir, &h));
+    int n = hf_model_nfiles(h), rc = UPQ_OK;
+    int sharded = !(n == 1 && !strcmp(hf_model_file_name(h, 0), "model.safetensors"));
+    if (p->n_sources + 1 + sharded + n > H5M_MAX_SOURCES)
+        rc = UPQ_FAIL(UPQ_EINPUT, "%s: %d weight files: provenance holds at most %d sources", dir, n,
+                      H5M_MAX_SOURCES);
+    const char **names = rc ? NULL : malloc((size_t)n * sizeof *names);
+    if (!rc && !names) rc = UPQ_FAIL(UPQ_EIO, "%s: out of memory listing weight files", dir);
+    for (int i = 0; !rc && i < n; i++) names[i] = hf_model_file_name(h, i);
+    if (!rc) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (!rc) rc = add_in_dir(p, dir, "config.json");
+    if (!rc && sharded) rc = add_in_dir(p, dir, "model.safetensors.index.json");
+    for (int i = 0; !rc && i < n; i++) rc = add_in_dir(p, dir, names[i]);
+    free(names);
+    hf_model_close(h);
+    return rc;
 }
 
 int h5m_path_of(const char *hf, char *path, size_t cap)

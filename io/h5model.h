@@ -12,7 +12,7 @@
 
 #define H5M_FORMAT "upq-model"
 #define H5M_FORMAT_VERSION 1
-#define H5M_MAX_SOURCES 8
+#define H5M_MAX_SOURCES 64 /* config, index, up to 61 weight shards, calibration data */
 
 /* What made the file. Strings are NUL-terminated; empty ones are written as "". */
 typedef struct {
@@ -35,6 +35,11 @@ void h5m_prov_init(h5m_provenance *p, const char *method, int argc, char *const 
 int h5m_prov_add_source(h5m_provenance *p, const char *path, const char *sha256_hex);
 /* Hashes `path` (sha256_file) and appends it: UPQ_EINPUT/UPQ_EIO naming the file. */
 int h5m_prov_add_file(h5m_provenance *p, const char *path);
+/* Appends every file that defines an HF model folder DIR: config.json, then either
+ * model.safetensors or model.safetensors.index.json followed by each weight shard it
+ * names (model-0000k-of-0000n.safetensors), in shard-name order. UPQ_EINPUT naming DIR
+ * when the folder does not open or has more shards than room is left. */
+int h5m_prov_add_model_dir(h5m_provenance *p, const char *dir);
 
 /* Fills upq_version, and created (now, UTC) when it is "". h5m_write does it itself. */
 void h5m_prov_stamp(h5m_provenance *p);

@@ -1,16 +1,14 @@
-/* sha256.h - SHA-256 (FIPS 180-4) in plain C, for provenance hashes of input files.
- * Not a general crypto library: no HMAC, no constant-time guarantees needed here. */
+/* sha256.h - SHA-256 (FIPS 180-4) for provenance hashes of input files, on OpenSSL's
+ * libcrypto. Not a general crypto library: no HMAC, no constant-time guarantees. */
 #ifndef UPQ_SHA256_H
 #define UPQ_SHA256_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* Streaming state; opaque (holds OpenSSL's SHA256_CTX, size checked in sha256.c). */
 typedef struct {
-    uint32_t h[8];
-    uint64_t bytes;   /* total fed so far */
-    uint8_t buf[64];
-    size_t fill;      /* bytes waiting in buf */
+    _Alignas(8) unsigned char opaque[128];
 } sha256_ctx;
 
 void sha256_init(sha256_ctx *c);

@@ -37,8 +37,16 @@ void cli_report_flush(int rank0_failed);
 /* Option OPT's value S as a number in [lo, hi] into *v; otherwise "upq CMD: OPT wants a
  * number in [lo, hi], got 'S'" and UPQ_EUSAGE. */
 int cli_parse_num(const char *cmd, const char *opt, const char *s, double lo, double hi, double *v);
+/* The same for a whole number (decimal, no junk, no overflow): "upq CMD: OPT wants an
+ * integer in [lo, hi], got 'S'" ("an integer >= lo" when hi is INT64_MAX) and UPQ_EUSAGE.
+ * Every cmd_*.c parses its number options through these two. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v);
 /* Parses "1,2,3" into a new int64 array; UPQ_EUSAGE on junk. */
 int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n);
+/* Prints o (a json_t *, consumed) on one stdout line through jansson, keys in insertion
+ * order, reals with `digits` significant digits; `flags` adds JSON_COMPACT etc. UPQ_EIO
+ * when it cannot be encoded (NULL, a NaN) or written. */
+int cli_print_json(void *o, int digits, unsigned flags);
 /* Rank 0 only prints (stdout); returns 1 on rank 0. */
 int cli_is_root(void);
 

@@ -1,5 +1,7 @@
-/* cli_util.c - helpers shared by the subcommands: error printing, id lists. */
+/* cli_util.c - helpers shared by the subcommands: error printing, id lists, number
+ * options with range checks. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,4 +96,26 @@ int cli_parse_num(const char *cmd, const char *opt, const char *s, double lo, do
     if (errno || end == s || *end || !(*v >= lo && *v <= hi))
         return cli_usage_error(cmd, "%s wants a number in [%g, %g], got '%s'", opt, lo, hi, s);
     return UPQ_OK;
+}
+
+int cli_parse_int(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v)
+{
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (!(errno || end == s || *end || x < lo || x > hi)) {
+        *v = x;
+        return UPQ_OK;
+    }
+    if (hi == INT64_MAX) return cli_usage_error(cmd, "%s wants an integer >= %lld, got '%s'", opt, (long long)lo, s);
+    return cli_usage_error(cmd, "%s wants an integer in [%lld, %lld], got '%s'", opt, (long long)lo, (long long)hi, s);
+}
+
+int cli_print_json(void *o, int digits, unsigned flags)
+{
+    json_t *j = o;
+    int bad = !j || json_dumpf(j, stdout, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(digits) | flags) != 0 ||
+              putchar('\n') == EOF;
+    json_decref(j);
+    return bad ? UPQ_FAIL(UPQ_EIO, "cannot write the JSON result to stdout") : UPQ_OK;
 }

@@ -6,6 +6,7 @@
  * (rank 0) or JSON. A benchmark, not a test: it asserts no speed.
  * tests/bench/bench_forward.sh runs it beside PyTorch on the same model and tokens. */
 #include <blis.h>
+#include <jansson.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,13 +76,7 @@ static int parse_threads(const char *s, bench_opts *o)
 
 static int parse_i64(const char *s, int64_t lo, int64_t hi, const char *what, int64_t *out)
 {
-    char *end = NULL;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end || x < lo || x > hi)
-        return cli_usage_error("bench forward", "%s must be an integer in [%lld, %lld], got '%s'", what,
-                               (long long)lo, (long long)hi, s);
-    *out = x;
-    return UPQ_OK;
+    return cli_parse_int("bench forward", what, s, lo, hi, out);
 }
 
 static int parse_opts(int argc, char **argv, bench_opts *o)
@@ -189,33 +184,35 @@ static int time_decode(const tfm_model *m, tfm_kv *kv, const int32_t *tok, const
     return UPQ_OK;
 }
 
-static void print_json(const bench_opts *o, const tfm_model *m, const bench_result *res)
+/* One JSON line through jansson (the model path is escaped by it); timings with 7
+ * significant digits. */
+static int print_json(const bench_opts *o, const tfm_model *m, const bench_result *res)
 {
     double ntok = (double)(o->B * o->T);
-    printf("{\"model\": \"%s\", \"params\": %lld, \"packed_linears\": %lld, \"linear_bytes\": %zu, "
-           "\"batch\": %lld, \"tokens\": %lld, \"repeats\": %d, \"decode\": %lld, \"results\": [",
-           o->model, (long long)m->n_params, (long long)m->n_packed, tfm_linear_bytes(m), (long long)o->B,
-           (long long)o->T, o->repeats, (long long)o->decode);
-    for (int i = 0; i < o->nthr; i++) {
-        printf("%s{\"threads\": %d, \"tokens_per_s\": %.1f, \"median_s\": %.6f, \"min_s\": %.6f, "
-               "\"max_s\": %.6f",
-               i ? ", " : "", res[i].threads, ntok / res[i].median_s, res[i].median_s, res[i].min_s,
-               res[i].max_s);
-        if (o->decode)
-            printf(", \"decode_tokens_per_s\": %.1f, \"decode_median_s\": %.6f, \"decode_min_s\": %.6f",
-                   (double)o->decode / res[i].dec_median_s, res[i].dec_median_s, res[i].dec_min_s);
-        printf("}");
+    json_t *results = json_array();
+    for (int i = 0; results && i < o->nthr; i++) {
+        json_t *r = json_pack("{s:i, s:f, s:f, s:f, s:f}", "threads", res[i].threads, "tokens_per_s",
+                              ntok / res[i].median_s, "median_s", res[i].median_s, "min_s", res[i].min_s, "max_s",
+                              res[i].max_s);
+        if (r && o->decode) {
+            json_object_set_new(r, "decode_tokens_per_s", json_real((double)o->decode / res[i].dec_median_s));
+            json_object_set_new(r, "decode_median_s", json_real(res[i].dec_median_s));
+            json_object_set_new(r, "decode_min_s", json_real(res[i].dec_min_s));
+        }
+        json_array_append_new(results, r);
     }
-    printf("]}\n");
+    return cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:o}", "model", o->model, "params",
+                                    (json_int_t)m->n_params, "packed_linears", (json_int_t)m->n_packed,
+                                    "linear_bytes", (json_int_t)tfm_linear_bytes(m), "batch", (json_int_t)o->B,
+                                    "tokens", (json_int_t)o->T, "repeats", o->repeats, "decode",
+                                    (json_int_t)o->decode, "results", results),
+                          7, 0);
 }
 
-static void print_results(const bench_opts *o, const tfm_model *m, const bench_result *res)
+static int print_results(const bench_opts *o, const tfm_model *m, const bench_result *res)
 {
     double ntok = (double)(o->B * o->T);
-    if (o->json) {
-        print_json(o, m, res);
-        return;
-    }
+    if (o->json) return print_json(o, m, res);
     printf("upq bench forward: %s (%lld FP32 params, %lld packed linears, linear weights %.2f MiB), "
            "batch %lld x %lld tokens, median of %d\n", o->model, (long long)m->n_params,
            (long long)m->n_packed, (double)tfm_linear_bytes(m) / 1048576.0, (long long)o->B, (long long)o->T,
@@ -229,6 +226,7 @@ static void print_results(const bench_opts *o, const tfm_model *m, const bench_r
         if (o->decode) printf("  %12.1f", (double)o->decode / res[i].dec_median_s);
         printf("\n");
     }
+    return UPQ_OK;
 }
 
 static int run_bench(const bench_opts *o, const tfm_model *m, tfm_acts *a, tfm_kv *kv)
@@ -247,7 +245,7 @@ static int run_bench(const bench_opts *o, const tfm_model *m, tfm_acts *a, tfm_k
         rc = time_forward(m, a, tok, o, o->threads[i], times, &res[i]);
         if (!rc && o->decode) rc = time_decode(m, kv, tok, o, times, &res[i]);
     }
-    if (!rc && cli_is_root()) print_results(o, m, res);
+    if (!rc && cli_is_root()) rc = print_results(o, m, res);
     free(tok);
     free(times);
     return rc;

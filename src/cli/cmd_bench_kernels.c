@@ -2,6 +2,7 @@
  * INT2/INT4 GEMV against a streaming-read bandwidth measured in the same run (weights
  * cycled through more distinct matrices than the L3 holds, so they come from DRAM), and
  * packed GEMM against BLIS FP32 sgemm on the same shape. Prints figures; not a test. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,27 +114,21 @@ static void bk_fill_floats(float *p, int64_t n, uint32_t seed)
     }
 }
 
-/* "null" or the number, for the JSON lines. */
-static const char *bk_num(char *buf, double v, int valid)
-{
-    if (!valid) return "null";
-    snprintf(buf, 32, "%.6g", v);
-    return buf;
-}
+/* null or the number, for the JSON lines. */
+static json_t *bk_num(double v, int valid) { return valid ? json_real(v) : json_null(); }
 
 static void bk_emit(const bk_opts *o, const char *kernel, int bits, int group, int64_t M,
                     int64_t N, int64_t K, int threads, double us, double gbps, double ratio_bw,
                     double gflops, double ratio_blis)
 {
-    char b[8][32];
     if (o->json) {
-        printf("{\"kernel\":\"%s\",\"bits\":%s,\"group\":%s,\"M\":%lld,\"N\":%lld,\"K\":%lld,"
-               "\"threads\":%d,\"us\":%s,\"gbps\":%s,\"ratio_bw\":%s,\"gflops\":%s,\"ratio_blis\":%s}\n",
-               kernel, bits ? (snprintf(b[0], 32, "%d", bits), b[0]) : "null",
-               bits ? (snprintf(b[1], 32, "%d", group), b[1]) : "null", (long long)M, (long long)N,
-               (long long)K, threads, bk_num(b[2], us, us >= 0), bk_num(b[3], gbps, gbps >= 0),
-               bk_num(b[4], ratio_bw, ratio_bw >= 0), bk_num(b[5], gflops, gflops >= 0),
-               bk_num(b[6], ratio_blis, ratio_blis >= 0));
+        json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:i, s:o, s:o, s:o, s:o, s:o}", "kernel", kernel,
+                              "bits", bits ? json_integer(bits) : json_null(), "group",
+                              bits ? json_integer(group) : json_null(), "M", (json_int_t)M, "N", (json_int_t)N,
+                              "K", (json_int_t)K, "threads", threads, "us", bk_num(us, us >= 0), "gbps",
+                              bk_num(gbps, gbps >= 0), "ratio_bw", bk_num(ratio_bw, ratio_bw >= 0), "gflops",
+                              bk_num(gflops, gflops >= 0), "ratio_blis", bk_num(ratio_blis, ratio_blis >= 0));
+        if (cli_print_json(j, 6, JSON_COMPACT)) fprintf(stderr, "upq bench kernels: %s\n", upq_errmsg());
     } else {
         char fmt[16] = "fp32";
         if (bits) snprintf(fmt, sizeof fmt, "int%d g%d", bits, group);
@@ -440,10 +435,8 @@ static int bk_parse(int argc, char **argv, bk_opts *o)
             o->nms = (int)n;
             free(ids);
         } else if (c == 'p') {
-            char *end;
-            long long mib = strtoll(optarg, &end, 10);
-            if (*end || mib < 1 || (size_t)mib > (BK_POOL_BYTES >> 20))
-                return cli_usage_error("bench kernels", "--pool-mib: 1..%zu, not '%s'", BK_POOL_BYTES >> 20, optarg);
+            int64_t mib = 0;
+            TRY(cli_parse_int("bench kernels", "--pool-mib", optarg, 1, (int64_t)(BK_POOL_BYTES >> 20), &mib));
             o->pool_bytes = (size_t)mib << 20;
         }
         else if (c == 't') {

@@ -91,8 +91,8 @@ int cmd_bench_scalapack(int argc, char **argv)
         }
         if (!v) rc = cli_usage_error("bench scalapack", "%s needs a value", a);
         else if (!strcmp(a, "--sizes")) free(sizes), rc = cli_parse_ids("bench scalapack", v, &sizes, &ns);
-        else if (!strcmp(a, "--nb")) nb = atoll(v);
-        else if (!strcmp(a, "--repeats")) rep = atoll(v);
+        else if (!strcmp(a, "--nb")) rc = cli_parse_int("bench scalapack", "--nb", v, 1, 1 << 20, &nb);
+        else if (!strcmp(a, "--repeats")) rc = cli_parse_int("bench scalapack", "--repeats", v, 1, 1000000, &rep);
         else rc = cli_usage_error("bench scalapack", "unknown option '%s'", a);
         i++;
     }
@@ -102,11 +102,10 @@ int cmd_bench_scalapack(int argc, char **argv)
         if (sizes) memcpy(sizes, def, sizeof def), ns = 5;
         else rc = UPQ_EIO;
     }
-    if (!rc && (nb < 1 || rep < 1)) rc = cli_usage_error("bench scalapack", "--nb and --repeats must be >= 1");
     if (!rc && par_rank() == 0)
         printf("ranks %d, grid block %lld, best of %lld\n     K   LAPACK_s  ScaLAPACK_s  ratio  max_rel_diff\n",
                par_size(), (long long)nb, (long long)rep);
     for (int64_t i = 0; i < ns && !rc; i++) rc = bench_one(sizes[i], (int)nb, (int)rep);
     free(sizes);
-    return cli_report("bench scalapack", rc);
+    return rc == UPQ_EUSAGE ? rc : cli_report("bench scalapack", rc); /* usage errors printed already */
 }

@@ -148,11 +148,7 @@ static int run(const tb_opts *o)
 
 static int parse_int(const char *opt, const char *s, int64_t lo, int64_t *v)
 {
-    char *end = NULL;
-    long long x = strtoll(s, &end, 10);
-    if (end == s || *end || x < lo) return cli_usage_error("bench tokenizer", "%s wants an integer >= %lld", opt, (long long)lo);
-    *v = x;
-    return UPQ_OK;
+    return cli_parse_int("bench tokenizer", opt, s, lo, INT32_MAX, v);
 }
 
 int cmd_bench_tokenizer(int argc, char **argv)

@@ -44,26 +44,15 @@ static void usage(FILE *f)
             (long long)d.steps, (unsigned long long)d.seed, (long long)d.corpus_bytes);
 }
 
-static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t *v)
+static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v)
 {
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end || x < lo)
-        return cli_usage_error("demo-model", "%s wants an integer >= %lld, got '%s'", opt, (long long)lo, s);
-    *v = x;
-    return UPQ_OK;
+    return cli_parse_int("demo-model", opt, s, lo, hi, v);
 }
 
 static int parse_seconds(const char *s, double *v)
 {
-    char *end = NULL;
-    errno = 0;
-    double x = strtod(s, &end);
-    if (errno || end == s || *end || !(x > 0) || x > 1e7)
-        return cli_usage_error("demo-model", "--max-seconds wants a positive number, got '%s'", s);
-    *v = x;
-    return UPQ_OK;
+    /* positive: the smallest double above 0 stands in for the open bound */
+    return cli_parse_num("demo-model", "--max-seconds", s, 1e-300, 1e7, v);
 }
 
 static void set_threads(int64_t n)
@@ -91,10 +80,10 @@ static int parse(int argc, char **argv, demo_opts *o, char *out, size_t cap, int
     for (int c; (c = getopt_long(argc, argv, ":", opts, NULL)) != -1;) {
         switch (c) {
         case 'o': snprintf(out, cap, "%s", optarg); break;
-        case 's': TRY(parse_i64("--steps", optarg, 1, &o->steps)); break;
-        case 'S': TRY(parse_i64("--seed", optarg, 0, &v)); o->seed = (uint64_t)v; break;
-        case 'c': TRY(parse_i64("--corpus-bytes", optarg, 10000, &o->corpus_bytes)); break;
-        case 't': TRY(parse_i64("--threads", optarg, 1, &v)); set_threads(v); break;
+        case 's': TRY(parse_i64("--steps", optarg, 1, INT64_MAX, &o->steps)); break;
+        case 'S': TRY(parse_i64("--seed", optarg, 0, INT64_MAX, &v)); o->seed = (uint64_t)v; break;
+        case 'c': TRY(parse_i64("--corpus-bytes", optarg, 10000, INT64_MAX, &o->corpus_bytes)); break;
+        case 't': TRY(parse_i64("--threads", optarg, 1, 1024, &v)); set_threads(v); break;
         case 'q': o->progress = NULL; break;
         case 'T': TRY(parse_seconds(optarg, &o->max_seconds)); break;
         case 'h': *help = 1; return UPQ_OK;

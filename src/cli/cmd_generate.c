@@ -69,9 +69,15 @@ static int num(const char *opt, const char *s, double lo, double hi, double *v)
     return cli_parse_num("generate", opt, s, lo, hi, v);
 }
 
+static int whole(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v)
+{
+    return cli_parse_int("generate", opt, s, lo, hi, v);
+}
+
 static int set_opt(gen_args *a, int ch, const char *arg)
 {
     double v = 0;
+    int64_t n = 0;
     switch (ch) {
     case 'm': a->model = arg; return UPQ_OK;
     case 'p': a->prompt = arg; return UPQ_OK;
@@ -84,12 +90,12 @@ static int set_opt(gen_args *a, int ch, const char *arg)
     case 'z': a->tokdir = arg; return UPQ_OK;
     case 'D': a->dequant = 1; return UPQ_OK;
     case 'b': a->add_bos = 0; return UPQ_OK;
-    case 'n': TRY(num("--max-new-tokens", arg, 1, 1e9, &v)); a->o.max_new_tokens = (int64_t)v; return UPQ_OK;
+    case 'n': return whole("--max-new-tokens", arg, 1, 1000000000, &a->o.max_new_tokens);
     case 't': TRY(num("--temperature", arg, 0, 1e6, &v)); a->o.temperature = (float)v; return UPQ_OK;
-    case 'k': TRY(num("--top-k", arg, 0, 1e9, &v)); a->o.top_k = (int64_t)v; return UPQ_OK;
+    case 'k': return whole("--top-k", arg, 0, 1000000000, &a->o.top_k);
     case 'u': TRY(num("--top-p", arg, 1e-9, 1, &v)); a->o.top_p = (float)v; return UPQ_OK;
-    case 's': TRY(num("--seed", arg, 0, 1.8e19, &v)); a->o.seed = (uint64_t)v; return UPQ_OK;
-    case 'B': TRY(num("--batch", arg, 1, 4096, &v)); a->o.batch = (int64_t)v; return UPQ_OK;
+    case 's': TRY(whole("--seed", arg, 0, INT64_MAX, &n)); a->o.seed = (uint64_t)n; return UPQ_OK;
+    case 'B': return whole("--batch", arg, 1, 4096, &a->o.batch);
     case 'x':
         if (a->nstop == MAX_STOP) return cli_usage_error("generate", "at most %d --stop strings", MAX_STOP);
         a->stop[a->nstop++] = arg;

@@ -5,6 +5,7 @@
  * `ppl=... nll=... windows=... predicted=...` or one JSON object. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,15 +47,9 @@ static void usage(FILE *f)
             "exit codes: 0 ok, 1 usage, 2 bad model/token file/token id, 3 I/O or MPI\n");
 }
 
-static int parse_pos(const char *opt, const char *s, int64_t *v)
+static int parse_int(const char *opt, const char *s, int64_t lo, int64_t *v)
 {
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end || x < 0)
-        return cli_usage_error("ppl", "%s wants a non-negative integer, got '%s'", opt, s);
-    *v = x;
-    return UPQ_OK;
+    return cli_parse_int("ppl", opt, s, lo, INT64_MAX, v);
 }
 
 /* --text: the file (wikitext-joined) tokenized once without specials, as int64 ids. */
@@ -98,8 +93,9 @@ static int run(const char *model, const char *tokens, const ppl_opts *o, int jso
     if (!rc) rc = ppl_run(&m, ids, n, o, &r);
     if (!rc && cli_is_root()) {
         if (json)
-            printf("{\"ppl\": %.10g, \"nll\": %.10g, \"windows\": %lld, \"predicted\": %lld}\n", r.ppl,
-                   r.mean_nll, (long long)r.windows, (long long)r.predicted);
+            rc = cli_print_json(json_pack("{s:f, s:f, s:I, s:I}", "ppl", r.ppl, "nll", r.mean_nll, "windows",
+                                          (json_int_t)r.windows, "predicted", (json_int_t)r.predicted),
+                                10, 0);
         else
             printf("ppl=%.6f nll=%.8f windows=%lld predicted=%lld\n", r.ppl, r.mean_nll,
                    (long long)r.windows, (long long)r.predicted);
@@ -130,9 +126,9 @@ int cmd_ppl(int argc, char **argv)
         switch (ch) {
         case 'm': model = optarg; break;
         case 't': tokens = optarg; break;
-        case 'c': rc = parse_pos("--ctx", optarg, &o.ctx); break;
-        case 'b': rc = parse_pos("--batch", optarg, &o.batch); break;
-        case 'k': rc = parse_pos("--max-windows", optarg, &o.max_windows); break;
+        case 'c': rc = parse_int("--ctx", optarg, 2, &o.ctx); break;
+        case 'b': rc = parse_int("--batch", optarg, 1, &o.batch); break;
+        case 'k': rc = parse_int("--max-windows", optarg, 0, &o.max_windows); break;
         case 'j': json = 1; break;
         case 'q': o.progress = 0; break;
         case 'x': text = optarg; break;

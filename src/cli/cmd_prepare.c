@@ -46,19 +46,25 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
     return cli_parse_num("prepare", opt, s, lo, hi, v);
 }
 
+static int parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v)
+{
+    return cli_parse_int("prepare", opt, s, lo, hi, v);
+}
+
 static int set_opt(prep_opts *o, int ch, const char *arg)
 {
     double v = 0;
+    int64_t n = 0;
     switch (ch) {
     case 'm': o->tokenizer_dir = arg; return UPQ_OK;
     case 'o': o->out_dir = arg; return UPQ_OK;
     case 'c': o->chat_template = arg; return UPQ_OK;
     case 'w': o->wikitext = 1; return UPQ_OK;
     case 'q': o->progress = 0; return UPQ_OK;
-    case 'T': TRY(parse_num("--seq-len", arg, 2, 1e8, &v)); o->seq_len = (int64_t)v; return UPQ_OK;
-    case 'r': TRY(parse_num("--shard-size", arg, 1, 1e9, &v)); o->shard_rows = (int64_t)v; return UPQ_OK;
+    case 'T': return parse_int("--seq-len", arg, 2, 100000000, &o->seq_len);
+    case 'r': return parse_int("--shard-size", arg, 1, 1000000000, &o->shard_rows);
     case 'v': TRY(parse_num("--val-fraction", arg, 0, 0.999999, &v)); o->val_fraction = v; return UPQ_OK;
-    case 's': TRY(parse_num("--seed", arg, 0, 1.8e19, &v)); o->seed = (uint64_t)v; return UPQ_OK;
+    case 's': TRY(parse_int("--seed", arg, 0, INT64_MAX, &n)); o->seed = (uint64_t)n; return UPQ_OK;
     case 'p':
         if (!strcmp(arg, "concat")) o->packing = PREP_CONCAT;
         else if (!strcmp(arg, "pad")) o->packing = PREP_PAD;

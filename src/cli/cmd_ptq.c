@@ -75,13 +75,23 @@ static void usage(FILE *f)
             (int)SL_MIN_DIM_DEFAULT);
 }
 
+/* Options stored in an int get INT32_MAX as upper bound, the others INT64_MAX. */
 static int parse_i64(const char *name, const char *s, int64_t lo, int64_t *v)
 {
-    char *end = NULL;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end || x < lo) return cli_usage_error("ptq", "%s wants an integer >= %lld, got '%s'", name, (long long)lo, s);
-    *v = x;
+    return cli_parse_int("ptq", name, s, lo, INT64_MAX, v);
+}
+
+static int parse_int(const char *name, const char *s, int64_t lo, int *v)
+{
+    int64_t x = 0;
+    TRY(cli_parse_int("ptq", name, s, lo, INT32_MAX, &x));
+    *v = (int)x;
     return UPQ_OK;
+}
+
+static int parse_real(const char *name, const char *s, double lo, double hi, double *v)
+{
+    return cli_parse_num("ptq", name, s, lo, hi, v);
 }
 
 static int parse_method(const char *s, int *m)
@@ -123,8 +133,8 @@ int cmd_ptq(int argc, char **argv)
         case 'm': o.model = optarg; break;
         case 'c': o.calib = optarg; break;
         case 'o': o.out = optarg; break;
-        case 'b': rc = parse_i64("--bits", optarg, 1, &v), o.bits = (int)v; break;
-        case 'g': rc = parse_i64("--group", optarg, 0, &v), o.group = (int)v; break;
+        case 'b': rc = parse_int("--bits", optarg, 1, &o.bits); break;
+        case 'g': rc = parse_int("--group", optarg, 0, &o.group); break;
         case 'M': rc = parse_method(optarg, &o.method); break;
         case 'C': o.clip = 1; break;
         case 'n': rc = parse_i64("--calib-samples", optarg, 1, &o.calib_samples); break;
@@ -135,21 +145,21 @@ int cmd_ptq(int argc, char **argv)
             if (!strcmp(optarg, "quant") || !strcmp(optarg, "fp")) o.input_mode = !strcmp(optarg, "fp");
             else rc = cli_usage_error("ptq", "--input must be quant or fp, got '%s'", optarg);
             break;
-        case 'd': o.damp = atof(optarg); break;
+        case 'd': rc = parse_real("--damp", optarg, 0, 1e6, &o.damp); break;
         case 'k': rc = parse_i64("--gptq-block", optarg, 1, &o.gptq_block); break;
         case 'a': o.act_order = 1; break;
         case 'z': o.tokenizer = optarg; break;
         case 'v': o.csv = optarg; break;
         case 'q': o.progress = 0; break;
-        case 'R': rc = parse_i64("--ranks-per-block", optarg, 1, &v), o.ranks_per_block = (int)v; break;
+        case 'R': rc = parse_int("--ranks-per-block", optarg, 1, &o.ranks_per_block); break;
         case 'I':
             if (!strcmp(optarg, "rtn") || !strcmp(optarg, "gptq")) o.tsq_init_gptq = !strcmp(optarg, "gptq");
             else rc = cli_usage_error("ptq", "--init must be rtn or gptq, got '%s'", optarg);
             break;
-        case 'U': rc = parse_i64("--tsq-rounds", optarg, 1, &v), o.tsq.rounds = (int)v; break;
-        case 'S': rc = parse_i64("--tsq-steps", optarg, 0, &v), o.tsq.steps = (int)v; break;
-        case 'L': o.tsq.lr = atof(optarg); break;
-        case 'l': o.tsq.lr_scale = atof(optarg); break;
+        case 'U': rc = parse_int("--tsq-rounds", optarg, 1, &o.tsq.rounds); break;
+        case 'S': rc = parse_int("--tsq-steps", optarg, 0, &o.tsq.steps); break;
+        case 'L': rc = parse_real("--tsq-lr", optarg, 0, 1e6, &o.tsq.lr); break;
+        case 'l': rc = parse_real("--tsq-lr-scale", optarg, 0, 1e6, &o.tsq.lr_scale); break;
         case 'B': rc = parse_i64("--tsq-batch", optarg, 1, &o.tsq.batch); break;
         case 'X': o.scratch = optarg; break;
         case 'D': rc = parse_i64("--scalapack-min-dim", optarg, 1, &o.scalapack_min_dim); break;

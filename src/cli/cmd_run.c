@@ -32,13 +32,7 @@ static void usage(FILE *f)
 
 static int parse_index(const char *s, int64_t *v)
 {
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno || end == s || *end || x < 0)
-        return cli_usage_error("run", "--sweep-index wants a non-negative integer, got '%s'", s);
-    *v = x;
-    return UPQ_OK;
+    return cli_parse_int("run", "--sweep-index", s, 0, INT64_MAX, v);
 }
 
 /* Shared with cmd_sweep.c: loads JOB.ini and applies the --set list. */

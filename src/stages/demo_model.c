@@ -3,6 +3,7 @@
  * end, so an interrupted run never leaves a complete-looking DIR. Not the training
  * loop (demo_train.c) nor the file formats (io/, demo_tok_json.c). */
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,55 +76,69 @@ static int write_text(const char *path, const char *text, size_t n)
     return UPQ_OK;
 }
 
+/* Writes o (consumed) as indented JSON, keys in insertion order, reals with `digits`
+ * significant digits (jansson: escaping is its job, never ours). */
+static int write_json(const char *path, json_t *o, int digits)
+{
+    char *txt = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(digits)) : NULL;
+    json_decref(o);
+    if (!txt) return UPQ_FAIL(UPQ_EIO, "%s: cannot encode JSON (out of memory or non-finite number)", path);
+    size_t n = strlen(txt);
+    char *t = realloc(txt, n + 2);
+    if (!t) {
+        free(txt);
+        return UPQ_FAIL(UPQ_EIO, "%s: out of memory", path);
+    }
+    memcpy(t + n, "\n", 2);
+    int rc = write_text(path, t, n + 1);
+    free(t);
+    return rc;
+}
+
 static int write_generation_config(const char *dir)
 {
     char p[4096];
     join(p, sizeof p, dir, "generation_config.json");
-    static const char txt[] = "{\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2,\n  \"pad_token_id\": 0,\n"
-                              "  \"do_sample\": false,\n  \"max_new_tokens\": 200\n}\n";
-    return write_text(p, txt, sizeof txt - 1);
+    return write_json(p,
+                      json_pack("{s:i, s:i, s:i, s:b, s:i}", "bos_token_id", 1, "eos_token_id", 2, "pad_token_id", 0,
+                                "do_sample", 0, "max_new_tokens", 200),
+                      17);
 }
 
 /* demo_model.json: what made the folder and what it measured. No timings, so the
- * folder is byte-identical across runs. */
+ * folder is byte-identical across runs. Losses and perplexities with 8 significant
+ * digits (a record, not an input). */
 static int write_record(const char *dir, const demo_opts *o, const demo_result *r)
 {
-    char key[1024], p[4096], txt[4096];
+    char key[1024], p[4096], made_by[128];
     demo_opts_key(o, key, sizeof key);
     join(p, sizeof p, dir, "demo_model.json");
-    int n = snprintf(txt, sizeof txt,
-                     "{\n  \"made_by\": \"upq %s demo-model\",\n  \"options\": \"%s\",\n"
-                     "  \"n_params\": %lld,\n  \"train_tokens\": %lld,\n  \"heldout_tokens\": %lld,\n"
-                     "  \"heldout_predicted\": %lld,\n  \"steps\": %lld,\n  \"first_loss\": %.6f,\n"
-                     "  \"final_train_loss\": %.6f,\n  \"heldout_loss\": %.6f,\n  \"heldout_ppl\": %.4f,\n"
-                     "  \"unigram_ppl\": %.4f,\n  \"eval_tokens\": \"eval_tokens.h5:/tokens\",\n"
-                     "  \"eval_ctx\": %lld\n}\n",
-                     UPQ_VERSION, key, (long long)r->n_params, (long long)r->train_tokens,
-                     (long long)r->heldout_tokens, (long long)r->heldout_predicted, (long long)r->steps,
-                     r->first_loss, r->final_loss, r->heldout_loss, r->heldout_ppl, r->unigram_ppl,
-                     (long long)o->ctx);
-    UPQ_ASSERT(n > 0 && n < (int)sizeof txt);
-    return write_text(p, txt, (size_t)n);
+    snprintf(made_by, sizeof made_by, "upq %s demo-model", UPQ_VERSION);
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:s, s:I}", "made_by", made_by,
+                          "options", key, "n_params", (json_int_t)r->n_params, "train_tokens",
+                          (json_int_t)r->train_tokens, "heldout_tokens", (json_int_t)r->heldout_tokens,
+                          "heldout_predicted", (json_int_t)r->heldout_predicted, "steps", (json_int_t)r->steps,
+                          "first_loss", r->first_loss, "final_train_loss", r->final_loss, "heldout_loss",
+                          r->heldout_loss, "heldout_ppl", r->heldout_ppl, "unigram_ppl", r->unigram_ppl,
+                          "eval_tokens", "eval_tokens.h5:/tokens", "eval_ctx", (json_int_t)o->ctx);
+    return write_json(p, j, 8);
 }
 
 int demo_model_is_complete(const char *dir, const demo_opts *o)
 {
-    char p[4096], key[1024], want[1200];
+    char p[4096], key[1024];
     if (strlen(dir) > DIR_MAX) return 0;
     for (int i = 0; i < N_OUT_FILES; i++) {
         join(p, sizeof p, dir, out_files[i]);
         if (!exists(p)) return 0;
     }
     join(p, sizeof p, dir, "demo_model.json");
-    FILE *f = fopen(p, "rb");
-    if (!f) return 0;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
+    json_t *j = json_load_file(p, JSON_REJECT_DUPLICATES, NULL);
     demo_opts_key(o, key, sizeof key);
-    snprintf(want, sizeof want, "\"options\": \"%s\",\n", key);
-    return strstr(buf, want) != NULL;
+    const char *k = json_string_value(json_object_get(j, "options"));
+    int same = k && !strcmp(k, key);
+    json_decref(j);
+    return same;
 }
 
 static int check_opts(const demo_opts *o)

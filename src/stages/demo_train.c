@@ -15,6 +15,7 @@
 #include "f16.h"
 #include "forward.h"
 #include "loss.h"
+#include "progress.h"
 #include "upq_err.h"
 
 void demo_opts_default(demo_opts *o)
@@ -175,14 +176,12 @@ static int train_step(tfm_model *m, train_bufs *b, corpus_rng *rng, const int32_
     return UPQ_OK;
 }
 
-static void progress(const demo_opts *o, int64_t step, double loss, double lr, double el)
+/* Every log_every steps: one progress line (progress.h) with the loss and the rate. */
+static void progress(prog *p, int64_t step, double loss, double lr)
 {
-    double tps = (double)(step * o->batch * o->ctx) / (el > 0 ? el : 1e-9);
-    double eta = el / (double)step * (double)(o->steps - step);
-    if (o->max_seconds > 0 && o->max_seconds - el < eta) eta = o->max_seconds - el > 0 ? o->max_seconds - el : 0;
-    fprintf(o->progress, "demo-model: step %5lld/%lld  loss %.4f  lr %.2e  %7.0f tok/s  ETA %4.0f s\n",
-            (long long)step, (long long)o->steps, loss, lr, tps, eta);
-    fflush(o->progress);
+    char extra[64];
+    snprintf(extra, sizeof extra, "loss %.4f  lr %.2e", loss, lr);
+    prog_event(p, step, extra);
 }
 
 int demo_train(tfm_model *m, const int32_t *tokens, int64_t n, const demo_opts *o, demo_result *r)
@@ -198,6 +197,11 @@ int demo_train(tfm_model *m, const int32_t *tokens, int64_t n, const demo_opts *
     corpus_rng rng;
     corpus_rng_seed(&rng, o->seed ^ 0xba7c4e5ULL);
     double t0 = now_s(), loss = 0;
+    prog pg;
+    prog_init(&pg, o->progress, "demo-model", "step", o->steps);
+    prog_set_rate(&pg, "tok/s", (double)(o->batch * o->ctx));
+    pg.time_limit = o->max_seconds;
+    pg.t0 = t0; /* now_s and progress.c both read CLOCK_MONOTONIC */
     for (int64_t s = 0; s < o->steps && rc == UPQ_OK; s++) {
         double el = now_s() - t0, xt = o->max_seconds > 0 ? el / o->max_seconds : -1.0;
         if (s > 0 && xt >= 1.0) break; /* time budget spent */
@@ -208,7 +212,7 @@ int demo_train(tfm_model *m, const int32_t *tokens, int64_t n, const demo_opts *
         hist[s % cap] = loss;
         done = s + 1;
         if (o->progress && o->log_every > 0 && ((s + 1) % o->log_every == 0 || s + 1 == o->steps))
-            progress(o, s + 1, loss, lr, now_s() - t0);
+            progress(&pg, s + 1, loss, lr);
     }
     bufs_free(&b);
     /* mean of the last tenth of the steps taken */

@@ -14,6 +14,7 @@
 #include "h5qmodel.h"
 #include "hf_model.h"
 #include "par.h"
+#include "progress.h"
 #include "upq_err.h"
 #include "vexp.h"
 
@@ -94,33 +95,18 @@ int ppl_windows_nll(const tfm_model *m, tfm_acts *a, const int64_t *ids, int64_t
 }
 
 typedef struct {
-    int64_t local, total, ctx;
-    int nranks, tty;
-    double t0, last;
+    prog p;
+    int64_t local; /* this rank's windows */
+    int nranks;
 } progress;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 /* Rank 0's progress stands for every rank's (contiguous equal shares). */
-static void progress_cb(void *p, int64_t done)
+static void progress_cb(void *vg, int64_t done)
 {
-    progress *g = p;
-    double t = now_s(), dt = t - g->t0;
-    int final = done == g->local;
-    if (!final && t - g->last < (g->tty ? 0.5 : 10.0)) return;
-    g->last = t;
-    double frac = (double)done / (double)g->local;
-    int64_t est = g->nranks > 1 ? (int64_t)(frac * g->total) : done;
-    double tps = dt > 0 ? (double)est * g->ctx / dt : 0, eta = frac > 0 ? dt / frac - dt : 0;
-    fprintf(stderr, "%sppl: %lld/%lld windows%s  %.0f tokens/s  ETA %.0fs%s", g->tty ? "\r" : "",
-            (long long)est, (long long)g->total, g->nranks > 1 ? " (rank 0's share scaled)" : "",
-            tps, eta, g->tty && !final ? "" : "\n");
-    fflush(stderr);
+    progress *g = vg;
+    int64_t est = g->nranks > 1 ? (int64_t)((double)done / (double)g->local * (double)g->p.total) : done;
+    if (done == g->local) est = g->p.total;
+    prog_update(&g->p, est, g->nranks > 1 ? "(rank 0's share scaled)" : NULL);
 }
 
 int ppl_run(const tfm_model *m, const int64_t *ids, int64_t n, const ppl_opts *o, ppl_result *r)
@@ -141,10 +127,13 @@ int ppl_run(const tfm_model *m, const int64_t *ids, int64_t n, const ppl_opts *o
     tfm_acts a = {0};
     int rc = nll ? UPQ_OK : UPQ_EIO;
     if (!rc) rc = tfm_acts_alloc_model(&a, m, B, ctx);
-    progress g = {w1 - w0, nwin, ctx, P, isatty(2), now_s(), 0};
+    progress g = {.local = w1 - w0, .nranks = P};
+    prog_init(&g.p, o->progress && rank == 0 ? stderr : NULL, "ppl", "window", nwin);
+    prog_set_rate(&g.p, "tokens/s", (double)ctx);
     if (!rc && w1 > w0)
         rc = ppl_windows_nll(m, &a, ids, ctx, w0, w1, B, nll + w0,
                              o->progress && rank == 0 ? progress_cb : NULL, &g);
+    prog_end(&g.p);
     tfm_acts_free(&a);
     rc = par_agree(rc);
     if (!rc) rc = par_sum_f64(nll, nwin);

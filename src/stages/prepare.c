@@ -15,6 +15,7 @@
 
 #include "chat.h"
 #include "prepare_pack.h"
+#include "progress.h"
 #include "sha256.h"
 #include "tokenizer.h"
 #include "upq_err.h"
@@ -31,7 +32,8 @@ typedef struct {
     uint8_t *mask;
     int64_t mask_cap, doc, total, done;
     int split;
-    double t0, shown;
+    double t0;
+    prog pg; /* progress line (o->progress) */
     char tmpl_err[512]; /* why there is no chat template (tmpl == NULL) */
 } prep_ctx;
 
@@ -42,19 +44,13 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Bytes read of all inputs, as MB, with the documents so far (progress.h). */
 static void progress(prep_ctx *c, int last)
 {
-    double t = now();
-    if (!c->o->progress || (!last && t - c->shown < 0.5)) return;
-    c->shown = t;
-    double mb = 1e-6 * (double)c->done, el = t - c->t0 > 1e-9 ? t - c->t0 : 1e-9;
-    double frac = c->total ? (double)c->done / (double)c->total : 1.0;
-    char bar[21];
-    for (int i = 0; i < 20; i++) bar[i] = i < (int)(frac * 20.0 + 1e-9) ? '#' : '.';
-    bar[20] = 0;
-    fprintf(stderr, "\rprepare: [%s] %.1f / %.1f MB (%3.0f%%)  %.2f MB/s  %lld docs%s", bar, mb,
-            1e-6 * (double)c->total, 100.0 * frac, mb / el, (long long)c->doc, last ? "\n" : "");
-    fflush(stderr);
+    char extra[48];
+    snprintf(extra, sizeof extra, "%lld docs", (long long)c->doc);
+    if (!prog_update(&c->pg, c->done, extra) && last) prog_event(&c->pg, c->done, extra);
+    if (last) prog_end(&c->pg);
 }
 
 /* A document's split: a seeded hash of its index against val_fraction. */
@@ -331,9 +327,12 @@ int prep_run(const prep_opts *o, prep_stats *st)
     memset(&c, 0, sizeof c);
     c.o = o;
     c.st = st;
-    c.t0 = c.shown = now();
+    c.t0 = now();
     char tok_sha[65] = "", *sources = NULL;
     int rc = setup(&c, tok_sha, &sources);
+    prog_init(&c.pg, o->progress ? stderr : NULL, "prepare", "MB", c.total);
+    c.pg.scale = 1e6;
+    prog_set_rate(&c.pg, "MB/s", 1e-6);
     int32_t pad = c.tok ? tok_pad(c.tok) : -1;
     if (pad < 0 && c.tok) pad = tok_eos(c.tok) >= 0 ? tok_eos(c.tok) : 0;
     if (!rc) rc = prep_pack_init(&c.pk, o, st, pad);
@@ -344,7 +343,7 @@ int prep_run(const prep_opts *o, prep_stats *st)
         rc = o->wikitext ? read_wikitext(&c, o->inputs[i]) : read_input(&c, o->inputs[i]);
     if (!rc) rc = prep_pack_finish(&c.pk, o->wikitext);
     if (!rc) progress(&c, 1);
-    else if (o->progress) fprintf(stderr, "\n");
+    else prog_end(&c.pg);
     st->bytes = c.done;
     st->seconds = now() - c.t0;
     prep_pack_free(&c.pk);

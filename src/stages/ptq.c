@@ -6,6 +6,7 @@
 #include "ptq.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "h5qmodel.h"
 #include "par.h"
 #include "ppl.h"
+#include "progress.h"
 #include "ptq_block.h"
 #include "ptq_internal.h"
 #include "quant.h"
@@ -146,15 +148,26 @@ typedef struct {
     double t0;
 } round_ctx;
 
+/* One progress line (progress.h) for item `at` of `total`, `counted` of them done
+ * in this run since t0 (resumed ones are not in the rate). */
+static void progress_line(const char *stage, const char *unit, int64_t at, int64_t total, int64_t counted, double t0,
+                          const char *extra)
+{
+    prog p;
+    prog_init(&p, stderr, stage, unit, total);
+    p.t0 = t0; /* now_s and progress.c both read CLOCK_MONOTONIC */
+    prog_set_start(&p, at - counted);
+    prog_event(&p, at, extra);
+}
+
 static void round_progress(void *vctx, int round, double loss)
 {
     const round_ctx *r = vctx;
     if (!r->x->o->progress || !ptq_group_leader(r->x)) return;
-    int R = r->x->o->tsq.rounds;
-    double el = now_s() - r->t0;
-    fprintf(stderr, "ptq: block %lld/%lld tesseraq round %d/%d: loss %.4e (%.1f s, block ETA %.0f s)\n",
-            (long long)(r->l + 1), (long long)r->x->c.L, round + 1, R, loss, el, el / (round + 1) * (R - round - 1));
-    fflush(stderr);
+    char stage[64], extra[64];
+    snprintf(stage, sizeof stage, "ptq: block %lld/%lld tesseraq", (long long)(r->l + 1), (long long)r->x->c.L);
+    snprintf(extra, sizeof extra, "loss %.4e", loss);
+    progress_line(stage, "round", round + 1, r->x->o->tsq.rounds, round + 1, r->t0, extra);
 }
 
 /* TesseraQ from the init in ql (rtn or gptq), on the block's inputs X and FP outputs Y. */
@@ -296,20 +309,29 @@ static void ctx_free(ptq_ctx *x)
     tfm_model_free(&x->m);
 }
 
-static void make_params(ptq_ctx *x, const char *calib_sha)
+/* The parameters as one JSON line through jansson. ", " / ": " separators and reals
+ * with 6 significant digits keep the text the former printf ("%g") wrote for every
+ * value whose %g form has a '.' and no exponent (all defaults), so containers and
+ * part files stay byte-identical. */
+static int make_params(ptq_ctx *x, const char *calib_sha)
 {
     const ptq_opts *o = x->o;
-    snprintf(x->params, sizeof x->params,
-             "{\"method\": \"%s\", \"bits\": %d, \"group\": %d, \"grid\": \"%s\", \"clip\": %d, \"input\": \"%s\", "
-             "\"calib_sha256\": \"%s\", \"calib_samples\": %lld, \"seq_len\": %lld, \"seed\": %llu, "
-             "\"damp\": %g, \"gptq_block\": %lld, \"act_order\": %d, \"quantized\": \"q,k,v,o,gate,up,down\", "
-             "\"tesseraq\": {\"init\": \"%s\", \"rounds\": %d, \"steps\": %d, \"lr\": %g, \"lr_scale\": %g, "
-             "\"final_frac\": %g, \"batch\": %lld, \"h_init\": \"%s\"}}",
-             method_name(o->method), o->bits, o->group, o->grid == QUANT_GRID_SEQ ? "seq" : "asym", o->clip, o->input_mode == PTQ_INPUT_FP ? "fp" : "quant",
-             calib_sha, (long long)o->calib_samples, (long long)o->seq_len, (unsigned long long)o->seed, o->damp,
-             (long long)o->gptq_block, o->act_order, o->tsq_init_gptq ? "gptq" : "rtn", o->tsq.rounds, o->tsq.steps,
-             o->tsq.lr, o->tsq.lr_scale, o->tsq.final_frac, (long long)o->tsq.batch,
-             o->tsq.h_init == TSQ_H_FRAC ? "frac" : "code");
+    json_t *tsq = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:I, s:s}", "init", o->tsq_init_gptq ? "gptq" : "rtn",
+                            "rounds", o->tsq.rounds, "steps", o->tsq.steps, "lr", o->tsq.lr, "lr_scale",
+                            o->tsq.lr_scale, "final_frac", o->tsq.final_frac, "batch", (json_int_t)o->tsq.batch,
+                            "h_init", o->tsq.h_init == TSQ_H_FRAC ? "frac" : "code");
+    json_t *j = json_pack("{s:s, s:i, s:i, s:s, s:i, s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:i, s:s, s:o}", "method",
+                          method_name(o->method), "bits", o->bits, "group", o->group, "grid",
+                          o->grid == QUANT_GRID_SEQ ? "seq" : "asym", "clip", o->clip, "input",
+                          o->input_mode == PTQ_INPUT_FP ? "fp" : "quant", "calib_sha256", calib_sha, "calib_samples",
+                          (json_int_t)o->calib_samples, "seq_len", (json_int_t)o->seq_len, "seed",
+                          (json_int_t)o->seed, "damp", o->damp, "gptq_block", (json_int_t)o->gptq_block, "act_order",
+                          o->act_order, "quantized", "q,k,v,o,gate,up,down", "tesseraq", tsq);
+    char *txt = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(j);
+    int fits = txt && snprintf(x->params, sizeof x->params, "%s", txt) < (int)sizeof x->params;
+    free(txt);
+    return fits ? UPQ_OK : UPQ_FAIL(UPQ_EUSAGE, "ptq: cannot encode the parameters (a non-finite --damp or --tsq-lr?)");
 }
 
 /* Provenance: method, parameters, sources; `created` from SOURCE_DATE_EPOCH when set
@@ -317,7 +339,7 @@ static void make_params(ptq_ctx *x, const char *calib_sha)
 static int make_prov(ptq_ctx *x, h5m_provenance *p, const char *calib_path)
 {
     const ptq_opts *o = x->o;
-    char method[64], f[4200];
+    char method[64];
     snprintf(method, sizeof method, "ptq-%s-int%d", method_name(o->method), o->bits);
     h5m_prov_init(p, method, o->argc, o->argv);
     snprintf(p->params, sizeof p->params, "%s", x->params);
@@ -329,26 +351,21 @@ static int make_prov(ptq_ctx *x, h5m_provenance *p, const char *calib_path)
     strftime(p->created, sizeof p->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
     struct stat st;
     if (stat(o->model, &st) == 0 && S_ISREG(st.st_mode)) TRY(h5m_prov_add_file(p, o->model));
-    const char *names[] = {"config.json", "model.safetensors", "model.safetensors.index.json"};
-    for (int i = 0; i < 3 && !S_ISREG(st.st_mode); i++) {
-        snprintf(f, sizeof f, "%s/%s", o->model, names[i]);
-        if (access(f, R_OK) == 0) TRY(h5m_prov_add_file(p, f));
-    }
+    else TRY(h5m_prov_add_model_dir(p, o->model));
     return h5m_prov_add_file(p, calib_path);
 }
 
 static void progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done)
 {
     if (!x->o->progress) return;
-    double el = now_s() - t0, eta = done ? el / (double)done * (double)(x->c.L - 1 - l) : 0.0;
+    const char *m = method_name(x->o->method);
+    char extra[160];
     if (resumed)
-        fprintf(stderr, "ptq: block %lld/%lld resumed from its part file: err rtn %.4e -> %s %.4e\n",
-                (long long)(l + 1), (long long)x->c.L, x->err0[l], method_name(x->o->method), x->err1[l]);
+        snprintf(extra, sizeof extra, "resumed from its part file: err rtn %.4e -> %s %.4e", x->err0[l], m, x->err1[l]);
     else
-        fprintf(stderr, "ptq: block %lld/%lld %s: err rtn %.4e -> %s %.4e (%.1f s, ETA %.0f s)\n", (long long)(l + 1),
-                (long long)x->c.L, method_name(x->o->method), x->err0[l], method_name(x->o->method), x->err1[l],
-                now_s() - tb, eta);
-    fflush(stderr);
+        snprintf(extra, sizeof extra, "%s: err rtn %.4e -> %s %.4e (%.1f s)", m, x->err0[l], m, x->err1[l],
+                 now_s() - tb);
+    progress_line("ptq", "block", l + 1, x->c.L, done, t0, extra);
 }
 
 static int check_opts(const ptq_opts *o, const tfm_config *c)
@@ -436,8 +453,8 @@ int ptq_run(const ptq_opts *o)
     if (!rc) rc = ptq_calib_load(o, &ids, sha);
     if (!rc) rc = ctx_init(&x, o, ids);
     free(ids);
+    if (!rc) rc = make_params(&x, sha);
     if (!rc) {
-        make_params(&x, sha);
         snprintf(dir, sizeof dir, "%s.parts", o->out);
         if (mkdir(dir, 0777) != 0 && errno != EEXIST)
             rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create the block parts folder: %s", dir, strerror(errno));

@@ -24,6 +24,11 @@ int run_clear_dir(const char *dir);
  * (docs/stage-state.md), 0 otherwise (absent, other options, damaged). */
 int run_record_put(const char *path, const char *stage, const char *key);
 int run_record_is(const char *path, const char *stage, const char *key);
+/* DIR/ppl.json (jansson; no timestamps): the result and the options key it was made
+ * with; written atomically. run_ppl_made_with: 1 when it exists with exactly that key. */
+int run_write_ppl(const char *dir, double ppl, double mean_nll, double nll_sum, int64_t windows, int64_t predicted,
+                  const char *key);
+int run_ppl_made_with(const char *dir, const char *key);
 
 /* Option checks, run on every stage before the first one starts (a typo fails in
  * seconds, not after hours of an earlier stage): UPQ_EINPUT naming file:line. */

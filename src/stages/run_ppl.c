@@ -18,6 +18,7 @@
 #include "h5tokens.h"
 #include "par.h"
 #include "ppl.h"
+#include "progress.h"
 #include "run_internal.h"
 #include "signals.h"
 #include "stage_state.h"
@@ -118,14 +119,7 @@ static int write_result(const char *dir, const ppl_job *p, const double *nll, in
     for (int64_t w = 0; w < nwin; w++) s += nll[w];
     int64_t pred = nwin * (p->ctx - 1);
     double mean = s / (double)pred;
-    char txt[RUN_PATH_MAX + 4096], path[RUN_PATH_MAX];
-    int n = snprintf(txt, sizeof txt,
-                     "{\n  \"ppl\": %.17g,\n  \"mean_nll\": %.17g,\n  \"nll_sum\": %.17g,\n"
-                     "  \"windows\": %lld,\n  \"predicted\": %lld,\n  \"options\": \"%s\"\n}\n",
-                     exp(mean), mean, s, (long long)nwin, (long long)pred, p->key);
-    UPQ_ASSERT(n > 0 && n < (int)sizeof txt);
-    run_join(path, sizeof path, dir, "ppl.json");
-    return run_write_atomic(path, txt, (size_t)n);
+    return run_write_ppl(dir, exp(mean), mean, s, nwin, pred, p->key);
 }
 
 /* 1 when DIR/ppl.stage.txt records key (committed after ppl.json) and ppl.json exists. */
@@ -178,9 +172,10 @@ static int windows_loop(const run_ctx *r, const tfm_model *m, const int64_t *ids
     tfm_acts a = {0};
     TRY(tfm_acts_alloc(&a, &m->cfg, p->batch, p->ctx, 0));
     int64_t step = p->every * p->batch;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    double last = 0;
+    prog pg; /* progress.h: rank 0, stdout (the run's log) */
+    prog_init(&pg, par_rank() == 0 ? stdout : NULL, "upq run: ppl", "window", nwin);
+    prog_set_rate(&pg, "tokens/s", (double)p->ctx);
+    prog_set_start(&pg, done);
     while (!rc && done < nwin) {
         int64_t end = done + step < nwin ? done + step : nwin;
         rc = chunk(m, &a, ids, p, done, end, nll);
@@ -188,17 +183,11 @@ static int windows_loop(const run_ctx *r, const tfm_model *m, const int64_t *ids
         if (!rc) rc = par_commit(rc, ckpt_commit, NULL, &cc); /* rank 0 commits for all */
         if (rc) break;
         done = end;
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        double el = (double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec);
-        if (par_rank() == 0 && (el - last >= 10.0 || done == nwin)) {
-            printf("upq run: ppl: %lld/%lld windows committed (%.0f s)\n", (long long)done, (long long)nwin, el);
-            fflush(stdout);
-            last = el;
-        }
+        prog_update(&pg, done, "committed");
         pause_for_tests();
         if (done < nwin && sig_agree_stop()) rc = UPQ_EPREEMPT;
     }
+    prog_end(&pg);
     tfm_acts_free(&a);
     return rc;
 }

@@ -1,32 +1,79 @@
 /* run_report.c - `upq sweep --report`: collects the finished points of a sweep grid
  * into DIR/sweep.csv and a plot DIR/sweep.svg (perplexity against the first sweep
- * parameter, one line per combination of the others), written by plain C. Not the
+ * parameter, one line per combination of the others), written through src/plot.h;
+ * also reads and writes a run's ppl.json (jansson). Not the
  * runs themselves (run.c) nor the grid (jobs/jobfile.h). */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "plot.h"
 #include "run_internal.h"
 #include "upq_err.h"
 
+/* DIR/ppl.json as a jansson object, or NULL (*rc = UPQ_OK) when absent. */
+static json_t *load_ppl(const char *dir, char *path, size_t cap, int *rc)
+{
+    run_join(path, cap, dir, "ppl.json");
+    *rc = UPQ_OK;
+    if (!run_exists(path)) return NULL;
+    json_error_t e;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!o) *rc = UPQ_FAIL(UPQ_EINPUT, "%s: not valid JSON at line %d column %d: %s", path, e.line, e.column, e.text);
+    else if (!json_is_object(o)) *rc = UPQ_FAIL(UPQ_EINPUT, "%s: not a JSON object", path);
+    if (*rc) json_decref(o);
+    return *rc ? NULL : o;
+}
+
 int run_read_ppl(const char *dir, double *ppl, double *mean_nll, int64_t *windows)
 {
-    char path[RUN_PATH_MAX], buf[8192];
+    char path[RUN_PATH_MAX];
+    int rc;
     *ppl = *mean_nll = NAN;
     *windows = 0;
+    json_t *o = load_ppl(dir, path, sizeof path, &rc);
+    if (!o) return rc;
+    json_t *a = json_object_get(o, "ppl"), *b = json_object_get(o, "mean_nll"), *c = json_object_get(o, "windows");
+    if (!json_is_number(a) || !json_is_number(b) || !json_is_integer(c))
+        rc = UPQ_FAIL(UPQ_EINPUT, "%s: not a ppl result (numbers ppl/mean_nll, integer windows missing)", path);
+    else *ppl = json_number_value(a), *mean_nll = json_number_value(b), *windows = json_integer_value(c);
+    json_decref(o);
+    return rc;
+}
+
+int run_ppl_made_with(const char *dir, const char *key)
+{
+    char path[RUN_PATH_MAX];
+    int rc;
+    json_t *o = load_ppl(dir, path, sizeof path, &rc);
+    const char *k = json_string_value(json_object_get(o, "options"));
+    int same = k && !strcmp(k, key);
+    json_decref(o);
+    return same;
+}
+
+int run_write_ppl(const char *dir, double ppl, double mean_nll, double nll_sum, int64_t windows, int64_t predicted,
+                  const char *key)
+{
+    char path[RUN_PATH_MAX];
     run_join(path, sizeof path, dir, "ppl.json");
-    FILE *f = fopen(path, "rb");
-    if (!f) return UPQ_OK;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *a = strstr(buf, "\"ppl\": "), *b = strstr(buf, "\"mean_nll\": "), *c = strstr(buf, "\"windows\": ");
-    if (!a || !b || !c) return UPQ_FAIL(UPQ_EINPUT, "%s: not a ppl result (ppl/mean_nll/windows missing)", path);
-    *ppl = strtod(a + 7, NULL);
-    *mean_nll = strtod(b + 12, NULL);
-    *windows = strtoll(c + 11, NULL, 10);
-    return UPQ_OK;
+    json_t *o = json_pack("{s:f, s:f, s:f, s:I, s:I, s:s}", "ppl", ppl, "mean_nll", mean_nll, "nll_sum", nll_sum,
+                          "windows", (json_int_t)windows, "predicted", (json_int_t)predicted, "options", key);
+    char *txt = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(o);
+    if (!txt) return UPQ_FAIL(UPQ_EIO, "%s: cannot encode the result (non-finite value or bad UTF-8 in options)", path);
+    size_t n = strlen(txt);
+    char *buf = realloc(txt, n + 2);
+    if (!buf) {
+        free(txt);
+        return UPQ_FAIL(UPQ_EIO, "%s: out of memory", path);
+    }
+    memcpy(buf + n, "\n", 2);
+    int rc = run_write_atomic(path, buf, n + 1);
+    free(buf);
+    return rc;
 }
 
 typedef struct {
@@ -60,77 +107,70 @@ static int group_of(const job_sweep *s, int64_t i)
     return (int)(i % inner);
 }
 
-static void svg_axes(FILE *f, const job_sweep *s, int bpw, double x0, double x1, double y0, double y1)
-{
-    fprintf(f, "<rect x=\"70\" y=\"20\" width=\"500\" height=\"320\" fill=\"none\" stroke=\"#000\"/>\n");
-    for (int k = 0; k <= 4; k++) {
-        double fx = x0 + (x1 - x0) * k / 4, fy = y0 + (y1 - y0) * k / 4;
-        fprintf(f, "<text x=\"%.1f\" y=\"358\" font-size=\"11\" text-anchor=\"middle\">%.4g</text>\n",
-                70 + 500.0 * k / 4, fx);
-        fprintf(f, "<text x=\"64\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.4g</text>\n",
-                340 - 320.0 * k / 4 + 4, fy);
-    }
-    if (bpw)
-        fprintf(f, "<text x=\"320\" y=\"380\" font-size=\"13\" text-anchor=\"middle\">bits per weight</text>\n");
-    else
-        fprintf(f, "<text x=\"320\" y=\"380\" font-size=\"13\" text-anchor=\"middle\">%s.%s</text>\n",
-                s->sect[0], s->key[0]);
-    fprintf(f, "<text x=\"16\" y=\"180\" font-size=\"13\" transform=\"rotate(-90 16 180)\" "
-               "text-anchor=\"middle\">perplexity</text>\n");
-}
-
+/* One series per group (the combination of the parameters after the first), labelled
+ * "sect.key=value ..." of its first point; circles with tooltips at the points. */
 static int write_svg(const char *path, const job_sweep *s, const point *pt, int bpw)
 {
-    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-    for (int64_t i = 0; i < s->npoints; i++)
-        if (pt[i].ok) {
-            x0 = fmin(x0, pt[i].x), x1 = fmax(x1, pt[i].x);
-            y0 = fmin(y0, pt[i].y), y1 = fmax(y1, pt[i].y);
-        }
-    if (x1 <= x0) x0 -= 1, x1 += 1;
-    if (y1 <= y0) y0 -= 1, y1 += 1;
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    if (!f) return UPQ_FAIL(UPQ_EIO, "open_memstream for %s", path);
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"400\" font-family=\"sans-serif\">\n");
-    svg_axes(f, s, bpw, x0, x1, y0, y1);
     static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
     int ngroups = (int)(s->npoints / s->nvals[0]);
-    for (int g = 0; g < ngroups; g++) {
-        const char *col = colors[g % 6];
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" points=\"", col);
-        for (int64_t i = 0; i < s->npoints; i++)
-            if (pt[i].ok && pt[i].group == g)
-                fprintf(f, "%.1f,%.1f ", 70 + 500 * (pt[i].x - x0) / (x1 - x0), 340 - 320 * (pt[i].y - y0) / (y1 - y0));
-        fprintf(f, "\"/>\n");
-        for (int64_t i = 0; i < s->npoints; i++)
-            if (pt[i].ok && pt[i].group == g)
-                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>point %lld: ppl %.6g</title></circle>\n",
-                        70 + 500 * (pt[i].x - x0) / (x1 - x0), 340 - 320 * (pt[i].y - y0) / (y1 - y0), col,
-                        (long long)i, pt[i].y);
+    double *xy = upq_malloc((size_t)(2 * s->npoints) * sizeof *xy, "sweep plot points");
+    plot_series *ser = upq_calloc((size_t)ngroups, sizeof *ser, "sweep plot series");
+    char(*labels)[256] = upq_calloc((size_t)ngroups, sizeof *labels, "sweep plot labels");
+    int rc = xy && ser && labels ? UPQ_OK : UPQ_EIO;
+    int64_t used = 0;
+    for (int g = 0; !rc && g < ngroups; g++) {
+        plot_series *q = &ser[g];
+        q->color = colors[g % 6];
+        q->markers = 1;
+        q->x = xy + used, q->y = xy + s->npoints + used;
+        for (int64_t i = 0; i < s->npoints; i++) {
+            if (pt[i].group != g) continue;
+            if (q->n == 0 && s->nparams > 1) {
+                size_t len = 0;
+                for (int p = 1; p < s->nparams && len < sizeof labels[g]; p++)
+                    len += (size_t)snprintf(labels[g] + len, sizeof labels[g] - len, "%s%s.%s=%s", p > 1 ? " " : "",
+                                            s->sect[p], s->key[p], job_sweep_value(s, i, p));
+                q->label = labels[g];
+            }
+            xy[used] = pt[i].ok ? pt[i].x : NAN;
+            xy[s->npoints + used] = pt[i].ok ? pt[i].y : NAN;
+            used++, q->n++;
+        }
     }
-    fprintf(f, "</svg>\n");
-    fclose(f);
-    int rc = run_write_atomic(path, buf, n);
-    free(buf);
+    char xlabel[2 * JOB_NAME_MAX + 2];
+    snprintf(xlabel, sizeof xlabel, "%s.%s", s->sect[0], s->key[0]);
+    plot_chart c = {.width = 640, .height = 400, .title = "sweep: perplexity", .xlabel = bpw ? "bits per weight" : xlabel,
+                    .ylabel = "perplexity"};
+    plot_buf b = {0};
+    if (!rc) plot_svg_lines(&b, &c, ser, ngroups);
+    if (!rc) rc = plot_buf_status(&b, path);
+    if (!rc) rc = run_write_atomic(path, b.s, b.len);
+    plot_buf_free(&b);
+    free(xy), free(ser), free(labels);
     return rc;
 }
 
-/* The CSV text of the grid into a memstream; fills pt; *ok = finished points. */
-static int csv_text(const job_file *job, const job_sweep *s, point *pt, char **buf, size_t *n, int64_t *ok,
-                    int *bpw)
+/* The CSV text of the grid (plot_csv_row: quoted where a value needs it); fills pt;
+ * *ok = finished points. */
+static int csv_text(const job_file *job, const job_sweep *s, point *pt, plot_buf *out, int64_t *ok, int *bpw)
 {
-    FILE *f = open_memstream(buf, n);
-    if (!f) return UPQ_FAIL(UPQ_EIO, "open_memstream for sweep.csv");
-    fprintf(f, "index");
-    for (int p = 0; p < s->nparams; p++) fprintf(f, ",%s.%s", s->sect[p], s->key[p]);
+    enum { MAXF = JOB_SWEEP_MAX_PARAMS + 6 };
+    char head[JOB_SWEEP_MAX_PARAMS][2 * JOB_NAME_MAX + 2], num[5][32];
+    const char *f[MAXF];
+    int nf = 0;
+    f[nf++] = "index";
+    for (int p = 0; p < s->nparams; p++) {
+        snprintf(head[p], sizeof head[p], "%s.%s", s->sect[p], s->key[p]);
+        f[nf++] = head[p];
+    }
     job_file pj = {0};
     int rc = UPQ_OK;
     for (int i = 0; !rc && i < job->n; i++) rc = job_put(&pj, job->e[i].sect, job->e[i].key, job->e[i].val, 0);
     if (!rc) rc = job_sweep_apply(s, 0, &pj);
     *bpw = !rc && !isnan(bits_per_weight(&pj));
-    fprintf(f, "%s,ppl,mean_nll,windows,status\n", *bpw ? ",bits_per_weight" : "");
+    if (*bpw) f[nf++] = "bits_per_weight";
+    f[nf++] = "ppl", f[nf++] = "mean_nll", f[nf++] = "windows", f[nf++] = "status";
+    plot_csv_row(out, f, nf);
     *ok = 0;
     for (int64_t i = 0; !rc && i < s->npoints; i++) {
         char dir[RUN_PATH_MAX];
@@ -147,14 +187,20 @@ static int csv_text(const job_file *job, const job_sweep *s, point *pt, char **b
         pt[i].y = ppl;
         pt[i].group = s->nparams ? group_of(s, i) : 0;
         *ok += pt[i].ok;
-        fprintf(f, "%lld", (long long)i);
-        for (int p = 0; p < s->nparams; p++) fprintf(f, ",%s", job_sweep_value(s, i, p));
-        if (*bpw) fprintf(f, ",%.4g", b);
-        if (pt[i].ok) fprintf(f, ",%.10g,%.10g,%lld,done\n", ppl, nll, (long long)win);
-        else fprintf(f, ",,,,missing\n");
+        nf = 0;
+        snprintf(num[0], sizeof num[0], "%lld", (long long)i);
+        f[nf++] = num[0];
+        for (int p = 0; p < s->nparams; p++) f[nf++] = job_sweep_value(s, i, p);
+        if (*bpw) f[nf++] = plot_num(num[1], sizeof num[1], b, 4);
+        f[nf++] = pt[i].ok ? plot_num(num[2], sizeof num[2], ppl, 10) : "";
+        f[nf++] = pt[i].ok ? plot_num(num[3], sizeof num[3], nll, 10) : "";
+        snprintf(num[4], sizeof num[4], "%lld", (long long)win);
+        f[nf++] = pt[i].ok ? num[4] : "";
+        f[nf++] = pt[i].ok ? "done" : "missing";
+        plot_csv_row(out, f, nf);
     }
-    fclose(f);
     job_free(&pj);
+    if (!rc) rc = plot_buf_status(out, "sweep.csv");
     return rc;
 }
 
@@ -165,25 +211,25 @@ int run_sweep_report(const job_file *job, int print)
     if (!s.nparams) return UPQ_FAIL(UPQ_EINPUT, "%s: no [sweep] section", job->path);
     point *pt = upq_calloc((size_t)s.npoints, sizeof *pt, "sweep points");
     if (!pt) return UPQ_EIO;
-    char *buf = NULL, dir[RUN_PATH_MAX], path[RUN_PATH_MAX];
-    size_t n = 0;
+    char dir[RUN_PATH_MAX], path[RUN_PATH_MAX];
+    plot_buf csv = {0};
     int64_t ok = 0;
     int bpw = 0;
-    int rc = csv_text(job, &s, pt, &buf, &n, &ok, &bpw);
+    int rc = csv_text(job, &s, pt, &csv, &ok, &bpw);
     if (!rc) rc = run_point_dir(job, -1, dir, sizeof dir);
     if (!rc && !ok)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: none of the %lld sweep points under %s/points has finished", job->path,
                       (long long)s.npoints, dir);
     if (!rc) run_join(path, sizeof path, dir, "sweep.csv");
-    if (!rc) rc = run_write_atomic(path, buf, n);
+    if (!rc) rc = run_write_atomic(path, csv.s, csv.len);
     if (!rc) run_join(path, sizeof path, dir, "sweep.svg");
     if (!rc) rc = write_svg(path, &s, pt, bpw);
     if (!rc && print) {
-        fwrite(buf, 1, n, stdout);
+        fwrite(csv.s, 1, csv.len, stdout);
         printf("# %lld of %lld points finished; wrote %s/sweep.csv and %s/sweep.svg\n", (long long)ok,
                (long long)s.npoints, dir, dir);
     }
-    free(buf);
+    plot_buf_free(&csv);
     free(pt);
     return rc;
 }

@@ -2,7 +2,8 @@
 # model_copies.sh - tinyllama-15m (F16) against its BF16 copy and its 3-shard copy
 # (written by test_hf_copies through st_write): `upq info` accepts all three with
 # the same parameter count; `upq logits` gives identical logits for the sharded
-# copy and logits within a measured tolerance for the BF16 copy.
+# copy and logits within a measured tolerance for the BF16 copy; `upq ptq` on the
+# sharded copy records every shard (and its SHA-256) in the container's provenance.
 # Skips (77) without ../shared.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_BUILD_DIR:?}" "${UPQ_SHARED_DIR:?}"
@@ -35,6 +36,23 @@ assert len(d["files"]) == 3 and sum(t["bytes"] for t in d["tensors"]) == 2 * 157
 assert d["dtypes"] == {"F16": 75} and d["num_key_value_heads"] == 2'
 fi
 echo "info: original, bf16 and sharded copies valid, 15,735,168 parameters each"
+
+# provenance of a sharded model: config, index, every shard in shard order, calibration
+# text, each with the SHA-256 sha256sum gives (tiny rtn run: 2 windows of 32 tokens)
+CALIB="$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt"
+"$UPQ" ptq --model "$WORK/copies/sharded" --tokenizer "$SRC" --calib "$CALIB" --bits 4 --group 128 --method rtn \
+    --calib-samples 2 --seq-len 32 --quiet --out "$WORK/q.h5" >/dev/null
+attr() { h5dump -a "/provenance/$1" "$WORK/q.h5" | sed -n 's/^ *(0): "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p'; }
+[[ $(attr n_sources) == 6 ]] || { echo "FAIL: $(attr n_sources) provenance sources, want 6" >&2; exit 1; }
+i=0
+for f in config.json model.safetensors.index.json model-0000{1,2,3}-of-00003.safetensors; do
+    want=$(sha256sum "$WORK/copies/sharded/$f" | cut -d' ' -f1)
+    [[ $(attr source_$i) == "$WORK/copies/sharded/$f" && $(attr source_${i}_sha256) == "$want" ]] ||
+        { echo "FAIL: provenance source $i: $(attr source_$i) $(attr source_${i}_sha256), want $f $want" >&2; exit 1; }
+    i=$((i + 1))
+done
+[[ $(attr source_5) == "$CALIB" ]] || { echo "FAIL: provenance source 5: $(attr source_5)" >&2; exit 1; }
+echo "provenance: config, index, 3 shards and the calibration text hashed (sha256sum agrees)"
 
 if ! "$UPQ" logits --help >/dev/null 2>&1; then
     echo "NOTE: upq logits is not available in this build: logits comparison skipped" >&2

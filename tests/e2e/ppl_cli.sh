@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 out=$("$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 512 --max-windows 3 2>"$WORK/err")
 [[ "$out" =~ ^ppl=[0-9]+\.[0-9]+\ nll=[0-9]+\.[0-9]+\ windows=3\ predicted=1533$ ]] || fail "stdout line: '$out'"
-grep -q "^ppl: 3/3 windows .* tokens/s  ETA 0s$" "$WORK/err" || fail "progress line: $(cat "$WORK/err")"
+grep -q "^ppl: window 3/3  .* tokens/s  ETA 0s$" "$WORK/err" || fail "progress line: $(cat "$WORK/err")"
 json=$("$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 512 --max-windows 3 --json --quiet --batch 2 2>"$WORK/err2")
 [[ ! -s "$WORK/err2" ]] || fail "--quiet printed: $(cat "$WORK/err2")"
 for k in ppl nll windows predicted; do grep -q "\"$k\": " <<<"$json" || fail "JSON lacks $k: $json"; done
@@ -42,7 +42,7 @@ expect_rc 2 "not an integer dataset" "$UPQ" ppl --model "$M" --tokens "$M/golden
 expect_rc 2 "max_position_embeddings" "$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 1024 --quiet
 expect_rc 2 "no such model" "$UPQ" ppl --model "$WORK/nomodel" --tokens "$TOK" --quiet
 expect_rc 1 "ctx" "$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 1
-expect_rc 1 "non-negative integer" "$UPQ" ppl --model "$M" --tokens "$TOK" --batch x
+expect_rc 1 "--batch wants an integer >= 1, got .x." "$UPQ" ppl --model "$M" --tokens "$TOK" --batch x
 expect_rc 1 "required" "$UPQ" ppl --model "$M"
 expect_rc 1 "unknown" "$UPQ" ppl --model "$M" --tokens "$TOK" --bogus
 echo "ppl: error exits ok"
