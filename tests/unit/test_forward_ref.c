@@ -5,6 +5,9 @@
  * GQA, tied embeddings, llama3 RoPE, batches with several sequences.
  * Metric: max|ours - ref| / max|ref| <= 1e-4 for logits and every hidden state. */
 #include <math.h>
+#ifndef M_PI /* XSI, not C11: -std=c11 hides it */
+#define M_PI 3.14159265358979323846
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
