@@ -5,7 +5,8 @@
 # copy and logits within a measured tolerance for the BF16 copy.
 # Skips (77) without ../shared.
 set -euo pipefail
-: "${UPQ:?set UPQ to the upq binary}" "${UPQ_BUILD_DIR:?}" "${UPQ_SHARED_DIR:?}"
+: "${UPQ:?set UPQ to the upq binary}" "${UPQ_BUILD_DIR:?}" "${UPQ_SHARED_DIR:?}" "${UPQ_SOURCE_DIR:?}"
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # num_le, num_lt
 SRC="$UPQ_SHARED_DIR/models/tinyllama-15m"
 if [[ ! -f "$SRC/model.safetensors" ]]; then
     echo "SKIPPED: $SRC is absent (set UPQ_SHARED_DIR)" >&2
@@ -49,7 +50,6 @@ read -r n2 dbf _ < <(cmpf "$WORK/orig.txt" "$WORK/bf16.txt")
 echo "logits: $n values, max |logit| $mx; sharded max diff $dsh; bf16 max diff $dbf (tolerance $BF16_TOL)"
 [[ $n -eq $((16 * 4096)) && $n2 -eq $n ]] || { echo "FAIL: expected 16x4096 logits" >&2; exit 1; }
 cmp -s "$WORK/orig.txt" "$WORK/sharded.txt" || { echo "FAIL: sharded logits differ" >&2; exit 1; }
-source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # num_le, num_lt
 num_le "$dbf" "$BF16_TOL" && num_lt 0 "$dbf" ||
     { echo "FAIL: bf16 logits differ by $dbf (tolerance $BF16_TOL; 0 would mean the copy was not bf16)" >&2; exit 1; }
 echo "model_copies: all checks passed"
