@@ -1,7 +1,9 @@
 /* test_nonfinite_weights.c - a model file holding one NaN or Inf weight is refused, not
  * loaded: hf_model_load (safetensors, F16 and F32, one file and shards) and h5m_read
  * return UPQ_EINPUT (exit 2 in the CLI) with a message naming the file, the tensor and
- * the first bad element; the same models without the bad value load. With an argument
+ * the first bad element; the same models without the bad value load. A quantized
+ * container (h5q) whose q_proj has one NaN fp16 scale is refused by h5q_read (the
+ * dequantized weights) and h5q_read_packed (the scales themselves). With an argument
  * DIR it only writes DIR, a one-file F32 safetensors model with a NaN at element 7 of
  * model.layers.1.self_attn.q_proj.weight (tests/e2e/nonfinite_weights.sh uses it). */
 #include <math.h>
@@ -12,8 +14,10 @@
 #include <unistd.h>
 
 #include "h5model.h"
+#include "h5qmodel.h"
 #include "hf_model.h"
 #include "rand_model.h"
+#include "quant.h"
 #include "safetensors.h"
 #include "test_util.h"
 #include "upq_err.h"
@@ -124,6 +128,39 @@ int main(int argc, char **argv)
     CHECK_OK(h5m_write(p, &m, NULL, NULL));
     CHECK_OK(h5m_read(p, &got, NULL, NULL));
     tfm_model_free(&got);
+
+    /* a quantized container: layer 0's q_proj at 4 bits per channel, one NaN fp16 scale */
+    quant_layer *ql = calloc((size_t)(c.L * H5Q_PROJ), sizeof *ql);
+    CHECK_OK(quant_layer_init(&ql[0], 4, 0, c.H * c.D, c.C));
+    quant_rtn(&ql[0], param(&m, "model.layers.0.self_attn.q_proj.weight"), c.C, NULL, NULL, 0);
+    h5m_provenance prov;
+    memset(&prov, 0, sizeof prov);
+    snprintf(prov.created, sizeof prov.created, "2026-01-01T00:00:00Z");
+    snprintf(p, sizeof p, "%s/q_clean.h5", W);
+    CHECK_OK(h5q_write(p, &m, ql, &prov, NULL, 0));
+    int64_t ndq = 0;
+    CHECK_OK(h5q_read(p, &got));
+    tfm_model_free(&got);
+    CHECK_OK(h5q_read_packed(p, &got, &ndq));
+    tfm_model_free(&got);
+    ql[0].scales[ql[0].nb * 5] = 0x7e00; /* row 5, block 0: NaN */
+    snprintf(p, sizeof p, "%s/q_nan.h5", W);
+    CHECK_OK(h5q_write(p, &m, ql, &prov, NULL, 0));
+    upq_err_clear();
+    rc = h5q_read(p, &got);
+    CHECK_MSG(rc == UPQ_EINPUT && strstr(upq_errmsg(), "q_nan.h5") && strstr(upq_errmsg(), "q_proj") &&
+                  strstr(upq_errmsg(), "is nan"),
+              "h5q_read: rc %d, '%s'", rc, upq_errmsg());
+    if (rc == UPQ_OK) tfm_model_free(&got);
+    printf("  refused: %s\n", upq_errmsg());
+    upq_err_clear();
+    rc = h5q_read_packed(p, &got, &ndq);
+    CHECK_MSG(rc == UPQ_EINPUT && strstr(upq_errmsg(), "q_proj/scales") && strstr(upq_errmsg(), "element 5 is nan"),
+              "h5q_read_packed: rc %d, '%s'", rc, upq_errmsg());
+    if (rc == UPQ_OK) tfm_model_free(&got);
+    printf("  refused: %s\n", upq_errmsg());
+    quant_layer_free(&ql[0]);
+    free(ql);
 
     tfm_model_free(&m);
     char cmd[4300];
