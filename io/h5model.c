@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "finite.h"
 #include "h5model_attrs.h"
 #include "h5util.h"
 #include "hf_model.h"
@@ -256,6 +257,7 @@ static int read_tensor(void *vctx, const char *hf, float *data, int ndim, const 
     if (d >= 0) H5Dclose(d);
     if (!rc && strcmp(got, hf))
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: dataset %s holds '%s', expected '%s'", t->fname, path, got, hf);
+    if (!rc) rc = io_check_finite(data, ndim == 1 ? shape[0] : shape[0] * shape[1], t->fname, path);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "finite.h"
 #include "h5model_attrs.h"
 #include "h5util.h"
 #include "stage_state.h"
@@ -326,8 +327,11 @@ static int read_tensor(void *vctx, const char *hf, float *data, int ndim, const 
     walk_ctx *w = vctx;
     char path[256], parent[256];
     TRY(h5m_path_of(hf, path, sizeof path));
-    if (H5Lexists(w->file, path, H5P_DEFAULT) > 0)
-        return h5u_read_f32(w->file, path, data, ndim, shape, w->fname);
+    int64_t n = ndim == 1 ? shape[0] : shape[0] * shape[1];
+    if (H5Lexists(w->file, path, H5P_DEFAULT) > 0) {
+        TRY(h5u_read_f32(w->file, path, data, ndim, shape, w->fname));
+        return io_check_finite(data, n, w->fname, path);
+    }
     snprintf(parent, sizeof parent, "%s", path);
     *strrchr(parent, '/') = '\0';
     quant_layer q;
@@ -341,6 +345,7 @@ static int read_tensor(void *vctx, const char *hf, float *data, int ndim, const 
                       parent, (long long)q.N, (long long)q.K, (long long)shape[0], (long long)shape[1]);
     else quant_dequant(&q, data, shape[1]);
     if (found) quant_layer_free(&q);
+    if (!rc) rc = io_check_finite(data, n, w->fname, parent); /* NaN/Inf scales or offsets */
     return rc;
 }
 
@@ -435,8 +440,10 @@ static int read_packed_layer(hid_t f, const char *gpath, kq_qmat *q, const char 
     if (!rc) rc = get_raw(f, path, 1, N * rb, codes, fname);
     snprintf(path, sizeof path, "%s/scales", gpath);
     if (!rc) rc = get_raw(f, path, 2, N * nb, sm, fname);
+    if (!rc) rc = io_check_finite_f16(sm, N * nb, fname, path);
     snprintf(path, sizeof path, "%s/offsets", gpath);
     if (!rc) rc = get_raw(f, path, 2, N * nb, sm + N * nb, fname);
+    if (!rc) rc = io_check_finite_f16(sm + N * nb, N * nb, fname, path);
     for (int64_t n = 0; !rc && n < N; n++)
         for (int64_t b = 0; b < nb; b++) {
             uint8_t *blk = kq_qmat_block(q, n, b);

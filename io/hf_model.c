@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "finite.h"
 #include "hf_config.h"
 #include "upq_err.h"
 
@@ -279,9 +280,17 @@ int hf_model_tensors(const hf_model_files *h, const hf_tensor_ref **list)
 
 typedef struct {
     const st_tensor *src;
+    const char *file; /* the shard's path, for messages */
     float *dst;
     int64_t n;
 } hf_job;
+
+/* One tensor to FP32, then the finite check (a NaN/Inf weight is exit 2, not a silent load). */
+static int load_job(const hf_job *j)
+{
+    TRY(st_tensor_to_f32(j->src, j->dst, j->n));
+    return io_check_finite(j->dst, j->n, j->file, j->src->name);
+}
 
 typedef struct {
     const hf_model_files *h;
@@ -294,7 +303,7 @@ static int add_job(void *ctx, const char *name, float *data, int ndim, const int
     hf_jobs *J = ctx;
     hf_tensor_ref *r = find_ref(J->h, name);
     UPQ_ASSERT(r); /* hf_model_open checked every name */
-    J->jobs[J->n++] = (hf_job){r->t, data, ndim == 1 ? shape[0] : shape[0] * shape[1]};
+    J->jobs[J->n++] = (hf_job){r->t, st_path(J->h->st[r->file]), data, ndim == 1 ? shape[0] : shape[0] * shape[1]};
     return UPQ_OK;
 }
 
@@ -311,13 +320,13 @@ int hf_model_read(const hf_model_files *h, tfm_model *m)
     int bad = -1;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < J.n; i++) {
-        if (st_tensor_to_f32(J.jobs[i].src, J.jobs[i].dst, J.jobs[i].n) != UPQ_OK) {
+        if (load_job(&J.jobs[i]) != UPQ_OK) {
 #pragma omp critical
-            bad = i;
+            if (bad < 0 || i < bad) bad = i; /* the first in model order: the same message every run */
         }
     }
     if (!rc && bad >= 0) /* messages are per thread: redo the failing one here */
-        rc = st_tensor_to_f32(J.jobs[bad].src, J.jobs[bad].dst, J.jobs[bad].n);
+        rc = load_job(&J.jobs[bad]);
     free(J.jobs);
     if (rc) {
         tfm_model_free(&tmp);

@@ -8,7 +8,10 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 PKGS="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libscalapack-openmpi-dev liblapack-dev libblis-dev libjansson-dev libpcre2-dev
-      libssl-dev clang libclang-rt-14-dev xz-utils"
+      libssl-dev clang libclang-rt-14-dev xz-utils
+      jq procps"
+# jq: the e2e tests read JSON with it; procps: pgrep/ps find MPI ranks to signal (neither
+# is in a minimal Debian). The tests use no python3 or bc.
 [ "${1:-}" = "--slurm" ] && PKGS="$PKGS slurm-wlm munge"
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
   echo "install-deps: this script installs from Debian's archive (apt); install by hand elsewhere:" >&2

@@ -2,7 +2,8 @@
 # test.sh - builds upq if needed and runs the whole test suite, as CI does (.ci/run):
 #   1. installs missing Debian packages (scripts/install-deps.sh, idempotent),
 #   2. Release build with -DUPQ_WERROR=ON in build/, then ctest with every label
-#      (unit, mpi, e2e; tests that need ../shared skip loudly when it is absent),
+#      (unit, mpi, e2e; tests that need ../shared skip loudly when it is absent; the
+#      Slurm tests skip unless Slurm is installed, and the summary says so loudly),
 #   3. ASan/UBSan build (-DUPQ_SANITIZE=ON) in build-asan/, then ctest -L unit.
 # Prints a summary; exits non-zero when any step or test failed.
 # Options: --no-asan (skip step 3), --no-deps (skip step 1), -j N (build jobs; default nproc),
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --no-deps) DEPS=0 ;;
     --full) FULL=1 ;;
     -j) JOBS="$2"; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown option '$1' (see --help)" >&2; exit 1 ;;
   esac
   shift
@@ -98,6 +99,18 @@ fi
 echo
 echo "==== test.sh summary ($(( $(date +%s) - T0 ))s in all, $(date -u +%Y-%m-%dT%H:%M:%SZ)) ===="
 printf '%s\n' "${SUMMARY[@]}"
+# The Slurm tests skip unless Slurm is installed (CI installs it): say so loudly, with the
+# command that runs them, so a green run here is not read as "Slurm tested".
+slurm_skipped=$(grep -hoE 'e2e_slurm_[a-z_]+ +\.*\*\*\*Skipped' "$ROOT/build/ctest-summary.log" 2>/dev/null |
+                sed -E 's/ .*//' | sort -u | tr '\n' ' ')
+if [ -n "$slurm_skipped" ]; then
+  echo
+  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+  echo "!!! SLURM TESTS SKIPPED: $slurm_skipped"
+  echo "!!! (slurm-wlm/munge are not installed here; only CI installs them). To run them, as root:"
+  echo "!!!   scripts/install-deps.sh --slurm && (cd build && ctest -L slurm --output-on-failure)"
+  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+fi
 if [ $FAILED -ne 0 ]; then
   echo "RESULT: FAILED (logs: build/Testing/Temporary/LastTest.log, build-asan/Testing/Temporary/LastTest.log)"
   exit 1

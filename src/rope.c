@@ -3,6 +3,9 @@
  * transformers' fp32 arithmetic (inv_freq, pos*inv_freq and cos/sin in float),
  * including the llama3 rope_scaling rule. Not the llama2.c interleaved form. */
 #include <math.h>
+#ifndef M_PI /* XSI, not C11: -std=c11 hides it */
+#define M_PI 3.14159265358979323846
+#endif
 
 #include "layers.h"
 

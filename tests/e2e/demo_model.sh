@@ -7,10 +7,11 @@
 # no-op (exit 0), other options on the same folder exit 2, bad options exit 1; no DIR.tmp
 # is left. Needs nothing from ../shared.
 set -euo pipefail
-: "${UPQ:?set UPQ to the upq binary}"
+: "${UPQ:?set UPQ to the upq binary}" "${UPQ_SOURCE_DIR:?}"
 WORK=$(mktemp -d /tmp/upq_e2e_demo_XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # is_num, num_lt, num_rel
 ARGS=(--steps 16 --corpus-bytes 100000 --threads 1 --seed 3)
 
 "$UPQ" demo-model --out "$WORK/a" "${ARGS[@]}" | tee "$WORK/a.log"
@@ -27,37 +28,36 @@ echo "demo_model: two runs are byte-identical"
 
 # 2. it learned: loss fell, held-out ppl beats the unigram baseline
 read -r first last < <(sed -n 's/.*train loss *\([0-9.]*\) at step 1 -> \([0-9.]*\).*/\1 \2/p' "$WORK/a.log")
-read -r ppl uni < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["heldout_ppl"], d["unigram_ppl"])' "$WORK/a/demo_model.json")
-awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }' || fail "train loss did not fall: $first -> $last"
-awk -v p="$ppl" -v u="$uni" 'BEGIN { exit !(p < u) }' || fail "held-out ppl $ppl not below unigram $uni"
+read -r ppl uni < <(jq -r '"\(.heldout_ppl) \(.unigram_ppl)"' "$WORK/a/demo_model.json")
+is_num "$first" && num_lt "$last" "$(awk -v a="$first" 'BEGIN { print a - 0.5 }')" ||
+    fail "train loss did not fall: $first -> $last"
+num_lt "$ppl" "$uni" || fail "held-out ppl $ppl not below unigram $uni"
 echo "demo_model: loss $first -> $last, held-out ppl $ppl vs unigram $uni"
 
 # 3. the files: JSON parses, config matches the tensors, specials at 0..2
-python3 - "$WORK/a" <<'EOF'
-import json, struct, sys
-d = sys.argv[1]
-cfg = json.load(open(d + "/config.json"))
-tok = json.load(open(d + "/tokenizer.json"))
-tc = json.load(open(d + "/tokenizer_config.json"))
-json.load(open(d + "/generation_config.json"))
-V = cfg["vocab_size"]
-assert len(tok["model"]["vocab"]) == V, (len(tok["model"]["vocab"]), V)
-assert [t["content"] for t in tok["added_tokens"]] == ["<pad>", "<s>", "</s>"]
-assert cfg["bos_token_id"] == 1 and cfg["eos_token_id"] == 2 and tc["add_bos_token"] is True
-with open(d + "/model.safetensors", "rb") as f:
-    n = struct.unpack("<Q", f.read(8))[0]
-    hdr = json.loads(f.read(n))
-hdr.pop("__metadata__", None)
-assert all(t["dtype"] == "F16" for t in hdr.values())
-assert hdr["model.embed_tokens.weight"]["shape"] == [V, cfg["hidden_size"]]
-assert len(hdr) == 2 + 9 * cfg["num_hidden_layers"] + (0 if cfg["tie_word_embeddings"] else 1)
-print("demo_model: config.json, tokenizer files and model.safetensors (%d F16 tensors) are consistent" % len(hdr))
-EOF
+# (jq, and od for the safetensors header length: a little-endian u64)
+A=$WORK/a
+jq -e . "$A/generation_config.json" >/dev/null || fail "generation_config.json is not JSON"
+jq -e -n --slurpfile cfg "$A/config.json" --slurpfile tok "$A/tokenizer.json" --slurpfile tc "$A/tokenizer_config.json" \
+    '$cfg[0] as $c | ($tok[0].model.vocab | length) == $c.vocab_size
+     and [$tok[0].added_tokens[].content] == ["<pad>", "<s>", "</s>"]
+     and $c.bos_token_id == 1 and $c.eos_token_id == 2 and $tc[0].add_bos_token == true' >/dev/null ||
+    fail "config.json and the tokenizer files disagree (vocab size, added tokens, bos/eos)"
+hlen=$(od -An -t u8 -N 8 "$A/model.safetensors" | tr -d ' ')
+[[ $hlen =~ ^[0-9]+$ ]] || fail "model.safetensors: no header length"
+head -c $((8 + hlen)) "$A/model.safetensors" | tail -c "$hlen" >"$WORK/st_header.json"
+nt=$(jq -e --slurpfile cfg "$A/config.json" '$cfg[0] as $c | del(.__metadata__) as $h
+     | if ([$h[].dtype] | all(. == "F16"))
+          and $h["model.embed_tokens.weight"].shape == [$c.vocab_size, $c.hidden_size]
+          and ($h | length) == 2 + 9 * $c.num_hidden_layers + (if $c.tie_word_embeddings then 0 else 1 end)
+       then ($h | length) else false end' "$WORK/st_header.json") ||
+    fail "model.safetensors header disagrees with config.json (dtypes, embedding shape, tensor count)"
+echo "demo_model: config.json, tokenizer files and model.safetensors ($nt F16 tensors) are consistent"
 
 # 4. upq ppl on what was written agrees with the stage's own evaluation
 if out=$("$UPQ" ppl --model "$WORK/a" --tokens "$WORK/a/eval_tokens.h5" --ctx 128 --json --quiet 2>&1); then
-    p2=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1].strip().splitlines()[-1])["ppl"])' "$out")
-    awk -v a="$ppl" -v b="$p2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-3 * a) }' ||
+    p2=$(tail -n 1 <<<"$out" | jq -r .ppl)
+    num_lt "$(num_rel "$p2" "$ppl")" 1e-3 ||
         fail "upq ppl says $p2, demo-model said $ppl"
     echo "demo_model: upq ppl on the written folder = $p2 (stage said $ppl)"
 else

@@ -6,7 +6,8 @@
 # sharded copy records every shard (and its SHA-256) in the container's provenance.
 # Skips (77) without ../shared.
 set -euo pipefail
-: "${UPQ:?set UPQ to the upq binary}" "${UPQ_BUILD_DIR:?}" "${UPQ_SHARED_DIR:?}"
+: "${UPQ:?set UPQ to the upq binary}" "${UPQ_BUILD_DIR:?}" "${UPQ_SHARED_DIR:?}" "${UPQ_SOURCE_DIR:?}"
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # num_le, num_lt
 SRC="$UPQ_SHARED_DIR/models/tinyllama-15m"
 if [[ ! -f "$SRC/model.safetensors" ]]; then
     echo "SKIPPED: $SRC is absent (set UPQ_SHARED_DIR)" >&2
@@ -27,14 +28,10 @@ out=$("$UPQ" info --model "$WORK/copies/bf16")
 grep -q "BF16 (75 tensors)" <<<"$out" || { echo "FAIL: bf16 dtypes" >&2; exit 1; }
 out=$("$UPQ" info --model "$WORK/copies/sharded")
 grep -q "model-00003-of-00003.safetensors" <<<"$out" || { echo "FAIL: shard list" >&2; exit 1; }
-if command -v python3 >/dev/null; then
-    "$UPQ" info --json --model "$WORK/copies/sharded" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-assert d["parameters"] == 15735168 and len(d["tensors"]) == 75, d["parameters"]
-assert len(d["files"]) == 3 and sum(t["bytes"] for t in d["tensors"]) == 2 * 15735168
-assert d["dtypes"] == {"F16": 75} and d["num_key_value_heads"] == 2'
-fi
+"$UPQ" info --json --model "$WORK/copies/sharded" | jq -e '.parameters == 15735168 and (.tensors | length) == 75
+    and (.files | length) == 3 and ([.tensors[].bytes] | add) == 2 * 15735168
+    and .dtypes == {"F16": 75} and .num_key_value_heads == 2' >/dev/null ||
+    { echo "FAIL: info --json of the sharded copy" >&2; exit 1; }
 echo "info: original, bf16 and sharded copies valid, 15,735,168 parameters each"
 
 # provenance of a sharded model: config, index, every shard in shard order, calibration
@@ -54,10 +51,7 @@ done
 [[ $(attr source_5) == "$CALIB" ]] || { echo "FAIL: provenance source 5: $(attr source_5)" >&2; exit 1; }
 echo "provenance: config, index, 3 shards and the calibration text hashed (sha256sum agrees)"
 
-if ! "$UPQ" logits --help >/dev/null 2>&1; then
-    echo "NOTE: upq logits is not available in this build: logits comparison skipped" >&2
-    exit 0
-fi
+"$UPQ" logits --help >/dev/null 2>&1 || { echo "FAIL: upq logits --help fails: the logits comparison cannot run" >&2; exit 1; }
 TOKENS=1,450,1023,7,99,2048,3000,4095,12,13,14,15,600,700,800,900
 for v in orig bf16 sharded; do
     d=$SRC; [[ $v != orig ]] && d=$WORK/copies/$v
@@ -74,6 +68,6 @@ read -r n2 dbf _ < <(cmpf "$WORK/orig.txt" "$WORK/bf16.txt")
 echo "logits: $n values, max |logit| $mx; sharded max diff $dsh; bf16 max diff $dbf (tolerance $BF16_TOL)"
 [[ $n -eq $((16 * 4096)) && $n2 -eq $n ]] || { echo "FAIL: expected 16x4096 logits" >&2; exit 1; }
 cmp -s "$WORK/orig.txt" "$WORK/sharded.txt" || { echo "FAIL: sharded logits differ" >&2; exit 1; }
-awk -v d="$dbf" -v t="$BF16_TOL" 'BEGIN{exit !(d <= t && d > 0)}' ||
+num_le "$dbf" "$BF16_TOL" && num_lt 0 "$dbf" ||
     { echo "FAIL: bf16 logits differ by $dbf (tolerance $BF16_TOL; 0 would mean the copy was not bf16)" >&2; exit 1; }
 echo "model_copies: all checks passed"

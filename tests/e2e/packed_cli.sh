@@ -23,14 +23,17 @@ calib="$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt"
 wiki="$UPQ_SHARED_DIR/data/wikitext-2-raw/wiki.test.raw"
 json() { sed -n "s/.*\"$2\": *\([0-9.e+-]*\).*/\1/p" <<<"$1"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # is_num, num_le, num_lt, num_rel, NUM_AWK
 # |a - b| / |b| <= tol
-close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b < 0) b = -b; exit !(d <= t * b) }'; }
-# max|x - y| / max|y| over the /logits of two files
+close() { is_num "$1" && is_num "$2" && is_num "$3" &&
+          awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; if (b < 0) b = -b; exit !(d <= t * b) }'; }
+# max|x - y| / max|y| over the /logits of two files; nan if any value is not a finite number
 logits_rel() {
-    h5dump -m %.9g -d /logits -y -w 0 "$1" | tr -s ' ,' '\n\n' | grep -E '^-?[0-9]' >"$W/a.txt"
-    h5dump -m %.9g -d /logits -y -w 0 "$2" | tr -s ' ,' '\n\n' | grep -E '^-?[0-9]' >"$W/b.txt"
-    paste "$W/a.txt" "$W/b.txt" | awk '{ d = $1 - $2; if (d < 0) d = -d; r = $2 < 0 ? -$2 : $2;
-        if (d > md) md = d; if (r > mr) mr = r; n++ } END { if (n < 1000) exit 1; printf "%.3g\n", md / mr }'
+    h5dump -m %.9g -d /logits -y -w 0 "$1" | tr -s ' ,' '\n\n' | grep -E '^-?([0-9]|nan|inf)' >"$W/a.txt"
+    h5dump -m %.9g -d /logits -y -w 0 "$2" | tr -s ' ,' '\n\n' | grep -E '^-?([0-9]|nan|inf)' >"$W/b.txt"
+    paste "$W/a.txt" "$W/b.txt" | awk "$NUM_AWK"'{ if (!isnum($1) || !isnum($2)) bad++; d = $1 - $2; if (d < 0) d = -d;
+        r = $2 < 0 ? -$2 : $2; if (d > md) md = d; if (r > mr) mr = r; n++ }
+        END { if (n < 1000) exit 1; if (bad || mr == 0) print "nan"; else printf "%.3g\n", md / mr }'
 }
 ppl_args=(--text "$wiki" --wikitext --tokenizer "$M" --ctx 128 --max-windows 4 --json --quiet)
 ids=$(seq -s, 5 7 145)  # 21 ids < vocab 512
@@ -57,7 +60,7 @@ for c in 4:128 2:64 3:128; do
     "$UPQ" logits --model "$out" --tokens "$ids" --out "$W/ld.h5" --dequant
     r=$(logits_rel "$W/lp.h5" "$W/ld.h5") || fail "w$b g$g: cannot compare logits"
     echo "w$b g$g: logits (21 tokens, kq_gemm) rel diff $r"
-    awk -v r="$r" 'BEGIN { exit !(r <= 1e-4) }' || fail "w$b g$g: logits rel diff $r > 1e-4"
+    num_le "$r" 1e-4 || fail "w$b g$g: logits rel diff $r > 1e-4"
     gen=$("$UPQ" generate --model "$out" --tokenizer "$M" --ids 1,403,407 --max-new-tokens 12 --json)
     n=$(sed -n 's/.*"ids": *\[\([0-9, ]*\)\].*/\1/p' <<<"$gen" | tr ',' '\n' | grep -c '[0-9]')
     [[ $n == 12 ]] || fail "w$b g$g: generate gave $n tokens: $gen"

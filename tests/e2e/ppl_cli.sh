@@ -16,6 +16,7 @@ WORK=$(mktemp -d /tmp/upq_e2e_pplcli_XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 TOK="$M/golden.h5:/eval/wikitext2_test_token_ids"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # is_num, num_le, num_lt, num_rel, NUM_AWK
 
 out=$("$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 512 --max-windows 3 2>"$WORK/err")
 [[ "$out" =~ ^ppl=[0-9]+\.[0-9]+\ nll=[0-9]+\.[0-9]+\ windows=3\ predicted=1533$ ]] || fail "stdout line: '$out'"
@@ -25,7 +26,7 @@ json=$("$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 512 --max-windows 3 --json 
 for k in ppl nll windows predicted; do grep -q "\"$k\": " <<<"$json" || fail "JSON lacks $k: $json"; done
 ppl1=$(sed 's/^ppl=\([^ ]*\) .*/\1/' <<<"$out")
 ppl2=$(sed 's/.*"ppl": \([^,]*\),.*/\1/' <<<"$json")
-awk -v a="$ppl1" -v b="$ppl2" 'BEGIN { d = (a - b) / b; exit !(d < 1e-6 && d > -1e-6) }' || fail "batch 2 gives $ppl2, batch 4 $ppl1"
+num_lt "$(num_rel "$ppl1" "$ppl2")" 1e-6 || fail "batch 2 gives $ppl2, batch 4 $ppl1"
 out_mpi=$(${MPIEXEC:-mpirun} -np 2 "$UPQ" ppl --model "$M" --tokens "$TOK" --ctx 512 --max-windows 3 --quiet)
 [[ "$out_mpi" == "$out" ]] || fail "np 2 gives '$out_mpi', np 1 '$out'"
 echo "ppl: $out (json, batch 2 and np 2 agree)"

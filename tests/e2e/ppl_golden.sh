@@ -19,6 +19,7 @@ fi
 NP=${UPQ_PPL_NP:-2}
 MPIRUN=${MPIEXEC:-mpirun}
 attr() { h5dump -m %.17g -a "$2" "$1" | sed -n 's/^ *(0): *//p'; }
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # is_num, num_le, num_lt, num_rel, NUM_AWK
 json() { sed -n "s/.*\"$2\": *\([0-9.e+-]*\).*/\1/p" <<<"$1"; }
 
 for model in stories260k tinyllama-15m; do
@@ -36,13 +37,13 @@ for model in stories260k tinyllama-15m; do
             want_win=$(attr "$gold" "/eval/$text/fp32/n_windows")
             want_pred=$(attr "$gold" "/eval/$text/fp32/n_predicted")
         fi
-        secs=$(echo "$(date +%s.%N) - $start" | bc)
+        secs=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { print a - b }')
         got_ppl=$(json "$out" ppl); got_win=$(json "$out" windows); got_pred=$(json "$out" predicted)
-        rel=$(awk -v a="$got_ppl" -v b="$want_ppl" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; printf "%.3g", d }')
+        rel=$(num_rel "$got_ppl" "$want_ppl")
         printf '%-14s %-15s ppl %s (reference %s, rel err %s) windows %s predicted %s  %.0f s, %.0f tokens/s on %s ranks\n' \
             "$model" "$text" "$got_ppl" "$want_ppl" "$rel" "$got_win" "$got_pred" "$secs" \
-            "$(echo "$got_pred / $secs" | bc -l)" "$NP"
-        awk -v r="$rel" 'BEGIN { exit !(r <= 1e-4) }' || { echo "FAIL: $model $text ppl rel err $rel > 1e-4" >&2; exit 1; }
+            "$(awk -v n="$got_pred" -v s="$secs" 'BEGIN { print n / s }')" "$NP"
+        num_le "$rel" 1e-4 || { echo "FAIL: $model $text ppl rel err $rel > 1e-4" >&2; exit 1; }
         [[ "$got_win" == "$want_win" && "$got_pred" == "$want_pred" ]] ||
             { echo "FAIL: $model $text counts $got_win/$got_pred, want $want_win/$want_pred" >&2; exit 1; }
     done

@@ -20,6 +20,7 @@ fi
 NP=${UPQ_PPL_NP:-2}
 MPIRUN=${MPIEXEC:-mpirun}
 attr() { h5dump -m %.17g -a "$2" "$1" | sed -n 's/^ *(0): *//p'; }
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # is_num, num_le, num_lt, num_rel, NUM_AWK
 json() { sed -n "s/.*\"$2\": *\([0-9.e+-]*\).*/\1/p" <<<"$1"; }
 
 check() { # model text_name file extra_args...
@@ -37,13 +38,13 @@ check() { # model text_name file extra_args...
     fi
     out=$("$MPIRUN" -np "$NP" "$UPQ" "${args[@]}")
     local secs got want rel
-    secs=$(echo "$(date +%s.%N) - $start" | bc)
+    secs=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { print a - b }')
     got=$(json "$out" ppl)
     want=$(attr "$gold" "/eval/$name/fp32/ppl")
-    rel=$(awk -v a="$got" -v b="$want" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; printf "%.3g", d }')
+    rel=$(num_rel "$got" "$want")
     printf '%-14s %-15s ppl %s (reference %s, rel err %s) windows %s predicted %s  %.0f s on %s ranks\n' \
         "$model" "$name" "$got" "$want" "$rel" "$(json "$out" windows)" "$(json "$out" predicted)" "$secs" "$NP"
-    awk -v r="$rel" 'BEGIN { exit !(r <= 1e-4) }' || { echo "FAIL: $model $name ppl rel err $rel > 1e-4" >&2; exit 1; }
+    num_le "$rel" 1e-4 || { echo "FAIL: $model $name ppl rel err $rel > 1e-4" >&2; exit 1; }
     [[ "$(json "$out" windows)" == "$(attr "$gold" "/eval/$name/fp32/n_windows")" &&
        "$(json "$out" predicted)" == "$(attr "$gold" "/eval/$name/fp32/n_predicted")" ]] ||
         { echo "FAIL: $model $name window/prediction counts differ from golden" >&2; exit 1; }

@@ -19,6 +19,7 @@ trap 'rm -rf "$W"' EXIT
 MPIRUN=${MPIEXEC:-mpirun}
 gold="$M/stories260k/golden.h5"
 attr() { h5dump -m %.17g -a "$2" "$1" | sed -n 's/^ *(0): *//p'; }
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # is_num, num_le, num_lt, num_rel, NUM_AWK
 json() { sed -n "s/.*\"$2\": *\([0-9.e+-]*\).*/\1/p" <<<"$1"; }
 calib="$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt"
 
@@ -51,9 +52,9 @@ for c in $configs; do
     grep "^/model/layers/00/q_proj/codes " "$W/ls" | grep -q "{64, $want_cols}" || { echo "FAIL: codes shape" >&2; exit 1; }
     res=$("$MPIRUN" -np 2 "$UPQ" ppl --model "$out" --tokens "$gold:/eval/wikitext2_test_token_ids" --ctx 512 --json --quiet)
     got=$(json "$res" ppl); want=$(attr "$gold" "/eval/wikitext2_test/rtn_w${b}g${g}/ppl")
-    rel=$(awk -v a="$got" -v b="$want" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; printf "%.3g", d }')
+    rel=$(num_rel "$got" "$want")
     echo "stories260k rtn W$b g$g: ppl $got (transformers RTN $want, rel err $rel)"
-    awk -v r="$rel" 'BEGIN { exit !(r <= 5e-3) }' || { echo "FAIL: ppl rel err $rel > 0.5%" >&2; exit 1; }
+    num_le "$rel" 5e-3 || { echo "FAIL: ppl rel err $rel > 0.5%" >&2; exit 1; }
 done
 # usage errors
 set +e

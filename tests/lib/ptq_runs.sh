@@ -1,6 +1,7 @@
 # ptq_runs.sh - shell helpers shared by the `upq ptq` e2e tests (tests/e2e/ptq_mpi.sh,
 # ptq_mpi_quant.sh, ptq_scratch.sh); sourced, never run. Expects UPQ, W (work folder),
 # MPIRUN and fail(). Not a test itself (it lives outside tests/e2e so ctest does not run it).
+source "$(dirname "${BASH_SOURCE[0]}")/num.sh" # is_num, num_le, NUM_AWK
 
 # run DIR NP ARGS...: ptq in $W/DIR with the same relative --out everywhere (the command
 # line is in the provenance); NP 0 = without mpirun
@@ -26,10 +27,11 @@ same_but_argv() {
 close() {
     local nd worst
     nd=$(h5diff -r "$W/$1/q.h5" "$W/$2/q.h5" /model | awk '/differences found/ { s += $1 } END { print s + 0 }')
-    worst=$(paste -d, "$W/$1/q.blocks.csv" "$W/$2/q.blocks.csv" | awk -F, 'NR > 1 { for (i = 2; i <= 3; i++) {
+    worst=$(paste -d, "$W/$1/q.blocks.csv" "$W/$2/q.blocks.csv" | awk -F, "$NUM_AWK"'NR > 1 { for (i = 2; i <= 3; i++) {
+        if (!isnum($i) || !isnum($(i + 3))) bad++
         d = $i - $(i + 3); d = d < 0 ? -d : d; m = $i > $(i + 3) ? $i : $(i + 3); if (m > 0 && d / m > w) w = d / m } }
-        END { printf "%.1e", w + 0 }')
+        END { if (bad || NR < 2) print "nan"; else printf "%.1e", w + 0 }')
     echo "$1 vs $2: $nd quantized elements differ, block errors within $worst relative"
     [[ $nd -le $3 ]] || fail "$1 vs $2: $nd elements differ (more than $3)"
-    awk -v w="$worst" -v t="$4" 'BEGIN { exit !(w <= t) }' || fail "$1 vs $2: block errors differ by $worst > $4"
+    num_le "$worst" "$4" || fail "$1 vs $2: block errors differ by $worst > $4"
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "par.h"
@@ -24,9 +25,9 @@ static void test_read_restarts(void)
     pid_t me = getpid(), child = fork();
     if (child == 0) {
         close(fd[0]);
-        usleep(50000);
+        nanosleep(&(struct timespec){0, 50000000L}, NULL); /* 50 ms (usleep is not POSIX.1-2008) */
         kill(me, SIGUSR1);
-        usleep(100000);
+        nanosleep(&(struct timespec){0, 100000000L}, NULL); /* 100 ms */
         _exit(write(fd[1], "done", 4) == 4 ? 0 : 1);
     }
     close(fd[1]);

@@ -14,18 +14,10 @@
 #include "kq_format.h"
 #include "kq_gemv.h"
 #include "model.h"
+#include "test_util.h"
 
-/* max|a - b| / max|b| over n values (NaN counts as infinite): the tests' logit metric. */
-static inline double rel_err(const float *a, const float *b, int64_t n)
-{
-    double md = 0, mr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        md = isnan(d) || d > md ? (isnan(d) ? INFINITY : d) : md;
-        mr = fabs(b[i]) > mr ? fabs(b[i]) : mr;
-    }
-    return md / (mr > 0 ? mr : 1);
-}
+/* max|a - b| / max|b| over n values (NaN if anything is not finite): the tests' logit metric. */
+static inline double rel_err(const float *a, const float *b, int64_t n) { return tu_rel_err(a, b, n); }
 
 /* The FP32 weight of linear p (q, k, v, o, gate, up, down) of layer l. */
 static inline float *weight_of(tfm_model *m, int64_t l, int p)

@@ -46,12 +46,12 @@ static double fd_check(const char *what, float *x, const float *g, int64_t n, in
     double md = 0, mg = 0;
     for (int64_t i = 0; i < n; i += stride) {
         double fd = (4.0 * central(x, i, h / 2, J, ctx) - central(x, i, h, J, ctx)) / 3.0;
-        md = fmax(md, fabs(fd - g[i]));
-        mg = fmax(mg, fabs(g[i]));
+        md = tu_max(md, isfinite(g[i]) ? fabs(fd - g[i]) : NAN);
+        mg = tu_max(mg, fabs(g[i]));
     }
     double e = md / (mg > 0 ? mg : 1);
     printf("  %-28s max|grad| %.3g  rel err %.3g\n", what, mg, e);
-    CHECK_MSG(e <= FD_TOL && mg > 0, "%s: %.3g", what, e);
+    CHECK_MSG(tu_close(e, FD_TOL) && mg > 0, "%s: %.3g", what, e);
     return e;
 }
 

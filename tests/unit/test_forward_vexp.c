@@ -15,7 +15,7 @@ int main(void)
     for (double xd = -87.0; xd < 88.0; xd += 1.7e-4) {
         float x = (float)xd;
         double e = fabs(upq_expf(x) - exp((double)x)) / exp((double)x);
-        if (e > worst) {
+        if (e > worst || isnan(e)) {
             worst = e;
             wx = x;
         }

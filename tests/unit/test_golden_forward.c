@@ -17,24 +17,12 @@
 
 #define TOL 1e-4
 
-/* max|a-b| / max|b| over n values, rows of length `len` taken every `stride`. */
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double md = 0, mr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mr) mr = fabs(b[i]);
-    }
-    return md / (mr > 0 ? mr : 1);
-}
-
 static void check_tensor(const char *model, const char *what, const float *ours, const float *ref,
                          int64_t n)
 {
-    double e = rel_err(ours, ref, n);
+    double e = tu_rel_err(ours, ref, n);
     printf("  %-18s %-22s rel err %.3g\n", model, what, e);
-    CHECK_MSG(e <= TOL, "%s %s: %.3g > %.1g", model, what, e, TOL);
+    EXPECT_CLOSE(e, TOL, "%s %s: %.3g > %.1g", model, what, e, TOL);
 }
 
 static void golden_model(const char *shared, const char *name)

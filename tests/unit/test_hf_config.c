@@ -137,7 +137,7 @@ static void shared_configs(void)
     tfm_config c;
     snprintf(p, sizeof p, "%s/models/tinyllama-15m/config.json", d);
     if (access(p, R_OK) != 0) {
-        fprintf(stderr, "SKIPPED (part): %s absent, real configs not checked\n", p);
+        SKIP_PART("%s absent, real configs not checked", p);
         return;
     }
     CHECK_OK(hf_config_read(p, &c));

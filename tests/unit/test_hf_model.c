@@ -145,7 +145,7 @@ static void tinyllama(void)
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/models/tinyllama-15m", sd);
     if (access(dir, R_OK) != 0) {
-        fprintf(stderr, "SKIPPED (part): %s absent, real model not checked\n", dir);
+        SKIP_PART("%s absent, real model not checked", dir);
         return;
     }
     hf_model_files *h = NULL;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_flags.h"
 #include "kq_dispatch.h"
 #include "kq_gemm.h"
 #include "kq_gemv.h"
@@ -26,6 +27,12 @@ int main(void)
     int vnni = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     const char *best = vnni ? "avx512vnni" : avx2 ? "avx2" : "ref";
+    /* the compiler's feature test against the kernel's own word (/proc/cpuinfo): a CPU
+     * with VNNI that __builtin_cpu_supports misses would silently test only AVX2 */
+    int level = cpu_kq_level();
+    if (level >= 0)
+        CHECK_MSG(level == (vnni ? 2 : avx2 ? 1 : 0), "/proc/cpuinfo says level %d, __builtin_cpu_supports %d", level,
+                  vnni ? 2 : avx2 ? 1 : 0);
     kq_kernels t;
     kq_kernels_fill(&t, NULL);
     CHECK(strcmp(t.name, best) == 0);
@@ -36,7 +43,7 @@ int main(void)
     CHECK(strcmp(t.name, avx2 ? "avx2" : "ref") == 0);
     kq_kernels_fill(&t, "ref");
     CHECK(strcmp(t.name, "ref") == 0);
-    printf("cpu: %s; auto table: %s\n", kq_cpu_features(), best);
+    printf("cpu: %s; auto table: %s (ISA the kernel tests check: %s)\n", kq_cpu_features(), best, best);
 
     /* with the forced reference, kq_gemv (t = NULL: the active table) is exact fp32 */
     enum { N = 40, K = 200 };

@@ -59,7 +59,7 @@ static void check_minmax(int bits, int group, int64_t N, int64_t K, const float 
                     continue;
                 }
                 float err = fabsf(D[n * K + k] - W[n * K + k]);
-                if (err > 0.5f * s * (1.0f + 1e-5f) + 1e-6f * fabsf(W[n * K + k])) {
+                if (!tu_close(err, 0.5f * s * (1.0f + 1e-5f) + 1e-6f * fabsf(W[n * K + k]))) {
                     if (bad++ < 3)
                         fprintf(stderr, "bits %d g %d (%lld,%lld): w %g deq %g s %g\n", bits, group,
                                 (long long)n, (long long)k, W[n * K + k], D[n * K + k], s);

@@ -62,7 +62,7 @@ static void check_forward(tfm_model *dq, tfm_model *pk, const int32_t *tok, int6
     CHECK_OK(tfm_forward(pk, &b, tok, B, T, NULL));
     double e = rel_err(b.logits, a.logits, B * T * dq->cfg.V);
     printf("mixed: prefill %lld x %lld (kq_gemm) logits rel err %.3g\n", (long long)B, (long long)T, e);
-    CHECK_MSG(e <= TOL, "prefill %.3g > %.0e", e, TOL);
+    EXPECT_CLOSE(e, TOL, "prefill %.3g > %.0e", e, TOL);
     tfm_acts_free(&a);
     tfm_acts_free(&b);
 }
@@ -84,7 +84,7 @@ static void check_kv(tfm_model *dq, tfm_model *pk, const int32_t *tok, int64_t S
     CHECK_OK(tfm_kv_forward(dq, &k1, &slot, 1, tok, S, 1));
     CHECK_OK(tfm_kv_forward(pk, &k2, &slot, 1, tok, S, 1));
     double e = rel_err(k2.logits, k1.logits, S * V);
-    CHECK_MSG(e <= TOL, "kv prefill %.3g > %.0e", e, TOL);
+    EXPECT_CLOSE(e, TOL, "kv prefill %.3g > %.0e", e, TOL);
     for (int64_t t = 0; t < steps; t++) {
         CHECK_OK(tfm_kv_forward(dq, &k1, &slot, 1, tok + S + t, 1, 0));
         CHECK_OK(tfm_kv_forward(pk, &k2, &slot, 1, tok + S + t, 1, 0));
