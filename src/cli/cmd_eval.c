@@ -111,6 +111,12 @@ static json_t *summary_json(const eval_args *a, const eval_summary *s, const ppl
     json_object_set_new(o, "prompt_loose", json_real((double)t->prompt_pass[1] / (double)t->prompts));
     json_object_set_new(o, "instruction_strict", json_real((double)t->inst_pass[0] / (double)t->insts));
     json_object_set_new(o, "instruction_loose", json_real((double)t->inst_pass[1] / (double)t->insts));
+    json_t *c = json_object();
+    json_object_set_new(c, "prompt_strict", json_integer(t->prompt_pass[0]));
+    json_object_set_new(c, "prompt_loose", json_integer(t->prompt_pass[1]));
+    json_object_set_new(c, "instruction_strict", json_integer(t->inst_pass[0]));
+    json_object_set_new(c, "instruction_loose", json_integer(t->inst_pass[1]));
+    json_object_set_new(o, "passed", c);
     for (int k = 0; k < IFE_NTYPES; k++) {
         if (!t->type_n[k]) continue;
         json_t *e = json_object();
@@ -172,7 +178,7 @@ static int report(const eval_args *a, const ife_item *items, const eval_response
 {
     if (!cli_is_root()) return UPQ_OK;
     json_t *o = summary_json(a, s, pr);
-    char *js = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    char *js = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!js) return UPQ_FAIL(UPQ_EIO, "cannot format the summary");
     int rc = UPQ_OK;
