@@ -5,6 +5,7 @@
 #    eval_outputs.jsonl's fp32 rows (transformers' greedy ids, CHECKS.md's Python
 #    verdicts), and the printed accuracies equal those computed by jq from the reference
 #    flags;
+#  - --ppl TEXT gives the perplexity of `upq ppl --text` on the same text;
 #  - mpirun -np 2 gives the same instruct.jsonl and accuracies as one rank;
 #  - an RTN W4 g128 container run with --dequant reproduces the rtn_w4g128 rows' ids (the
 #    RTN rule of REFERENCE.md, fake-quant FP32); the packed default path is only reported;
@@ -46,6 +47,13 @@ jq -e --argjson ps "$ps" --argjson is "$is" --argjson ni "$ni" --argjson n "$N" 
     fail "summary JSON: $(cat "$W/np1.json")"
 cmp -s <(jq -S . "$W/np1.json") <(jq -S . "$W/np1/summary.json") || fail "summary.json differs from --json"
 echo "fp32: $N/$N prompts give eval_outputs.jsonl's ids and verdicts; prompt strict $ps/$N, instruction strict $is/$ni"
+
+# 1b. --ppl TEXT gives upq ppl --text's perplexity
+head -c 8000 "$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt" >"$W/small.txt"
+a=$("$UPQ" ppl --model "$I" --text "$W/small.txt" --json 2>/dev/null | jq .ppl)
+b=$("$UPQ" eval --model "$I" --instruct "$EV" --limit 1 --ppl "$W/small.txt" --json | jq '.ppl.ppl')
+[[ -n "$a" && $(printf %.8g "$a") == $(printf %.8g "$b") ]] || fail "--ppl gives $b, upq ppl --text $a"
+echo "--ppl: $b, as upq ppl --text"
 
 # 2. two ranks split the prompts: same responses and accuracies
 "$MPIRUN" -np 2 "$UPQ" eval --model "$I" --instruct "$EV" --limit "$N" --out "$W/np2" --json >"$W/np2.json"
