@@ -1,7 +1,8 @@
-/* chat.c - chat template families (chat.h): recognition from the Jinja text and the
+/* chat.c - chat template families (chat.h): the
  * rendering each family's template produces under HF's apply_chat_template
  * (jinja2 with trim_blocks and lstrip_blocks). Python's str.strip()/|trim are applied
- * to ASCII whitespace only. The simple file format is parsed in chat_file.c. */
+ * to ASCII whitespace only. The simple file format is parsed and rendered in chat_file.c,
+ * which this file calls (never the other way); both build on chat_base.c. */
 #include "chat.h"
 
 #include <stdlib.h>
@@ -9,56 +10,6 @@
 
 #include "chat_internal.h"
 #include "upq_err.h"
-
-const char *chat_family_name(chat_family f)
-{
-    static const char *names[] = {"llama2", "llama3", "chatml", "zephyr", "role-tags", "simple"};
-    return (unsigned)f < sizeof names / sizeof names[0] ? names[f] : "?";
-}
-
-chat_family chat_template_family(const chat_template *t) { return t->fam; }
-
-void chat_template_destroy(chat_template *t)
-{
-    if (!t) return;
-    free(t->bos);
-    free(t->eos);
-    free(t->default_system);
-    for (int i = 0; i < CHAT_NPARTS; i++) free(t->part[i]);
-    free(t);
-}
-
-int chat_sb_put(chat_sb *s, const char *p, int64_t n)
-{
-    if (n < 0) n = (int64_t)strlen(p);
-    if (s->len + n + 1 > s->cap) {
-        int64_t cap = s->cap ? s->cap : 256;
-        while (cap < s->len + n + 1) cap *= 2;
-        char *q = realloc(s->buf, (size_t)cap);
-        if (!q) return UPQ_FAIL(UPQ_EIO, "chat template: out of memory (%lld bytes)", (long long)cap);
-        s->buf = q;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, p, (size_t)n);
-    s->len += n;
-    s->buf[s->len] = 0;
-    return UPQ_OK;
-}
-
-int chat_span_add(chat_sb *s, int64_t start)
-{
-    if (s->nspans == s->capspans) {
-        int cap = s->capspans ? 2 * s->capspans : 8;
-        chat_span *q = realloc(s->spans, (size_t)cap * sizeof *q);
-        if (!q) return UPQ_FAIL(UPQ_EIO, "chat template: out of memory");
-        s->spans = q;
-        s->capspans = cap;
-    }
-    s->spans[s->nspans].start = start;
-    s->spans[s->nspans].end = s->len;
-    s->nspans++;
-    return UPQ_OK;
-}
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 

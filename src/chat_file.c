@@ -1,36 +1,14 @@
 /* chat_file.c - which chat family a Jinja template is (distinctive substrings, see
  * chat_template_detect), the ChatML default system prompt read out of the template,
  * and the simple key = "value" format of docs/chat-templates.md (parse and render).
- * Not the Jinja families' rendering (chat.c). */
+ * Not the Jinja families' rendering (chat.c, which calls this file: calls go one way).
+ * The template object and the string builder are chat_base.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat_internal.h"
 #include "upq_err.h"
-
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
-static int tmpl_new(chat_family fam, const char *bos, const char *eos, chat_template **out)
-{
-    chat_template *t = calloc(1, sizeof *t);
-    if (!t) return UPQ_FAIL(UPQ_EIO, "chat template: out of memory");
-    t->fam = fam;
-    t->bos = dup_str(bos ? bos : "");
-    t->eos = dup_str(eos ? eos : "");
-    if (!t->bos || !t->eos) {
-        chat_template_destroy(t);
-        return UPQ_FAIL(UPQ_EIO, "chat template: out of memory");
-    }
-    *out = t;
-    return UPQ_OK;
-}
 
 /* A Jinja string literal's text from p up to `stop` (NULL: the end), with \n \t \' \" \\
  * unescaped. */
@@ -88,7 +66,7 @@ int chat_template_detect(const char *j, const char *bos, const char *eos, const 
         fam = CHAT_ZEPHYR;
     else
         return UPQ_FAIL(UPQ_EINPUT, "%s: unrecognised chat template (not Llama-2 [INST]/<<SYS>>, Llama-3 header tokens, ChatML, Zephyr/TinyLlama or <|role|> tags); give --chat-template FILE (docs/chat-templates.md)", label);
-    TRY(tmpl_new(fam, bos, eos, out));
+    TRY(chat_template_new(fam, bos, eos, out));
     if (fam == CHAT_CHATML) (*out)->default_system = chatml_default_system(j);
     return UPQ_OK;
 }
@@ -207,7 +185,7 @@ int chat_template_load(const char *path, const char *bos, const char *eos, chat_
     FILE *f = fopen(path, "r");
     if (!f) return UPQ_FAIL(UPQ_EINPUT, "%s: cannot open chat template file", path);
     chat_template *t;
-    int rc = tmpl_new(CHAT_SIMPLE, bos, eos, &t);
+    int rc = chat_template_new(CHAT_SIMPLE, bos, eos, &t);
     if (!rc) rc = load_lines(f, path, t);
     fclose(f);
     if (rc) {

@@ -1,5 +1,6 @@
 /* chat_internal.h - the chat_template struct and the string builder shared by chat.c
- * (families, rendering) and chat_file.c (recognition, the simple file format). */
+ * (families, rendering) and chat_file.c (recognition, the simple file format). Calls go
+ * one way: chat.c -> chat_file.c -> chat_base.c. */
 #ifndef UPQ_CHAT_INTERNAL_H
 #define UPQ_CHAT_INTERNAL_H
 
@@ -23,10 +24,14 @@ typedef struct {
     int nspans, capspans;
 } chat_sb;
 
+/* chat_base.c */
+/* A template of family fam with copies of bos/eos (NULL: ""). */
+int chat_template_new(chat_family fam, const char *bos, const char *eos, chat_template **out);
 /* Appends n bytes (n < 0: strlen). */
 int chat_sb_put(chat_sb *s, const char *p, int64_t n);
 /* Records an assistant span [start, current end). */
 int chat_span_add(chat_sb *s, int64_t start);
+/* chat_file.c */
 /* CHAT_SYSTEM/USER/ASSISTANT for a role name, -1 otherwise. */
 int chat_simple_part(const char *role);
 int chat_render_simple(const chat_template *t, const chat_msg *m, int n, int gen, chat_sb *b);

@@ -1,7 +1,8 @@
 /* tok_bytelevel.c - the GPT-2 byte <-> unicode alphabet of byte-level BPE (each byte is
  * a printable character: '!'..'~', '¡'..'¬', '®'..'ÿ' stand for themselves, the other
- * 68 bytes for U+0100.. in byte order), and strict UTF-8 stepping (the Rust definition:
- * no overlongs, no surrogates, nothing above U+10FFFF). Not the regex split (tok_pretok.c). */
+ * 68 bytes for U+0100.. in byte order) and the mapping of a piece into it (appended to
+ * a tok_pieces list, tok_pieces.c). Not the regex split (tok_pretok.c), which calls this
+ * file, never the other way. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,31 +74,4 @@ int tok_bytelevel_map(tok_pieces *p, const char *s, int64_t n, int first)
     p->len[p->n - 1] = (o - p->buf) - start;
     p->nbuf = o - p->buf;
     return UPQ_OK;
-}
-
-int tok_utf8_next(const char *s, int64_t n, uint32_t *cp)
-{
-    const uint8_t *u = (const uint8_t *)s;
-    uint8_t c = u[0];
-    *cp = c;
-    if (c < 0x80) return 1;
-    int len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 1;
-    }
-    if (n < len) return 1;
-    for (int i = 1; i < len; i++) {
-        if ((u[i] & 0xC0) != 0x80) return 1;
-        v = (v << 6) | (u[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 1;
-    *cp = v;
-    return len;
 }

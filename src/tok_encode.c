@@ -1,7 +1,7 @@
 /* tok_encode.c - tok_encode: the HF encode pipeline for one text. Added tokens are cut
  * out first (leftmost-longest; non-normalized ones on the raw text, normalized ones after
  * the normalizer, with single_word/lstrip/rstrip), each remaining segment is normalized
- * (Prepend, Replace, NFC where it is the identity), pre-tokenized (tok_pretok.c) and run through BPE (tok_bpe.c);
+ * (Prepend, Replace, NFC through utf8proc), pre-tokenized (tok_pretok.c) and run through BPE (tok_bpe.c);
  * add_special wraps the result in the post-processor's special tokens.
  * Not the loader (tok_load.c) or the decoder (tok_decode.c). */
 #include <stdlib.h>
@@ -17,10 +17,22 @@ static int is_space(uint32_t c)
            c == 0x3000;
 }
 
-static int is_word_byte(char c)
+/* HF's single_word: the match may not follow or precede a Unicode word character (\w).
+ * An invalid byte counts as U+FFFD, not a word character. */
+static int word_before(const char *s, int64_t i)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           (unsigned char)c >= 0x80;
+    int64_t b = i - 1;
+    while (b > 0 && i - b < 4 && ((uint8_t)s[b] & 0xC0) == 0x80) b--;
+    uint32_t cp;
+    int L = tok_utf8_next(s + b, i - b, &cp);
+    return tok_is_word_char(L != i - b || (L == 1 && cp >= 0x80) ? 0xFFFD : cp);
+}
+
+static int word_after(const char *s, int64_t n, int64_t i)
+{
+    uint32_t cp;
+    int L = tok_utf8_next(s + i, n - i, &cp);
+    return tok_is_word_char(L == 1 && cp >= 0x80 ? 0xFFFD : cp);
 }
 
 /* Longest added token (of the given normalized flag) matching at s[i], -1 none. */
@@ -47,7 +59,7 @@ static int next_added(const tok_tokenizer *t, const char *s, int64_t n, int64_t 
         if (k < 0) continue;
         const tok_added *a = &t->added[k];
         int64_t st = i, en = i + a->len;
-        if (a->single_word && ((st > 0 && is_word_byte(s[st - 1])) || (en < n && is_word_byte(s[en])))) {
+        if (a->single_word && ((st > 0 && word_before(s, st)) || (en < n && word_after(s, n, en)))) {
             i = en - 1; /* the automaton moves past a discarded match */
             continue;
         }
@@ -105,31 +117,6 @@ static int replace_all(const char *s, int64_t n, const char *a, const char *b, c
     return UPQ_OK;
 }
 
-/* Codepoints that NFC leaves alone in any context: no decomposition, never composed with
- * a neighbour (below U+0300, general punctuation without the U+2000/2001 singletons, CJK
- * symbols without the combining U+302A..302F, CJK unified ideographs, emoji). */
-static int nfc_inert(uint32_t c)
-{
-    return c < 0x300 || (c >= 0x2010 && c <= 0x2027) || (c >= 0x2030 && c <= 0x205E) ||
-           (c >= 0x3000 && c <= 0x3029) || (c >= 0x3030 && c <= 0x303F) || (c >= 0x4E00 && c <= 0x9FFF) ||
-           (c >= 0x1F300 && c <= 0x1FAFF);
-}
-
-/* NFC is implemented for the texts it does not change, which is all upq can check
- * without the Unicode composition tables: anything else is refused, not mis-tokenized. */
-static int nfc_check(const tok_tokenizer *t, const char *s, int64_t n)
-{
-    for (int64_t i = 0; i < n;) {
-        uint32_t cp;
-        int L = tok_utf8_next(s + i, n - i, &cp);
-        if (!(L == 1 && cp >= 0x80) && !nfc_inert(cp))
-            return UPQ_FAIL(UPQ_EINPUT, "%s: the NFC normalizer is implemented only for text it leaves unchanged; "
-                            "U+%04X at byte %lld may change under NFC", t->path, (unsigned)cp, (long long)i);
-        i += L;
-    }
-    return UPQ_OK;
-}
-
 static int normalize(const tok_tokenizer *t, const char *s, int64_t n, char **o, int64_t *on)
 {
     char *cur = malloc((size_t)n + 1);
@@ -142,14 +129,8 @@ static int normalize(const tok_tokenizer *t, const char *s, int64_t n, char **o,
         int64_t nn = 0;
         int rc;
         if (st->kind == TOK_NORM_NFC) {
-            rc = nfc_check(t, cur, cn);
-            if (rc) {
-                free(cur);
-                return rc;
-            }
-            continue;
-        }
-        if (st->kind == TOK_NORM_PREPEND) {
+            rc = tok_nfc(cur, cn, &nx, &nn);
+        } else if (st->kind == TOK_NORM_PREPEND) {
             int64_t la = cn ? (int64_t)strlen(st->a) : 0;
             nx = malloc((size_t)(cn + la + 1));
             rc = nx ? UPQ_OK : UPQ_FAIL(UPQ_EIO, "out of memory in the tokenizer's normalizer");

@@ -145,7 +145,24 @@ void tok_cache_free(tok_cache *c);
 const int32_t *tok_cache_get(const tok_cache *c, const char *key, int64_t klen, int64_t *n);
 int tok_cache_put(tok_cache *c, const char *key, int64_t klen, const int32_t *ids, int64_t n);
 
-/* tok_pieces (tok_pretok.c) */
+/* Layers, each file calling only the ones above it:
+ *   tok_unicode.c, tok_pieces.c, tok_map.c  (call no other tok_ file)
+ *   tok_bytelevel.c -> tok_pieces.c
+ *   tok_pretok.c    -> tok_bytelevel.c, tok_pieces.c, tok_unicode.c
+ *   tok_bpe.c, tok_encode.c, tok_decode.c, tok_load.c, tok_pipeline.c -> the above */
+
+/* tok_unicode.c */
+/* Length of the UTF-8 sequence at s (1..4), 1 for an invalid byte; *cp its codepoint
+ * (the byte value for an invalid one). n > 0. */
+int tok_utf8_next(const char *s, int64_t n, uint32_t *cp);
+/* Unicode NFC of s (n bytes, utf8proc) into malloc'ed, NUL-terminated *o of *on bytes.
+ * A byte that is not valid UTF-8 is kept as it is and nothing composes across it. */
+int tok_nfc(const char *s, int64_t n, char **o, int64_t *on);
+/* 1 when cp is a Unicode word character (\w of Rust's regex: Alphabetic, M, Nd, Pc,
+ * Join_Control), as HF's single_word test uses. */
+int tok_is_word_char(uint32_t cp);
+
+/* tok_pieces.c */
 void tok_pieces_clear(tok_pieces *p);
 void tok_pieces_free(tok_pieces *p);
 int tok_pieces_add(tok_pieces *p, const char *s, int64_t n, int first);
@@ -157,9 +174,6 @@ const char *tok_byte_to_utf8(uint8_t b, int *n);
 int tok_unicode_to_byte(uint32_t cp);
 /* Appends the byte-level form of s (n bytes) to p as one piece. */
 int tok_bytelevel_map(tok_pieces *p, const char *s, int64_t n, int first);
-/* Length of the UTF-8 sequence at s (1..4), 1 for an invalid byte; *cp its codepoint
- * (the byte value for an invalid one). n > 0. */
-int tok_utf8_next(const char *s, int64_t n, uint32_t *cp);
 
 /* tok_pretok.c */
 int tok_pretokenize(tok_tokenizer *t, const char *s, int64_t n, int first, tok_pieces **out);

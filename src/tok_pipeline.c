@@ -1,5 +1,5 @@
 /* tok_pipeline.c - reads the pipeline of tokenizer.json: normalizer (Sequence, Prepend,
- * Replace with a String pattern, NFC for texts it leaves unchanged), pre_tokenizer (Sequence, Split, ByteLevel, Metaspace,
+ * Replace with a String pattern, NFC), pre_tokenizer (Sequence, Split, ByteLevel, Metaspace,
  * Digits), post_processor (TemplateProcessing, ByteLevel, Sequence, Roberta/Bert) and
  * decoder (Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace). Any other
  * type is UPQ_EINPUT naming it. Regexes are onig syntax in HF; PCRE2 (UTF, UCP, invalid
@@ -133,7 +133,7 @@ static int add_norm(tok_tokenizer *t, json_t *o)
         st->a = xstrdup(json_string_value(json_object_get(json_object_get(o, "pattern"), "String")));
         st->b = xstrdup(json_string_value(json_object_get(o, "content")));
     } else if (!strcmp(ty, "NFC")) {
-        st->kind = TOK_NORM_NFC; /* checked, not applied: see tok_encode.c */
+        st->kind = TOK_NORM_NFC; /* utf8proc, tok_unicode.c */
         st->a = xstrdup("");
     } else {
         return UPQ_FAIL(UPQ_EINPUT, "%s: normalizer '%s' is not supported (Sequence, Prepend, Replace with a "

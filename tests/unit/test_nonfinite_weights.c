@@ -130,7 +130,7 @@ int main(int argc, char **argv)
     tfm_model_free(&got);
 
     /* a quantized container: layer 0's q_proj at 4 bits per channel, one NaN fp16 scale */
-    quant_layer *ql = calloc((size_t)(c.L * H5Q_PROJ), sizeof *ql);
+    quant_layer *ql = calloc((size_t)(c.L * TFM_NPROJ), sizeof *ql);
     CHECK_OK(quant_layer_init(&ql[0], 4, 0, c.H * c.D, c.C));
     quant_rtn(&ql[0], param(&m, "model.layers.0.self_attn.q_proj.weight"), c.C, NULL, NULL, 0);
     h5m_provenance prov;
