@@ -114,7 +114,7 @@ int main(int argc, char **argv)
 
     /* the HDF5 FP32 container: the same refusal from h5m_read */
     snprintf(p, sizeof p, "%s/inf.h5", W);
-    CHECK_OK(h5m_write(p, &m, NULL, NULL));
+    CHECK_OK(h5m_write(p, &m, NULL));
     upq_err_clear();
     int rc = h5m_read(p, &got, NULL, NULL);
     CHECK_MSG(rc == UPQ_EINPUT, "h5m_read of a model with Inf: rc %d", rc);
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     printf("  refused: %s\n", upq_errmsg());
     down[123] = 0.5f;
     snprintf(p, sizeof p, "%s/clean.h5", W);
-    CHECK_OK(h5m_write(p, &m, NULL, NULL));
+    CHECK_OK(h5m_write(p, &m, NULL));
     CHECK_OK(h5m_read(p, &got, NULL, NULL));
     tfm_model_free(&got);
 
