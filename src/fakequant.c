@@ -67,12 +67,12 @@ static void asym_grid(const float *w, int64_t n, float f, int maxq, float *s, fl
 
 static float lsq_step(float s) { return s < FQ_MIN_STEP ? FQ_MIN_STEP : s; }
 
-static uint8_t lsq_code(float w, float s, float b, int maxq)
+/* lsq's code as a float (NaN stays NaN: cast only what is known finite). */
+static float lsq_code(float w, float s, float b, int maxq)
 {
     float x = rintf((w - b) / s);
     x = x < 0.0f ? 0.0f : x;
-    x = x > (float)maxq ? (float)maxq : x;
-    return (uint8_t)x;
+    return x > (float)maxq ? (float)maxq : x;
 }
 
 /* R2Q code: 2*[w >= 0] + [w - a1 sign(w) >= 0]; level a1 sign(w) + a2 sign(residual).
@@ -98,7 +98,7 @@ static void group_forward(const fq_quantizer *q, int64_t idx, const float *w, in
         else asym_grid(w, n, q->clip[idx], q->maxq, &s, &z);
         for (int64_t k = 0; k < n; k++) {
             uint8_t code = 0;
-            if (isnan(w[k] / s)) wq[k] = NAN;
+            if (isnan(w[k] / s) || isnan(z)) wq[k] = NAN; /* asym: z is NaN when the min is */
             else code = quant_code_grid(q->kind == FQ_SEQ ? QUANT_GRID_SEQ : QUANT_GRID_ASYM, w[k], s, z, q->maxq),
                  wq[k] = s * ((float)code - z);
             if (c) c[k] = code;
@@ -109,7 +109,7 @@ static void group_forward(const fq_quantizer *q, int64_t idx, const float *w, in
         for (int64_t k = 0; k < n; k++) {
             uint8_t code = 0;
             if (isnan((w[k] - q->p1[idx]) / s)) wq[k] = NAN;
-            else code = lsq_code(w[k], s, q->p1[idx], q->maxq), wq[k] = s * (float)code + q->p1[idx];
+            else code = (uint8_t)lsq_code(w[k], s, q->p1[idx], q->maxq), wq[k] = s * (float)code + q->p1[idx];
             if (c) c[k] = code;
         }
         break;
@@ -289,7 +289,7 @@ static void group_backward(const fq_quantizer *q, int64_t idx, const float *w, c
         for (int64_t k = 0; k < n; k++) {
             float x = (w[k] - b) / s;
             int inside = x >= 0.0f && x <= maxq;
-            float code = (float)lsq_code(w[k], s, b, q->maxq);
+            float code = lsq_code(w[k], s, b, q->maxq);
             if (inside) dw[k] += dwq[k];
             a0 += (double)dwq[k] * ((double)code - (inside ? (double)x : 0.0));
             a1 += inside ? 0.0 : (double)dwq[k];

@@ -576,7 +576,17 @@ static void check_errors(void)
         fq_forward(&q, w, wq);
         CHECK_MSG(isnan(wq[37]) && !isnan(wq[36]), "%s: NaN weight -> %g", fq_kind_name((fq_kind)kind), wq[37]);
         CHECK(fq_export(&q, w, FQ_EXPORT_PROJECT, &ql, NULL) == UPQ_EINPUT);
+        fq_grads g;
+        float dw[64] = {0}, dwq[64];
+        for (int i = 0; i < 64; i++) dwq[i] = 1.0f;
+        CHECK_OK(fq_grads_init(&g, &q));
+        fq_backward(&q, w, dwq, dw, &g); /* no crash, no undefined cast (UBSan) */
+        fq_grads_free(&g);
         w[37] = 0.0f;
+        w[32] = NAN; /* the first of its group: asym's min scan starts there */
+        fq_forward(&q, w, wq);
+        CHECK_MSG(isnan(wq[32]) && !isnan(wq[0]), "%s: NaN first weight -> %g", fq_kind_name((fq_kind)kind), wq[32]);
+        w[32] = 0.01f * (32 - 32);
         if (q.p0) {
             q.p0[1] = NAN;
             fq_forward(&q, w, wq);
