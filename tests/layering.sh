@@ -9,11 +9,15 @@
 #     parallel HDF5: the MPI_Comm/MPI_Info types and constants, no calls); <hdf5.h> and
 #     H5*() calls only in io/; intrinsics, <immintrin.h> and target pragmas only in
 #     kernels/x86/
+#  4. no file cycles: with a build directory (second argument, or UPQ_BUILD_DIR), the
+#     objects' defined/undefined symbols (nm) give which .c calls which; a set of files
+#     that call each other around a loop is a violation (skipped, and said so, without
+#     objects)
 # Violations listed in KNOWN below (owned by a branch that fixes them) are printed as
 # KNOWN and do not fail; every other violation fails (exit 1). A KNOWN entry that no
 # longer occurs is printed as FIXED (remove it). Before the folder move (no
 # src/layers.txt) it reports skip (exit 77).
-#   bash tests/layering.sh [SOURCE_DIR]
+#   bash tests/layering.sh [SOURCE_DIR [BUILD_DIR]]
 set -u
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root" || exit 2
@@ -25,6 +29,8 @@ fi
 # "path|rule" of violations other branches are fixing (see the report of branch layout).
 KNOWN=(
   "io/h5util.c|mpi-call"   # branch confine moves these MPI calls (barrier, bcast, rank) to mpi/
+  "chat.c chat_file.c|cycle"            # branch text
+  "tok_bytelevel.c tok_pretok.c|cycle"  # branch text
 )
 
 declare -A allowed libdir
@@ -123,6 +129,57 @@ for cm in src/*/CMakeLists.txt; do
     [[ ${allowed[$f]} == *" $g "* ]] || viol+=("$cm: links $lib, which $f/ may not use (src/layers.txt)")
   done
 done
+
+# 4. file cycles, from the objects
+bdir=${2:-${UPQ_BUILD_DIR:-}}
+if [ -n "$bdir" ] && [ -d "$bdir" ] && command -v nm >/dev/null && command -v python3 >/dev/null; then
+  cycles=$(python3 - "$bdir" "${files[@]}" <<'PY'
+import collections, os, subprocess, sys
+bdir, srcs = sys.argv[1], sys.argv[2:]
+have = {os.path.basename(p) for p in srcs if p.endswith('.c')}
+objs = []
+for d, _, fs in os.walk(bdir):
+    if '/CMakeFiles/upq' not in d or '/tests' in d: continue
+    objs += [os.path.join(d, f) for f in fs if f.endswith('.c.o') and f[:-2] in have]
+defs, uses = {}, collections.defaultdict(set)
+for o in objs:
+    name = os.path.basename(o)[:-2]
+    for line in subprocess.run(['nm', o], capture_output=True, text=True).stdout.splitlines():
+        p = line.split()
+        if len(p) == 3 and p[1] in 'TDBR': defs[p[2]] = name
+        elif len(p) == 2 and p[0] == 'U': uses[name].add(p[1])
+g = {f: {defs[u] for u in us if u in defs and defs[u] != f} for f, us in uses.items()}
+idx, low, st, on, out = {}, {}, [], set(), []
+sys.setrecursionlimit(100000)
+def sc(v):
+    idx[v] = low[v] = len(idx); st.append(v); on.add(v)
+    for w in g.get(v, ()):
+        if w not in idx: sc(w); low[v] = min(low[v], low[w])
+        elif w in on: low[v] = min(low[v], idx[w])
+    if low[v] == idx[v]:
+        comp = []
+        while True:
+            w = st.pop(); on.discard(w); comp.append(w)
+            if w == v: break
+        if len(comp) > 1: out.append(' '.join(sorted(comp)))
+for v in sorted(g):
+    if v not in idx: sc(v)
+print(f'objects {len(objs)}')
+for c in out: print(c)
+PY
+)
+  nobj=$(sed -n 's/^objects //p' <<<"$cycles")
+  if [ "${nobj:-0}" -gt 0 ]; then
+    while IFS= read -r c; do
+      [ -n "$c" ] && [[ $c != objects* ]] && add "$c" cycle "these files call each other around a loop"
+    done <<<"$cycles"
+    echo "layering: file cycles checked over $nobj objects in $bdir"
+  else
+    echo "layering: file cycles: SKIPPED (no upq objects under $bdir)"
+  fi
+else
+  echo "layering: file cycles: SKIPPED (pass a build directory; needs nm and python3)"
+fi
 
 for e in "${KNOWN[@]}"; do
   seen=0
