@@ -1,7 +1,7 @@
 /* kq_err.h - what kernels need of error handling, at their level: an assertion that
  * aborts with file:line (a bug), and the one status a kernel returns (bad input).
  * Kernels record no messages and include nothing from src/: the caller names its file
- * or tensor. KQ_EINPUT has the value of UPQ_EINPUT (src/upq_err.h), so a kernel's
+ * or tensor. KQ_EINPUT has the value of UPQ_EINPUT (src/base/upq_err.h), so a kernel's
  * status passes through TRY unchanged (test_kq_format checks the two agree). */
 #ifndef UPQ_KQ_ERR_H
 #define UPQ_KQ_ERR_H

@@ -1,5 +1,5 @@
 /* fq_stub.h - STAND-IN fake-quantizer for the fake-quant linear kind (linear.h) until the
- * real quantizers of src/fakequant.h (branch fq) land: same contract, prefix fqs_ instead
+ * real quantizers of src/quant/fakequant.h (branch fq) land: same contract, prefix fqs_ instead
  * of fq_ (the lead renames at merge). One kind only: asymmetric per-(row, group) grid with
  * a learnable scale s and a zero point z fixed at init (min-max), wq = s*(q - z),
  * q = clamp(round(w/s) + z, 0, maxq). Gradients: straight-through for w inside the grid

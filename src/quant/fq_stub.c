@@ -1,4 +1,4 @@
-/* fq_stub.c - the stand-in fake-quantizer of fq_stub.h (replaced by src/fakequant.c of
+/* fq_stub.c - the stand-in fake-quantizer of fq_stub.h (replaced by src/quant/fakequant.c of
  * branch fq at merge). Plain loops; no threads. */
 #include "fq_stub.h"
 
