@@ -70,7 +70,7 @@ static double ref_pos(const dl_config *c, const double *z, const dl_record *r, i
     }
     ref_softmax(p, z, V, 1.0 / c->temperature);
     if (r->mode == DL_FULL) {
-        double *t = malloc(V * sizeof *t);
+        double *t = calloc(V, sizeof *t);
         for (int64_t j = 0; j < V; j++) t[j] = r->logp[j];
         ref_softmax(q, t, V, 1.0);
         for (int64_t j = 0; j < V; j++) v += ref_term(c->kind, c->beta, c->gamma, p[j], q[j]);
