@@ -55,6 +55,9 @@ int dl_record_check(const dl_record *r, int64_t V, const char *what)
         if (r->k < 1 || r->k > V)
             return UPQ_FAIL(UPQ_EINPUT, "%s: top-K count %d is not in [1, %lld]", what, r->k,
                             (long long)V);
+        if (isnan(r->log_tail) || r->log_tail == INFINITY)
+            return UPQ_FAIL(UPQ_EINPUT, "%s: log tail mass %g is not a number", what,
+                            (double)r->log_tail);
         return check_ids(r, V, what);
     case DL_SAMPLE: {
         if (r->n < 1 || r->k < 1 || r->k > r->n || r->k > V)
@@ -191,18 +194,17 @@ static double pos_topk(const eff_loss *e, const float *z, double a, const dl_rec
             ptail += p;
             d[j] = (float)p;
         }
-    for (int32_t i = 0; i < r->k; i++) d[r->ids[i]] = 0.0f;
     double val = 0, hbar = 0, gtail = 0;
     if (r->k < V) {
-        /* fp16 rounding of the stored logits can push the K mass past 1: floor the tail
-         * so that reverse KL stays finite. */
-        double qtail = fmax(1.0 - qk, 1e-20), f, h;
-        term(e, log(ptail), log(qtail), &f, &h);
+        /* Without a stored log_tail, rounding (fp32 lse, fp16 logits) can push the K mass
+         * past 1: floor the tail so that reverse KL stays finite. */
+        double ltail = r->log_tail < 0 ? (double)r->log_tail : log(fmax(1.0 - qk, 1e-20)), f, h;
+        term(e, log(ptail), ltail, &f, &h);
         val += f;
         hbar += h;
         gtail = ptail > 0 ? h / ptail : 0.0; /* every tail entry has g = df/dP_tail */
     }
-    for (int64_t j = 0; j < V; j++) d[j] = (float)(d[j] * gtail);
+    for (int64_t j = 0; j < V; j++) d[j] = (float)(d[j] * gtail); /* K entries: below */
     for (int32_t i = 0; i < r->k; i++) {
         double f, h;
         term(e, z[r->ids[i]] * a - ls, (double)r->logits[i] - r->lse, &f, &h);
@@ -346,7 +348,8 @@ static void heap_down(lid *h, int32_t n, int32_t i)
     }
 }
 
-float dl_topk_build(int32_t *ids, float *top_logits, const float *logits, int64_t V, int32_t K)
+float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const float *logits,
+                    int64_t V, int32_t K)
 {
     UPQ_ASSERT(K >= 1 && K <= V);
     lid *h = upq_malloc((size_t)K * sizeof *h, "top-K heap");
@@ -365,8 +368,15 @@ float dl_topk_build(int32_t *ids, float *top_logits, const float *logits, int64_
         ids[i] = h[i].id;
         top_logits[i] = h[i].l;
     }
+    /* The tail summed directly over the entries below the K-th (ranked after it), so a
+     * tiny tail keeps its relative precision. */
+    double lse = row_lse(logits, 1.0, V), tail = 0;
+    lid kth = h[K - 1];
+    for (int64_t j = 0; j < V; j++)
+        if (lid_before(kth, (lid){logits[j], (int32_t)j})) tail += exp(logits[j] - lse);
+    *log_tail = K == V ? -INFINITY : (float)log(tail);
     free(h);
-    return (float)row_lse(logits, 1.0, V);
+    return (float)lse;
 }
 
 static int dbl_cmp(const void *x, const void *y)

@@ -32,6 +32,10 @@ typedef struct {
     int32_t k;             /* topk: K; sample: number of unique ids */
     int32_t n;             /* sample: draws N (with replacement) */
     float lse;             /* topk, sample: log-sum-exp of all V teacher logits */
+    float log_tail;        /* topk: log of the teacher mass outside the K ids, summed by the
+                              teacher in double (exact to fp32 relative precision); >= 0
+                              (0 = unset: a tail of mass 1 is impossible) means derive
+                              1 - sum exp(logit - lse), absolute error ~1e-7 (fp32 lse) */
     float target_logit;    /* topk: teacher logit of the data's next token (not used here) */
 } dl_record;
 
@@ -65,9 +69,10 @@ void dl_top1_accum(double *sum, int64_t *count, const dl_record *recs,
                    const int32_t *targets, int64_t N, int64_t V);
 
 /* Record builders from full teacher logits (V), the reference for the teacher stage.
- * topk: ids/logits (K) of the K largest logits, largest first (ties: lower id first);
- * returns the log-sum-exp. */
-float dl_topk_build(int32_t *ids, float *top_logits, const float *logits, int64_t V, int32_t K);
+ * topk: ids/logits (K) of the K largest logits, largest first (ties: lower id first),
+ * *log_tail the log of the mass outside them (-inf when K = V); returns the log-sum-exp. */
+float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const float *logits,
+                    int64_t V, int32_t K);
 /* sample: n draws with replacement from softmax(logits) using rng (upq_rng state),
  * as unique ids in increasing order with counts and logits; writes *k (<= n) and
  * returns the log-sum-exp. ids, counts, out_logits need room for n entries. */

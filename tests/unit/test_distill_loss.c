@@ -26,7 +26,7 @@ static void fill(float *x, int64_t n, double scale)
 }
 
 static const char *kname[] = {"ce", "fkl", "rkl", "jsd", "cakld"};
-static const char *mname[] = {"full", "topk", "sample"};
+static const char *mname[] = {"full", "topk", "sample", "topk-derived-tail"};
 
 /* ---- float64 reference, from the definitions ---- */
 static double xlogy_ratio(double x, double y) { return x > 0 ? x * log(x / y) : 0.0; }
@@ -85,7 +85,8 @@ static double ref_pos(const dl_config *c, const double *z, const dl_record *r, i
             v += ref_term(c->kind, c->beta, c->gamma, p[r->ids[i]], qi);
         }
         for (int64_t j = 0; j < V; j++) ptail += in[j] ? 0 : p[j];
-        if (r->k < V) v += ref_term(c->kind, c->beta, c->gamma, ptail, 1 - qs);
+        double qtail = r->log_tail < 0 ? exp(r->log_tail) : 1 - qs;
+        if (r->k < V) v += ref_term(c->kind, c->beta, c->gamma, ptail, qtail);
         free(in);
     } else {
         for (int32_t i = 0; i < r->k; i++) {
@@ -130,7 +131,7 @@ static void make_rec(rec_buf *b, dl_mode mode, const float *tl, int64_t V, int32
     b->r.mode = mode;
     if (mode == DL_FULL) b->r.logp = tl;
     else if (mode == DL_TOPK) {
-        b->r.lse = dl_topk_build(b->ids, b->lg, tl, V, K);
+        b->r.lse = dl_topk_build(b->ids, b->lg, &b->r.log_tail, tl, V, K);
         b->r.k = K;
     } else {
         b->r.lse = dl_sample_build(b->ids, b->counts, b->lg, &b->r.k, tl, V, n, rs);
@@ -165,9 +166,10 @@ static void test_vs_reference(void)
                         {DL_RKL, 0, 0, 2.5, 1},     {DL_JSD, 0.3, 0, 1, 1},
                         {DL_JSD, 0.5, 0, 2.0, 0},   {DL_CAKLD, 0, 0.7, 1, 1},
                         {DL_FKL, 0, 0, 0.7, 0},     {DL_CAKLD, 0, 0.2, 1.5, 1}};
-    for (int m = 0; m < 3; m++) {
+    for (int m = 0; m < 4; m++) { /* 3: top-K without the stored log_tail */
         for (int i = 0; i < N; i++) {
-            make_rec(&rb[i], (dl_mode)m, tl + i * V, V, 7, 20);
+            make_rec(&rb[i], m == 3 ? DL_TOPK : (dl_mode)m, tl + i * V, V, 7, 20);
+            if (m == 3) rb[i].r.log_tail = 0;
             recs[i] = rb[i].r;
             CHECK_OK(dl_record_check(&recs[i], V, "test record"));
         }
@@ -204,7 +206,7 @@ static void test_vs_reference(void)
                     fderr = fmax(fderr, fabs((up - dn) / ((double)a - b) - d[i * V + j]) / (gm + 1e-6));
                 }
             }
-            printf("  %-6s %-5s T=%.1f t2=%d: value rel %.2g, grad vs ref-fd %.2g, vs own fd %.2g\n",
+            printf("  %-17s %-5s T=%.1f t2=%d: value rel %.2g, grad vs ref-fd %.2g, vs own fd %.2g\n",
                    mname[m], kname[cf->kind], cf->temperature, cf->scale_t2, verr, gerr, fderr);
             CHECK_MSG(verr <= 1e-5, "%s %s value", mname[m], kname[cf->kind]);
             CHECK_MSG(gerr <= 1e-5, "%s %s grad", mname[m], kname[cf->kind]);
@@ -308,7 +310,9 @@ static void test_zero_and_bound(void)
     CHECK(best > 0.99);
 }
 
-/* Top-K with K = V has an empty tail: it must equal full. */
+/* Top-K with K = V has an empty tail, and with K = V - 1 a tail of one entry (here of
+ * teacher mass about 1e-14, so the stored log_tail must carry it: 1 - sum q under an
+ * fp32 lse is only good to ~1e-7): both must equal full. */
 static void test_topk_full(void)
 {
     enum { V = 500 };
@@ -316,15 +320,27 @@ static void test_topk_full(void)
     static rec_buf rb;
     fill(z, V, 3.0);
     fill(tl, V, 3.0);
-    make_rec(&rb, DL_TOPK, tl, V, V, 0);
+    tl[77] = -25.0f; /* q about 1e-14 */
     dl_record full = {.mode = DL_FULL, .logp = tl};
     dl_config cfgs[] = {{DL_FKL, 0, 0, 1, 1}, {DL_RKL, 0, 0, 1, 1}, {DL_JSD, 0.5, 0, 1, 1},
                         {DL_CAKLD, 0, 0.3, 1, 1}};
-    for (int k = 0; k < 4; k++) {
-        double vf = eval1(d0, &cfgs[k], z, &full, V), vt = eval1(d1, &cfgs[k], z, &rb.r, V);
+    for (int k = 0; k < 8; k++) {
+        if (k % 4 == 0) make_rec(&rb, DL_TOPK, tl, V, k ? V - 1 : V, 0);
+        const dl_config *c = &cfgs[k % 4];
+        double vf = eval1(d0, c, z, &full, V), vt = eval1(d1, c, z, &rb.r, V);
         double gd = grad_diff(d0, d1, V);
-        CHECK_MSG(fabs(vf - vt) <= 1e-6 * fabs(vf) && gd <= 1e-6, "%s: %.9g vs %.9g, grad %g",
-                  kname[cfgs[k].kind], vf, vt, gd);
+        CHECK_MSG(fabs(vf - vt) <= 1e-6 * fabs(vf) && gd <= 1e-6, "%s K=%d: %.9g vs %.9g, grad %g",
+                  kname[c->kind], rb.r.k, vf, vt, gd);
+        if (k >= 4) {
+            /* Without log_tail the 1e-14 tail is below the rounding of 1 - sum q: the
+             * derived one is noise or the 1e-20 floor. Still finite, and FKL (which weighs
+             * the tail by its tiny teacher mass) stays within 1e-5. */
+            dl_record d = rb.r;
+            d.log_tail = 0;
+            double vd = eval1(d1, c, z, &d, V);
+            CHECK_MSG(isfinite(vd) && isfinite(max_abs(d1, V)), "%s derived tail", kname[c->kind]);
+            if (c->kind == DL_FKL) CHECK(fabs(vd - vf) <= 1e-5 * vf);
+        }
     }
 }
 
