@@ -107,17 +107,21 @@ static inline double logaddexp(double a, double b)
  * p-weighted derivative p * df/dp (finite where p underflows). 0 * log 0 = 0. */
 static inline void term(const eff_loss *e, double s, double t, double *f, double *h)
 {
-    double p = exp(s), q = exp(t);
     switch (e->kind) {
-    case DL_FKL:
+    case DL_FKL: { /* each case takes only the exps it needs */
+        double q = exp(t);
         *f = q > 0 ? q * (t - s) : 0.0;
         *h = -q;
         return;
-    case DL_RKL:
+    }
+    case DL_RKL: {
+        double p = exp(s);
         *f = p > 0 ? p * (s - t) : 0.0;
         *h = p > 0 ? p * (s - t + 1) : 0.0;
         return;
+    }
     case DL_JSD: {
+        double p = exp(s), q = exp(t);
         /* (beta KL(q||m) + (1-beta) KL(p||m)) / (beta (1-beta)), m = beta q + (1-beta) p,
          * with log m in log space so that s - lm keeps its digits as beta -> 0 or 1. */
         /* The extra -(1 - 2 beta)(p - q) sums to 0 over any normalized pair; it makes the
@@ -131,7 +135,7 @@ static inline void term(const eff_loss *e, double s, double t, double *f, double
         return;
     }
     case DL_CAKLD: {
-        double g = e->gamma;
+        double p = exp(s), q = exp(t), g = e->gamma;
         *f = g * (q > 0 ? q * (t - s) : 0.0) + (1 - g) * (p > 0 ? p * (s - t) : 0.0);
         *h = -g * q + (1 - g) * (p > 0 ? p * (s - t + 1) : 0.0);
         return;
