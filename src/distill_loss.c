@@ -123,8 +123,8 @@ static inline void term(const eff_loss *e, double s, double t, double *f, double
     case DL_JSD: {
         double p = exp(s), q = exp(t);
         /* (beta KL(q||m) + (1-beta) KL(p||m)) / (beta (1-beta)), m = beta q + (1-beta) p,
-         * with log m in log space so that s - lm keeps its digits as beta -> 0 or 1. */
-        /* The extra -(1 - 2 beta)(p - q) sums to 0 over any normalized pair; it makes the
+         * with log m in log space so that s - lm keeps its digits as beta -> 0 or 1.
+         * The extra -(1 - 2 beta)(p - q) sums to 0 over any normalized pair; it makes the
          * entry's term tend to FKL's at beta -> 0 and RKL's at beta -> 1, so that the
          * sampled estimator (which sums terms over drawn ids only) has the same limits. */
         double lm = logaddexp(e->lb + t, e->l1b + s), c = 1 - 2 * e->beta;
@@ -181,8 +181,8 @@ static double pos_full(const eff_loss *e, const float *z, double a, const dl_rec
 }
 
 /* Top-K: the K entries plus one tail bucket holding the rest of both distributions. The
- * teacher's tail mass is exact (1 - sum of the K probabilities under the full lse); the
- * student's is summed directly (no 1 - sum cancellation). */
+ * teacher's tail mass is the record's log_tail, else 1 - sum of the K probabilities under
+ * the full lse; the student's is summed directly (no 1 - sum cancellation). */
 static double pos_topk(const eff_loss *e, const float *z, double a, const dl_record *r,
                        float *d, double gs, int64_t V)
 {
@@ -233,7 +233,7 @@ static double pos_sample(const eff_loss *e, const float *z, double a, const dl_r
         term(e, z[r->ids[i]] * a - ls, t, &f, &h);
         val += w * f;
         hbar += w * h;
-        d[r->ids[i]] = (float)(w * h);
+        d[r->ids[i]] += (float)(w * h); /* += : a repeated id (not from the builder) still counts */
     }
     finish_grad(d, z, a, ls, hbar, gs, V);
     return val;
