@@ -273,6 +273,11 @@ double dl_loss_forward_backward(float *dlogits, float *losses, const dl_config *
             double gs = dscale * vs * a;
             if (r->mode == DL_FULL) v = pos_full(&e, z, a, r, d, gs, V);
             else if (r->mode == DL_TOPK) v = pos_topk(&e, z, a, r, d, gs, V);
+            else if (cfg->sample_bucket) {
+                dl_record b = *r; /* the drawn ids as "top-K", the tail derived */
+                b.log_tail = 0;
+                v = pos_topk(&e, z, a, &b, d, gs, V);
+            }
             else v = pos_sample(&e, z, a, r, d, gs, V);
             v *= vs;
         }

@@ -18,6 +18,9 @@ typedef struct {
                            already at this temperature (upq teacher --temperature). Not CE. */
     int scale_t2;       /* 1: distillation losses times T^2 (Hinton), so gradients keep
                            their size across T; 0: no factor */
+    int sample_bucket;  /* sample records: 0 = unbiased importance-sampling estimator;
+                           1 = drawn ids plus one tail bucket, as top-K (biased, low
+                           variance); docs/distill-loss.md measures both */
 } dl_config;
 
 /* One position's teacher record: what a teacher shard stores, widened to float (the

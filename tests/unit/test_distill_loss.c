@@ -26,7 +26,7 @@ static void fill(float *x, int64_t n, double scale)
 }
 
 static const char *kname[] = {"ce", "fkl", "rkl", "jsd", "cakld"};
-static const char *mname[] = {"full", "topk", "sample", "topk-derived-tail"};
+static const char *mname[] = {"full", "topk", "sample", "topk-derived-tail", "sample-bucket"};
 
 /* ---- float64 reference, from the definitions ---- */
 static double xlogy_ratio(double x, double y) { return x > 0 ? x * log(x / y) : 0.0; }
@@ -75,7 +75,7 @@ static double ref_pos(const dl_config *c, const double *z, const dl_record *r, i
         ref_softmax(q, t, V, 1.0);
         for (int64_t j = 0; j < V; j++) v += ref_term(c->kind, c->beta, c->gamma, p[j], q[j]);
         free(t);
-    } else if (r->mode == DL_TOPK) {
+    } else if (r->mode == DL_TOPK || c->sample_bucket) { /* sample_bucket: drawn ids as K */
         char *in = calloc(V, 1);
         double qs = 0, ptail = 0;
         for (int32_t i = 0; i < r->k; i++) {
@@ -85,7 +85,7 @@ static double ref_pos(const dl_config *c, const double *z, const dl_record *r, i
             v += ref_term(c->kind, c->beta, c->gamma, p[r->ids[i]], qi);
         }
         for (int64_t j = 0; j < V; j++) ptail += in[j] ? 0 : p[j];
-        double qtail = r->log_tail < 0 ? exp(r->log_tail) : 1 - qs;
+        double qtail = r->mode == DL_TOPK && r->log_tail < 0 ? exp(r->log_tail) : 1 - qs;
         if (r->k < V) v += ref_term(c->kind, c->beta, c->gamma, ptail, qtail);
         free(in);
     } else {
@@ -162,19 +162,21 @@ static void test_vs_reference(void)
     for (int i = 0; i < N * V; i++) tl[i] += 0.5f * z[i]; /* correlated teacher */
     static rec_buf rb[N];
     dl_record recs[N];
-    dl_config cfgs[] = {{DL_CE, 0, 0, 1, 1},        {DL_FKL, 0, 0, 1, 1},
-                        {DL_RKL, 0, 0, 2.5, 1},     {DL_JSD, 0.3, 0, 1, 1},
-                        {DL_JSD, 0.5, 0, 2.0, 0},   {DL_CAKLD, 0, 0.7, 1, 1},
-                        {DL_FKL, 0, 0, 0.7, 0},     {DL_CAKLD, 0, 0.2, 1.5, 1}};
-    for (int m = 0; m < 4; m++) { /* 3: top-K without the stored log_tail */
+    dl_config cfgs[] = {{DL_CE, 0, 0, 1, 1, 0},        {DL_FKL, 0, 0, 1, 1, 0},
+                        {DL_RKL, 0, 0, 2.5, 1, 0},     {DL_JSD, 0.3, 0, 1, 1, 0},
+                        {DL_JSD, 0.5, 0, 2.0, 0, 0},   {DL_CAKLD, 0, 0.7, 1, 1, 0},
+                        {DL_FKL, 0, 0, 0.7, 0, 0},     {DL_CAKLD, 0, 0.2, 1.5, 1, 0}};
+    for (int m = 0; m < 5; m++) { /* 3: top-K without the stored log_tail; 4: sample_bucket */
         for (int i = 0; i < N; i++) {
-            make_rec(&rb[i], m == 3 ? DL_TOPK : (dl_mode)m, tl + i * V, V, 7, 20);
+            make_rec(&rb[i], m == 3 ? DL_TOPK : m == 4 ? DL_SAMPLE : (dl_mode)m, tl + i * V, V, 7, 20);
             if (m == 3) rb[i].r.log_tail = 0;
             recs[i] = rb[i].r;
             CHECK_OK(dl_record_check(&recs[i], V, "test record"));
         }
         for (size_t c = 0; c < sizeof cfgs / sizeof *cfgs; c++) {
-            const dl_config *cf = &cfgs[c];
+            dl_config cfm = cfgs[c];
+            cfm.sample_bucket = m == 4;
+            const dl_config *cf = &cfm;
             CHECK_OK(dl_config_check(cf));
             int64_t cnt;
             double sum = dl_loss_forward_backward(d, loss, cf, z, recs, tg, N, V, 1.0, &cnt);
@@ -244,16 +246,16 @@ static void test_beta_limits(void)
     for (int m = 0; m < 3; m++) {
         make_rec(&rb, (dl_mode)m, tl, V, 16, 64);
         for (int end = 0; end < 2; end++) {
-            dl_config kl = {end ? DL_RKL : DL_FKL, 0, 0, 1.3, 1};
+            dl_config kl = {end ? DL_RKL : DL_FKL, 0, 0, 1.3, 1, 0};
             double vk = eval1(d0, &kl, z, &rb.r, V), err[2], gerr[2];
             double eps[2] = {1e-2, 1e-4};
             for (int e = 0; e < 2; e++) {
-                dl_config js = {DL_JSD, end ? 1 - eps[e] : eps[e], 0, 1.3, 1};
+                dl_config js = {DL_JSD, end ? 1 - eps[e] : eps[e], 0, 1.3, 1, 0};
                 double vj = eval1(d1, &js, z, &rb.r, V);
                 err[e] = fabs(vj - vk) / fabs(vk);
                 gerr[e] = grad_diff(d0, d1, V);
             }
-            dl_config js0 = {DL_JSD, end ? 1.0 : 0.0, 0, 1.3, 1};
+            dl_config js0 = {DL_JSD, end ? 1.0 : 0.0, 0, 1.3, 1, 0};
             double v0 = eval1(d1, &js0, z, &rb.r, V);
             printf("  %-6s beta->%d vs %s: rel err %.2g (1e-2) %.2g (1e-4); grad %.2g %.2g\n",
                    mname[m], end, kname[kl.kind], err[0], err[1], gerr[0], gerr[1]);
@@ -277,8 +279,8 @@ static void test_zero_and_bound(void)
         double T = c % 2 ? 2.0 : 1.0;
         for (int j = 0; j < V; j++) tl[j] = (float)(z[j] / T); /* record at temperature T */
         dl_record r = {.mode = DL_FULL, .logp = tl};
-        dl_config cfgs[] = {{DL_FKL, 0, 0, T, 1}, {DL_RKL, 0, 0, T, 1}, {DL_JSD, 0.5, 0, T, 1},
-                            {DL_JSD, 0.1, 0, T, 0}, {DL_CAKLD, 0, 0.6, T, 1}};
+        dl_config cfgs[] = {{DL_FKL, 0, 0, T, 1, 0}, {DL_RKL, 0, 0, T, 1, 0}, {DL_JSD, 0.5, 0, T, 1, 0},
+                            {DL_JSD, 0.1, 0, T, 0, 0}, {DL_CAKLD, 0, 0.6, T, 1, 0}};
         for (int k = 0; k < 5; k++) {
             double v = eval1(d, &cfgs[k], z, &r, V);
             CHECK_MSG(fabs(v) <= 1e-6 && max_abs(d, V) <= 1e-6, "%s T=%g: %g %g",
@@ -297,7 +299,7 @@ static void test_zero_and_bound(void)
         dl_record r = {.mode = DL_FULL, .logp = tl};
         double betas[3] = {0.1, 0.5, 0.9};
         for (int b = 0; b < 3; b++) {
-            dl_config c = {DL_JSD, betas[b], 0, 1, 1};
+            dl_config c = {DL_JSD, betas[b], 0, 1, 1, 0};
             double beta = betas[b], raw = eval1(d, &c, z, &r, V) * beta * (1 - beta);
             double H = -beta * log(beta) - (1 - beta) * log1p(-beta);
             CHECK_MSG(raw >= -1e-12 && raw <= H + 1e-9 && raw <= log(2.0) + 1e-9,
@@ -322,8 +324,8 @@ static void test_topk_full(void)
     fill(tl, V, 3.0);
     tl[77] = -25.0f; /* q about 1e-14 */
     dl_record full = {.mode = DL_FULL, .logp = tl};
-    dl_config cfgs[] = {{DL_FKL, 0, 0, 1, 1}, {DL_RKL, 0, 0, 1, 1}, {DL_JSD, 0.5, 0, 1, 1},
-                        {DL_CAKLD, 0, 0.3, 1, 1}};
+    dl_config cfgs[] = {{DL_FKL, 0, 0, 1, 1, 0}, {DL_RKL, 0, 0, 1, 1, 0}, {DL_JSD, 0.5, 0, 1, 1, 0},
+                        {DL_CAKLD, 0, 0.3, 1, 1, 0}};
     for (int k = 0; k < 8; k++) {
         if (k % 4 == 0) make_rec(&rb, DL_TOPK, tl, V, k ? V - 1 : V, 0);
         const dl_config *c = &cfgs[k % 4];
@@ -360,7 +362,7 @@ static void test_topk_fp16(void)
     rh.r.logits = rh.lg;
     for (int i = 0; i < K; i++) rh.lg[i] = kq_f16_to_f32(kq_f32_to_f16(rb.lg[i]));
     for (int k = 1; k < 5; k++) {
-        dl_config c = {(dl_kind)k, 0.5, 0.5, 1, 1};
+        dl_config c = {(dl_kind)k, 0.5, 0.5, 1, 1, 0};
         double v0 = eval1(d0, &c, z, &rb.r, V), v1 = eval1(d1, &c, z, &rh.r, V);
         printf("  topk fp16 %-5s: %.6f vs fp32 %.6f\n", kname[k], v1, v0);
         CHECK(isfinite(v1) && fabs(v1 - v0) <= 0.05 * fabs(v0) && grad_diff(d0, d1, V) <= 0.05);
@@ -389,8 +391,8 @@ static void test_sample_converges(void)
     double pp = 0;
     for (int j = 0; j < V; j++) pp += p[j] * p[j];
     dl_record full = {.mode = DL_FULL, .logp = tl};
-    dl_config cfgs[] = {{DL_FKL, 0, 0, 1, 1}, {DL_RKL, 0, 0, 1, 1}, {DL_JSD, 0.5, 0, 1, 1},
-                        {DL_JSD, 0.1, 0, 1, 1}, {DL_CAKLD, 0, 0.4, 1, 1}};
+    dl_config cfgs[] = {{DL_FKL, 0, 0, 1, 1, 0}, {DL_RKL, 0, 0, 1, 1, 0}, {DL_JSD, 0.5, 0, 1, 1, 0},
+                        {DL_JSD, 0.1, 0, 1, 1, 0}, {DL_CAKLD, 0, 0.4, 1, 1, 0}};
     for (int k = 0; k < 5; k++) {
         const dl_config *c = &cfgs[k];
         double L = eval1(d0, c, z, &full, V), f2 = 0, h2 = 0, gg = 0;
@@ -440,7 +442,7 @@ static void test_masks(void)
     recs[1].logp = recs[3].logp = NULL;
     int32_t tg[N] = {3, -1, 5, -7};
     for (int k = 0; k < 5; k++) {
-        dl_config c = {(dl_kind)k, 0.5, 0.5, 1.5, 1};
+        dl_config c = {(dl_kind)k, 0.5, 0.5, 1.5, 1, 0};
         int64_t cnt;
         double sum = dl_loss_forward_backward(d, loss, &c, z, recs, tg, N, V, 1.0, &cnt);
         double alone = 0;
@@ -460,7 +462,7 @@ static void test_masks(void)
     }
     /* nothing counted: 0, not NaN */
     int32_t none[N] = {-1, -1, -1, -1};
-    dl_config c = {DL_FKL, 0, 0, 1, 1};
+    dl_config c = {DL_FKL, 0, 0, 1, 1, 0};
     CHECK(dl_loss_mean(d, &c, z, recs, none, N, V, NULL) == 0.0 && max_abs(d, N * V) == 0.0);
 }
 
@@ -477,7 +479,7 @@ static void test_temperature(void)
     dl_record r = {.mode = DL_FULL, .logp = tl};
     for (int k = 0; k < 5; k++)
         for (int t2 = 0; t2 < 2; t2++) {
-            dl_config cT = {(dl_kind)k, 0.5, 0.5, T, t2}, c1 = {(dl_kind)k, 0.5, 0.5, 1, t2};
+            dl_config cT = {(dl_kind)k, 0.5, 0.5, T, t2, 0}, c1 = {(dl_kind)k, 0.5, 0.5, 1, t2, 0};
             double vT = eval1(d0, &cT, z, &r, V);
             double v1 = eval1(d1, &c1, k == DL_CE ? z : zt, &r, V);
             double vs = k == DL_CE ? 1 : t2 ? T * T : 1, gs = k == DL_CE ? 1 : t2 ? T : 1 / T;
@@ -494,7 +496,7 @@ static void test_ce(void)
     float z[N * V], d0[N * V], d1[N * V];
     int32_t tg[N] = {0, 76, -1, 30, 5};
     fill(z, N * V, 5.0);
-    dl_config c = {DL_CE, 0, 0, 3.0, 1};
+    dl_config c = {DL_CE, 0, 0, 3.0, 1, 0};
     int64_t c0, c1;
     double v0 = dl_loss_mean(d0, &c, z, NULL, tg, N, V, &c0);
     double v1 = tfm_ce_loss(d1, z, tg, N, V, &c1);
@@ -552,7 +554,7 @@ static void test_checks(void)
     CHECK(dl_record_check(&f, 10, "r") == 0);
     tl[4] = NAN;
     CHECK(dl_record_check(&f, 10, "r") == UPQ_EINPUT);
-    dl_config c = {DL_JSD, 1.5, 0, 1, 1};
+    dl_config c = {DL_JSD, 1.5, 0, 1, 1, 0};
     CHECK(dl_config_check(&c) == UPQ_EUSAGE);
     c.beta = 0.5, c.temperature = 0;
     CHECK(dl_config_check(&c) == UPQ_EUSAGE);
@@ -581,7 +583,7 @@ static void bench(void)
         printf("  bench V=%d %-6s (K=32, N=32), CPU ns/position:", V, mname[m]);
         for (int k = 0; k < 5; k++) {
             if (k == DL_CE && m) continue;
-            dl_config c = {(dl_kind)k, 0.5, 0.5, 1, 1};
+            dl_config c = {(dl_kind)k, 0.5, 0.5, 1, 1, 0};
             struct timespec a, b;
             clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
             double v = dl_loss_mean(d, &c, z, recs, tg, N, V, NULL);
