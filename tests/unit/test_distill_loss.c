@@ -1,4 +1,4 @@
-/* test_distill_loss.c - distillation losses (src/distill_loss.c) against a float64 plain
+/* test_distill_loss.c - distillation losses (src/train/distill_loss.c) against a float64 plain
  * reference written here from the definitions (its gradient by double central
  * differences), against central differences of the library's own value, the beta
  * limits of the JSD, KL(p||p) = 0, the JSD bound, top-K with K = V against full, the
