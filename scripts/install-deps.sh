@@ -7,7 +7,7 @@ APT="apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 PKGS="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-      libscalapack-openmpi-dev liblapack-dev libblis-dev libjansson-dev libpcre2-dev
+      libscalapack-openmpi-dev liblapack-dev libblis-dev libjansson-dev libpcre2-dev liblzma-dev
       libssl-dev clang libclang-rt-14-dev xz-utils"
 [ "${1:-}" = "--slurm" ] && PKGS="$PKGS slurm-wlm munge"
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
