@@ -318,11 +318,11 @@ static int read_inputs(const eval_args *a, eval_results *r)
     } else {
         TRY(mc_read_file(a->mc, &r->mc, &r->nmc));
     }
+    mc_items_sha256(r->mc, r->nmc, r->mc_hash); /* of the whole task, before --limit */
     if (a->limit && a->limit < r->nmc) {
         for (int64_t i = a->limit; i < r->nmc; i++) mc_item_free(&r->mc[i]);
         r->nmc = a->limit;
     }
-    mc_items_sha256(r->mc, r->nmc, r->mc_hash);
     int64_t nc = 0;
     for (int64_t i = 0; i < r->nmc; i++) nc += r->mc[i].nchoice;
     r->ll = upq_calloc((size_t)nc, sizeof *r->ll, "mc log-likelihoods");
