@@ -310,6 +310,8 @@ static int read_inputs(const eval_args *a, eval_results *r)
         for (int64_t i = a->limit; i < r->n; i++) ife_item_free(&r->items[i]);
         r->n = a->limit;
     }
+    r->res = upq_calloc((size_t)(r->n ? r->n : 1), sizeof *r->res, "eval responses");
+    if (!r->res) return UPQ_EIO;
     if (!a->mc) return UPQ_OK;
     if (!strncmp(a->mc, "builtin:", 8)) {
         if (strcmp(a->mc, "builtin:continuation"))
@@ -328,8 +330,7 @@ static int read_inputs(const eval_args *a, eval_results *r)
     r->ll = upq_calloc((size_t)nc, sizeof *r->ll, "mc log-likelihoods");
     r->pick = upq_calloc((size_t)r->nmc, sizeof *r->pick, "mc picks");
     r->pick_norm = upq_calloc((size_t)r->nmc, sizeof *r->pick_norm, "mc picks");
-    r->res = upq_calloc((size_t)(r->n ? r->n : 1), sizeof *r->res, "eval responses");
-    return r->ll && r->pick && r->pick_norm && r->res ? UPQ_OK : UPQ_EIO;
+    return r->ll && r->pick && r->pick_norm ? UPQ_OK : UPQ_EIO;
 }
 
 static void free_results(eval_results *r)
