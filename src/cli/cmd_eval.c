@@ -24,7 +24,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: upq eval --model PATH [--instruct EVAL.jsonl] [--mc TASK [--shots K] [--seed S]]\n"
+            "usage: upq eval --model PATH [--instruct EVAL.jsonl]\n"
+            "                [--mc TASK [--shots K] [--seed S] [--mc-batch B] [--corpus FILE]]\n"
             "                [--ppl TEXT [--wikitext] [--ctx N]] [--out DIR] [--json] [--max-new-tokens N]\n"
             "                [--batch B] [--limit N] [--label NAME] [--tokenizer DIR] [--dequant]\n\n"
             "Instruction-following evaluation (docs/eval.md): every prompt of EVAL.jsonl is rendered\n"
