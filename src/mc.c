@@ -240,6 +240,7 @@ int mc_encode(tok_tokenizer *tok, const char *context, const char *choice, int32
             r->ids[j - skip] = j < ctx.n ? ctx.ids[j] : cont.ids[j - ctx.n];
         r->n = keep;
         r->n_cont = cont.n;
+        r->n_cut = skip;
     }
     tok_ids_free(&ctx);
     tok_ids_free(&cont);

@@ -28,6 +28,7 @@ typedef struct {
 typedef struct {
     int32_t *ids; /* (n) */
     int64_t n, n_cont;
+    int64_t n_cut; /* tokens dropped on the left (0 unless longer than max_T + 1) */
 } mc_request;
 
 /* One JSON object {"context": str, "choices": [str, ...] (2 or more), "answer": int in

@@ -109,7 +109,7 @@ int eval_mc(const tfm_model *m, tok_tokenizer *tok, const mc_item *items, int64_
     if (!rc) rc = build_requests(tok, items, n, o, m->cfg.max_T, prefix, off, req, s);
     for (int64_t j = 0; !rc && j < nreq; j++) {
         ord[j] = (len_idx){req[j].n, j};
-        s->truncated += req[j].n == m->cfg.max_T + 1;
+        s->truncated += req[j].n_cut > 0;
     }
     if (!rc) qsort(ord, (size_t)nreq, sizeof *ord, by_len_desc);
     if (!rc) memset(ll, 0, (size_t)nreq * sizeof *ll);

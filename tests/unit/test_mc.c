@@ -79,6 +79,7 @@ static void test_score(void)
     static const int32_t cont[NR][6] = {{4, 4, 8}, {21}, {2, 36, 11, 7, 1, 0}, {12, 13}, {6}, {29, 28, 27, 26}, {0, 1}};
     static const int64_t ncont[NR] = {3, 1, 6, 2, 1, 4, 2}, nctx[NR] = {5, 5, 5, 1, 3, 2, 5};
     mc_request req[NR];
+    memset(req, 0, sizeof req);
     for (int r = 0; r < NR; r++) {
         req[r].n = nctx[r] + ncont[r];
         req[r].n_cont = ncont[r];
@@ -226,7 +227,7 @@ static int test_encode(void)
     CHECK_OK(mc_encode(tok, "The cat sat on the", "mat by the door.", 1, 512, "t", &r));
     CHECK_OK(tok_encode(tok, "The cat sat on the", 18, 0, &ctx));
     CHECK_OK(tok_encode(tok, "The cat sat on the mat by the door.", 35, 0, &whole));
-    CHECK(r.n == whole.n && ids_eq(r.ids, whole.ids, r.n) && r.n_cont == whole.n - ctx.n && r.n_cont >= 3);
+    CHECK(r.n == whole.n && ids_eq(r.ids, whole.ids, r.n) && r.n_cont == whole.n - ctx.n && r.n_cont >= 3 && !r.n_cut);
     CHECK(ids_eq(r.ids, ctx.ids, ctx.n));
     char *txt = NULL;
     CHECK_OK(tok_decode(tok, r.ids + ctx.n, r.n_cont, 1, &txt, NULL));
@@ -244,7 +245,7 @@ static int test_encode(void)
     ctx.n = whole.n = 0;
     CHECK_OK(tok_encode(tok, "The cat sat on the mat by the door.", 35, 0, &whole));
     CHECK_OK(mc_encode(tok, "The cat sat on the", "mat by the door.", 1, 7, "t", &r));
-    CHECK(whole.n > 8 && r.n == 8 && ids_eq(r.ids, whole.ids + whole.n - 8, 8));
+    CHECK(whole.n > 8 && r.n == 8 && r.n_cut == whole.n - 8 && ids_eq(r.ids, whole.ids + whole.n - 8, 8));
     mc_request_free(&r);
     /* a continuation longer than the model's positions, and an empty context (prefix id) */
     CHECK(mc_encode(tok, "The", "cat sat on the mat by the door.", 1, 3, "item 9", &r) == UPQ_EINPUT &&
