@@ -3,7 +3,7 @@
  * ordered by length and cut into batches once for all ranks, rank r scores batches
  * [nb*r/P, nb*(r+1)/P), and the log-likelihoods are summed over ranks (zeros elsewhere),
  * so the result does not depend on the rank count. Also the built-in task, generated
- * from the corpus's held-out tail. Not the scoring math (src/mc.c), not the printing. */
+ * from the corpus's held-out tail. Not the scoring math (src/eval/mc.c), not the printing. */
 #ifndef UPQ_EVAL_MC_H
 #define UPQ_EVAL_MC_H
 
