@@ -30,7 +30,7 @@ typedef struct {
  * with "..." when too long). argv may be NULL. */
 void h5m_prov_init(h5m_provenance *p, const char *method, int argc, char *const *argv);
 /* Appends a source file and its SHA-256 (64 lowercase hex digits, e.g. from
- * sha256_file in src/sha256.h); UPQ_EINPUT for a malformed digest. Adding more than
+ * sha256_file in src/base/sha256.h); UPQ_EINPUT for a malformed digest. Adding more than
  * H5M_MAX_SOURCES is a bug (assert). */
 int h5m_prov_add_source(h5m_provenance *p, const char *path, const char *sha256_hex);
 /* Hashes `path` (sha256_file) and appends it: UPQ_EINPUT/UPQ_EIO naming the file. */

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kq_impl.h"
+#include "kq_ref.h"
+#include "kq_x86.h"
 
 static const kq_kernels kq_ref_table = {
     .name = "ref",
@@ -16,6 +17,7 @@ static const kq_kernels kq_ref_table = {
     .dequant_panel = kq_dequant_panel_ref,
     .gemv_rows = kq_gemv_rows_ref,
     .quantize_x = kq_quantize_x_ref,
+    .stream_read = kq_stream_read_ref,
 };
 
 static int kq_has_avx2(void)
@@ -33,21 +35,37 @@ static int kq_has_vnni(void)
            __builtin_cpu_supports("avx512vnni");
 }
 
+static void kq_over_avx2(kq_kernels *t)
+{
+    t->uses_q8 = 1;
+    t->dequant_panel = kq_dequant_panel_avx2;
+    t->gemv_rows = kq_gemv_rows_q8_avx2;
+    t->quantize_x = kq_quantize_x_avx2;
+    t->stream_read = kq_stream_read_avx2;
+}
+
+static void kq_over_vnni(kq_kernels *t) { t->gemv_rows = kq_gemv_rows_q8_vnni; }
+
+/* The override levels in order, each on top of the ones before it (BLIS-style: the
+ * reference table first, then what the CPU supports). Adding an ISA is one row here. */
+static const struct {
+    const char *name;
+    int (*cpu_has)(void);
+    void (*over)(kq_kernels *t);
+} kq_levels[] = {
+    {"avx2", kq_has_avx2, kq_over_avx2},
+    {"avx512vnni", kq_has_vnni, kq_over_vnni},
+};
+
 void kq_kernels_fill(kq_kernels *t, const char *want)
 {
     *t = kq_ref_table;
-    if (want && !strcmp(want, "ref")) return;
-    if (kq_has_avx2()) {
-        t->name = "avx2";
-        t->uses_q8 = 1;
-        t->dequant_panel = kq_dequant_panel_avx2;
-        t->gemv_rows = kq_gemv_rows_q8_avx2;
-        t->quantize_x = kq_quantize_x_avx2;
-    }
-    if (want && !strcmp(want, "avx2")) return;
-    if (kq_has_vnni()) {
-        t->name = "avx512vnni";
-        t->gemv_rows = kq_gemv_rows_q8_vnni;
+    if (want && !strcmp(want, kq_ref_table.name)) return;
+    for (size_t i = 0; i < sizeof kq_levels / sizeof kq_levels[0]; i++) {
+        if (!kq_levels[i].cpu_has()) break;
+        kq_levels[i].over(t);
+        t->name = kq_levels[i].name;
+        if (want && !strcmp(want, kq_levels[i].name)) return;
     }
 }
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "f16.h"
-#include "upq_err.h"
+#include "kq_err.h"
 
 int kq_format_valid(int bits, int group)
 {
@@ -26,7 +26,7 @@ size_t kq_qmat_bytes(int bits, int group, int64_t N, int64_t K)
 
 void kq_qmat_init(kq_qmat *q, int bits, int group, int64_t N, int64_t K, void *data)
 {
-    UPQ_ASSERT(kq_format_valid(bits, group) && N >= 0 && K >= 0);
+    KQ_ASSERT(kq_format_valid(bits, group) && N >= 0 && K >= 0);
     q->N = N;
     q->K = K;
     q->bits = bits;
@@ -47,7 +47,7 @@ void kq_block_pack(const kq_qmat *q, uint8_t *restrict blk, const uint8_t *restr
     uint8_t *qs = blk + KQ_HDR_BYTES;
     memset(qs, 0, (size_t)B);
     for (int k = 0; k < q->bg; k++) {
-        UPQ_ASSERT(codes[k] < (1u << bits));
+        KQ_ASSERT(codes[k] < (1u << bits));
         qs[k % B] |= (uint8_t)(codes[k] << (bits * (k / B)));
     }
 }
@@ -97,7 +97,7 @@ static int kq_group_params(const float *w, int n, int qmax, kq_qmode mode, uint1
             where->col0 = where->col1 = where->col0 + i;
             where->lo = where->hi = w[i];
             where->nonfinite = 1;
-            return UPQ_EINPUT;
+            return KQ_EINPUT;
         }
         lo = fminf(lo, w[i]);
         hi = fmaxf(hi, w[i]);
@@ -121,7 +121,7 @@ static int kq_group_params(const float *w, int n, int qmax, kq_qmode mode, uint1
     if (!isfinite(kq_f16_to_f32(*s16)) || !isfinite(kq_f16_to_f32(*m16))) {
         where->lo = lo;
         where->hi = hi;
-        return UPQ_EINPUT;
+        return KQ_EINPUT;
     }
     return 0;
 }
@@ -137,13 +137,13 @@ int kq_quantize_ref(kq_qmat *q, const float *W, int64_t ldw, kq_qmode mode, kq_w
         uint16_t s16 = 0, m16 = 0;
         *where = (kq_where){.row = n, .col0 = 0, .col1 = q->K - 1};
         if (q->group == KQ_GROUP_CHANNEL && q->K > 0)
-            TRY(kq_group_params(wr, (int)q->K, qmax, mode, &s16, &m16, where));
+            KQ_TRY(kq_group_params(wr, (int)q->K, qmax, mode, &s16, &m16, where));
         for (int64_t b = 0; b < q->nb; b++) {
             int64_t k0 = b * bg;
             int len = (int)(q->K - k0 < bg ? q->K - k0 : bg);
             *where = (kq_where){.row = n, .col0 = k0, .col1 = k0 + len - 1};
             if (q->group != KQ_GROUP_CHANNEL)
-                TRY(kq_group_params(wr + k0, len, qmax, mode, &s16, &m16, where));
+                KQ_TRY(kq_group_params(wr + k0, len, qmax, mode, &s16, &m16, where));
             float s = kq_f16_to_f32(s16), m = kq_f16_to_f32(m16);
             for (int i = 0; i < bg; i++) {
                 float c = (i < len && s > 0.0f) ? rintf((wr[k0 + i] - m) / s) : 0.0f;

@@ -74,7 +74,7 @@ typedef struct {
     int nonfinite;            /* 1: a NaN/Inf weight; 0: scale/offset beyond fp16 */
 } kq_where;
 
-/* W (N, K) row-major with row stride ldw -> q. Returns UPQ_EINPUT (and fills *where
+/* W (N, K) row-major with row stride ldw -> q. Returns KQ_EINPUT (and fills *where
  * when non-NULL) on a non-finite weight or a scale/offset that does not fit fp16.
  * For KQ_Q_MINMAX the dequantization error is at most s/2 per weight. */
 int kq_quantize_ref(kq_qmat *q, const float *W, int64_t ldw, kq_qmode mode, kq_where *where);

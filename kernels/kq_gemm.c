@@ -1,7 +1,8 @@
 /* kq_gemm.c - GEMM on packed weights around BLIS's native sgemm micro-kernel: we pack X
  * into A micro-panels and dequantize W into B micro-panels ourselves; BLIS's micro-kernel
- * (queried from the context, not copied) does the FMAs. Also the plain-C reference and
- * the FP32 BLIS baselines the benchmark compares with. */
+ * (queried from the context, not copied) does the FMAs; the panel dequantizer comes from
+ * the table. Also the FP32 BLIS baselines the benchmark compares with. Not here: the
+ * plain-C reference GEMM (ref/kq_gemm_ref.c). */
 #include "kq_gemm.h"
 
 #include <blis.h>
@@ -9,8 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "kq_impl.h"
-#include "upq_err.h"
+#include "kq_err.h"
 
 /* The BLIS 0.9 gemm micro-kernel signature (GEMM_UKR_PROT in blis.h). */
 typedef void (*kq_sgemm_ukr)(dim_t m, dim_t n, dim_t k, float *restrict alpha,
@@ -37,7 +37,7 @@ static void kq_blis_init(void)
     kq_info.row_pref = bli_cntx_get_l3_nat_ukr_prefs_dt(BLIS_FLOAT, BLIS_GEMM_UKR, kq_cntx);
     kq_info.arch = bli_arch_string(bli_arch_query_id());
     kq_ukr = (kq_sgemm_ukr)bli_cntx_get_l3_nat_ukr_dt(BLIS_FLOAT, BLIS_GEMM_UKR, kq_cntx);
-    UPQ_ASSERT(kq_ukr && kq_info.MR > 0 && kq_info.NR > 0 && kq_info.MC >= kq_info.MR);
+    KQ_ASSERT(kq_ukr && kq_info.MR > 0 && kq_info.NR > 0 && kq_info.MC >= kq_info.MR);
 }
 
 const kq_blis_info *kq_blis_query(void)
@@ -133,7 +133,7 @@ void kq_gemm(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y,
     const kq_blis_info *bi = kq_blis_query();
     if (!t) t = kq_kernels_active();
     if (nthreads < 1) nthreads = 1;
-    UPQ_ASSERT(ws_bytes >= kq_gemm_ws_bytes(M, W, nthreads));
+    KQ_ASSERT(ws_bytes >= kq_gemm_ws_bytes(M, W, nthreads));
     if (M == 0 || W->N == 0) return;
     if (W->K == 0) {
         kq_scale_y(M, W->N, Y, ldy, beta);
@@ -157,29 +157,6 @@ void kq_gemm(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y,
             float b = k0 == 0 ? beta : 1.0f;
             for (int64_t j = j0; j < j1; j++)
                 kq_tile(bi, M, W, t, j * tile, kc, k0, apack, bpack, scratch, Y, ldy, b);
-        }
-    }
-}
-
-void kq_dequant_panel_ref(const kq_qmat *W, int64_t n0, int nr, int NR, int64_t k0, int64_t kc,
-                          float *restrict panel, float *restrict scratch)
-{
-    for (int r = 0; r < NR; r++) {
-        if (r < nr) kq_dequant_row_ref(W, n0 + r, k0, kc, scratch);
-        for (int64_t k = 0; k < kc; k++) panel[k * NR + r] = r < nr ? scratch[k] : 0.0f;
-    }
-}
-
-void kq_gemm_ref(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
-                 float beta, float *wrow)
-{
-    for (int64_t n = 0; n < W->N; n++) {
-        kq_dequant_row_ref(W, n, 0, W->K, wrow);
-        for (int64_t i = 0; i < M; i++) {
-            double acc = 0.0;
-            for (int64_t k = 0; k < W->K; k++) acc += (double)X[i * ldx + k] * wrow[k];
-            float y0 = beta == 0.0f ? 0.0f : beta * Y[i * ldy + n];
-            Y[i * ldy + n] = (float)acc + y0;
         }
     }
 }

@@ -11,6 +11,7 @@
 
 #include "kq_dispatch.h"
 #include "kq_format.h"
+#include "kq_ref.h"
 
 /* BLIS's blocking for float on this CPU, queried once from the BLIS context. */
 typedef struct {
@@ -31,10 +32,7 @@ size_t kq_gemm_ws_bytes(int64_t M, const kq_qmat *W, int nthreads);
 /* t selects the panel dequantizer (NULL = kq_kernels_active()). ws: kq_gemm_ws_bytes. */
 void kq_gemm(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
              float beta, int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes);
-/* The specification: dequantize each row (kq_dequant_row_ref) and a plain triple loop.
- * wrow: K floats of workspace. */
-void kq_gemm_ref(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
-                 float beta, float *wrow);
+/* The specification, kq_gemm_ref, is declared in kq_ref.h (included above). */
 
 /* FP32 baselines for the benchmark, through BLIS with nthreads threads:
  * Y = X W^T (W dense (N, K)), with BLIS's small/unpacked ("sup") path allowed or not

@@ -12,8 +12,6 @@
 #include "kq_dispatch.h"
 #include "kq_format.h"
 
-enum { KQ_GEMV_MAX_M = 8 };
-
 /* Activation-quantization error. Each activation x is replaced by d*round(x/d) with
  * d = e*u: e = A/127^2 for the weight block's max |x| = A, and u = ceil(127 a/A) for
  * the max |x| = a of its chunk of 32, so d <= a/127 + A/127^2 and x errs by at most d/2.
@@ -35,9 +33,9 @@ void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qma
 void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
              int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes);
 
-/* Streams bytes from p once, split over nthreads (each thread a contiguous part), as
- * read shape `variant` in [0, KQ_STREAM_VARIANTS): interleaved streams and software
- * prefetch distance differ (kq_gemv.c). The bandwidth yardstick of the benchmark is the
+/* Streams bytes from p once, split over nthreads (each thread a contiguous part), with
+ * the table's stream_read, as read shape `variant` in [0, KQ_STREAM_VARIANTS):
+ * interleaved streams and software prefetch distance differ (kq_gemv.c). The bandwidth yardstick of the benchmark is the
  * best variant. Returns a checksum so the reads are not elided. */
 enum { KQ_STREAM_VARIANTS = 5 };
 uint64_t kq_stream_read(const void *p, size_t bytes, int nthreads, int variant);

@@ -1,5 +1,5 @@
 /* cmd_detokenize.c - `upq detokenize --model DIR --ids 1,2,3 [--skip-special]`: decodes
- * token ids with the model's HF tokenizer (src/tokenizer.h) and prints the text
+ * token ids with the model's HF tokenizer (src/text/tokenizer.h) and prints the text
  * followed by a newline. Not tokenize (cmd_tokenize.c). */
 #include <getopt.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* cmd_eval.c - `upq eval --model PATH --instruct EVAL.jsonl [--out DIR] [--json]
  * [--max-new-tokens N] [--dequant] [--ppl TEXT]`: the instruction-following evaluation
- * (src/stages/eval.h, checks of src/ifeval.h) and, optionally, the perplexity of a text
+ * (src/stages/eval.h, checks of src/eval/ifeval.h) and, optionally, the perplexity of a text
  * (src/stages/ppl.h). Options, printing and the output file only. */
 #include <errno.h>
 #include <getopt.h>

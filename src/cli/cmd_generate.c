@@ -1,6 +1,6 @@
 /* cmd_generate.c - `upq generate --model PATH (--prompt TEXT | --prompts FILE.jsonl |
  * --ids 1,2,3) [--chat] [--tokenizer DIR] [--dequant] ...`: KV-cached decoding (a
- * container's INT2/INT4 linears on the packed kernels unless --dequant) (src/generate.h) of one prompt or a
+ * container's INT2/INT4 linears on the packed kernels unless --dequant) (src/eval/generate.h) of one prompt or a
  * batch of prompts; prints the generated text, or one JSON line per prompt. Options
  * only; prompt input/JSON output live in generate_prompts.c. */
 #include <getopt.h>

@@ -1,5 +1,5 @@
 /* cmd_tokenize.c - `upq tokenize --model DIR (--text STRING | --file FILE) [--no-special]
- * [--out FILE.h5]`: the model's HF tokenizer (src/tokenizer.h) on a text; prints the ids
+ * [--out FILE.h5]`: the model's HF tokenizer (src/text/tokenizer.h) on a text; prints the ids
  * comma-separated on one line, or writes them as the int32 dataset /tokens of FILE.h5.
  * Not detokenize (cmd_detokenize.c). */
 #include <getopt.h>

@@ -2,7 +2,7 @@
  * (BOS as the tokenizer adds it unless --no-bos), a chat prompt (the chat template with
  * the generation prompt, tokenized without added specials as HF apply_chat_template),
  * or a JSONL file of {"prompt"|"text": ...} / {"messages": [...]} objects (optional "id").
- * And the JSON line printed per output. Not the decode loop (src/generate.c). */
+ * And the JSON line printed per output. Not the decode loop (src/eval/generate.c). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,9 @@
-/* ptq.c - the `upq ptq` driver (ptq.h): calibration, then per block: the FP block's
- * outputs on the block's inputs (and X^T X of every linear input when gptq or --clip
- * needs it), RTN (the init), GPTQ when asked, the reconstruction errors, a part file per
- * finished block, and the final container, CSV and SVG. One rank. Not the math (quant.c,
- * gptq.c, ptq_block.c) nor the file layout (io/h5qmodel.c). */
+/* ptq.c - the steps of `upq ptq` (ptq.h) that every driver shares (ptq_internal.h): the
+ * run state, then per block: the FP block's outputs on the block's inputs (and X^T X of
+ * every linear input when gptq or --clip needs it), RTN (the init), GPTQ when asked, the
+ * reconstruction errors, a part file per finished block, and the final container, CSV and
+ * SVG. Not the order of blocks over ranks (ptq_main.c one rank, ptq_mpi*.c several), the
+ * math (quant.c, gptq.c, ptq_block.c) nor the file layout (io/h5qmodel.c). */
 #include "ptq.h"
 
 #include <errno.h>
@@ -22,7 +23,6 @@
 #include "ptq_block.h"
 #include "ptq_internal.h"
 #include "quant.h"
-#include "signals.h"
 #include "upq_err.h"
 
 #ifndef UPQ_VERSION
@@ -417,62 +417,12 @@ static int finish(ptq_ctx *x, const char *calib_path)
     return remove_parts(o, x->c.L);
 }
 
-static int run_blocks(ptq_ctx *x)
-{
-    double t0 = now_s();
-    int64_t done = 0;
-    for (int64_t l = 0; l < x->c.L; l++) {
-        double tb = now_s();
-        int resumed = 0;
-        TRY(do_block(x, l, &resumed));
-        if (!resumed) done++;
-        else t0 = now_s();
-        progress(x, l, resumed, t0, tb, done);
-        /* Block l is committed to its part file: a safe point for preemption (upq run
-         * installs the handlers; without them a signal keeps its default action). */
-        if (sig_pending() && l + 1 < x->c.L)
-            return UPQ_FAIL(UPQ_EPREEMPT, "ptq: signal %d: stopped after committing block %lld of %lld (rerun to resume)",
-                            sig_pending(), (long long)(l + 1), (long long)x->c.L);
-    }
-    return UPQ_OK;
-}
-
-int ptq_run(const ptq_opts *o)
-{
-    ptq_ctx x;
-    memset(&x, 0, sizeof x);
-    x.o = o;
-    TRY(ppl_load_model(o->model, &x.m));
-    x.c = x.m.cfg;
-    int32_t *ids = NULL;
-    char sha[65] = "", calib_path[4096], dir[4200];
-    snprintf(calib_path, sizeof calib_path, "%s", o->calib);
-    char *colon = strrchr(calib_path, ':');
-    if (colon && colon[1] == '/') *colon = 0;
-    int rc = check_opts(o, &x.c);
-    if (!rc) rc = ptq_calib_load(o, &ids, sha);
-    if (!rc) rc = ctx_init(&x, o, ids);
-    free(ids);
-    if (!rc) rc = make_params(&x, sha);
-    if (!rc) {
-        snprintf(dir, sizeof dir, "%s.parts", o->out);
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-            rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create the block parts folder: %s", dir, strerror(errno));
-    }
-    if (!rc && o->progress && (!o->distributed || par_rank() == 0)) /* once, not per rank */
-        fprintf(stderr, "ptq: %s W%d g%d, %lld calibration windows of %lld tokens, %lld blocks, parts in %s\n",
-                method_name(o->method), o->bits, o->group, (long long)x.S, (long long)x.T, (long long)x.c.L, dir);
-    if (o->distributed && par_size() > 1) {
-        rc = ptq_mpi_run(&x, rc, calib_path); /* block-parallel (ptq_mpi.c) */
-    } else {
-        if (!rc) rc = run_blocks(&x);
-        if (!rc) rc = finish(&x, calib_path);
-    }
-    ctx_free(&x);
-    return rc;
-}
-
-/* For ptq_mpi.c (ptq_internal.h). */
+/* For ptq_main.c and ptq_mpi*.c (ptq_internal.h). */
+int ptq_check_opts(const ptq_opts *o, const tfm_config *c) { return check_opts(o, c); }
+int ptq_ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids) { return ctx_init(x, o, ids); }
+void ptq_ctx_free(ptq_ctx *x) { ctx_free(x); }
+int ptq_ctx_params(ptq_ctx *x, const char *calib_sha) { return make_params(x, calib_sha); }
+const char *ptq_method_name(int method) { return method_name(method); }
 int ptq_ctx_block(ptq_ctx *x, int64_t l, int *resumed) { return do_block(x, l, resumed); }
 int ptq_ctx_finish(ptq_ctx *x, const char *calib_path) { return finish(x, calib_path); }
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done)
@@ -481,7 +431,3 @@ void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, doubl
 }
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap) { part_path(o, l, buf, cap); }
 double ptq_now_s(void) { return now_s(); }
-void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n)
-{
-    if (x->scr) h5scratch_release(x->scr, p, n);
-}

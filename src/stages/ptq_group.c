@@ -4,11 +4,14 @@
  * group in a fixed order (mpi/group.h), GPTQ's damped inverse runs on the group's BLACS
  * grid when the layer is wide enough (mpi/scalapack.h), and the leader's quantized block
  * is the one every member continues with. With x->grp NULL every function is the one-rank
- * computation. Not the window split or the FP chain (ptq_mpi.c). */
+ * computation. Also which group a rank joins and which member holds which window (moved
+ * here from ptq_mpi.c so that both multi-rank drivers call down, not into each other).
+ * Not the FP chain (ptq_mpi.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "h5qmodel.h"
+#include "par.h"
 #include "ptq_internal.h"
 #include "upq_err.h"
 
@@ -57,3 +60,38 @@ int ptq_group_bcast_block(ptq_ctx *x, quant_layer *ql)
 int ptq_group_bcast_int(ptq_ctx *x, int *v) { return grp_bcast(x->grp, v, sizeof *v, 0); }
 
 int ptq_group_tsq_reduce(void *ctx, float *buf, int64_t n) { return grp_sum_f32(((ptq_ctx *)ctx)->grp, buf, n); }
+
+/* World ranks [*first, *first + *size) of group g (*first -1 when there is no such group). */
+static void group_ranks(const double *cost, int64_t L, int P, int R, int g, int *first, int *size)
+{
+    *first = -1, *size = 0;
+    for (int r = 0; r < P; r++) {
+        part_range q;
+        if (part_blocks(cost, L, r, P, R, &q) == UPQ_OK && q.group == g && q.group_rank == 0)
+            *first = q.group_first_rank, *size = q.group_size;
+    }
+}
+
+/* Member m of a group of R ranks holds the contiguous windows [S m / R, S (m+1) / R). */
+static int64_t share_first(int64_t S, int R, int m) { return S * m / R; }
+
+/* World rank that holds window s in the group of ranks [first, first + size). */
+static int window_owner(int first, int size, int64_t S, int64_t s)
+{
+    int m = 0;
+    while (m + 1 < size && s >= share_first(S, size, m + 1)) m++;
+    return first + m;
+}
+
+int ptq_group_window_owner(int first, int size, int64_t S, int64_t s) { return window_owner(first, size, S, s); }
+
+int ptq_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev[2], int next[2])
+{
+    int P = par_size(), R = x->o->ranks_per_block;
+    TRY(grp_create(p->group, p->group_rank, &x->grp));
+    x->s0 = share_first(x->S_all, p->group_size, p->group_rank);
+    x->S = share_first(x->S_all, p->group_size, p->group_rank + 1) - x->s0;
+    group_ranks(cost, x->c.L, P, R, p->group - 1, &prev[0], &prev[1]);
+    group_ranks(cost, x->c.L, P, R, p->group + 1, &next[0], &next[1]);
+    return UPQ_OK;
+}

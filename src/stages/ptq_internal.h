@@ -1,5 +1,5 @@
-/* ptq_internal.h - the `upq ptq` run state shared by the one-rank driver (ptq.c) and the
- * block-parallel driver (ptq_mpi.c), and the few ptq.c steps the latter calls. Not a
+/* ptq_internal.h - the `upq ptq` run state shared by the one-rank driver (ptq_main.c) and
+ * the block-parallel drivers (ptq_mpi*.c), and the ptq.c steps they call. Not a
  * public interface: only src/stages/ptq*.c include it. */
 #ifndef UPQ_PTQ_INTERNAL_H
 #define UPQ_PTQ_INTERNAL_H
@@ -35,15 +35,25 @@ typedef struct {
     char params[1024];
 } ptq_ctx;
 
-/* ptq.c: one block (resumed from its part file or quantized and committed; afterwards X
- * holds the next block's input), the final container, progress line, part file path. */
+/* ptq.c: the run state (checked options, set up, parameters JSON, freed), one block
+ * (resumed from its part file or quantized and committed; afterwards X holds the next
+ * block's input), the final container, progress line, part file path. */
+int ptq_check_opts(const ptq_opts *o, const tfm_config *c);
+int ptq_ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids);
+void ptq_ctx_free(ptq_ctx *x);
+int ptq_ctx_params(ptq_ctx *x, const char *calib_sha);
+const char *ptq_method_name(int method);
 int ptq_ctx_block(ptq_ctx *x, int64_t l, int *resumed);
 int ptq_ctx_finish(ptq_ctx *x, const char *calib_path);
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done);
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap);
 double ptq_now_s(void);
-/* --scratch: this rank is done with p[0..n) of X, Y or Yq for now (no-op in RAM). */
-void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n);
+/* --scratch: this rank is done with p[0..n) of X, Y or Yq for now (no-op in RAM). Inline
+ * so that ptq_group.c needs nothing from ptq.c. */
+static inline void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n)
+{
+    if (x->scr) h5scratch_release(x->scr, p, n);
+}
 
 /* ptq_group.c: a block group's shares of one block's work. Each is the one-rank result
  * when x->grp is NULL. Sums run in a fixed order (mpi/group.h), so every member holds
@@ -62,17 +72,17 @@ int ptq_group_bcast_block(ptq_ctx *x, quant_layer *ql);
 int ptq_group_bcast_int(ptq_ctx *x, int *v);
 /* tsq_opts.reduce: sums TesseraQ's step gradient over the group (ctx = ptq_ctx *). */
 int ptq_group_tsq_reduce(void *ctx, float *buf, int64_t n);
+/* For both multi-rank modes: joins this rank's block group (collective over the world:
+ * x->grp), takes its share [x->s0, x->s0 + x->S) of the x->S_all windows, and gives the
+ * previous and next groups as {first world rank, size} (first -1 when there is none). */
+int ptq_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev[2], int next[2]);
+/* World rank that holds window s in the group of ranks [first, first + size). */
+int ptq_group_window_owner(int first, int size, int64_t S, int64_t s);
 
 /* ptq_mpi.c: the run after ctx setup when there is more than one rank. `rc` is this
  * rank's setup status (agreed first). Same return on every rank. */
 int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path);
 
-/* ptq_mpi.c, for both modes: joins this rank's block group (collective over the world:
- * x->grp), takes its share [x->s0, x->s0 + x->S) of the x->S_all windows, and gives the
- * previous and next groups as {first world rank, size} (first -1 when there is none). */
-int ptq_mpi_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev[2], int next[2]);
-/* World rank that holds window s in the group of ranks [first, first + size). */
-int ptq_mpi_window_owner(int first, int size, int64_t S, int64_t s);
 
 /* ptq_mpi_quant.c: --input quant on several ranks, the sequential semantics pipelined:
  * blocks partitioned over the block groups (cost[L], printed at start); each group leader

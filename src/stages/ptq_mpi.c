@@ -6,7 +6,8 @@
  * through this group's blocks, non-blocking send); then the group works through its
  * blocks together: partial X^T X, block errors and TesseraQ gradients summed over the
  * group in a fixed order, GPTQ's inverse on the group's ScaLAPACK grid for wide layers
- * (ptq_group.c); the leader commits each block to its part file (ptq.c). Finally rank 0
+ * (ptq_group.c, also the group membership); the leader commits each block to its part
+ * file (ptq.c). Finally rank 0
  * merges every block's part file into the one container, written (and so marked complete)
  * only when all blocks are in. A rerun with any rank count skips committed blocks. With
  * --input quant: ptq_mpi_quant.c. SIGTERM/SIGUSR1: each group stops after committing its
@@ -30,41 +31,6 @@ static void block_costs(const ptq_ctx *x, double *cost)
     for (int64_t l = 0; l < c->L; l++) cost[l] = part_block_cost(params, x->S * x->T, 1);
 }
 
-/* World ranks [*first, *first + *size) of group g (*first -1 when there is no such group). */
-static void group_ranks(const double *cost, int64_t L, int P, int R, int g, int *first, int *size)
-{
-    *first = -1, *size = 0;
-    for (int r = 0; r < P; r++) {
-        part_range q;
-        if (part_blocks(cost, L, r, P, R, &q) == UPQ_OK && q.group == g && q.group_rank == 0)
-            *first = q.group_first_rank, *size = q.group_size;
-    }
-}
-
-/* Member m of a group of R ranks holds the contiguous windows [S m / R, S (m+1) / R). */
-static int64_t share_first(int64_t S, int R, int m) { return S * m / R; }
-
-/* World rank that holds window s in the group of ranks [first, first + size). */
-static int window_owner(int first, int size, int64_t S, int64_t s)
-{
-    int m = 0;
-    while (m + 1 < size && s >= share_first(S, size, m + 1)) m++;
-    return first + m;
-}
-
-int ptq_mpi_window_owner(int first, int size, int64_t S, int64_t s) { return window_owner(first, size, S, s); }
-
-int ptq_mpi_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev[2], int next[2])
-{
-    int P = par_size(), R = x->o->ranks_per_block;
-    TRY(grp_create(p->group, p->group_rank, &x->grp));
-    x->s0 = share_first(x->S_all, p->group_size, p->group_rank);
-    x->S = share_first(x->S_all, p->group_size, p->group_rank + 1) - x->s0;
-    group_ranks(cost, x->c.L, P, R, p->group - 1, &prev[0], &prev[1]);
-    group_ranks(cost, x->c.L, P, R, p->group + 1, &next[0], &next[1]);
-    return UPQ_OK;
-}
-
 /* Window by window, for this rank's windows [s0, s0 + S) only: the group's first block's FP
  * input from the previous group's member holding it (group 0: the embeddings already in X,
  * moved to the front), forwarded through the group's blocks and sent on to the next group's
@@ -79,7 +45,7 @@ static int fp_chain(ptq_ctx *x, const part_range *p, const int prev[2], const in
     for (int64_t j = 0; j < x->S && !rc; j++) {
         int64_t s = x->s0 + j;
         float *in = x->X + j * TC;
-        if (prev[0] >= 0) rc = pipe_recv(in, TC, window_owner(prev[0], prev[1], S, s), (int)s);
+        if (prev[0] >= 0) rc = pipe_recv(in, TC, ptq_group_window_owner(prev[0], prev[1], S, s), (int)s);
         else if (s != j) memmove(in, x->X + s * TC, (size_t)TC * sizeof(float)); /* s > j: not yet overwritten */
         if (rc || next[0] < 0) continue;
         const float *src = in;
@@ -88,7 +54,7 @@ static int fp_chain(ptq_ctx *x, const part_range *p, const int prev[2], const in
             ptq_block_forward(&x->c, &x->m.layers[p->first + i], &x->ws, src, dst, x->T);
             src = dst;
         }
-        rc = pipe_send_begin(ps, out + j * TC, TC, window_owner(next[0], next[1], S, s), (int)s);
+        rc = pipe_send_begin(ps, out + j * TC, TC, ptq_group_window_owner(next[0], next[1], S, s), (int)s);
     }
     int rc2 = pipe_sends_destroy(ps);
     free(out), free(tmp);
@@ -158,7 +124,7 @@ static int run_fp(ptq_ctx *x, const double *cost, part_range *p)
                 P, p->ngroups, table);
     free(table);
     int prev[2], next[2];
-    TRY(ptq_mpi_group_join(x, cost, p, prev, next));
+    TRY(ptq_group_join(x, cost, p, prev, next));
     TRY(fp_chain(x, p, prev, next));
     return quantize_range(x, p->first, p->count);
 }

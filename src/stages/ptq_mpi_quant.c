@@ -2,7 +2,7 @@
  * exact sequential semantics (block l's inputs are block l-1's quantized outputs, its FP
  * targets are computed from those inputs), pipelined across the block groups of
  * mpi/partition.h. A group's members split the calibration windows as for --input fp
- * (ptq_mpi_group_join) and share each block's work (ptq.c's do_block with ptq_group.c's
+ * (ptq_group_join) and share each block's work (ptq.c's do_block with ptq_group.c's
  * fixed-order sums; the leader commits). Group g waits for group g-1's quantized outputs of
  * its last block: a header from g-1's leader to every member (0: the windows follow, else
  * g-1's stop code), then each window from the member of g-1 holding it (mpi/pipe.h); it
@@ -58,7 +58,7 @@ static int recv_input(ptq_ctx *x, const int prev[2], int64_t first)
                         (long long)(first + 1), (int)hdr);
     for (int64_t j = 0; j < x->S; j++) {
         int64_t s = x->s0 + j;
-        TRY(pipe_recv(x->X + j * TC, TC, ptq_mpi_window_owner(prev[0], prev[1], x->S_all, s), (int)(1 + s)));
+        TRY(pipe_recv(x->X + j * TC, TC, ptq_group_window_owner(prev[0], prev[1], x->S_all, s), (int)(1 + s)));
         ptq_ctx_release(x, x->X + j * TC, TC);
     }
     return UPQ_OK;
@@ -78,7 +78,7 @@ static int send_output(ptq_ctx *x, const int next[2], int status)
     if (!rc) rc = pipe_wait_all(ps);
     for (int64_t j = 0; j < x->S && !rc && !status; j++) {
         int64_t s = x->s0 + j;
-        int dest = ptq_mpi_window_owner(next[0], next[1], x->S_all, s);
+        int dest = ptq_group_window_owner(next[0], next[1], x->S_all, s);
         rc = pipe_send_begin(ps, x->X + j * TC, TC, dest, (int)(1 + s));
         if (rc || ((j + 1) % SEND_BATCH && j + 1 < x->S)) continue;
         rc = pipe_wait_all(ps);
@@ -149,7 +149,7 @@ int ptq_mpi_quant(ptq_ctx *x, const double *cost, part_range *p)
     int prev[2], next[2], rc = part_blocks(cost, L, par_rank(), par_size(), x->o->ranks_per_block, p);
     int rc_fo = first_open_block(x, &first_open); /* collective: every rank, whatever rc */
     TRY(rc ? rc : rc_fo);
-    TRY(ptq_mpi_group_join(x, cost, p, prev, next)); /* collective too */
+    TRY(ptq_group_join(x, cost, p, prev, next)); /* collective too */
     end = p->first + p->count;
     if (par_rank() == 0 && x->o->progress) print_plan(x, cost, p->ngroups, first_open);
     if (first_open >= end) return par_rank() == 0 ? read_committed(x, p) : UPQ_OK; /* nothing to redo here */

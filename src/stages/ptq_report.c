@@ -1,6 +1,6 @@
 /* ptq_report.c - the per-block reconstruction error table of `upq ptq` as CSV and an SVG
  * line plot (log10 scale, RTN init vs final), written next to the model through the
- * plot module (src/plot.h). Not the run. */
+ * plot module (src/base/plot.h). Not the run. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

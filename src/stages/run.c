@@ -1,7 +1,8 @@
-/* run.c - the `upq run` orchestrator (run.h): the stage table, run directories, the
- * resolved job record, and the stop-at-a-safe-point rule between stages. A new stage
- * joins by adding its keys to run_known_keys and one row to `stages`. The stages
- * themselves live in run_model.c, run_prepare.c, run_ptq.c, run_ppl.c. */
+/* run.c - the file helpers every `upq run` stage shares (run_internal.h): path join,
+ * existence, clearing a folder, a one-line record file, mkdir -p, atomic write, the run
+ * directory of a sweep point.
+ * Rank-local. Not the orchestrator (run_job.c) nor the stages (run_model.c,
+ * run_prepare.c, run_ptq.c, run_ppl.c): those call down into this file, never back. */
 #include "run.h"
 
 #include <dirent.h>
@@ -18,33 +19,6 @@
 #include "signals.h"
 #include "stage_state.h"
 #include "upq_err.h"
-
-const char *const run_known_keys[] = {
-    "job.name", "job.dir",
-    "model.demo", "model.path", "model.steps", "model.seed", "model.corpus_bytes", "model.threads",
-    "data.eval_tokens", "data.calib",
-    "prepare.enabled", "prepare.inputs", "prepare.tokenizer", "prepare.seq_len", "prepare.packing",
-    "prepare.shard_rows", "prepare.val_fraction", "prepare.seed", "prepare.wikitext", "prepare.calib_tokens",
-    "ptq.enabled", "ptq.bits", "ptq.group", "ptq.method", "ptq.clip", "ptq.act_order", "ptq.calib_samples",
-    "ptq.seq_len", "ptq.seed", "ptq.damp", "ptq.input",
-    "ppl.enabled", "ppl.ctx", "ppl.batch", "ppl.max_windows", "ppl.checkpoint_every",
-    NULL};
-
-typedef struct {
-    const char *name;
-    int (*check)(const job_file *j);
-    int (*run)(run_ctx *r, int *skipped);
-    const char *what;
-} run_stage;
-
-/* In pipeline order (DESIGN.md): model -> prepare -> ptq -> teacher -> qat -> eval. */
-static const run_stage stages[] = {
-    {"model", run_check_model, run_stage_model, "the FP model (built-in demo model, or model.path)"},
-    {"prepare", run_check_prepare, run_stage_prepare, "token shards from prepare.inputs (prepare.enabled; ptq calibrates on them)"},
-    {"ptq", run_check_ptq, run_stage_ptq, "block-wise PTQ on every rank (ptq.enabled; resumes from block parts)"},
-    {"ppl", run_check_ppl, run_stage_ppl, "perplexity of the current model on data.eval_tokens (checkpointed)"},
-};
-#define N_STAGES ((int)(sizeof stages / sizeof stages[0]))
 
 void run_join(char *buf, size_t cap, const char *a, const char *b)
 {
@@ -115,161 +89,5 @@ int run_point_dir(const job_file *job, int64_t index, char *buf, size_t cap)
     int n = index < 0 ? snprintf(buf, cap, "%s", dir) : snprintf(buf, cap, "%s/points/%lld", dir, (long long)index);
     if (n < 0 || (size_t)n >= cap) return UPQ_FAIL(UPQ_EINPUT, "%s: job.dir too long", job->path);
     while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
-    return UPQ_OK;
-}
-
-/* DIR/job.ini: the resolved job minus job.dir (so that two runs of the same job in
- * different directories record the same bytes). Rank 0. */
-static int write_record(const run_ctx *r)
-{
-    job_file rec = {0};
-    snprintf(rec.path, sizeof rec.path, "%s", r->job->path);
-    int rc = UPQ_OK;
-    for (int i = 0; !rc && i < r->job->n; i++) {
-        const job_entry *e = &r->job->e[i];
-        if (!strcmp(e->sect, "job") && !strcmp(e->key, "dir")) continue;
-        rc = job_put(&rec, e->sect, e->key, e->val, 0);
-    }
-    char *buf = NULL, path[RUN_PATH_MAX];
-    size_t n = 0;
-    FILE *f = rc ? NULL : open_memstream(&buf, &n);
-    if (!rc && !f) rc = UPQ_FAIL(UPQ_EIO, "open_memstream: %s", strerror(errno));
-    if (f) {
-        fprintf(f, "# resolved by upq run: the job file, --set overrides and the sweep point\n");
-        rc = job_write(&rec, f);
-        fclose(f);
-    }
-    run_join(path, sizeof path, r->dir, "job.ini");
-    if (!rc) rc = run_write_atomic(path, buf, n);
-    free(buf);
-    job_free(&rec);
-    return rc;
-}
-
-/* A relative input path of the job (relative to where upq was started) made absolute,
- * since the stages run inside the run directory. */
-static int absolutize(job_file *j, const char *sect, const char *key)
-{
-    const char *v = job_get(j, sect, key);
-    if (!v || !*v || v[0] == '/') return UPQ_OK;
-    char cwd[RUN_PATH_MAX], buf[2 * RUN_PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd)) return UPQ_FAIL(UPQ_EIO, "getcwd: %s", strerror(errno));
-    snprintf(buf, sizeof buf, "%s/%s", cwd, v);
-    return job_put(j, sect, key, buf, 0);
-}
-
-/* The same for a comma-separated list of paths. */
-static int absolutize_list(job_file *j, const char *sect, const char *key)
-{
-    const char *v = job_get(j, sect, key);
-    if (!v || !*v) return UPQ_OK;
-    char cwd[RUN_PATH_MAX], out[4 * RUN_PATH_MAX] = "";
-    if (!getcwd(cwd, sizeof cwd)) return UPQ_FAIL(UPQ_EIO, "getcwd: %s", strerror(errno));
-    size_t n = 0;
-    for (const char *s = v; *s;) {
-        while (*s == ' ' || *s == ',') s++;
-        size_t len = strcspn(s, ",");
-        while (len && s[len - 1] == ' ') len--;
-        if (!len) break;
-        int w = snprintf(out + n, sizeof out - n, "%s%s%s%.*s", n ? "," : "", s[0] == '/' ? "" : cwd,
-                         s[0] == '/' ? "" : "/", (int)len, s);
-        if (w < 0 || (size_t)w >= sizeof out - n) return UPQ_FAIL(UPQ_EINPUT, "%s: %s.%s is too long", j->path, sect, key);
-        n += (size_t)w;
-        s += strcspn(s, ",");
-    }
-    return job_put(j, sect, key, out, 0);
-}
-
-/* Creates the run directory (rank 0), records the job, and moves every rank into
- * job.dir: stages then name their files relative to it (shared/model, points/3/...),
- * so the bytes they record (provenance paths) do not depend on where job.dir lies. */
-static int prepare_dirs(run_ctx *r, const job_file *job, job_file *resolved, int64_t sweep_index)
-{
-    memset(r, 0, sizeof *r);
-    r->sweep_index = sweep_index;
-    r->verbose = 1;
-    char top[RUN_PATH_MAX];
-    TRY(run_point_dir(job, sweep_index, r->dir, sizeof r->dir));
-    TRY(run_point_dir(job, -1, top, sizeof top));
-    int rc = UPQ_OK;
-    if (par_rank() == 0) {
-        rc = run_mkdir_p(r->dir);
-        if (!rc) rc = run_mkdir_p(top);
-        if (!rc) {
-            r->job = job;
-            rc = write_record(r);
-        }
-    }
-    TRY(par_agree(rc));
-    memset(resolved, 0, sizeof *resolved);
-    snprintf(resolved->path, sizeof resolved->path, "%s", job->path);
-    for (int i = 0; i < job->n; i++) TRY(job_put(resolved, job->e[i].sect, job->e[i].key, job->e[i].val, job->e[i].line));
-    TRY(absolutize(resolved, "model", "path"));
-    TRY(absolutize(resolved, "data", "eval_tokens"));
-    TRY(absolutize(resolved, "data", "calib"));
-    TRY(absolutize(resolved, "prepare", "tokenizer"));
-    TRY(absolutize_list(resolved, "prepare", "inputs"));
-    r->job = resolved;
-    if (chdir(top)) return UPQ_FAIL(UPQ_EIO, "chdir %s: %s", top, strerror(errno));
-    if (sweep_index < 0) snprintf(r->dir, sizeof r->dir, ".");
-    else snprintf(r->dir, sizeof r->dir, "points/%lld", (long long)sweep_index);
-    snprintf(r->shared, sizeof r->shared, "shared");
-    return par_rank() == 0 ? run_mkdir_p(r->shared) : UPQ_OK;
-}
-
-static int run_stages(run_ctx *r);
-
-int run_job(const job_file *job, int64_t sweep_index)
-{
-    TRY(job_check_keys(job, run_known_keys));
-    for (int s = 0; s < N_STAGES; s++) TRY(stages[s].check(job));
-    TRY(sig_install());
-    /* ptq's provenance takes `created` from it: fixed, so equal runs give equal bytes */
-    setenv("SOURCE_DATE_EPOCH", "0", 0);
-    run_ctx r;
-    job_file resolved = {0};
-    int rc = prepare_dirs(&r, job, &resolved, sweep_index);
-    if (!rc) rc = run_stages(&r);
-    job_free(&resolved);
-    return rc;
-}
-
-static int run_stages(run_ctx *r)
-{
-    int root = par_rank() == 0;
-    if (root) {
-        char cwd[RUN_PATH_MAX];
-        printf("upq run: %s, %d rank(s), run directory %s%s%s\n", r->job->path, par_size(),
-               getcwd(cwd, sizeof cwd) ? cwd : "?", r->sweep_index >= 0 ? "/" : "",
-               r->sweep_index >= 0 ? r->dir : "");
-        fflush(stdout);
-    }
-    for (int s = 0; s < N_STAGES; s++) {
-        int skipped = 0;
-        int rc = stages[s].run(r, &skipped);
-        if (rc == UPQ_EPREEMPT && root) {
-            printf("upq run: stage %s stopped by a signal at a safe point; state committed; exit 75 "
-                   "(run the same command again to resume)\n", stages[s].name);
-            fflush(stdout);
-        }
-        if (rc) return rc;
-        if (root) {
-            printf("upq run: stage %-8s %s\n", stages[s].name,
-                   skipped == RUN_STAGE_OFF ? "not enabled" : skipped ? "complete already (skipped)" : "done");
-            fflush(stdout);
-        }
-        if (s + 1 < N_STAGES && sig_agree_stop()) {
-            if (root) {
-                printf("upq run: signal received; stopping after stage %s (committed); exit 75 "
-                       "(run the same command again to resume)\n", stages[s].name);
-                fflush(stdout);
-            }
-            return UPQ_EPREEMPT;
-        }
-    }
-    if (root) {
-        printf("upq run: all stages complete\n");
-        fflush(stdout);
-    }
     return UPQ_OK;
 }

@@ -1,6 +1,6 @@
 /* run_report.c - `upq sweep --report`: collects the finished points of a sweep grid
  * into DIR/sweep.csv and a plot DIR/sweep.svg (perplexity against the first sweep
- * parameter, one line per combination of the others), written through src/plot.h;
+ * parameter, one line per combination of the others), written through src/base/plot.h;
  * also reads and writes a run's ppl.json (jansson). Not the
  * runs themselves (run.c) nor the grid (jobs/jobfile.h). */
 #include <jansson.h>

@@ -1,4 +1,4 @@
-/* sha256_bench.c - SHA-256 throughput of upq's sha256_* (src/sha256.c) against
+/* sha256_bench.c - SHA-256 throughput of upq's sha256_* (src/base/sha256.c) against
  * nettle's sha256 and OpenSSL's EVP SHA-256 on the same in-memory buffer, hashed
  * until N bytes (default 1 GiB) have gone through each. Prints MB/s per library and
  * checks that all three digests agree. A benchmark, not a test: no time limits.
@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     unsigned char *buf = malloc(CHUNK), d[3][32];
     if (!buf) return 1;
     for (int i = 0; i < CHUNK; i++) buf[i] = (unsigned char)(i * 2654435761u >> 24);
-    const char *name[3] = {"upq (src/sha256.c)", "nettle", "openssl EVP"};
+    const char *name[3] = {"upq (src/base/sha256.c)", "nettle", "openssl EVP"};
     double t[3] = {run_upq(buf, chunks, d[0]), run_nettle(buf, chunks, d[1]), run_openssl(buf, chunks, d[2])};
     double mb = (double)chunks * CHUNK / 1e6;
     for (int i = 0; i < 3; i++) printf("%-20s %8.1f MB/s  (%.0f MB in %.3f s)\n", name[i], mb / t[i], mb, t[i]);

@@ -1,5 +1,5 @@
 /* test_demo_tok_hf.c - the demo tokenizer against upq's general HF tokenizer
- * (src/tokenizer.h, written from the `tokenizers` semantics and tested on golden ids
+ * (src/text/tokenizer.h, written from the `tokenizers` semantics and tested on golden ids
  * from the real library): the tokenizer.json that demo_tok writes, loaded by
  * tok_create, must give dtok_encode's ids on corpus text, held-out text, UTF-8 samples
  * and special tokens; with add_special it must put <s> (1) first, and decoding must

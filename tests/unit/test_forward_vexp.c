@@ -1,4 +1,4 @@
-/* test_forward_vexp.c - upq_expf (src/vexp.h, used by softmax, SiLU and the ppl NLL)
+/* test_forward_vexp.c - upq_expf (src/base/vexp.h, used by softmax, SiLU and the ppl NLL)
  * against libm's exp in double: max relative error <= 3 ulp (measured 1.34 ulp) on
  * [-87, 88] on a dense grid, and the documented clamping: below -87.3 -> 1.2e-38,
  * above 88 -> e^88, -inf -> 1.2e-38 (never NaN or inf, so softmax rows stay finite). */

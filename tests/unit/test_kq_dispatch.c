@@ -20,6 +20,7 @@ int main(void)
     CHECK(strcmp(act->name, "ref") == 0 && !act->uses_q8);
     CHECK(act->gemv_rows == kq_kernels_ref()->gemv_rows);
     CHECK(act->dequant_panel == kq_kernels_ref()->dequant_panel);
+    CHECK(act->stream_read == kq_kernels_ref()->stream_read && act->stream_read);
 
     __builtin_cpu_init();
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -37,6 +38,7 @@ int main(void)
     kq_kernels_fill(&t, NULL);
     CHECK(strcmp(t.name, best) == 0);
     CHECK(t.uses_q8 == avx2);
+    CHECK((t.stream_read != kq_kernels_ref()->stream_read) == avx2);
     kq_kernels_fill(&t, "auto");
     CHECK(strcmp(t.name, best) == 0);
     kq_kernels_fill(&t, "avx2");
@@ -61,5 +63,12 @@ int main(void)
     kq_gemm_ref(1, x, K, &q, r, N, 0.0f, wrow);
     for (int n = 0; n < N; n++) CHECK(fabsf(y[n] - r[n]) <= 1e-4f * (1.0f + fabsf(r[n])));
     free(ws);
+
+    /* the bandwidth probe goes through the table too: forced ref = one plain stream */
+    static uint64_t buf[2 * 4096];
+    for (int i = 0; i < 2 * 4096; i++) buf[i] = (uint64_t)i * 0x9E3779B97F4A7C15ull;
+    uint64_t a = 0, b = 0;
+    for (int i = 0; i + 1 < 4096; i += 2) { a += buf[i]; b ^= buf[i + 1]; }
+    CHECK(kq_stream_read(buf, 4096 * 8, 1, 3) == a + b);
     return tu_finish("test_kq_dispatch");
 }

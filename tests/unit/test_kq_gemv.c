@@ -13,7 +13,7 @@
 #include "kq_format.h"
 #include "kq_gemm.h"
 #include "kq_gemv.h"
-#include "kq_impl.h" /* kq_gemv_rows_q8_ref: the int8 algorithm in plain C */
+#include "kq_ref.h" /* kq_gemv_rows_q8_ref: the int8 algorithm in plain C */
 #include "test_util.h"
 #include "upq_err.h"
 

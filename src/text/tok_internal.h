@@ -1,7 +1,7 @@
 /* tok_internal.h - the tokenizer's private types shared by the tok_*.c files: the
  * loaded pipeline (normalizer, pre-tokenizer, BPE model, post-processor, decoder
  * steps), the hash tables, and the piece list pre-tokenizers pass along.
- * Not a public API (src/tokenizer.h is). */
+ * Not a public API (src/text/tokenizer.h is). */
 #ifndef UPQ_TOK_INTERNAL_H
 #define UPQ_TOK_INTERNAL_H
 

@@ -9,10 +9,9 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "kq_dispatch.h"
+#include "kq_err.h"
 #include "kq_format.h"
-#include "kq_gemv.h"
-#include "upq_err.h"
+#include "kq_table.h"
 
 #define KQ_CORE_INLINE static inline __attribute__((always_inline))
 
@@ -303,7 +302,7 @@ KQ_CORE_INLINE void kq_gemv_rows_fmt(int64_t M, const kq_xq *xq, const kq_qmat *
 KQ_CORE_INLINE void kq_gemv_rows_any(int64_t M, const kq_xq *xq, const kq_qmat *W, int64_t n0,
                                      int64_t n1, float *Y, int64_t ldy)
 {
-    UPQ_ASSERT(M >= 1 && M <= KQ_GEMV_MAX_M);
+    KQ_ASSERT(M >= 1 && M <= KQ_GEMV_MAX_M);
     switch (W->bits * 1000 + W->bg) {
     case 2032: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 32); break;
     case 2064: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 2, 64); break;
@@ -311,7 +310,7 @@ KQ_CORE_INLINE void kq_gemv_rows_any(int64_t M, const kq_xq *xq, const kq_qmat *
     case 4032: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 32); break;
     case 4064: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 64); break;
     case 4128: kq_gemv_rows_fmt(M, xq, W, n0, n1, Y, ldy, 4, 128); break;
-    default: UPQ_ASSERT(!"unsupported packed format");
+    default: KQ_ASSERT(!"unsupported packed format");
     }
 }
 

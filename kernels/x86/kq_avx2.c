@@ -2,14 +2,14 @@
  * BLIS B micro-panel, the int8-activation GEMV (vpmaddubsw; loops in kq_gemv_core.h),
  * the activation quantizer and a streaming read. Compiled for AVX2 by the pragma and
  * target attributes (no -march): kq_dispatch.c registers them only on CPUs that have
- * the features. References: kq_format.c, kq_gemv.c. */
+ * the features. References: kq_format.c, ref/kq_gemm_ref.c, ref/kq_gemv_ref.c. */
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 #include <string.h>
 
-#include "kq_gemv.h"
-#include "kq_impl.h"
-#include "upq_err.h"
+#include "kq_err.h"
+#include "kq_ref.h"
+#include "kq_x86.h"
 
 #define KQ_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KQ_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
@@ -92,7 +92,7 @@ KQ_AVX2 void kq_dequant_panel_avx2(const kq_qmat *W, int64_t n0, int nr, int NR,
         case 4032: kq_dequant_row8(W, n0 + r, k0, kc8, out, 4, 32); break;
         case 4064: kq_dequant_row8(W, n0 + r, k0, kc8, out, 4, 64); break;
         case 4128: kq_dequant_row8(W, n0 + r, k0, kc8, out, 4, 128); break;
-        default: UPQ_ASSERT(!"unsupported packed format");
+        default: KQ_ASSERT(!"unsupported packed format");
         }
     }
     for (int r = 0; r < NR; r += 8)
@@ -168,7 +168,7 @@ KQ_AVX2 void kq_quantize_x_avx2(const float *restrict x, int64_t n, int64_t bg,
 KQ_AVX2 uint64_t kq_stream_read_avx2(const void *p, size_t bytes, int ns, int pf)
 {
     enum { NS_MAX = 16 };
-    UPQ_ASSERT(ns >= 1 && ns <= NS_MAX);
+    KQ_ASSERT(ns >= 1 && ns <= NS_MAX);
     const size_t part = bytes / (size_t)ns / 64 * 64;
     const char *base = p;
     __m256i acc[NS_MAX];

@@ -142,7 +142,7 @@ static void axes(plot_buf *b, const plot_chart *c, const frame *f, double W, dou
     plot_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#000\"/>\n",
                 f->L, f->T, f->R - f->L, f->B - f->T);
     int nx = 4;
-    if (c->int_x) nx = (int)fmin(f->x1 - f->x0, 10.0);
+    if (c->int_x) nx = (int)fmax(1.0, fmin(f->x1 - f->x0, 10.0));
     for (int k = 0; k <= nx; k++) {
         double v = f->x0 + (f->x1 - f->x0) * k / nx;
         if (c->int_x) v = round(v);

@@ -7,9 +7,9 @@
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #include <immintrin.h>
 
-#include "kq_gemv.h"
-#include "kq_impl.h"
-#include "upq_err.h"
+#include "kq_err.h"
+#include "kq_ref.h"
+#include "kq_x86.h"
 
 #include "kq_gemv_core.h"
 
