@@ -67,15 +67,19 @@ static void soft_chain(const lin_layer *L)
 
 void lin_prepare(lin_layer *L)
 {
-    if (L->kind == LIN_FAKEQUANT) fqs_forward(L->fq, L->w, L->wq);
-    else if (L->kind == LIN_SOFTROUND) soft_build(L);
+    if (L->kind == LIN_FAKEQUANT) {
+        UPQ_ASSERT(L->fq->out == L->out && L->fq->in == L->in);
+        fq_forward(L->fq, L->w, L->wq);
+    } else if (L->kind == LIN_SOFTROUND) soft_build(L);
 }
 
 void lin_grad_finish(lin_layer *L)
 {
     UPQ_ASSERT(L->dw);
-    if (L->kind == LIN_FAKEQUANT) fqs_backward(L->fq, L->w, L->dw, L->dlatent, L->dfq);
-    else if (L->kind == LIN_SOFTROUND) soft_chain(L);
+    if (L->kind == LIN_FAKEQUANT) {
+        UPQ_ASSERT(L->dlatent && L->fq->out == L->out && L->fq->in == L->in);
+        fq_backward(L->fq, L->w, L->dw, L->dlatent, L->dfq);
+    } else if (L->kind == LIN_SOFTROUND) soft_chain(L);
 }
 
 static const float *effective_w(const lin_layer *L)

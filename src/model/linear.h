@@ -4,9 +4,10 @@
  *   LIN_FP32       FP32 weight through BLIS (kq_sgemm_*).
  *   LIN_PACKED     packed INT2/INT4 weight (tfm_linear_packed: kq_gemm / kq_gemv);
  *                  inference only (no FP32 copy exists: no backward).
- *   LIN_FAKEQUANT  latent FP32 weight + quantizer: lin_prepare materialises wq, FP32
- *                  GEMM, lin_grad_finish chains dL/dwq to the latent weight and the
- *                  quantizer parameters (straight-through, fq_stub.h until fakequant.h).
+ *   LIN_FAKEQUANT  latent FP32 weight + quantizer (fakequant.h: seq, asym, lsq, r2q):
+ *                  lin_prepare materialises wq = fq_forward(w), FP32 GEMM,
+ *                  lin_grad_finish chains dL/dwq through fq_backward to the latent
+ *                  weight and the quantizer parameters (straight-through).
  *   LIN_SOFTROUND  TesseraQ's soft rounding w = s*nu*(clo + h(alpha) - z) (tesseraq.h):
  *                  lin_prepare materialises it, lin_grad_finish gives dL/dalpha, dL/dnu.
  * A block (block.h) holds one lin_layer per projection, so kinds mix per layer. Owns no
@@ -16,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "fq_stub.h"
+#include "fakequant.h"
 #include "kq_format.h"
 #include "linear_packed.h"
 
@@ -44,15 +45,17 @@ typedef struct {
     const float *w;         /* (out, in) FP32 weight, or FAKEQUANT's latent weight */
     const float *bias;      /* (out) or NULL */
     const kq_qmat *pq;      /* PACKED: the (out, in) packed matrix */
-    const fqs_quantizer *fq;/* FAKEQUANT: its quantizer */
+    const fq_quantizer *fq; /* FAKEQUANT: its quantizer, of shape (out, in) */
     lin_softround soft;     /* SOFTROUND */
     float *wq;              /* (out, in) FAKEQUANT/SOFTROUND: effective weight (lin_prepare) */
     /* Gradient targets, all accumulated (+=); NULL = not wanted. */
     float *dw;              /* (out, in) dL/d(effective weight): FP32's parameter gradient;
                              * FAKEQUANT/SOFTROUND: what lin_grad_finish chains from */
     float *db;              /* (out) */
-    float *dlatent;         /* FAKEQUANT: (out, in) dL/d(latent w) */
-    fqs_grads *dfq;         /* FAKEQUANT: dL/d(quantizer parameters) */
+    float *dlatent;         /* FAKEQUANT: (out, in) dL/d(latent w); required by
+                             * lin_grad_finish (fq_backward always writes it) */
+    fq_grads *dfq;          /* FAKEQUANT: dL/d(fq->params), fq_grads_init(dfq, fq)
+                             * (fq->n_params floats: 0 asym, out*ng seq, 2*out*ng lsq/r2q) */
 } lin_layer;
 
 /* How the products run (shared by the layers of one forward). */
@@ -69,7 +72,8 @@ lin_layer lin_layer_dense(const float *w, const kq_qmat *pq, const float *bias, 
 /* FAKEQUANT/SOFTROUND: wq = the effective weight of the current parameters. Call after
  * every parameter update, before lin_forward. No-op for the other kinds. */
 void lin_prepare(lin_layer *L);
-/* FAKEQUANT: dlatent += STE(dw), dfq += dL/dparams. SOFTROUND: soft.ga, soft.gn = dL/dalpha,
+/* FAKEQUANT: fq_backward: dlatent += STE(dw) (asym: plus its range term on each group's
+ * min and max), dfq += dL/dparams (dfq may be NULL). SOFTROUND: soft.ga, soft.gn = dL/dalpha,
  * dL/dnu from dw. Call once after the backward passes whose dw it should chain. */
 void lin_grad_finish(lin_layer *L);
 

@@ -3,8 +3,8 @@
  * 1. layer ranges: the model cut into [0,1) with the embedding, [1,2), [2,3) with the
  *    head, each with its own arena, gives tfm_forward's logits and tfm_backward's
  *    gradients bit for bit (training), and the same logits at inference;
- * 2. mixed linear kinds: FP32, fake-quant (stand-in quantizer) and soft-rounding linears
- *    in one model equal, bit for bit, the FP32 model on their materialised weights;
+ * 2. mixed linear kinds: FP32, fake-quant (fakequant.h's seq, asym, lsq and r2q, one
+ *    linear each) and soft-rounding linears in one model equal, bit for bit, the FP32 model on their materialised weights;
  *    with packed INT4/INT2 linears added, the logits are within 1e-4 relative of the
  *    FP32 model on the dequantized weights (kq_gemm, as test_packed_mixed), also when
  *    run as two inference stages. */
@@ -15,6 +15,7 @@
 
 #include "backward.h"
 #include "block.h"
+#include "fakequant.h"
 #include "forward.h"
 #include "loss.h"
 #include "quant.h"
@@ -189,19 +190,26 @@ static void test_mixed(const tfm_model *m)
         quant_to_kq(&ql[i], pk.pq_mats[l * TFM_NPROJ + p].data);
         quant_dequant(&ql[i], *proj_w(&ref.layers[l], p), K);
     }
-    /* Layer 1: q fake-quantized (stand-in quantizer), up soft-rounded, the rest FP32. */
+    /* Layer 1: q/k/v/o fake-quantized, up soft-rounded, the rest FP32. */
     blk_weights lw[3];
     for (int64_t l = 0; l < 3; l++) blk_weights_from_layer(&lw[l], c, &pk.layers[l]);
     CHECK(lw[0].lin[TFM_Q].kind == LIN_PACKED && lw[2].lin[TFM_DOWN].kind == LIN_PACKED &&
           lw[1].lin[TFM_Q].kind == LIN_FP32);
+    /* q, k, v, o of layer 1 fake-quantized at 2 bits by each kind of fakequant.h. */
+    const fq_kind fk[4] = {FQ_SEQ, FQ_ASYM, FQ_LSQ, FQ_R2Q};
+    const int64_t fg[4] = {8, 8, 0, 8};
+    fq_quantizer fq[4];
+    float *fq_wq[4];
     int64_t N, K;
-    tfm_proj_shape(c, TFM_Q, &N, &K);
-    fqs_quantizer fq;
-    CHECK_OK(fqs_init(&fq, 2, 8, N, K, m->layers[1].wq));
-    float *fq_wq = malloc((size_t)(N * K) * sizeof(float));
-    lin_layer *lq = &lw[1].lin[TFM_Q];
-    lq->kind = LIN_FAKEQUANT, lq->fq = &fq, lq->wq = fq_wq;
-    fqs_forward(&fq, m->layers[1].wq, ref.layers[1].wq);
+    for (int p = 0; p < 4; p++) {
+        tfm_proj_shape(c, p, &N, &K);
+        const float *w = *proj_w(&m->layers[1], p);
+        CHECK_OK(fq_init(&fq[p], fk[p], 2, fg[p], N, K, w));
+        fq_wq[p] = malloc((size_t)(N * K) * sizeof(float));
+        lin_layer *lq = &lw[1].lin[p];
+        lq->kind = LIN_FAKEQUANT, lq->fq = &fq[p], lq->wq = fq_wq[p];
+        fq_forward(&fq[p], w, *proj_w(&ref.layers[1], p));
+    }
     tfm_proj_shape(c, TFM_UP, &N, &K);
     soft_params sp;
     lin_layer *lu = &lw[1].lin[TFM_UP];
@@ -241,7 +249,8 @@ static void test_mixed(const tfm_model *m)
     CHECK_MSG(e <= 1e-4, "packed mixed logits: %.3g", e);
     tfm_acts_free(&am), tfm_acts_free(&ar);
     for (int i = 0; i < 2; i++) quant_layer_free(&ql[i]);
-    fqs_free(&fq), free(fq_wq), soft_free(&sp);
+    for (int p = 0; p < 4; p++) fq_free(&fq[p]), free(fq_wq[p]);
+    soft_free(&sp);
     tfm_model_free(&pk), tfm_model_free(&ref);
 }
 
