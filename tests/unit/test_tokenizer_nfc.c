@@ -146,6 +146,59 @@ static int check_golden(const char *name, const char *dir, const char *rt_key, i
     return ok;
 }
 
+/* A single_word added token next to non-Latin characters: HF matches it only where the
+ * characters around it are not Rust regex \w (Alphabetic, M, Nd, Pc, Join_Control); the
+ * expected flags below are that definition applied by hand (no HF run behind them). */
+static void test_single_word(const char *dir)
+{
+    static const struct {
+        const char *text;
+        int matched;
+    } cases[] = {
+        {"\xE3\x80\x82<mask>", 1},         /* U+3002 ideographic full stop: Po */
+        {"\xD0\xB6<mask>", 0},              /* Cyrillic zhe: L */
+        {"<mask>\xD0\xB6", 0},
+        {"\xE4\xB8\x96<mask>\xE7\x95\x8C", 0}, /* CJK ideographs: Lo */
+        {"\xF0\x9F\x98\x80<mask>", 1},    /* emoji: So */
+        {"e\xCC\x81<mask>", 0},            /* U+0301: M */
+        {"\xD9\xA1<mask>", 0},              /* Arabic-Indic one: Nd */
+        {"\xC2\xBD<mask>", 1},              /* one half: No */
+        {"\xE2\x92\xB6<mask>", 0},         /* circled A: So but Other_Alphabetic */
+        {"\xE2\x80\xBF<mask>", 0},         /* undertie: Pc */
+        {"\xE2\x80\x8D<mask>", 0},         /* ZWJ: Join_Control */
+        {"<mask>\xEF\xBC\x8C", 1},         /* fullwidth comma: Po */
+        {"<mask>\xE3\x80\x80", 1},         /* ideographic space */
+        {"\xEA\xB0\x80<mask>", 0},         /* Hangul syllable: Lo */
+        {"\xFF<mask>", 1},                   /* invalid byte: U+FFFD, So */
+        {" <mask> ", 1},
+        {"a<mask>", 0},
+    };
+    char path[4400];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_error_t e;
+    json_t *tj = json_load_file(path, 0, &e);
+    CHECK_MSG(tj, "%s: %s", path, e.text);
+    if (!tj) return;
+    json_array_append_new(json_object_get(tj, "added_tokens"),
+                          json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", 1200, "content", "<mask>",
+                                    "single_word", 1, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 0));
+    char *js = json_dumps(tj, 0);
+    tok_tokenizer *t = NULL;
+    CHECK_OK(tok_create_json(js, strlen(js), "qwen2-nfc + single_word <mask>", &t));
+    for (size_t k = 0; t && k < sizeof cases / sizeof cases[0]; k++) {
+        tok_ids v = {0};
+        CHECK_OK(tok_encode(t, cases[k].text, (int64_t)strlen(cases[k].text), 0, &v));
+        int hit = 0;
+        for (int64_t i = 0; i < v.n; i++) hit += v.ids[i] == 1200;
+        CHECK_MSG(hit == cases[k].matched, "single_word case %zu: <mask> matched %d times, want %d", k, hit,
+                  cases[k].matched);
+        tok_ids_free(&v);
+    }
+    tok_destroy(t);
+    free(js);
+    json_decref(tj);
+}
+
 /* The Qwen2-style folder loads as Qwen2 does: no BOS, EOS <|im_end|>, a ChatML template
  * with its default system prompt; the chat text tokenizes with the specials as one id. */
 static void test_qwen2_config(const char *dir)
@@ -186,6 +239,7 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/tests/data/qwen2-nfc", UPQ_SOURCE_DIR);
     check_golden("qwen2-nfc", dir, "nfc", 1);
     test_qwen2_config(dir);
+    test_single_word(dir);
     const char *shared = getenv("UPQ_SHARED_DIR");
     if (!shared) shared = UPQ_SHARED_DIR;
     static const char *models[][2] = {{"tinyllama-15m", "tinyllama-15m"},
