@@ -418,7 +418,7 @@ int cmd_eval(int argc, char **argv)
         {0, 0, 0, 0}};
     eval_args a = {.ctx = 512,
                    .corpus = "../shared/data/pd-english/corpus.txt.xz",
-                   .o = {.max_new_tokens = 96, .batch = 8, .eos = -1},
+                   .o = {.max_new_tokens = 96, .batch = 8, .eos = -1, .progress = 1},
                    .mo = {.shots = 0, .seed = 1234, .batch = 32}};
     int ch, seed_set = 0, corpus_set = 0;
     optind = 1;

@@ -12,6 +12,7 @@
 
 #include "generate.h"
 #include "par.h"
+#include "progress.h"
 #include "upq_err.h"
 
 int eval_read_items(const char *path, ife_item **items, int64_t *n)
@@ -103,14 +104,24 @@ static int decode_share(const tfm_model *m, const tok_tokenizer *tok, const tok_
     g.eos = o->eos;
     gen_result *res = upq_calloc((size_t)(i1 - i0), sizeof *res, "eval generation results");
     if (!res) return UPQ_EIO;
-    int rc = gen_run(m, tok, prompts + i0, i1 - i0, &g, res);
+    /* In groups of o->batch, the groups gen_run would make itself (the same results),
+     * so that rank 0 can show progress between them. */
+    prog pg;
+    prog_init(&pg, o->progress && par_rank() == 0 ? stderr : NULL, "eval instruct", "prompt", i1 - i0);
+    int rc = UPQ_OK;
+    for (int64_t c0 = i0; !rc && c0 < i1; c0 += o->batch) {
+        int64_t cn = i1 - c0 < o->batch ? i1 - c0 : o->batch;
+        rc = gen_run(m, tok, prompts + c0, cn, &g, res + (c0 - i0));
+        if (!rc) prog_update(&pg, c0 + cn - i0, "(rank 0's share)");
+    }
+    prog_end(&pg);
     for (int64_t i = i0; !rc && i < i1; i++) {
         const tok_ids *v = &res[i - i0].ids;
         UPQ_ASSERT(v->n <= o->max_new_tokens);
         cnt[i] = v->n;
         for (int64_t j = 0; j < v->n; j++) flat[i * o->max_new_tokens + j] = v->ids[j];
     }
-    for (int64_t i = 0; !rc && i < i1 - i0; i++) gen_result_free(&res[i]);
+    for (int64_t i = 0; i < i1 - i0; i++) gen_result_free(&res[i]); /* zeroed ones too */
     free(res);
     return rc;
 }

@@ -18,6 +18,7 @@ typedef struct {
     int64_t max_new_tokens; /* CHECKS.md: 96 */
     int64_t batch;          /* prompts decoded together per rank */
     int32_t eos;            /* stop token (CHECKS.md: </s>, id 2) */
+    int progress;           /* rank 0 prints prompts done, tokens/s and ETA on stderr (progress.h) */
 } eval_opts;
 
 typedef struct {
