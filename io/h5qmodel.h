@@ -29,7 +29,7 @@ typedef struct {
 } h5q_vec;
 
 /* Writes the container at `path` (via path.tmp + rename): every parameter of m as float32
- * except the linear layers whose ql[l*TFM_NPROJ+p].codes is non-NULL (ql may be NULL: FP32 only),
+ * except the linear layers whose ql[l*TFM_NPROJ+p].data is non-NULL (ql may be NULL: FP32 only),
  * which are written quantized; plus the vectors under /ptq. prov->created must be set by
  * the caller (the writer adds no time, so the file is a function of its inputs). */
 int h5q_write(const char *path, const tfm_model *m, const kq_qmat *ql, const h5m_provenance *prov,
