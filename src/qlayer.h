@@ -12,8 +12,6 @@
 
 #include "kq_format.h"
 
-/* per-channel (group 0) is stored as 128-blocks, as in the kernels' format */
-enum { QUANT_CHANNEL_BLOCK = KQ_CHANNEL_BLOCK };
 enum { QUANT_GRID_ASYM = 0, QUANT_GRID_SEQ = 1 };
 
 /* 1 when bits is 2/3/4/8 and group is 0/32/64/128 (kq_qmat_valid). */
