@@ -110,7 +110,7 @@ static int get_raw(hid_t f, const char *path, size_t elem, int64_t count, void *
 
 /* ---- one quantized linear layer: a group with attributes and 3 datasets ---- */
 
-static int put_qlayer(hid_t f, const char *gpath, const quant_layer *q, const char *hf, const char *fname)
+static int put_qlayer(hid_t f, const char *gpath, const kq_qmat *q, const char *hf, const char *fname)
 {
     TRY(mkgroups(f, gpath, fname));
     hid_t g = H5Gopen2(f, gpath, H5P_DEFAULT);
@@ -127,22 +127,30 @@ static int put_qlayer(hid_t f, const char *gpath, const quant_layer *q, const ch
     if (!rc) rc = h5u_attr_put_str(g, "hf_name", hf, fname);
     H5Gclose(g);
     TRY(rc);
-    int64_t rb = quant_code_bytes_per_row(q);
-    uint8_t *codes = upq_malloc((size_t)(q->N * rb), "packed codes");
-    if (!codes) return UPQ_EIO;
-    quant_codes_pack(q, codes);
+    /* The file splits each block into its code bytes and its (s, m) (docs/container.md). */
+    int64_t N = q->N, nb = q->nb, qb = q->qbytes, rb = nb * qb;
+    uint8_t *codes = upq_malloc((size_t)(N * rb), "packed codes");
+    uint16_t *sm = upq_malloc((size_t)(2 * N * nb) * sizeof *sm, "scales and offsets");
+    rc = codes && sm ? UPQ_OK : UPQ_EIO;
+    for (int64_t n = 0; !rc && n < N; n++)
+        for (int64_t b = 0; b < nb; b++) {
+            sm[n * nb + b] = kq_scale_get(q, n, b);
+            sm[N * nb + n * nb + b] = kq_offset_get(q, n, b);
+            memcpy(codes + n * rb + b * qb, kq_qmat_block(q, n, b) + KQ_HDR_BYTES, (size_t)qb);
+        }
     char path[600];
-    int64_t sc[2] = {q->N, rb}, ss[2] = {q->N, q->nb};
+    int64_t sc[2] = {N, rb}, ss[2] = {N, nb};
     snprintf(path, sizeof path, "%s/codes", gpath);
-    rc = put_data(f, path, H5T_STD_U8LE, 2, sc, codes, NULL, fname);
-    free(codes);
+    if (!rc) rc = put_data(f, path, H5T_STD_U8LE, 2, sc, codes, NULL, fname);
     hid_t t = f16_type();
     if (t < 0 && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: cannot make the float16 type", fname);
     snprintf(path, sizeof path, "%s/scales", gpath);
-    if (!rc) rc = put_data(f, path, t, 2, ss, q->scales, NULL, fname);
+    if (!rc) rc = put_data(f, path, t, 2, ss, sm, NULL, fname);
     snprintf(path, sizeof path, "%s/offsets", gpath);
-    if (!rc) rc = put_data(f, path, t, 2, ss, q->offsets, NULL, fname);
+    if (!rc) rc = put_data(f, path, t, 2, ss, sm + N * nb, NULL, fname);
     if (t >= 0) H5Tclose(t);
+    free(codes);
+    free(sm);
     return rc;
 }
 
@@ -164,31 +172,47 @@ static int get_qattrs(hid_t f, const char *gpath, char enc[16], int64_t a[4], in
     return rc;
 }
 
+/* The code bytes and (s, m) of the quantized linear at gpath straight into q's blocks:
+ * the file's codes of block b of row n are already in the block layout, so each block is
+ * its (s, m) header and a copy of those bytes. check: reject non-finite scales/offsets. */
+static int read_blocks(hid_t f, const char *gpath, kq_qmat *q, int check, const char *fname)
+{
+    int64_t N = q->N, nb = q->nb, qb = q->qbytes, rb = nb * qb;
+    uint8_t *codes = upq_malloc((size_t)(N * rb), "packed codes");
+    uint16_t *sm = upq_malloc((size_t)(2 * N * nb) * sizeof *sm, "scales and offsets");
+    int rc = codes && sm ? UPQ_OK : UPQ_EIO;
+    char path[600];
+    snprintf(path, sizeof path, "%s/codes", gpath);
+    if (!rc) rc = get_raw(f, path, 1, N * rb, codes, fname);
+    snprintf(path, sizeof path, "%s/scales", gpath);
+    if (!rc) rc = get_raw(f, path, 2, N * nb, sm, fname);
+    if (!rc && check) rc = io_check_finite_f16(sm, N * nb, fname, path);
+    snprintf(path, sizeof path, "%s/offsets", gpath);
+    if (!rc) rc = get_raw(f, path, 2, N * nb, sm + N * nb, fname);
+    if (!rc && check) rc = io_check_finite_f16(sm + N * nb, N * nb, fname, path);
+    for (int64_t n = 0; !rc && n < N; n++)
+        for (int64_t b = 0; b < nb; b++) {
+            kq_params_set(q, n, b, sm[n * nb + b], sm[N * nb + n * nb + b]);
+            memcpy(kq_qmat_block(q, n, b) + KQ_HDR_BYTES, codes + n * rb + b * qb, (size_t)qb);
+        }
+    free(codes);
+    free(sm);
+    return rc;
+}
+
 /* Reads the group at gpath into q; *found = 0 when it has no quantized encoding. */
-static int get_qlayer(hid_t f, const char *gpath, quant_layer *q, int *found, const char *fname)
+static int get_qlayer(hid_t f, const char *gpath, kq_qmat *q, int *found, const char *fname)
 {
     char enc[16];
     int64_t a[4] = {0, -1, 0, 0};
     TRY(get_qattrs(f, gpath, enc, a, found, fname));
     if (!*found) return UPQ_OK;
     int64_t bits = a[0], group = a[1], N = a[2], K = a[3];
-    int rc;
-    if (quant_layer_init(q, (int)bits, (int)group, N, K))
+    if (quant_qmat_init(q, (int)bits, (int)group, N, K))
         return UPQ_FAIL(UPQ_EINPUT, "%s: %s: encoding %s with bits %lld group_size %lld is not supported", fname,
                         gpath, enc, (long long)bits, (long long)group);
-    int64_t rb = quant_code_bytes_per_row(q);
-    uint8_t *codes = upq_malloc((size_t)(N * rb), "packed codes");
-    char path[600];
-    rc = codes ? UPQ_OK : UPQ_EIO;
-    snprintf(path, sizeof path, "%s/codes", gpath);
-    if (!rc) rc = get_raw(f, path, 1, N * rb, codes, fname);
-    if (!rc) quant_codes_unpack(q, codes);
-    snprintf(path, sizeof path, "%s/scales", gpath);
-    if (!rc) rc = get_raw(f, path, 2, N * q->nb, q->scales, fname);
-    snprintf(path, sizeof path, "%s/offsets", gpath);
-    if (!rc) rc = get_raw(f, path, 2, N * q->nb, q->offsets, fname);
-    free(codes);
-    if (rc) quant_layer_free(q);
+    int rc = read_blocks(f, gpath, q, 0, fname);
+    if (rc) quant_qmat_free(q);
     return rc;
 }
 
@@ -213,13 +237,13 @@ static int prov_fn(hid_t g, const void *a, const char *f) { return h5m_provenanc
 typedef struct {
     hid_t file;
     const char *fname;
-    const quant_layer *ql;
+    const kq_qmat *ql;
     int64_t L;
     int n_quant;
 } walk_ctx;
 
 /* The quantized layer replacing HF tensor `hf`, or NULL. */
-static const quant_layer *qlayer_of(const walk_ctx *w, const char *hf)
+static const kq_qmat *qlayer_of(const walk_ctx *w, const char *hf)
 {
     if (!w->ql || strncmp(hf, "model.layers.", 13)) return NULL;
     long long l = atoll(hf + 13);
@@ -227,7 +251,7 @@ static const quant_layer *qlayer_of(const walk_ctx *w, const char *hf)
     for (int p = 0; p < TFM_NPROJ; p++) {
         char name[128];
         h5q_hf_name(l, p, name, sizeof name);
-        if (!strcmp(name, hf)) return w->ql[l * TFM_NPROJ + p].codes ? &w->ql[l * TFM_NPROJ + p] : NULL;
+        if (!strcmp(name, hf)) return w->ql[l * TFM_NPROJ + p].data ? &w->ql[l * TFM_NPROJ + p] : NULL;
     }
     return NULL;
 }
@@ -239,7 +263,7 @@ static int write_tensor(void *vctx, const char *hf, float *data, int ndim, const
     TRY(h5m_path_of(hf, path, sizeof path));
     snprintf(parent, sizeof parent, "%s", path);
     *strrchr(parent, '/') = '\0';
-    const quant_layer *q = qlayer_of(w, hf);
+    const kq_qmat *q = qlayer_of(w, hf);
     if (q) {
         if (q->N != shape[0] || q->K != shape[1])
             return UPQ_FAIL(UPQ_EINPUT, "%s: quantized %s is (%lld, %lld), the model's tensor (%lld, %lld)",
@@ -252,7 +276,7 @@ static int write_tensor(void *vctx, const char *hf, float *data, int ndim, const
     return put_data(w->file, path, H5T_IEEE_F32LE, ndim, shape, data, hf, w->fname);
 }
 
-static int write_body(hid_t f, const char *fname, const tfm_model *m, const quant_layer *ql,
+static int write_body(hid_t f, const char *fname, const tfm_model *m, const kq_qmat *ql,
                       const h5m_provenance *prov, const h5q_vec *vecs, int n_vecs)
 {
     TRY(h5u_attr_put_str(f, "format", H5M_FORMAT, fname));
@@ -263,8 +287,8 @@ static int write_body(hid_t f, const char *fname, const tfm_model *m, const quan
     TRY(tfm_params_foreach((tfm_model *)m, write_tensor, &w));
     int bits = 0, uniform = 1;
     for (int64_t i = 0; ql && i < m->cfg.L * TFM_NPROJ; i++) {
-        if (ql[i].codes && !bits) bits = ql[i].bits;
-        if (!ql[i].codes || ql[i].bits != bits) uniform = 0;
+        if (ql[i].data && !bits) bits = ql[i].bits;
+        if (!ql[i].data || ql[i].bits != bits) uniform = 0;
     }
     char kind[16] = "fp32";
     if (w.n_quant) snprintf(kind, sizeof kind, uniform ? "int%d" : "mixed", bits);
@@ -301,7 +325,7 @@ static int write_file(const char *path, body_fn fn, const void *arg)
 
 typedef struct {
     const tfm_model *m;
-    const quant_layer *ql;
+    const kq_qmat *ql;
     const h5m_provenance *prov;
     const h5q_vec *vecs;
     int n_vecs;
@@ -313,7 +337,7 @@ static int model_body(hid_t f, const char *fname, const void *arg)
     return write_body(f, fname, a->m, a->ql, a->prov, a->vecs, a->n_vecs);
 }
 
-int h5q_write(const char *path, const tfm_model *m, const quant_layer *ql, const h5m_provenance *prov,
+int h5q_write(const char *path, const tfm_model *m, const kq_qmat *ql, const h5m_provenance *prov,
               const h5q_vec *vecs, int n_vecs)
 {
     model_args a = {m, ql, prov, vecs, n_vecs};
@@ -334,7 +358,7 @@ static int read_tensor(void *vctx, const char *hf, float *data, int ndim, const 
     }
     snprintf(parent, sizeof parent, "%s", path);
     *strrchr(parent, '/') = '\0';
-    quant_layer q;
+    kq_qmat q;
     int found;
     TRY(get_qlayer(w->file, parent, &q, &found, w->fname));
     int rc = UPQ_OK;
@@ -344,7 +368,7 @@ static int read_tensor(void *vctx, const char *hf, float *data, int ndim, const 
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: %s is (%lld, %lld) quantized, the config wants (%lld, %lld)", w->fname,
                       parent, (long long)q.N, (long long)q.K, (long long)shape[0], (long long)shape[1]);
     else quant_dequant(&q, data, shape[1]);
-    if (found) quant_layer_free(&q);
+    if (found) quant_qmat_free(&q);
     if (!rc) rc = io_check_finite(data, n, w->fname, parent); /* NaN/Inf scales or offsets */
     return rc;
 }
@@ -426,36 +450,6 @@ static int scan_formats(hid_t f, const tfm_config *c, tfm_pack_fmt *fmt, int64_t
     return UPQ_OK;
 }
 
-/* Quantized linear at gpath straight into q's blocks: the file's codes of block b of row
- * n are already in the kernels' planes layout, so each block is its (s, m) header and a
- * copy of those bytes (bit-exact; test_packed_model checks it against quant_to_kq). */
-static int read_packed_layer(hid_t f, const char *gpath, kq_qmat *q, const char *fname)
-{
-    int64_t N = q->N, nb = q->nb, qb = q->qbytes, rb = nb * qb;
-    uint8_t *codes = upq_malloc((size_t)(N * rb), "packed codes");
-    uint16_t *sm = upq_malloc((size_t)(2 * N * nb) * sizeof *sm, "scales and offsets");
-    int rc = codes && sm ? UPQ_OK : UPQ_EIO;
-    char path[600];
-    snprintf(path, sizeof path, "%s/codes", gpath);
-    if (!rc) rc = get_raw(f, path, 1, N * rb, codes, fname);
-    snprintf(path, sizeof path, "%s/scales", gpath);
-    if (!rc) rc = get_raw(f, path, 2, N * nb, sm, fname);
-    if (!rc) rc = io_check_finite_f16(sm, N * nb, fname, path);
-    snprintf(path, sizeof path, "%s/offsets", gpath);
-    if (!rc) rc = get_raw(f, path, 2, N * nb, sm + N * nb, fname);
-    if (!rc) rc = io_check_finite_f16(sm + N * nb, N * nb, fname, path);
-    for (int64_t n = 0; !rc && n < N; n++)
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *blk = kq_qmat_block(q, n, b);
-            memcpy(blk, &sm[n * nb + b], 2);
-            memcpy(blk + 2, &sm[N * nb + n * nb + b], 2);
-            memcpy(blk + KQ_HDR_BYTES, codes + n * rb + b * qb, (size_t)qb);
-        }
-    free(codes);
-    free(sm);
-    return rc;
-}
-
 /* The body of h5q_read_packed on an open quantized container. */
 static int read_packed_body(hid_t f, const char *path, const tfm_config *cfg, tfm_model *m, int64_t *n_dequant)
 {
@@ -471,7 +465,7 @@ static int read_packed_body(hid_t f, const char *path, const tfm_config *cfg, tf
         char gpath[256];
         if (!m->pq_mats || !m->pq_mats[i].data) continue;
         rc = linear_group(i / TFM_NPROJ, (int)(i % TFM_NPROJ), gpath, sizeof gpath);
-        if (!rc) rc = read_packed_layer(f, gpath, &m->pq_mats[i], path);
+        if (!rc) rc = read_blocks(f, gpath, &m->pq_mats[i], 1, path);
     }
     if (rc) tfm_model_free(m);
     return rc;
@@ -496,7 +490,7 @@ int h5q_read_packed(const char *path, tfm_model *m, int64_t *n_dequant)
     return rc;
 }
 
-int h5q_read_layer(const char *path, int64_t l, int p, quant_layer *q, int *found)
+int h5q_read_layer(const char *path, int64_t l, int p, kq_qmat *q, int *found)
 {
     char hf[128], gpath[256];
     h5q_hf_name(l, p, hf, sizeof hf);
@@ -515,7 +509,7 @@ int h5q_read_layer(const char *path, int64_t l, int p, quant_layer *q, int *foun
 
 typedef struct {
     int64_t l;
-    const quant_layer *ql;
+    const kq_qmat *ql;
     double err[2];
     const char *params;
 } block_args;
@@ -536,14 +530,14 @@ static int block_body(hid_t f, const char *fname, const void *arg)
     return h5u_attr_put_i64(f, "complete", 1, fname);
 }
 
-int h5q_block_write(const char *path, int64_t l, const quant_layer ql[TFM_NPROJ], double err_init,
+int h5q_block_write(const char *path, int64_t l, const kq_qmat ql[TFM_NPROJ], double err_init,
                     double err_final, const char *params)
 {
     block_args a = {l, ql, {err_init, err_final}, params};
     return write_file(path, block_body, &a);
 }
 
-static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[TFM_NPROJ], double err[2],
+static int block_read_body(hid_t f, const char *path, int64_t l, kq_qmat ql[TFM_NPROJ], double err[2],
                            const char *params)
 {
     int64_t got_l = -1, complete = 0;
@@ -565,14 +559,14 @@ static int block_read_body(hid_t f, const char *path, int64_t l, quant_layer ql[
         int rc = get_qlayer(f, gpath, &ql[p], &found, path);
         if (!rc && !found) rc = UPQ_FAIL(UPQ_EINPUT, "%s: %s is not quantized", path, gpath);
         if (rc) {
-            for (int i = 0; i < p; i++) quant_layer_free(&ql[i]);
+            for (int i = 0; i < p; i++) quant_qmat_free(&ql[i]);
             return rc;
         }
     }
     return UPQ_OK;
 }
 
-int h5q_block_read(const char *path, int64_t l, quant_layer ql[TFM_NPROJ], double *err_init,
+int h5q_block_read(const char *path, int64_t l, kq_qmat ql[TFM_NPROJ], double *err_init,
                    double *err_final, const char *params)
 {
     h5u_quiet qt;

@@ -29,10 +29,10 @@ typedef struct {
 } h5q_vec;
 
 /* Writes the container at `path` (via path.tmp + rename): every parameter of m as float32
- * except the linear layers whose ql[l*TFM_NPROJ+p].codes is non-NULL (ql may be NULL: FP32 only),
+ * except the linear layers whose ql[l*TFM_NPROJ+p].data is non-NULL (ql may be NULL: FP32 only),
  * which are written quantized; plus the vectors under /ptq. prov->created must be set by
  * the caller (the writer adds no time, so the file is a function of its inputs). */
-int h5q_write(const char *path, const tfm_model *m, const quant_layer *ql, const h5m_provenance *prov,
+int h5q_write(const char *path, const tfm_model *m, const kq_qmat *ql, const h5m_provenance *prov,
               const h5q_vec *vecs, int n_vecs);
 
 /* Reads a container, FP32 or quantized (dequantized into m, which is allocated here; free
@@ -43,16 +43,16 @@ int h5q_read(const char *path, tfm_model *m);
  * rest as h5q_read does; *n_dequant counts quantized linears without a packed kernel
  * (bits 3/8), which are dequantized to FP32. An FP32 container gives an FP32 model. */
 int h5q_read_packed(const char *path, tfm_model *m, int64_t *n_dequant);
-/* Reads the quantized linear p of layer l into q (allocated; quant_layer_free). *found = 0
+/* Reads the quantized linear p of layer l into q (allocated; quant_qmat_free). *found = 0
  * when that layer is stored as float32. */
-int h5q_read_layer(const char *path, int64_t l, int p, quant_layer *q, int *found);
+int h5q_read_layer(const char *path, int64_t l, int p, kq_qmat *q, int *found);
 
 /* One block's part file: its TFM_NPROJ quantized linears, the errors before/after and the run's
  * parameter string (checked on resume). Written to path.tmp and renamed. */
-int h5q_block_write(const char *path, int64_t l, const quant_layer ql[TFM_NPROJ], double err_init,
+int h5q_block_write(const char *path, int64_t l, const kq_qmat ql[TFM_NPROJ], double err_init,
                     double err_final, const char *params);
 /* Reads it back; UPQ_EINPUT when it belongs to another layer or other parameters. */
-int h5q_block_read(const char *path, int64_t l, quant_layer ql[TFM_NPROJ], double *err_init,
+int h5q_block_read(const char *path, int64_t l, kq_qmat ql[TFM_NPROJ], double *err_init,
                    double *err_final, const char *params);
 
 #endif

@@ -1,4 +1,4 @@
-/* kq_format.c - packed INT2/INT4 formats: descriptor, bit-exact block packing and the
+/* kq_format.c - packed formats (bits 2/3/4/8): descriptor, bit-exact block packing and the
  * plain-C quantize/dequantize references. Scalar on purpose: this is the specification
  * the SIMD kernels are tested against, and it runs once per matrix. */
 #include "kq_format.h"
@@ -15,24 +15,34 @@ int kq_format_valid(int bits, int group)
            (group == 32 || group == 64 || group == 128 || group == KQ_GROUP_CHANNEL);
 }
 
+int kq_qmat_valid(int bits, int group)
+{
+    return (bits == 2 || bits == 3 || bits == 4 || bits == 8) &&
+           (group == 32 || group == 64 || group == 128 || group == KQ_GROUP_CHANNEL);
+}
+
 static int kq_bg(int group) { return group == KQ_GROUP_CHANNEL ? KQ_CHANNEL_BLOCK : group; }
+
+/* Bits 3 (and 8) keep one code per byte: planes of 3 bits would straddle bytes. */
+static int kq_qbytes(int bits, int bg) { return bits == 2 || bits == 4 ? bg * bits / 8 : bg; }
 
 size_t kq_qmat_bytes(int bits, int group, int64_t N, int64_t K)
 {
     int bg = kq_bg(group);
     int64_t nb = (K + bg - 1) / bg;
-    return (size_t)N * (size_t)nb * (size_t)(KQ_HDR_BYTES + bg * bits / 8);
+    return (size_t)N * (size_t)nb * (size_t)(KQ_HDR_BYTES + kq_qbytes(bits, bg));
 }
 
 void kq_qmat_init(kq_qmat *q, int bits, int group, int64_t N, int64_t K, void *data)
 {
-    KQ_ASSERT(kq_format_valid(bits, group) && N >= 0 && K >= 0);
+    KQ_ASSERT(kq_qmat_valid(bits, group) && N >= 0 && K >= 0);
     q->N = N;
     q->K = K;
     q->bits = bits;
     q->group = group;
+    q->grid = 0;
     q->bg = kq_bg(group);
-    q->qbytes = q->bg * bits / 8;
+    q->qbytes = kq_qbytes(bits, q->bg);
     q->block_bytes = KQ_HDR_BYTES + q->qbytes;
     q->nb = (K + q->bg - 1) / q->bg;
     q->data = data;
@@ -60,6 +70,29 @@ void kq_block_unpack(const kq_qmat *q, const uint8_t *restrict blk, uint8_t *res
     memcpy(m, blk + 2, 2);
     const uint8_t *qs = blk + KQ_HDR_BYTES;
     for (int k = 0; k < q->bg; k++) codes[k] = (uint8_t)((qs[k % B] >> (bits * (k / B))) & qmax);
+}
+
+void kq_row_unpack(const kq_qmat *q, int64_t n, uint8_t *restrict codes)
+{
+    uint8_t blk[KQ_CHANNEL_BLOCK];
+    uint16_t s, m;
+    for (int64_t b = 0; b < q->nb; b++) {
+        int64_t k0 = b * q->bg, len = q->K - k0 < q->bg ? q->K - k0 : q->bg;
+        kq_block_unpack(q, kq_qmat_block(q, n, b), blk, &s, &m);
+        memcpy(codes + k0, blk, (size_t)len);
+    }
+}
+
+void kq_row_pack(const kq_qmat *q, int64_t n, const uint8_t *restrict codes)
+{
+    uint8_t blk[KQ_CHANNEL_BLOCK];
+    for (int64_t b = 0; b < q->nb; b++) {
+        int64_t k0 = b * q->bg, len = q->K - k0 < q->bg ? q->K - k0 : q->bg;
+        memset(blk, 0, sizeof blk);
+        memcpy(blk, codes + k0, (size_t)len);
+        uint8_t *p = kq_qmat_block(q, n, b);
+        kq_block_pack(q, p, blk, kq_scale_get(q, n, b), kq_offset_get(q, n, b));
+    }
 }
 
 /* Neighbouring fp16 values (sign-magnitude encoding). */

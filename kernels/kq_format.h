@@ -1,16 +1,22 @@
-/* kq_format.h - packed INT2/INT4 weight formats: block structs, the matrix descriptor,
- * bit-exact code packing and the plain-C quantize/dequantize references (the spec).
- * Not here: the GEMM/GEMV kernels (kq_gemm.h, kq_gemv.h). Layout: docs/packed-format.md. */
+/* kq_format.h - the one representation of a quantized linear (kq_qmat): block structs,
+ * the matrix descriptor, bit-exact code packing, code/(s, m) accessors for the quantizers
+ * and the plain-C quantize/dequantize references (the spec). Bits 2/4 are the fast
+ * kernels' formats; bits 3/8 store one code per byte and are dequantized to FP32 by the
+ * packed-model loader. Not here: the GEMM/GEMV kernels (kq_gemm.h, kq_gemv.h).
+ * Layout: docs/packed-format.md. */
 #ifndef UPQ_KQ_FORMAT_H
 #define UPQ_KQ_FORMAT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* One block = the codes of one output row over one group of input columns, with an
  * fp16 scale s and fp16 offset m: w = s*q + m. Code k of a block of B code bytes lives
  * in byte (k % B) at bit position bits*(k / B) ("planes": SIMD unpacks 32 consecutive
- * codes with one shift and one mask). The last block of a row is zero-padded. */
+ * codes with one shift and one mask). Bits 3 and 8 take B = bg (one code per byte, in
+ * the low bits), which is the same rule with k / B = 0. The last block of a row is
+ * zero-padded (codes 0). */
 typedef struct { uint16_t s, m; uint8_t qs[8]; } kq_block_q2_g32;   /* 32 codes x 2 bit */
 typedef struct { uint16_t s, m; uint8_t qs[16]; } kq_block_q2_g64;
 typedef struct { uint16_t s, m; uint8_t qs[32]; } kq_block_q2_g128;
@@ -40,25 +46,72 @@ typedef enum {
  * Caller owns data (kq_qmat_bytes(...) bytes); the struct only describes it. */
 typedef struct {
     int64_t N, K;       /* outputs (rows), inputs (columns) */
-    int bits;           /* 2 or 4 */
+    int bits;           /* 2, 3, 4 or 8 (kernels: 2 or 4) */
     int group;          /* 32, 64, 128, or KQ_GROUP_CHANNEL */
+    int grid;           /* how a quantizer chose the codes (0 asym, 1 seq: quant.h's
+                           QUANT_GRID_*); kq_qmat_init sets 0, dequantization ignores it */
     int bg;             /* stored block size in codes (group, or 128 per channel) */
-    int qbytes;         /* code bytes per block = bg*bits/8 */
+    int qbytes;         /* code bytes per block = bg*bits/8 (bits 2/4), bg (bits 3/8) */
     int block_bytes;    /* KQ_HDR_BYTES + qbytes */
     int64_t nb;         /* blocks per row = ceil(K / bg) */
     uint8_t *data;      /* (N, nb, block_bytes) */
 } kq_qmat;
 
-/* 1 when (bits, group) is a supported format (bits 2/4, group 32/64/128/0), else 0. */
+/* 1 when (bits, group) is a format of the fast kernels (bits 2/4, group 32/64/128/0). */
 int kq_format_valid(int bits, int group);
+/* 1 when a kq_qmat can hold (bits, group): bits 2/3/4/8, group 32/64/128/0. */
+int kq_qmat_valid(int bits, int group);
 size_t kq_qmat_bytes(int bits, int group, int64_t N, int64_t K);
-/* Describes data (which must hold kq_qmat_bytes bytes); asserts a valid format. */
+/* Describes data (which must hold kq_qmat_bytes bytes); asserts kq_qmat_valid. */
 void kq_qmat_init(kq_qmat *q, int bits, int group, int64_t N, int64_t K, void *data);
 
 static inline uint8_t *kq_qmat_block(const kq_qmat *q, int64_t n, int64_t b)
 {
     return q->data + ((size_t)n * (size_t)q->nb + (size_t)b) * (size_t)q->block_bytes;
 }
+
+/* Accessors for the quantizers, which edit codes and (s, m) in place. Code k of row n
+ * (0 <= k < K); (s, m) of block b of row n (fp16 bits). Per-channel matrices repeat the
+ * row's (s, m) in every block: the setters write one block, the caller writes them all. */
+static inline int kq_code_get(const kq_qmat *q, int64_t n, int64_t k)
+{
+    int64_t i = k % q->bg;
+    const uint8_t *qs = kq_qmat_block(q, n, k / q->bg) + KQ_HDR_BYTES;
+    return (qs[i % q->qbytes] >> (q->bits * (int)(i / q->qbytes))) & ((1 << q->bits) - 1);
+}
+
+static inline void kq_code_set(const kq_qmat *q, int64_t n, int64_t k, int code)
+{
+    int64_t i = k % q->bg;
+    uint8_t *qs = kq_qmat_block(q, n, k / q->bg) + KQ_HDR_BYTES;
+    int sh = q->bits * (int)(i / q->qbytes), mask = ((1 << q->bits) - 1) << sh;
+    qs[i % q->qbytes] = (uint8_t)((qs[i % q->qbytes] & ~mask) | ((code << sh) & mask));
+}
+
+static inline uint16_t kq_scale_get(const kq_qmat *q, int64_t n, int64_t b)
+{
+    uint16_t v;
+    memcpy(&v, kq_qmat_block(q, n, b), 2);
+    return v;
+}
+
+static inline uint16_t kq_offset_get(const kq_qmat *q, int64_t n, int64_t b)
+{
+    uint16_t v;
+    memcpy(&v, kq_qmat_block(q, n, b) + 2, 2);
+    return v;
+}
+
+static inline void kq_params_set(const kq_qmat *q, int64_t n, int64_t b, uint16_t s, uint16_t m)
+{
+    uint8_t *blk = kq_qmat_block(q, n, b);
+    memcpy(blk, &s, 2);
+    memcpy(blk + 2, &m, 2);
+}
+
+/* Row n's codes <-> codes[K] (one per byte); pack keeps (s, m) and the zero padding. */
+void kq_row_unpack(const kq_qmat *q, int64_t n, uint8_t *restrict codes);
+void kq_row_pack(const kq_qmat *q, int64_t n, const uint8_t *restrict codes);
 
 /* Bit-exact packing of one block: codes[bg] (each < 2^bits) <-> block bytes. */
 void kq_block_pack(const kq_qmat *q, uint8_t *restrict blk, const uint8_t *restrict codes,

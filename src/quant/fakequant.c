@@ -384,9 +384,9 @@ static void group_sm(const fq_quantizer *q, int64_t idx, const float *w, int64_t
 }
 
 /* Exports one (row, group); returns the max |dequantised - forward| or -1 on failure
- * (message recorded). tmp holds gs floats. */
-static double export_group(const fq_quantizer *q, int64_t r, int64_t g, const float *w, int flags, quant_layer *out,
-                           float *tmp)
+ * (message recorded). tmp holds gs floats, codes gs bytes. */
+static double export_group(const fq_quantizer *q, int64_t r, int64_t g, const float *w, int flags, kq_qmat *out,
+                           float *tmp, uint8_t *codes)
 {
     int64_t n = group_len(q, g), idx = r * q->ng + g, o = r * q->in + g * q->gs;
     float s, m, z;
@@ -400,10 +400,10 @@ static double export_group(const fq_quantizer *q, int64_t r, int64_t g, const fl
                  (long long)r, (long long)g, (double)s, (double)m);
         return -1.0;
     }
-    group_forward(q, idx, w + o, n, tmp, out->codes + o);
+    group_forward(q, idx, w + o, n, tmp, codes);
     double dev = 0.0;
     for (int64_t k = 0; k < n; k++) {
-        double d = fabs((double)(sf * (float)out->codes[o + k] + mf) - (double)tmp[k]);
+        double d = fabs((double)(sf * (float)codes[k] + mf) - (double)tmp[k]);
         dev = d > dev ? d : dev;
     }
     if (q->kind == FQ_R2Q && !(flags & FQ_EXPORT_PROJECT) && !(dev <= fq_export_tol(s, m, q->maxq))) {
@@ -415,11 +415,12 @@ static double export_group(const fq_quantizer *q, int64_t r, int64_t g, const fl
     }
     /* Stored blocks: the group's own, or every 128-block of the row per channel. */
     int64_t b0 = out->group ? g : 0, b1 = out->group ? g + 1 : out->nb;
-    for (int64_t b = b0; b < b1; b++) out->scales[r * out->nb + b] = s16, out->offsets[r * out->nb + b] = m16;
+    for (int64_t b = b0; b < b1; b++) kq_params_set(out, r, b, s16, m16);
+    for (int64_t k = 0; k < n; k++) kq_code_set(out, r, g * q->gs + k, codes[k]);
     return dev;
 }
 
-int fq_export(const fq_quantizer *q, const float *w, int flags, quant_layer *out, double *max_dev)
+int fq_export(const fq_quantizer *q, const float *w, int flags, kq_qmat *out, double *max_dev)
 {
     int group = q->group > INT32_MAX ? -1 : (int)q->group;
     if (q->ng == 1 && !quant_format_valid(q->bits, group)) group = 0; /* one group per row: per channel */
@@ -429,17 +430,18 @@ int fq_export(const fq_quantizer *q, const float *w, int flags, quant_layer *out
                         "group 0/32/64/128)",
                         q->bits, (long long)q->group);
     TRY(check_finite(w, q->out, q->in, "export"));
-    TRY(quant_layer_init(out, q->bits, group, q->out, q->in));
+    TRY(quant_qmat_init(out, q->bits, group, q->out, q->in));
     out->grid = q->kind == FQ_SEQ || q->kind == FQ_R2Q ? QUANT_GRID_SEQ : QUANT_GRID_ASYM;
-    float *tmp = upq_malloc((size_t)q->gs * sizeof(float), "fake-quant export scratch");
-    if (!tmp) return quant_layer_free(out), UPQ_EIO;
+    float *tmp = upq_malloc((size_t)q->gs * (sizeof(float) + 1), "fake-quant export scratch");
+    if (!tmp) return quant_qmat_free(out), UPQ_EIO;
+    uint8_t *codes = (uint8_t *)(tmp + q->gs);
     double dev = 0.0;
     for (int64_t r = 0; r < q->out; r++)
         for (int64_t g = 0; g < q->ng; g++) {
-            double d = export_group(q, r, g, w, flags, out, tmp);
+            double d = export_group(q, r, g, w, flags, out, tmp, codes);
             if (d < 0.0) {
                 free(tmp);
-                quant_layer_free(out);
+                quant_qmat_free(out);
                 return UPQ_EINPUT;
             }
             dev = d > dev ? d : dev;

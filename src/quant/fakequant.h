@@ -89,14 +89,14 @@ int fq_arrays(const fq_quantizer *q, fq_array *a);
 enum { FQ_EXPORT_PROJECT = 1 };
 
 /* The fake-quantized w as codes + fp16 (s, m) per (row, group) on the container's grid
- * w = s*q + m: initialises *out (quant_layer_init; the caller frees it with
- * quant_layer_free). Codes are exactly fq_forward's; quant_dequant(out) equals fq_forward
+ * w = s*q + m: initialises *out (quant_qmat_init; the caller frees it with
+ * quant_qmat_free). Codes are exactly fq_forward's; quant_dequant(out) equals fq_forward
  * within fq_export_tol per element (the fp16 rounding of s and m). One group per row
  * (group = in) that is not a container group size is written per channel. UPQ_EINPUT when
  * (bits, group) has no container format (bits 2/3/4/8, group 0/32/64/128), s or m does
  * not fit fp16, or (r2q, no FQ_EXPORT_PROJECT) the levels are not uniform; the message
  * names row and group. *max_dev (may be NULL) = max |dequantised - fq_forward|. */
-int fq_export(const fq_quantizer *q, const float *w, int flags, quant_layer *out, double *max_dev);
+int fq_export(const fq_quantizer *q, const float *w, int flags, kq_qmat *out, double *max_dev);
 /* The bound of |s16*q + m16 - fq_forward| for a group with fp32 (s, m) and codes <= maxq:
  * 2^-10 (maxq |s| + |m|) + (maxq + 2) 2^-24: twice fp16's relative half-ulp 2^-11 (room
  * for the fp32 products and r2q's level arithmetic), plus fp16's subnormal half-ulp. */

@@ -100,7 +100,7 @@ typedef struct {
     const int64_t *perm;
     const float *U;
     float *Wp, *E, *sc, *zc;
-    quant_layer *q;
+    kq_qmat *q;
 } gptq_run;
 
 /* Columns [i1, i2) of row n: quantize, feed the error forward inside the block, and keep
@@ -120,7 +120,7 @@ static void row_block(const gptq_run *r, int64_t n, int64_t i1, int64_t i2)
         uint8_t c = quant_code_grid(r->q->grid, w[j], r->sc[gi], r->zc[gi], r->maxq);
         float deq = kq_f16_to_f32(s16) * (float)c + kq_f16_to_f32(m16);
         float err = (w[j] - deq) / r->U[j * K + j];
-        r->q->codes[n * K + oc] = c;
+        kq_code_set(r->q, n, oc, c);
         w[j] = deq;
         for (int64_t k = j + 1; k < i2; k++) w[k] -= err * r->U[j * K + k];
         e[j - i1] = -err;
@@ -129,21 +129,22 @@ static void row_block(const gptq_run *r, int64_t n, int64_t i1, int64_t i2)
 
 static void store_params(const gptq_run *r)
 {
-    quant_layer *q = r->q;
+    kq_qmat *q = r->q;
     for (int64_t n = 0; n < r->N; n++)
         for (int64_t b = 0; b < q->nb; b++) {
             int64_t g = q->group ? b : 0;
-            quant_store_params(r->sc[n * r->ngrp + g], r->zc[n * r->ngrp + g], &q->scales[n * q->nb + b],
-                               &q->offsets[n * q->nb + b]);
+            uint16_t s, m;
+            quant_store_params(r->sc[n * r->ngrp + g], r->zc[n * r->ngrp + g], &s, &m);
+            kq_params_set(q, n, b, s, m);
         }
 }
 
-int gptq_quantize(quant_layer *q, float *W, double *H, const gptq_opts *o)
+int gptq_quantize(kq_qmat *q, float *W, double *H, const gptq_opts *o)
 {
     return gptq_quantize_inv(q, W, H, o, NULL, NULL);
 }
 
-int gptq_quantize_inv(quant_layer *q, float *W, double *H, const gptq_opts *o, gptq_inverse_fn inv, void *ctx)
+int gptq_quantize_inv(kq_qmat *q, float *W, double *H, const gptq_opts *o, gptq_inverse_fn inv, void *ctx)
 {
     int64_t N = q->N, K = q->K, span = q->group ? q->group : K, ngrp = (K + span - 1) / span;
     int64_t bs = o->block > 0 ? o->block : 128;

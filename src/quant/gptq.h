@@ -26,8 +26,8 @@ int gptq_hessian_add(double *H, const float *X, int64_t n, int64_t K);
 /* Quantizes W (N, K) (row stride K) into q (initialised with bits/group and shape) using
  * H (K, K), which is overwritten. On return W holds the dequantized weights s*q + m.
  * UPQ_EINPUT when H (after damping) is not positive definite; UPQ_EIO out of memory. */
-int gptq_quantize(quant_layer *q, float *W, double *H, const gptq_opts *o);
+int gptq_quantize(kq_qmat *q, float *W, double *H, const gptq_opts *o);
 /* The same with the inverse of the damped H computed by inv(ctx) (NULL: LAPACK). */
-int gptq_quantize_inv(quant_layer *q, float *W, double *H, const gptq_opts *o, gptq_inverse_fn inv, void *ctx);
+int gptq_quantize_inv(kq_qmat *q, float *W, double *H, const gptq_opts *o, gptq_inverse_fn inv, void *ctx);
 
 #endif

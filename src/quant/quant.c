@@ -4,6 +4,7 @@
 #include "quant.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "f16.h"
@@ -112,26 +113,26 @@ void quant_seq_search(const float *w, int64_t n, int maxq, const float *grid, in
     quant_grid_params(QUANT_GRID_SEQ, lo, hi, best_f, maxq, scale, zero);
 }
 
-void quant_rtn(quant_layer *q, const float *W, int64_t ldw, const double *H, const float *grid,
-               int n_grid)
+void quant_rtn(kq_qmat *q, const float *W, int64_t ldw, const double *H, const float *grid, int n_grid)
 {
     int maxq = (1 << q->bits) - 1;
     int64_t span = q->group ? q->group : q->K, nspan = (q->K + span - 1) / span;
 #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t n = 0; n < q->N; n++) {
+        uint8_t buf[1024]; /* one group, or a row per channel */
+        uint8_t *codes = span <= 1024 ? buf : malloc((size_t)span);
+        UPQ_ASSERT(codes);
         for (int64_t g = 0; g < nspan; g++) {
             int64_t k0 = g * span, len = q->K - k0 < span ? q->K - k0 : span;
             uint16_t s, m;
             const double *Hg = H ? H + k0 * q->K + k0 : NULL;
-            span_quant(q->grid, W + n * ldw + k0, len, maxq, q->codes + n * q->K + k0, &s, &m, Hg, q->K, grid,
-                       n_grid);
-            if (q->group) {
-                q->scales[n * q->nb + g] = s;
-                q->offsets[n * q->nb + g] = m;
-            } else {
-                for (int64_t b = 0; b < q->nb; b++) q->scales[n * q->nb + b] = s, q->offsets[n * q->nb + b] = m;
-            }
+            span_quant(q->grid, W + n * ldw + k0, len, maxq, codes, &s, &m, Hg, q->K, grid, n_grid);
+            for (int64_t k = 0; k < len; k++) kq_code_set(q, n, k0 + k, codes[k]);
+            if (q->group) kq_params_set(q, n, g, s, m);
+            else
+                for (int64_t b = 0; b < q->nb; b++) kq_params_set(q, n, b, s, m);
         }
+        if (codes != buf) free(codes);
     }
 }
 

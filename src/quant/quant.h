@@ -5,7 +5,8 @@
  *   seq: ParetoQ's "stretched elastic quant", symmetric levels (q - maxq/2)*s with no zero
  *        level (2 bits: -1.5s, -0.5s, 0.5s, 1.5s), z = maxq/2, s per group or channel from
  *        a clip/MSE search (kq_format.h's KQ_Q_STRETCH).
- * The layer type, its storage and its packing for the kernels: qlayer.h. Not GPTQ (gptq.h), not file I/O.
+ * The layer is a kq_qmat (kq_format.h; allocation, dequantization: qlayer.h). Not GPTQ
+ * (gptq.h), not file I/O.
  *
  * Value of a weight: w = s*q + m with s, m stored as fp16 (m = -s*z rounded to fp16),
  * q in [0, 2^bits - 1]. Codes are chosen with the fp32 scale of the reference rule, so
@@ -61,8 +62,7 @@ void quant_store_params(float scale, float zero, uint16_t *s, uint16_t *m);
  * one with the least output error (w - w^)^T H_gg (w - w^) wins. n_grid 0: plain RTN.
  * q->grid SEQ: the same search, scored by the plain weight error when H is NULL (ParetoQ's
  * MSE init); n_grid 0: s from the group's max |w|. */
-void quant_rtn(quant_layer *q, const float *W, int64_t ldw, const double *H, const float *grid,
-               int n_grid);
+void quant_rtn(kq_qmat *q, const float *W, int64_t ldw, const double *H, const float *grid, int n_grid);
 /* The default clipping grid: 1.0, 0.95, ..., 0.55 (10 factors). */
 int quant_clip_grid(float *grid, int cap);
 

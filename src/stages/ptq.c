@@ -69,7 +69,7 @@ static float **proj_ptr(tfm_layer *w, int p)
 }
 
 /* A copy of layer l whose linears point at the dequantization of ql[0..TFM_NPROJ). */
-static tfm_layer dequant_layer(ptq_ctx *x, int64_t l, const quant_layer *ql)
+static tfm_layer dekq_qmat(ptq_ctx *x, int64_t l, const kq_qmat *ql)
 {
     tfm_layer w = x->m.layers[l];
     float *dst = x->wq;
@@ -99,7 +99,7 @@ static int block_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h)
 }
 
 /* RTN (with the clipping search when --clip) of the TFM_NPROJ linears of layer l into ql. */
-static int quant_rtn_block(ptq_ctx *x, int64_t l, quant_layer *ql)
+static int quant_rtn_block(ptq_ctx *x, int64_t l, kq_qmat *ql)
 {
     float grid[16];
     int ng = x->o->clip || x->o->grid == QUANT_GRID_SEQ ? quant_clip_grid(grid, 16) : 0;
@@ -107,14 +107,14 @@ static int quant_rtn_block(ptq_ctx *x, int64_t l, quant_layer *ql)
         int64_t N, K;
         int hi;
         proj_shape(&x->c, p, &N, &K, &hi);
-        TRY(quant_layer_init(&ql[p], x->o->bits, x->o->group, N, K));
+        TRY(quant_qmat_init(&ql[p], x->o->bits, x->o->group, N, K));
         ql[p].grid = x->o->grid; /* SEQ: clip search by weight error, by output error with --clip */
         quant_rtn(&ql[p], *proj_ptr(&x->m.layers[l], p), K, x->o->clip ? x->H[hi] : NULL, grid, ng);
     }
     return UPQ_OK;
 }
 
-static int quant_gptq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
+static int quant_gptq_block(ptq_ctx *x, int64_t l, kq_qmat *ql)
 {
     gptq_opts go = {x->o->damp, x->o->gptq_block, x->o->act_order};
     int rc = UPQ_OK;
@@ -122,7 +122,7 @@ static int quant_gptq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
         int64_t N, K;
         int hi;
         proj_shape(&x->c, p, &N, &K, &hi);
-        TRY(quant_layer_init(&ql[p], x->o->bits, x->o->group, N, K));
+        TRY(quant_qmat_init(&ql[p], x->o->bits, x->o->group, N, K));
         ql[p].grid = x->o->grid;
         float *W = upq_malloc((size_t)(N * K) * sizeof(float), "GPTQ weight copy");
         double *H = upq_malloc((size_t)(K * K) * sizeof(double), "GPTQ X^T X copy");
@@ -137,9 +137,9 @@ static int quant_gptq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
     return rc;
 }
 
-static void free_block(quant_layer *ql)
+static void free_block(kq_qmat *ql)
 {
-    for (int p = 0; p < TFM_NPROJ; p++) quant_layer_free(&ql[p]);
+    for (int p = 0; p < TFM_NPROJ; p++) quant_qmat_free(&ql[p]);
 }
 
 typedef struct {
@@ -171,7 +171,7 @@ static void round_progress(void *vctx, int round, double loss)
 }
 
 /* TesseraQ from the init in ql (rtn or gptq), on the block's inputs X and FP outputs Y. */
-static int tesseraq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
+static int tesseraq_block(ptq_ctx *x, int64_t l, kq_qmat *ql)
 {
     tsq_state st;
     tsq_opts to = x->o->tsq;
@@ -188,7 +188,7 @@ static int tesseraq_block(ptq_ctx *x, int64_t l, quant_layer *ql)
 
 /* Quantizes block l from scratch: X -> Y (FP), errors, ql; leaves the next input in Yq
  * (quantized outputs). */
-static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
+static int run_block(ptq_ctx *x, int64_t l, kq_qmat *ql)
 {
     int want_h = x->o->method == PTQ_GPTQ || x->o->clip || (x->o->method == PTQ_TESSERAQ && x->o->tsq_init_gptq);
     for (int i = 0; i < 4 && want_h; i++) {
@@ -201,7 +201,7 @@ static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
         TRY(ptq_group_sum(x, x->H[i], K * K));
     }
     TRY(quant_rtn_block(x, l, ql));
-    tfm_layer w = dequant_layer(x, l, ql);
+    tfm_layer w = dekq_qmat(x, l, ql);
     TRY(block_pass(x, &w, x->Yq, 0));
     TRY(ptq_group_mse(x, x->Yq, x->Y, &x->err0[l])); /* over the block group's windows */
     x->err1[l] = x->err0[l];
@@ -212,7 +212,7 @@ static int run_block(ptq_ctx *x, int64_t l, quant_layer *ql)
     }
     if (x->o->method == PTQ_TESSERAQ) TRY(tesseraq_block(x, l, ql));
     TRY(ptq_group_bcast_block(x, ql)); /* the leader's block is the one committed */
-    w = dequant_layer(x, l, ql);
+    w = dekq_qmat(x, l, ql);
     TRY(block_pass(x, &w, x->Yq, 0));
     TRY(ptq_group_mse(x, x->Yq, x->Y, &x->err1[l]));
     return UPQ_OK;
@@ -229,12 +229,12 @@ static int do_block(ptq_ctx *x, int64_t l, int *resumed)
 {
     char part[4200];
     part_path(x->o, l, part, sizeof part);
-    quant_layer *ql = &x->ql[l * TFM_NPROJ];
+    kq_qmat *ql = &x->ql[l * TFM_NPROJ];
     *resumed = access(part, R_OK) == 0;
     TRY(ptq_group_bcast_int(x, resumed)); /* the block group follows its leader */
     if (*resumed) {
         TRY(h5q_block_read(part, l, ql, &x->err0[l], &x->err1[l], x->params));
-        tfm_layer w = dequant_layer(x, l, ql);
+        tfm_layer w = dekq_qmat(x, l, ql);
         TRY(block_pass(x, x->o->input_mode == PTQ_INPUT_FP ? &x->m.layers[l] : &w,
                        x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, 0));
     } else {
@@ -300,7 +300,7 @@ static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
 
 static void ctx_free(ptq_ctx *x)
 {
-    for (int64_t i = 0; x->ql && i < x->c.L * TFM_NPROJ; i++) quant_layer_free(&x->ql[i]);
+    for (int64_t i = 0; x->ql && i < x->c.L * TFM_NPROJ; i++) quant_qmat_free(&x->ql[i]);
     if (x->scr) h5scratch_destroy(x->scr);
     else free(x->X), free(x->Y), free(x->Yq);
     free(x->ql), free(x->wq), free(x->err0), free(x->err1);

@@ -47,13 +47,10 @@ gptq_inverse_fn ptq_group_inverse(ptq_ctx *x, int64_t K)
     return sl_spd_inverse_hook;
 }
 
-int ptq_group_bcast_block(ptq_ctx *x, quant_layer *ql)
+int ptq_group_bcast_block(ptq_ctx *x, kq_qmat *ql)
 {
-    for (int p = 0; p < TFM_NPROJ && grp_size(x->grp) > 1; p++) {
-        TRY(grp_bcast(x->grp, ql[p].codes, ql[p].N * ql[p].K, 0));
-        TRY(grp_bcast(x->grp, ql[p].scales, ql[p].N * ql[p].nb * (int64_t)sizeof(uint16_t), 0));
-        TRY(grp_bcast(x->grp, ql[p].offsets, ql[p].N * ql[p].nb * (int64_t)sizeof(uint16_t), 0));
-    }
+    for (int p = 0; p < TFM_NPROJ && grp_size(x->grp) > 1; p++)
+        TRY(grp_bcast(x->grp, ql[p].data, (int64_t)quant_qmat_bytes(&ql[p]), 0));
     return UPQ_OK;
 }
 

@@ -30,7 +30,7 @@ typedef struct {
     float *wq;             /* dequantized weights of the TFM_NPROJ linears of one block */
     double *H[4];          /* X^T X of ln1 (q,k,v), atty (o), ln2 (gate, up), act (down) */
     ptq_block_ws ws;
-    quant_layer *ql;       /* (L*TFM_NPROJ) the result */
+    kq_qmat *ql;       /* (L*TFM_NPROJ) the result */
     double *err0, *err1;   /* (L) */
     char params[1024];
 } ptq_ctx;
@@ -67,7 +67,7 @@ int ptq_group_mse(ptq_ctx *x, const float *a, const float *b, double *out);
  * when the group has more than one rank and K >= --scalapack-min-dim, else NULL (LAPACK). */
 gptq_inverse_fn ptq_group_inverse(ptq_ctx *x, int64_t K);
 /* The leader's quantized block (codes, scales, offsets) to every member. */
-int ptq_group_bcast_block(ptq_ctx *x, quant_layer *ql);
+int ptq_group_bcast_block(ptq_ctx *x, kq_qmat *ql);
 /* The leader's decision (e.g. "resumed") to every member. */
 int ptq_group_bcast_int(ptq_ctx *x, int *v);
 /* tsq_opts.reduce: sums TesseraQ's step gradient over the group (ctx = ptq_ctx *). */

@@ -44,7 +44,7 @@ static float **lin_ptr(tfm_layer *w, int p)
     return ps[p];
 }
 
-static int lin_init(tsq_linear *L, const float *W, const quant_layer *q, int h_init)
+static int lin_init(tsq_linear *L, const float *W, const kq_qmat *q, int h_init)
 {
     memset(L, 0, sizeof *L);
     L->N = q->N, L->K = q->K, L->nb = q->nb, L->bg = q->bg, L->maxq = (1 << q->bits) - 1, L->grid = q->grid;
@@ -59,9 +59,10 @@ static int lin_init(tsq_linear *L, const float *W, const quant_layer *q, int h_i
     if (!ok) return UPQ_FAIL(UPQ_EIO, "out of memory for TesseraQ variables (%lld x %lld)", (long long)q->N,
                              (long long)q->K);
     for (size_t b = 0; b < nbk; b++) {
-        L->s[b] = kq_f16_to_f32(q->scales[b]);
+        int64_t n = (int64_t)b / q->nb, j = (int64_t)b % q->nb;
+        L->s[b] = kq_f16_to_f32(kq_scale_get(q, n, j));
         if (q->grid == QUANT_GRID_SEQ) L->z[b] = 0.5f * (float)L->maxq;
-        else L->z[b] = L->s[b] > 0 ? rintf(-kq_f16_to_f32(q->offsets[b]) / L->s[b]) : 0.0f;
+        else L->z[b] = L->s[b] > 0 ? rintf(-kq_f16_to_f32(kq_offset_get(q, n, j)) / L->s[b]) : 0.0f;
         L->nu[b] = 1.0f;
     }
     for (int64_t n = 0; n < q->N; n++)
@@ -70,7 +71,7 @@ static int lin_init(tsq_linear *L, const float *W, const quant_layer *q, int h_i
             float s = L->s[b] > 0 ? L->s[b] : 1.0f, u = W[i] / s + L->z[b], fl = floorf(u);
             fl = fl < 0 ? 0 : fl > (float)(L->maxq - 1) ? (float)(L->maxq - 1) : fl;
             L->clo[i] = (uint8_t)fl;
-            float off = (float)q->codes[i] - fl, h; /* the init's choice: below, at, or above */
+            float off = (float)kq_code_get(q, n, k) - fl, h; /* the init's choice: below, at, or above */
             if (h_init == TSQ_H_FRAC) { /* AdaRound: the soft weight starts at W (clipped) */
                 h = u - fl;
                 h = h < 0.01f ? 0.01f : h > 0.99f ? 0.99f : h;
@@ -91,12 +92,12 @@ static void lin_free(tsq_linear *L)
     memset(L, 0, sizeof *L);
 }
 
-int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[TFM_NPROJ], int64_t T)
+int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const kq_qmat ql[TFM_NPROJ], int64_t T)
 {
     return tsq_init_h(st, c, w, ql, T, TSQ_H_CODE);
 }
 
-int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[TFM_NPROJ], int64_t T,
+int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const kq_qmat ql[TFM_NPROJ], int64_t T,
                int h_init)
 {
     memset(st, 0, sizeof *st);
@@ -225,13 +226,17 @@ static int harden(tsq_linear *L, double frac)
     return UPQ_OK;
 }
 
-static void fold(const tsq_linear *L, quant_layer *q)
+static void fold(const tsq_linear *L, kq_qmat *q)
 {
     for (int64_t i = 0; i < L->N * L->K; i++) {
         int c = L->clo[i] + (L->hard[i] >= 0 ? L->hard[i] : hsoft(L->alpha[i], NULL) >= 0.5f);
-        q->codes[i] = (uint8_t)(c > L->maxq ? L->maxq : c);
+        kq_code_set(q, i / L->K, i % L->K, c > L->maxq ? L->maxq : c);
     }
-    for (int64_t b = 0; b < L->N * L->nb; b++) quant_store_params(L->s[b] * L->nu[b], L->z[b], &q->scales[b], &q->offsets[b]);
+    for (int64_t b = 0; b < L->N * L->nb; b++) {
+        uint16_t s, m;
+        quant_store_params(L->s[b] * L->nu[b], L->z[b], &s, &m);
+        kq_params_set(q, b / L->nb, b % L->nb, s, m);
+    }
 }
 
 /* Mean squared block-output error over all S windows of the block with weights w,
@@ -258,7 +263,7 @@ static int block_mse(tsq_state *st, const tfm_layer *w, const float *X, const fl
 }
 
 /* The same for the init ql (dequantized into the Wsoft buffers, rebuilt before use). */
-static int init_mse(tsq_state *st, const quant_layer ql[TFM_NPROJ], const float *X, const float *Y, int64_t S,
+static int init_mse(tsq_state *st, const kq_qmat ql[TFM_NPROJ], const float *X, const float *Y, int64_t S,
                     const tsq_opts *o, double *out)
 {
     for (int p = 0; p < TFM_NPROJ; p++) quant_dequant(&ql[p], st->lin[p].Wsoft, ql[p].K);
@@ -304,7 +309,7 @@ static int run_rounds(tsq_state *st, const float *X, const float *Y, int64_t S, 
     return UPQ_OK;
 }
 
-int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[TFM_NPROJ],
+int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, kq_qmat ql[TFM_NPROJ],
             double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx)
 {
     float *buf = group_buf(st, o);

@@ -3,8 +3,8 @@
  * (row, block) a learnable dequantization-scale multiplier, Adam on the block-output
  * MSE against the FP block, and progressive adaptive rounding: each round hardens the
  * most confident soft variables (|h - 1/2| largest) until everything is hard, then the
- * codes and scales are folded back into quant_layer (fp16 s, m = -s*z).
- * Starts from an rtn/gptq quant_layer of the same block. Not the driver (ptq.c). */
+ * codes and scales are folded back into the kq_qmat (fp16 s, m = -s*z).
+ * Starts from an rtn/gptq kq_qmat of the same block. Not the driver (ptq.c). */
 #ifndef UPQ_TESSERAQ_H
 #define UPQ_TESSERAQ_H
 
@@ -67,8 +67,8 @@ typedef struct {
 
 /* From the FP block w and its initial quantization ql[TFM_NPROJ] (rtn or gptq, zero-point form or
  * the SEQ grid, whose z = maxq/2 stays fixed); h_init: TSQ_H_CODE or TSQ_H_FRAC. */
-int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[TFM_NPROJ], int64_t T);
-int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const quant_layer ql[TFM_NPROJ], int64_t T,
+int tsq_init(tsq_state *st, const tfm_config *c, const tfm_layer *w, const kq_qmat ql[TFM_NPROJ], int64_t T);
+int tsq_init_h(tsq_state *st, const tfm_config *c, const tfm_layer *w, const kq_qmat ql[TFM_NPROJ], int64_t T,
                int h_init);
 void tsq_free(tsq_state *st);
 /* Rebuilds the soft weights, then the mean-squared block-output error over windows idx[n]
@@ -77,7 +77,7 @@ double tsq_loss_grad(tsq_state *st, const float *X, const float *Y, const int64_
 /* The whole schedule; *loss_out: final MSE over all S windows with hard codes. Writes the
  * result into ql, unless that MSE is above the init's (ql on entry; measured first), when
  * ql keeps the init and *loss_out is the init's MSE. progress (may be NULL) gets (round, loss) after every round. */
-int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, quant_layer ql[TFM_NPROJ],
+int tsq_run(tsq_state *st, const float *X, const float *Y, int64_t S, const tsq_opts *o, kq_qmat ql[TFM_NPROJ],
             double *loss_out, void (*progress)(void *ctx, int round, double loss), void *ctx);
 
 #endif

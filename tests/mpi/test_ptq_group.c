@@ -77,18 +77,20 @@ static diff compare(const char *a, const char *b)
     for (int64_t l = 0; l < L; l++) {
         d.err = tu_max(d.err, rel(ea[l], eb[l]));
         for (int p = 0; p < TFM_NPROJ; p++) {
-            quant_layer qa, qb;
+            kq_qmat qa, qb;
             int fa = 0, fb = 0;
             CHECK_OK(h5q_read_layer(pa, l, p, &qa, &fa));
             CHECK_OK(h5q_read_layer(pb, l, p, &qb, &fb));
             CHECK(fa && fb && qa.N == qb.N && qa.K == qb.K && qa.nb == qb.nb);
-            for (int64_t i = 0; i < qa.N * qa.K; i++) d.codes += qa.codes[i] != qb.codes[i];
+            for (int64_t i = 0; i < qa.N * qa.K; i++)
+                d.codes += kq_code_get(&qa, i / qa.K, i % qa.K) != kq_code_get(&qb, i / qa.K, i % qa.K);
             d.ncodes += qa.N * qa.K;
             for (int64_t i = 0; i < qa.N * qa.nb; i++) {
-                double sa = kq_f16_to_f32(qa.scales[i]), sb = kq_f16_to_f32(qb.scales[i]);
+                double sa = kq_f16_to_f32(kq_scale_get(&qa, i / qa.nb, i % qa.nb));
+                double sb = kq_f16_to_f32(kq_scale_get(&qb, i / qa.nb, i % qa.nb));
                 d.scale = tu_max(d.scale, rel(sa, sb));
             }
-            quant_layer_free(&qa), quant_layer_free(&qb);
+            quant_qmat_free(&qa), quant_qmat_free(&qb);
         }
     }
     free(ea), free(eb);

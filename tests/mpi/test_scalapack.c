@@ -101,22 +101,25 @@ static void check_gptq(int bits, int group, int act_order, int64_t N, int64_t K)
     CHECK_OK(gptq_hessian_add(H, X, T, K));
     memcpy(A, W, (size_t)(N * K) * sizeof *A), memcpy(B, W, (size_t)(N * K) * sizeof *B);
     memcpy(H1, H, (size_t)(K * K) * sizeof *H1), memcpy(H2, H, (size_t)(K * K) * sizeof *H2);
-    quant_layer q1, q2;
-    CHECK_OK(quant_layer_init(&q1, bits, group, N, K));
-    CHECK_OK(quant_layer_init(&q2, bits, group, N, K));
+    kq_qmat q1, q2;
+    CHECK_OK(quant_qmat_init(&q1, bits, group, N, K));
+    CHECK_OK(quant_qmat_init(&q2, bits, group, N, K));
     gptq_opts o = {0.01, 64, act_order};
     sl_opts so = {0, 16, NULL}; /* force ScaLAPACK at every size */
     CHECK_OK(gptq_quantize(&q1, A, H1, &o));
     CHECK_OK(gptq_quantize_inv(&q2, B, H2, &o, sl_spd_inverse_hook, &so));
     int64_t diff = 0;
-    for (int64_t i = 0; i < N * K; i++) diff += q1.codes[i] != q2.codes[i];
+    for (int64_t i = 0; i < N * K; i++) diff += kq_code_get(&q1, i / K, i % K) != kq_code_get(&q2, i / K, i % K);
     double e1 = out_err(W, A, H, N, K), e2 = out_err(W, B, H, N, K);
     if (par_rank() == 0)
         printf("gptq W%d g%d act %d (%lld x %lld): %lld codes differ, out err lapack %.10g scalapack %.10g\n", bits,
                group, act_order, (long long)N, (long long)K, (long long)diff, e1, e2);
     CHECK_MSG(isfinite(e1) && isfinite(e2) && (diff == 0 || fabs(e1 - e2) <= 1e-6 * e1), "codes differ (%lld) and errors %g vs %g", (long long)diff, e1, e2);
-    if (!diff) CHECK(!memcmp(q1.scales, q2.scales, (size_t)(N * q1.nb) * sizeof *q1.scales));
-    quant_layer_free(&q1), quant_layer_free(&q2);
+    int64_t sdiff = 0;
+    for (int64_t i = 0; i < N * q1.nb; i++)
+        sdiff += kq_scale_get(&q1, i / q1.nb, i % q1.nb) != kq_scale_get(&q2, i / q1.nb, i % q1.nb);
+    if (!diff) CHECK(sdiff == 0);
+    quant_qmat_free(&q1), quant_qmat_free(&q2);
     free(W), free(X), free(A), free(B), free(H), free(H1), free(H2);
 }
 

@@ -260,10 +260,10 @@ static void check_backward(const fq_quantizer *q, const float *w, uint64_t seed,
 /* exact 0: r2q's projection, whose values differ from fq_forward (codes must not). */
 static void check_export(const fq_quantizer *q, const float *w, int flags, int exact, const char *tag)
 {
-    quant_layer ql;
+    kq_qmat ql;
     double dev = -1.0;
     CHECK_OK(fq_export(q, w, flags, &ql, &dev));
-    if (!ql.codes) return;
+    if (!ql.data) return;
     int64_t N = q->out * q->in;
     float *wq = malloc((size_t)N * sizeof *wq), *deq = malloc((size_t)N * sizeof *deq);
     fq_forward(q, w, wq);
@@ -280,40 +280,36 @@ static void check_export(const fq_quantizer *q, const float *w, int flags, int e
             for (int64_t k = 0; k < n; k++) wd[k] = w[o + k];
             ref_group(&p, wd, n, NULL, ref, x, code);
             for (int64_t k = 0; k < n; k++) {
-                int64_t b = r * ql.nb + (g * q->gs + k) / ql.bg;
-                double s = kq_f16_to_f32(ql.scales[b]), m = kq_f16_to_f32(ql.offsets[b]);
+                int64_t b = (g * q->gs + k) / ql.bg, col = g * q->gs + k;
+                int qc = kq_code_get(&ql, r, col);
+                double s = kq_f16_to_f32(kq_scale_get(&ql, r, b)), m = kq_f16_to_f32(kq_offset_get(&ql, r, b));
                 double d = fabs((double)deq[o + k] - wq[o + k]), tol = fq_export_tol(s, m, q->maxq) * (1 + 0x1p-9);
                 if (d > worst) worst = d, worst_s = s;
                 if (!exact) { /* r2q projected: the least-squares grid (4 a1 + 2 a2)/5 * (code - 1.5) */
                     double sr = (4.0 * p.p0 + 2.0 * p.p1) / 5.0;
-                    d = fabs((double)deq[o + k] - sr * (ql.codes[o + k] - 1.5));
+                    d = fabs((double)deq[o + k] - sr * (qc - 1.5));
                     tol = fq_export_tol(sr, 1.5 * sr, 3) * (1 + 0x1p-9);
                 }
                 if (!(d <= tol) && bad++ < 5)
                     CHECK_MSG(0, "%s export (%lld,%lld): %.9g vs forward %.9g (tol %.3g)", tag, (long long)r,
                               (long long)(g * q->gs + k), (double)deq[o + k], (double)wq[o + k], tol);
-                if (margin_of(&p, x[k]) >= MARGIN && ql.codes[o + k] != code[k] && bad_code++ < 5)
+                if (margin_of(&p, x[k]) >= MARGIN && qc != code[k] && bad_code++ < 5)
                     CHECK_MSG(0, "%s export code (%lld,%lld): %d, reference %d", tag, (long long)r,
-                              (long long)(g * q->gs + k), ql.codes[o + k], code[k]);
+                              (long long)col, qc, code[k]);
             }
         }
     CHECK_MSG(bad == 0 && bad_code == 0, "%s: %d values, %d codes off", tag, bad, bad_code);
     CHECK_MSG(fabs(dev - worst) <= 1e-12 + 1e-6 * worst, "%s: reported max_dev %.3g, measured %.3g", tag, dev, worst);
     printf("%s: export max |dequant - forward| = %.3g (%.2e of that group's s)\n", tag, worst,
            worst_s > 0 ? worst / worst_s : 0.0);
-    /* through the kernels' block format: bit-identical to quant_dequant */
-    if (q->bits == 2 || q->bits == 4) {
-        size_t bytes = kq_qmat_bytes(q->bits, ql.group, q->out, q->in);
-        void *data = malloc(bytes);
+    /* the kernels' reference dequantization: bit-identical to quant_dequant */
+    {
         float *kd = malloc((size_t)N * sizeof *kd);
-        kq_qmat km;
-        quant_to_kq(&ql, data);
-        kq_qmat_init(&km, q->bits, ql.group, q->out, q->in, data);
-        kq_dequantize_ref(&km, kd, q->in);
+        kq_dequantize_ref(&ql, kd, q->in);
         CHECK_MSG(memcmp(kd, deq, (size_t)N * sizeof *kd) == 0, "%s: packed blocks dequantise differently", tag);
-        free(data), free(kd);
+        free(kd);
     }
-    quant_layer_free(&ql);
+    quant_qmat_free(&ql);
     free(wq), free(deq), free(wd), free(ref), free(x), free(code);
 }
 
@@ -496,7 +492,7 @@ static void check_r2q_export(void)
     float *w = rand_weights(out, in, 13);
     fq_quantizer q;
     CHECK_OK(fq_init(&q, FQ_R2Q, 2, 32, out, in, w));
-    quant_layer ql;
+    kq_qmat ql;
     CHECK_MSG(fq_export(&q, w, 0, &ql, NULL) == UPQ_EINPUT, "r2q export with a1 != 2 a2 must fail");
     check_export(&q, w, FQ_EXPORT_PROJECT, 0, "r2q projected"); /* codes still exact */
     for (int64_t i = 0; i < out * q.ng; i++) q.p1[i] = 0.5f * q.p0[i]; /* uniform levels */
@@ -552,21 +548,21 @@ static void check_errors(void)
     CHECK_MSG(strstr(upq_errmsg(), "(1, 5)") != NULL, "message: %s", upq_errmsg());
     w[37] = 0.0f;
     CHECK_OK(fq_init(&q, FQ_SEQ, 2, 16, 2, 32, w));
-    quant_layer ql;
+    kq_qmat ql;
     CHECK(fq_export(&q, w, 0, &ql, NULL) == UPQ_EINPUT); /* no container for group 16 */
     fq_free(&q);
     /* group = in = 64 stays g64; group = in = 48 (one group per row) goes per channel */
     CHECK_OK(fq_init(&q, FQ_SEQ, 2, 64, 1, 64, w));
     CHECK_OK(fq_export(&q, w, 0, &ql, NULL));
     CHECK(ql.group == 64);
-    quant_layer_free(&ql);
+    quant_qmat_free(&ql);
     fq_free(&q);
     CHECK_OK(fq_init(&q, FQ_SEQ, 2, 48, 1, 48, w));
     CHECK(q.group == 48 && q.ng == 1);
     check_export(&q, w, 0, 1, "seq group = in = 48");
     CHECK_OK(fq_export(&q, w, 0, &ql, NULL));
     CHECK(ql.group == 0);
-    quant_layer_free(&ql);
+    quant_qmat_free(&ql);
     fq_free(&q);
     /* a NaN latent weight or parameter shows as NaN in wq, and export refuses it */
     for (int kind = 0; kind < FQ_NKINDS; kind++) {

@@ -121,14 +121,14 @@ static void check(int bits, int g, int act_order, int64_t N, int64_t K, int64_t 
     memcpy(A, W, (size_t)(N * K) * sizeof *A);
     memcpy(B, W, (size_t)(N * K) * sizeof *B);
     memcpy(H2, H, (size_t)(K * K) * sizeof *H2);
-    quant_layer q;
-    CHECK_OK(quant_layer_init(&q, bits, g, N, K));
+    kq_qmat q;
+    CHECK_OK(quant_qmat_init(&q, bits, g, N, K));
     gptq_opts o = {0.01, block, act_order};
     CHECK_OK(gptq_quantize(&q, A, H2, &o));
     ref_gptq(B, H, N, K, bits, g, act_order, 0.01, codes);
     int64_t bad = 0;
     double dmax, wmax;
-    for (int64_t i = 0; i < N * K; i++) bad += q.codes[i] != codes[i];
+    for (int64_t i = 0; i < N * K; i++) bad += kq_code_get(&q, i / K, i % K) != codes[i];
     dmax = tu_max_abs_err(A, B, N * K);
     wmax = tu_max_abs(B, N * K);
     float *D = malloc((size_t)(N * K) * sizeof *D); /* the layer's own dequantization = A */
@@ -142,7 +142,7 @@ static void check(int bits, int g, int act_order, int64_t N, int64_t K, int64_t 
     CHECK_MSG(bad <= N * K / 200, "too many codes differ from the textbook algorithm (%lld)", (long long)bad);
     CHECK_MSG(tu_close(dmax, 1e-4 * wmax) || (bad > 0 && isfinite(dmax)), "equal codes but weights differ by %g", dmax);
     CHECK_MSG(eg < 0.9 * er, "GPTQ error %g not below RTN's %g", eg, er);
-    quant_layer_free(&q);
+    quant_qmat_free(&q);
     free(W), free(X), free(A), free(B), free(R), free(H), free(H2), free(codes), free(D);
 }
 

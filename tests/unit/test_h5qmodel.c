@@ -47,14 +47,14 @@ int main(void)
     tfm_model m, r;
     CHECK_OK(tfm_model_alloc(&m, &c));
     rm_model_init(&m);
-    quant_layer *ql = calloc((size_t)(c.L * TFM_NPROJ), sizeof *ql);
+    kq_qmat *ql = calloc((size_t)(c.L * TFM_NPROJ), sizeof *ql);
     int bits[] = {2, 3, 4, 8}, groups[] = {32, 0, 64, 128};
     for (int64_t l = 0; l < c.L; l++)
         for (int p = 0; p < TFM_NPROJ; p++) {
             int64_t N = p == 3 || p == 6 ? c.C : p == 4 || p == 5 ? c.F : p == 0 ? c.H * c.D : c.KV * c.D;
             int64_t K = p == 3 ? c.H * c.D : p == 6 ? c.F : c.C;
-            quant_layer *q = &ql[l * TFM_NPROJ + p];
-            CHECK_OK(quant_layer_init(q, bits[(l * TFM_NPROJ + p) % 4], groups[p % 4], N, K));
+            kq_qmat *q = &ql[l * TFM_NPROJ + p];
+            CHECK_OK(quant_qmat_init(q, bits[(l * TFM_NPROJ + p) % 4], groups[p % 4], N, K));
             quant_rtn(q, weight_of(&m, l, p), K, NULL, NULL, 0);
         }
     h5m_provenance prov;
@@ -77,12 +77,12 @@ int main(void)
     for (int64_t l = 0; l < c.L; l++)
         for (int p = 0; p < TFM_NPROJ; p++) quant_dequant(&ql[l * TFM_NPROJ + p], weight_of(&m, l, p), ql[l * TFM_NPROJ + p].K);
     CHECK(r.n_params == m.n_params && !memcmp(r.mem, m.mem, (size_t)m.n_params * sizeof(float)));
-    quant_layer one;
+    kq_qmat one;
     int found = 0;
     CHECK_OK(h5q_read_layer(p1, 1, 6, &one, &found));
-    CHECK(found && one.bits == ql[13].bits && !memcmp(one.codes, ql[13].codes, (size_t)(one.N * one.K)) &&
-          !memcmp(one.scales, ql[13].scales, (size_t)(one.N * one.nb) * 2));
-    if (found) quant_layer_free(&one);
+    CHECK(found && one.bits == ql[13].bits && one.group == ql[13].group &&
+          !memcmp(one.data, ql[13].data, quant_qmat_bytes(&one)));
+    if (found) quant_qmat_free(&one);
     tfm_model_free(&r);
     /* FP32 only: D's reader agrees */
     CHECK_OK(h5q_write(p2, &m, NULL, &prov, NULL, 0));
@@ -90,21 +90,20 @@ int main(void)
     CHECK(!memcmp(r.mem, m.mem, (size_t)m.n_params * sizeof(float)));
     tfm_model_free(&r);
     /* block parts */
-    quant_layer back[TFM_NPROJ];
+    kq_qmat back[TFM_NPROJ];
     double e0 = 0, e1 = 0;
     CHECK_OK(h5q_block_write(pb, 1, ql + TFM_NPROJ, 2.5, 0.5, "{\"bits\": 4}"));
     CHECK_OK(h5q_block_read(pb, 1, back, &e0, &e1, "{\"bits\": 4}"));
     CHECK(e0 == 2.5 && e1 == 0.5);
     for (int p = 0; p < TFM_NPROJ; p++) {
-        const quant_layer *a = &ql[TFM_NPROJ + p];
+        const kq_qmat *a = &ql[TFM_NPROJ + p];
         CHECK(back[p].bits == a->bits && back[p].group == a->group &&
-              !memcmp(back[p].codes, a->codes, (size_t)(a->N * a->K)) &&
-              !memcmp(back[p].offsets, a->offsets, (size_t)(a->N * a->nb) * 2));
-        quant_layer_free(&back[p]);
+              !memcmp(back[p].data, a->data, quant_qmat_bytes(a)));
+        quant_qmat_free(&back[p]);
     }
     CHECK(h5q_block_read(pb, 1, back, &e0, &e1, "{\"bits\": 2}") == UPQ_EINPUT);
     CHECK(h5q_block_read(pb, 0, back, &e0, &e1, "{\"bits\": 4}") == UPQ_EINPUT);
-    for (int64_t i = 0; i < c.L * TFM_NPROJ; i++) quant_layer_free(&ql[i]);
+    for (int64_t i = 0; i < c.L * TFM_NPROJ; i++) quant_qmat_free(&ql[i]);
     free(ql);
     tfm_model_free(&m);
     unlink(p1), unlink(p2), unlink(pb), rmdir(dir);

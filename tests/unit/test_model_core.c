@@ -178,16 +178,16 @@ static void test_mixed(const tfm_model *m)
     CHECK_OK(tfm_model_alloc(&ref, c));
     copy_params(&pk, m);
     copy_params(&ref, m);
-    quant_layer ql[2];
+    kq_qmat ql[2];
     int lp[2][2] = {{0, TFM_Q}, {2, TFM_DOWN}};
     for (int i = 0; i < 2; i++) {
         int64_t N, K, l = lp[i][0];
         int p = lp[i][1];
         tfm_proj_shape(c, p, &N, &K);
         tfm_pack_fmt f = fmt[l * TFM_NPROJ + p];
-        CHECK_OK(quant_layer_init(&ql[i], f.bits, f.group, N, K));
+        CHECK_OK(quant_qmat_init(&ql[i], f.bits, f.group, N, K));
         quant_rtn(&ql[i], *proj_w(&m->layers[l], p), K, NULL, NULL, 0);
-        quant_to_kq(&ql[i], pk.pq_mats[l * TFM_NPROJ + p].data);
+        memcpy(pk.pq_mats[l * TFM_NPROJ + p].data, ql[i].data, quant_qmat_bytes(&ql[i]));
         quant_dequant(&ql[i], *proj_w(&ref.layers[l], p), K);
     }
     /* Layer 1: q/k/v/o fake-quantized, up soft-rounded, the rest FP32. */
@@ -248,7 +248,7 @@ static void test_mixed(const tfm_model *m)
     printf("mixed kinds: fp32/fakequant/softround bit-exact; with packed q4/q2 rel err %.3g\n", e);
     CHECK_MSG(e <= 1e-4, "packed mixed logits: %.3g", e);
     tfm_acts_free(&am), tfm_acts_free(&ar);
-    for (int i = 0; i < 2; i++) quant_layer_free(&ql[i]);
+    for (int i = 0; i < 2; i++) quant_qmat_free(&ql[i]);
     for (int p = 0; p < 4; p++) fq_free(&fq[p]), free(fq_wq[p]);
     soft_free(&sp);
     tfm_model_free(&pk), tfm_model_free(&ref);

@@ -130,8 +130,8 @@ int main(int argc, char **argv)
     tfm_model_free(&got);
 
     /* a quantized container: layer 0's q_proj at 4 bits per channel, one NaN fp16 scale */
-    quant_layer *ql = calloc((size_t)(c.L * TFM_NPROJ), sizeof *ql);
-    CHECK_OK(quant_layer_init(&ql[0], 4, 0, c.H * c.D, c.C));
+    kq_qmat *ql = calloc((size_t)(c.L * TFM_NPROJ), sizeof *ql);
+    CHECK_OK(quant_qmat_init(&ql[0], 4, 0, c.H * c.D, c.C));
     quant_rtn(&ql[0], param(&m, "model.layers.0.self_attn.q_proj.weight"), c.C, NULL, NULL, 0);
     h5m_provenance prov;
     memset(&prov, 0, sizeof prov);
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
     tfm_model_free(&got);
     CHECK_OK(h5q_read_packed(p, &got, &ndq));
     tfm_model_free(&got);
-    ql[0].scales[ql[0].nb * 5] = 0x7e00; /* row 5, block 0: NaN */
+    kq_params_set(&ql[0], 5, 0, 0x7e00, kq_offset_get(&ql[0], 5, 0)); /* row 5, block 0: NaN */
     snprintf(p, sizeof p, "%s/q_nan.h5", W);
     CHECK_OK(h5q_write(p, &m, ql, &prov, NULL, 0));
     upq_err_clear();
@@ -159,7 +159,7 @@ int main(int argc, char **argv)
               "h5q_read_packed: rc %d, '%s'", rc, upq_errmsg());
     if (rc == UPQ_OK) tfm_model_free(&got);
     printf("  refused: %s\n", upq_errmsg());
-    quant_layer_free(&ql[0]);
+    quant_qmat_free(&ql[0]);
     free(ql);
 
     tfm_model_free(&m);

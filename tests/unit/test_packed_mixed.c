@@ -1,6 +1,6 @@
 /* test_packed_mixed.c - h5q_read_packed on a small random model (q/k/v biases, GQA,
  * sizes that are not multiples of the group) whose linears mix bits 2, 3, 4, 8 and groups
- * 32, per-channel, 64, 128: bits 2/4 load packed and bit-exact to quant_to_kq with no FP32
+ * 32, per-channel, 64, 128: bits 2/4 load packed and bit-exact to the kq_qmat written with no FP32
  * copy, bits 3/8 load dequantized (counted in n_dequant), the other tensors equal
  * h5q_read's; prefill logits (B = 2, T = 20 rows through kq_gemm) equal the FP32 forward
  * on the dequantized weights to 1e-4 relative; a KV-cached prefill (kq_gemm) equals it
@@ -24,7 +24,7 @@
 
 #define TOL 1e-4
 
-static void check_tensors(tfm_model *dq, tfm_model *pk, const quant_layer *ql, int64_t n_dequant)
+static void check_tensors(tfm_model *dq, tfm_model *pk, const kq_qmat *ql, int64_t n_dequant)
 {
     const tfm_config *c = &dq->cfg;
     int64_t want_dq = 0, bad = 0;
@@ -34,11 +34,7 @@ static void check_tensors(tfm_model *dq, tfm_model *pk, const quant_layer *ql, i
         const kq_qmat *q = pk->layers[l].pq[p];
         want_dq += !packs;
         if (packs) {
-            size_t nb = kq_qmat_bytes(ql[i].bits, ql[i].group, ql[i].N, ql[i].K);
-            uint8_t *ref = malloc(nb);
-            quant_to_kq(&ql[i], ref);
-            bad += !q || weight_of(pk, l, p) || memcmp(q->data, ref, nb) != 0;
-            free(ref);
+            bad += !q || weight_of(pk, l, p) || memcmp(q->data, ql[i].data, quant_qmat_bytes(&ql[i])) != 0;
         } else {
             bad += q || memcmp(weight_of(pk, l, p), weight_of(dq, l, p),
                                (size_t)(ql[i].N * ql[i].K) * sizeof(float)) != 0;
@@ -109,12 +105,12 @@ int main(void)
     tfm_model m, dq, pk;
     CHECK_OK(tfm_model_alloc(&m, &c));
     rm_model_init(&m);
-    quant_layer *ql = calloc((size_t)(c.L * TFM_NPROJ), sizeof *ql);
+    kq_qmat *ql = calloc((size_t)(c.L * TFM_NPROJ), sizeof *ql);
     int bits[] = {2, 3, 4, 8, 4, 2}, groups[] = {32, 0, 64, 128};
     for (int64_t i = 0; i < c.L * TFM_NPROJ; i++) {
         int64_t N, K;
         tfm_proj_shape(&c, (int)(i % TFM_NPROJ), &N, &K);
-        CHECK_OK(quant_layer_init(&ql[i], bits[i % 6], groups[i % 4], N, K));
+        CHECK_OK(quant_qmat_init(&ql[i], bits[i % 6], groups[i % 4], N, K));
         quant_rtn(&ql[i], weight_of(&m, i / TFM_NPROJ, (int)(i % TFM_NPROJ)), K, NULL, NULL, 0);
     }
     h5m_provenance prov;
@@ -139,7 +135,7 @@ int main(void)
     CHECK(pk.n_packed == 0 && n_dequant == 0 && pk.n_params == m.n_params &&
           !memcmp(pk.mem, m.mem, (size_t)m.n_params * sizeof(float)));
     tfm_model_free(&pk);
-    for (int64_t i = 0; i < c.L * TFM_NPROJ; i++) quant_layer_free(&ql[i]);
+    for (int64_t i = 0; i < c.L * TFM_NPROJ; i++) quant_qmat_free(&ql[i]);
     free(ql);
     tfm_model_free(&m);
     unlink(p1), unlink(p2), rmdir(dir);

@@ -2,7 +2,7 @@
  * kq_gemv in the forward passes) against the FP32 forward on the dequantized weights
  * (h5q_read), on tinyllama-15m quantized with RTN INT4 g128 and INT2 g64 (quant.h) and
  * written to a container. Checks:
- *  - loading: every linear packed, bit-exact to quant_to_kq (the kernels' packing of the
+ *  - loading: every linear packed, bit-exact to the kq_qmat written (the kernels' packing of the
  *    same codes), no FP32 copy of them, the other tensors equal; resident bytes printed;
  *  - prefill (T = 64 > KQ_GEMV_MAX_M rows, kq_gemm) on golden.h5's input_ids: logits
  *    within 1e-4 relative (max|diff| / max|ref|);
@@ -59,21 +59,18 @@ static void decode_logits(const tfm_model *m, const int32_t *ids, int64_t T, pro
 
 /* ---- the checks of one format ---- */
 
-static void check_load(tfm_model *dq, tfm_model *pk, const quant_layer *ql, const char *name)
+static void check_load(tfm_model *dq, tfm_model *pk, const kq_qmat *ql, const char *name)
 {
     const tfm_config *c = &dq->cfg;
     int bad = 0;
     CHECK(pk->n_packed == c->L * TFM_NPROJ);
     for (int64_t i = 0; i < c->L * TFM_NPROJ; i++) {
         const kq_qmat *q = pk->layers[i / TFM_NPROJ].pq[i % TFM_NPROJ];
-        size_t nb = kq_qmat_bytes(ql[i].bits, ql[i].group, ql[i].N, ql[i].K);
-        uint8_t *ref = malloc(nb);
-        quant_to_kq(&ql[i], ref);
-        bad += !q || q->N != ql[i].N || q->K != ql[i].K || memcmp(q->data, ref, nb) != 0;
+        size_t nb = quant_qmat_bytes(&ql[i]);
+        bad += !q || q->N != ql[i].N || q->K != ql[i].K || memcmp(q->data, ql[i].data, nb) != 0;
         bad += weight_of(pk, i / TFM_NPROJ, (int)(i % TFM_NPROJ)) != NULL; /* no FP32 copy */
-        free(ref);
     }
-    CHECK_MSG(bad == 0, "%s: %d packed layers differ from quant_to_kq or keep an FP32 copy", name, bad);
+    CHECK_MSG(bad == 0, "%s: %d packed layers differ from the written kq_qmat or keep an FP32 copy", name, bad);
     CHECK(!memcmp(pk->tok_emb, dq->tok_emb, (size_t)(c->V * c->C) * sizeof(float)));
     CHECK(!memcmp(pk->lm_head, dq->lm_head, (size_t)(c->V * c->C) * sizeof(float)));
     CHECK(!memcmp(pk->final_norm, dq->final_norm, (size_t)c->C * sizeof(float)));
@@ -157,11 +154,11 @@ static void check_format(tfm_model *fp, int bits, int group, const int32_t *ids,
     char name[32], path[4200];
     snprintf(name, sizeof name, "INT%d g%d", bits, group);
     snprintf(path, sizeof path, "%s/int%d_g%d.h5", tmpdir, bits, group);
-    quant_layer *ql = calloc((size_t)(c->L * TFM_NPROJ), sizeof *ql);
+    kq_qmat *ql = calloc((size_t)(c->L * TFM_NPROJ), sizeof *ql);
     for (int64_t i = 0; i < c->L * TFM_NPROJ; i++) {
         int64_t N, K;
         tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
-        CHECK_OK(quant_layer_init(&ql[i], bits, group, N, K));
+        CHECK_OK(quant_qmat_init(&ql[i], bits, group, N, K));
         quant_rtn(&ql[i], weight_of(fp, i / TFM_NPROJ, (int)(i % TFM_NPROJ)), K, NULL, NULL, 0);
     }
     h5m_provenance prov;
@@ -181,7 +178,7 @@ static void check_format(tfm_model *fp, int bits, int group, const int32_t *ids,
     }
     tfm_model_free(&dq);
     tfm_model_free(&pk);
-    for (int64_t i = 0; i < c->L * TFM_NPROJ; i++) quant_layer_free(&ql[i]);
+    for (int64_t i = 0; i < c->L * TFM_NPROJ; i++) quant_qmat_free(&ql[i]);
     free(ql);
     unlink(path);
 }

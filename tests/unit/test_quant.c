@@ -45,8 +45,8 @@ static void check_rtn(int bits, int g, int64_t N, int64_t K)
     for (int64_t k = 0; k < K; k++) W[K + k] = 0.25f;       /* row 1: one value */
     W[2 * K + 3] = 1.5f;                                     /* row 2: an outlier */
     ref_rtn(W, N, K, bits, g, codes, deq);
-    quant_layer q;
-    CHECK_OK(quant_layer_init(&q, bits, g, N, K));
+    kq_qmat q;
+    CHECK_OK(quant_qmat_init(&q, bits, g, N, K));
     quant_rtn(&q, W, K, NULL, NULL, 0);
     quant_dequant(&q, mine, K);
     int64_t bad = 0;
@@ -54,8 +54,8 @@ static void check_rtn(int bits, int g, int64_t N, int64_t K)
     int maxq = (1 << bits) - 1;
     for (int64_t n = 0; n < N; n++)
         for (int64_t k = 0; k < K; k++) {
-            bad += q.codes[n * K + k] != codes[n * K + k];
-            float s = kq_f16_to_f32(q.scales[n * q.nb + k / q.bg]);
+            bad += kq_code_get(&q, n, k) != codes[n * K + k];
+            float s = kq_f16_to_f32(kq_scale_get(&q, n, k / q.bg));
             /* fp16 s: relative 2^-11 on q*s; fp16 m = -s*z: relative 2^-11 of s*z; plus half
              * the fp16 subnormal spacing per factor when s is tiny (an equal-valued group) */
             double bound = 2.0 * maxq * (fabs(s) * ldexp(1.0, -11) + ldexp(1.0, -25)) + 1e-7;
@@ -64,40 +64,32 @@ static void check_rtn(int bits, int g, int64_t N, int64_t K)
         }
     CHECK_MSG(bad == 0, "bits %d g %d: %lld codes differ from REFERENCE.md's rule", bits, g, (long long)bad);
     EXPECT_CLOSE(worst, 1.0, "bits %d g %d: dequantized value off by %.3g x the fp16 bound", bits, g, worst);
-    /* packing round trip */
-    uint8_t *packed = malloc((size_t)(N * quant_code_bytes_per_row(&q)));
-    quant_codes_pack(&q, packed);
-    quant_layer r;
-    CHECK_OK(quant_layer_init(&r, bits, g, N, K));
-    quant_codes_unpack(&r, packed);
-    CHECK(!memcmp(r.codes, q.codes, (size_t)(N * K)));
-    if (bits == 2 || bits == 4) { /* the kernels see the same weights */
-        void *kd = malloc(kq_qmat_bytes(bits, g, N, K));
-        float *kw = malloc((size_t)(N * K) * sizeof(float));
-        kq_qmat km;
-        quant_to_kq(&q, kd);
-        kq_qmat_init(&km, bits, g, N, K, kd);
-        kq_dequantize_ref(&km, kw, K);
-        CHECK_MSG(!memcmp(kw, mine, (size_t)(N * K) * sizeof(float)), "bits %d g %d: kq dequantize differs", bits, g);
-        for (int64_t b = 0; b < km.nb; b++) { /* code bytes of the container = the block's code bytes */
-            CHECK(!memcmp(kq_qmat_block(&km, 2, b) + KQ_HDR_BYTES,
-                          packed + 2 * quant_code_bytes_per_row(&q) + b * km.qbytes, (size_t)km.qbytes));
-        }
-        free(kd), free(kw);
-    }
-    quant_layer_free(&r), quant_layer_free(&q);
-    free(W), free(deq), free(mine), free(codes), free(packed);
+    /* row round trip through the accessors' row helpers */
+    uint8_t *row = malloc((size_t)K);
+    kq_qmat r;
+    CHECK_OK(quant_qmat_init(&r, bits, g, N, K));
+    memcpy(r.data, q.data, quant_qmat_bytes(&q));
+    for (int64_t n = 0; n < N; n++) kq_row_unpack(&q, n, row), kq_row_pack(&r, n, row);
+    CHECK(!memcmp(r.data, q.data, quant_qmat_bytes(&q)));
+    /* the reference dequantization (what the kernels are tested against) sees the same weights */
+    float *kw = malloc((size_t)(N * K) * sizeof(float));
+    kq_dequantize_ref(&q, kw, K);
+    CHECK_MSG(!memcmp(kw, mine, (size_t)(N * K) * sizeof(float)), "bits %d g %d: kq dequantize differs", bits, g);
+    free(kw), free(row);
+    quant_qmat_free(&r), quant_qmat_free(&q);
+    free(W), free(deq), free(mine), free(codes);
 }
 
 static void check_ties(void)
 {
     /* 2 bit, range [0, 3]: scale 1, zero 0; 2.5 and 0.5 are ties -> 2 and 0 (even) */
     float w[4] = {0.0f, 3.0f, 2.5f, 0.5f};
-    quant_layer q;
-    CHECK_OK(quant_layer_init(&q, 2, 0, 1, 4));
+    kq_qmat q;
+    CHECK_OK(quant_qmat_init(&q, 2, 0, 1, 4));
     quant_rtn(&q, w, 4, NULL, NULL, 0);
-    CHECK(q.codes[0] == 0 && q.codes[1] == 3 && q.codes[2] == 2 && q.codes[3] == 0);
-    quant_layer_free(&q);
+    CHECK(kq_code_get(&q, 0, 0) == 0 && kq_code_get(&q, 0, 1) == 3 && kq_code_get(&q, 0, 2) == 2 &&
+          kq_code_get(&q, 0, 3) == 0);
+    quant_qmat_free(&q);
 }
 
 /* Output error (w - w^)^T H (w - w^) summed over rows. */
@@ -126,8 +118,8 @@ static void check_clip(void)
     float grid[16];
     int ng = quant_clip_grid(grid, 16);
     CHECK(ng >= 2 && grid[0] == 1.0f);
-    quant_layer q;
-    CHECK_OK(quant_layer_init(&q, 2, 64, N, K));
+    kq_qmat q;
+    CHECK_OK(quant_qmat_init(&q, 2, 64, N, K));
     quant_rtn(&q, W, K, NULL, NULL, 0);
     quant_dequant(&q, a, K);
     quant_rtn(&q, W, K, H, grid, ng);
@@ -135,7 +127,7 @@ static void check_clip(void)
     double e0 = out_err(W, a, H, N, K), e1 = out_err(W, b, H, N, K);
     printf("clip search: output error %.4g -> %.4g\n", e0, e1);
     CHECK_MSG(e1 < 0.99 * e0, "clipping search did not reduce the output error (%g vs %g)", e1, e0);
-    quant_layer_free(&q);
+    quant_qmat_free(&q);
     free(W), free(X), free(a), free(b), free(H);
 }
 
@@ -180,8 +172,8 @@ static void check_seq(int bits, int g, int search)
     float grid[16];
     int ng = search ? quant_clip_grid(grid, 16) : 0;
     ref_seq(W, N, K, bits, g, grid, ng, codes);
-    quant_layer q;
-    CHECK_OK(quant_layer_init(&q, bits, g, N, K));
+    kq_qmat q;
+    CHECK_OK(quant_qmat_init(&q, bits, g, N, K));
     q.grid = QUANT_GRID_SEQ;
     quant_rtn(&q, W, K, NULL, grid, ng);
     quant_dequant(&q, deq, K);
@@ -189,10 +181,10 @@ static void check_seq(int bits, int g, int search)
     int maxq = (1 << bits) - 1;
     for (int64_t n = 0; n < N; n++)
         for (int64_t k = 0; k < K; k++) {
-            bad += q.codes[n * K + k] != codes[n * K + k];
-            int64_t b = n * q.nb + k / q.bg;
-            float s = kq_f16_to_f32(q.scales[b]), m = kq_f16_to_f32(q.offsets[b]);
-            float lo = s * (float)q.codes[n * K + k] + m, mirror = s * (float)(maxq - q.codes[n * K + k]) + m;
+            int c = kq_code_get(&q, n, k);
+            bad += c != codes[n * K + k];
+            float s = kq_f16_to_f32(kq_scale_get(&q, n, k / q.bg)), m = kq_f16_to_f32(kq_offset_get(&q, n, k / q.bg));
+            float lo = s * (float)c + m, mirror = s * (float)(maxq - c) + m;
             asym += fabsf(lo + mirror) > (float)maxq * 1e-3f * s; /* levels q, maxq-q opposite (fp16 m) */
             zero += fabsf(lo) < 0.25f * s;          /* no level at 0 */
         }
@@ -200,7 +192,7 @@ static void check_seq(int bits, int g, int search)
               (long long)bad);
     CHECK_MSG(asym == 0 && zero == 0, "seq bits %d g %d: %lld asymmetric levels, %lld zero levels", bits, g,
               (long long)asym, (long long)zero);
-    quant_layer_free(&q);
+    quant_qmat_free(&q);
     free(W), free(deq), free(codes);
 }
 
@@ -216,13 +208,13 @@ static void check_seq_search(void)
     int ng = quant_clip_grid(grid, 16);
     double e[3] = {0, 0, 0};
     for (int v = 0; v < 3; v++) {
-        quant_layer q;
-        CHECK_OK(quant_layer_init(&q, 2, 64, N, K));
+        kq_qmat q;
+        CHECK_OK(quant_qmat_init(&q, 2, 64, N, K));
         q.grid = v ? QUANT_GRID_SEQ : QUANT_GRID_ASYM;
         quant_rtn(&q, W, K, NULL, grid, v == 2 ? ng : 0);
         quant_dequant(&q, a, K);
         for (int64_t i = 0; i < N * K; i++) e[v] += ((double)W[i] - a[i]) * ((double)W[i] - a[i]);
-        quant_layer_free(&q);
+        quant_qmat_free(&q);
     }
     printf("2-bit weight error: asym min-max %.4g, seq plain %.4g, seq searched %.4g\n", e[0], e[1], e[2]);
     CHECK_MSG(e[2] < 0.5 * e[1], "SEQ search did not reduce the weight error (%g vs %g)", e[2], e[1]);
@@ -246,8 +238,8 @@ int main(void)
     }
     check_seq(4, 128, 1);
     check_seq_search();
-    quant_layer q;
-    CHECK(quant_layer_init(&q, 5, 64, 2, 2) == UPQ_EINPUT);
-    CHECK(quant_layer_init(&q, 4, 48, 2, 2) == UPQ_EINPUT);
+    kq_qmat q;
+    CHECK(quant_qmat_init(&q, 5, 64, 2, 2) == UPQ_EINPUT);
+    CHECK(quant_qmat_init(&q, 4, 48, 2, 2) == UPQ_EINPUT);
     return tu_finish("test_quant");
 }

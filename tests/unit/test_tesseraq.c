@@ -17,7 +17,7 @@
 #include "upq_err.h"
 
 /* Block MSE of the dequantized ql over S windows. */
-static double ql_mse(const tfm_config *c, const tfm_layer *w, const quant_layer *ql, ptq_block_ws *ws, const float *X,
+static double ql_mse(const tfm_config *c, const tfm_layer *w, const kq_qmat *ql, ptq_block_ws *ws, const float *X,
                      const float *Y, int64_t S, int64_t T)
 {
     int64_t TC = T * c->C;
@@ -46,10 +46,10 @@ static void check_seq_and_guard(const tfm_config *c, const tfm_layer *w, ptq_blo
     float *ws_[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
     float grid[16];
     int ng = quant_clip_grid(grid, 16);
-    quant_layer ql[TFM_NPROJ], q0[TFM_NPROJ];
+    kq_qmat ql[TFM_NPROJ], q0[TFM_NPROJ];
     for (int p = 0; p < TFM_NPROJ; p++) {
-        CHECK_OK(quant_layer_init(&ql[p], 2, 32, Ns[p], Ks[p]));
-        CHECK_OK(quant_layer_init(&q0[p], 2, 32, Ns[p], Ks[p]));
+        CHECK_OK(quant_qmat_init(&ql[p], 2, 32, Ns[p], Ks[p]));
+        CHECK_OK(quant_qmat_init(&q0[p], 2, 32, Ns[p], Ks[p]));
         ql[p].grid = q0[p].grid = QUANT_GRID_SEQ;
         quant_rtn(&ql[p], ws_[p], Ks[p], NULL, grid, ng);
         quant_rtn(&q0[p], ws_[p], Ks[p], NULL, grid, ng);
@@ -66,7 +66,8 @@ static void check_seq_and_guard(const tfm_config *c, const tfm_layer *w, ptq_blo
     int64_t off = 0;
     for (int p = 0; p < TFM_NPROJ; p++)
         for (int64_t b = 0; b < ql[p].N * ql[p].nb; b++) {
-            float s = kq_f16_to_f32(ql[p].scales[b]), m = kq_f16_to_f32(ql[p].offsets[b]);
+            float s = kq_f16_to_f32(kq_scale_get(&ql[p], b / ql[p].nb, b % ql[p].nb));
+            float m = kq_f16_to_f32(kq_offset_get(&ql[p], b / ql[p].nb, b % ql[p].nb));
             off += fabsf(m + 1.5f * s) > 1e-3f * s;
         }
     printf("tesseraq on the SEQ grid: block MSE %.4g -> %.4g (folded %.4g)\n", init, final, check);
@@ -79,7 +80,7 @@ static void check_seq_and_guard(const tfm_config *c, const tfm_layer *w, ptq_blo
     tsq_free(&st);
     printf("destructive schedule: returned block MSE %.4g (init %.4g)\n", bad, init);
     CHECK_MSG(bad <= init * (1 + 1e-6), "a schedule worse than its init was kept (%g vs init %g)", bad, init);
-    for (int p = 0; p < TFM_NPROJ; p++) quant_layer_free(&ql[p]), quant_layer_free(&q0[p]);
+    for (int p = 0; p < TFM_NPROJ; p++) quant_qmat_free(&ql[p]), quant_qmat_free(&q0[p]);
 }
 
 static double fd(tsq_state *st, float *p, const float *X, const float *Y, const int64_t *idx, double a, double floor)
@@ -117,9 +118,9 @@ int main(void)
     float *ws_[TFM_NPROJ] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
     int64_t Ns[TFM_NPROJ] = {c.H * c.D, c.KV * c.D, c.KV * c.D, c.C, c.F, c.F, c.C};
     int64_t Ks[TFM_NPROJ] = {c.C, c.C, c.C, c.H * c.D, c.C, c.C, c.F};
-    quant_layer ql[TFM_NPROJ];
+    kq_qmat ql[TFM_NPROJ];
     for (int p = 0; p < TFM_NPROJ; p++) {
-        CHECK_OK(quant_layer_init(&ql[p], 2, 32, Ns[p], Ks[p]));
+        CHECK_OK(quant_qmat_init(&ql[p], 2, 32, Ns[p], Ks[p]));
         quant_rtn(&ql[p], ws_[p], Ks[p], NULL, NULL, 0);
     }
     tsq_state st;
@@ -171,7 +172,7 @@ int main(void)
     for (int p = 0; p < TFM_NPROJ; p++)
         for (int64_t i = 0; i < st.lin[p].N * st.lin[p].K; i++) CHECK(st.lin[p].hard[i] >= 0);
     tsq_free(&st);
-    for (int p = 0; p < TFM_NPROJ; p++) quant_layer_free(&ql[p]);
+    for (int p = 0; p < TFM_NPROJ; p++) quant_qmat_free(&ql[p]);
     check_seq_and_guard(&c, w, &ws, X, Y, S, T, Ns, Ks);
     ptq_block_ws_free(&ws);
     tfm_model_free(&m);
