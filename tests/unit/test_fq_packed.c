@@ -6,7 +6,7 @@
  * back packed (h5q_read_packed) and dequantized (h5q_read). Checks, per kind:
  *  - the fake-quant model equals, bit for bit, the FP32 model on fq_forward's weights;
  *  - every exported layer within fq_export_tol of fq_forward, every packed block
- *    bit-exact to quant_to_kq of the exported layer (the file round trip);
+ *    bit-exact to the exported layer's bytes (the file round trip);
  *  - prefill (T > KQ_GEMV_MAX_M rows: kq_gemm): packed logits within 1e-4 relative
  *    (max|diff| / max|ref|, NaN fails) of the FP32 forward on the dequantized container;
  *  - decode (KV cache, one row per step: kq_gemv, int8 activations), teacher-forced: every
@@ -134,19 +134,16 @@ static void prefill(const tfm_model *m, const blk_weights *lw, const int32_t *id
     tfm_acts_free(&a);
 }
 
-static void check_blocks(const tfm_model *pk, const quant_layer *ql, int64_t n, const char *name)
+static void check_blocks(const tfm_model *pk, const kq_qmat *ql, int64_t n, const char *name)
 {
     int64_t bad = 0;
     CHECK(pk->n_packed == n);
     for (int64_t i = 0; i < n; i++) {
         const kq_qmat *q = pk->layers[i / TFM_NPROJ].pq[i % TFM_NPROJ];
-        size_t nb = kq_qmat_bytes(ql[i].bits, ql[i].group, ql[i].N, ql[i].K);
-        uint8_t *ref = malloc(nb);
-        quant_to_kq(&ql[i], ref);
-        bad += !q || q->N != ql[i].N || q->K != ql[i].K || memcmp(q->data, ref, nb) != 0;
-        free(ref);
+        size_t nb = quant_qmat_bytes(&ql[i]);
+        bad += !q || q->N != ql[i].N || q->K != ql[i].K || memcmp(q->data, ql[i].data, nb) != 0;
     }
-    CHECK_MSG(bad == 0, "%s: %lld packed layers differ from quant_to_kq of the export", name, (long long)bad);
+    CHECK_MSG(bad == 0, "%s: %lld packed layers differ from the exported layers' bytes", name, (long long)bad);
 }
 
 static void check_decode(const tfm_model *mat, const tfm_model *dq, const tfm_model *pk, const int32_t *ids,
@@ -207,7 +204,7 @@ static void check_pass(tfm_model *m, fq_model *fm, fq_kind kind, int64_t group, 
     CHECK_MSG(!memcmp(lf, lm, (size_t)(T * V) * sizeof(float)),
               "%s: fake-quant logits differ from the FP32 model on fq_forward's weights", name);
     /* Export, write, read back. */
-    quant_layer *ql = calloc((size_t)n, sizeof *ql);
+    kq_qmat *ql = calloc((size_t)n, sizeof *ql);
     double dev = 0, d = 0;
     int64_t over = 0;
     int io_rc = 0; /* export, write and reads: what the comparisons below need */
@@ -221,8 +218,10 @@ static void check_pass(tfm_model *m, fq_model *fm, fq_kind kind, int64_t group, 
         dev = tu_max(dev, d);
         /* fq_export's promise: within fq_export_tol of its groups (the largest of the layer) */
         double tol = 0;
-        for (int64_t b = 0; b < ql[i].N * ql[i].nb; b++)
-            tol = tu_max(tol, fq_export_tol(kq_f16_to_f32(ql[i].scales[b]), kq_f16_to_f32(ql[i].offsets[b]), f.q[i].maxq));
+        for (int64_t r = 0; r < ql[i].N; r++)
+            for (int64_t b = 0; b < ql[i].nb; b++)
+                tol = tu_max(tol, fq_export_tol(kq_f16_to_f32(kq_scale_get(&ql[i], r, b)),
+                                                kq_f16_to_f32(kq_offset_get(&ql[i], r, b)), f.q[i].maxq));
         over += !tu_close(d, tol);
     }
     CHECK_MSG(over == 0, "%s: %lld layers export beyond fq_export_tol", name, (long long)over);
@@ -251,7 +250,7 @@ static void check_pass(tfm_model *m, fq_model *fm, fq_kind kind, int64_t group, 
         check_decode(&mat, &dq, &pk, ids, name, snap);
     }
     tfm_model_free(&dq), tfm_model_free(&pk), tfm_model_free(&mat);
-    for (int64_t i = 0; i < n; i++) quant_layer_free(&ql[i]);
+    for (int64_t i = 0; i < n; i++) quant_qmat_free(&ql[i]);
     free(ql), free(lf), free(lm), free(lp), free(ld);
     unlink(path);
 }
