@@ -9,9 +9,10 @@ SUDO=""
 PKGS="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libscalapack-openmpi-dev liblapack-dev libblis-dev libjansson-dev libpcre2-dev libutf8proc-dev liblzma-dev
       libssl-dev clang libclang-rt-14-dev xz-utils
-      jq procps"
-# jq: the e2e tests read JSON with it; procps: pgrep/ps find MPI ranks to signal (neither
-# is in a minimal Debian). The tests use no python3 or bc.
+      jq procps time"
+# jq: the e2e tests read JSON with it; procps: pgrep/ps find MPI ranks to signal; time:
+# /usr/bin/time -f %M measures peak RSS in prepare_shards.sh (none is in a minimal
+# Debian). The tests use no python3 or bc.
 [ "${1:-}" = "--slurm" ] && PKGS="$PKGS slurm-wlm munge"
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
   echo "install-deps: this script installs from Debian's archive (apt); install by hand elsewhere:" >&2
