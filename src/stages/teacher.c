@@ -286,6 +286,7 @@ typedef struct {
     char teacher_sha[65];
     teacher_stats *st;
     progress *g;
+    long pause_ms; /* UPQ_TEACHER_PAUSE_MS: tests only, slows rows so a signal lands mid-run */
 } run_ctx;
 
 /* One data shard: skip, verify, or compute + write. Collective. */
@@ -353,6 +354,10 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
         rc = tfm_forward(x->m, x->a, tok + r * T, 1, T, NULL);
         if (!rc) teacher_row_records(x->a->logits, tok + r * T, T, V, r, o, index, &b.d, b.kbuf);
         if (!rc && rank == 0) progress_row(x->g, r + 1 - r0);
+        if (x->pause_ms) {
+            struct timespec ts = {x->pause_ms / 1000, (long)(x->pause_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
     }
     rc = par_agree(rc);
     if (!rc) rc = shard_gather(&b, o->mode);
@@ -394,6 +399,8 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
     tfm_acts a = {0};
     progress g = {.nranks = par_size()};
     x.st = st;
+    const char *pause = getenv("UPQ_TEACHER_PAUSE_MS");
+    x.pause_ms = pause ? atol(pause) : 0;
     x.g = &g;
     x.a = &a;
     x.m = &m;
