@@ -32,7 +32,7 @@ static int put(hid_t f, const char *fname, const char *name, hid_t ftype, hid_t 
     hid_t s = H5Screate_simple(ndim, dims, NULL), p = H5Pcreate(H5P_DATASET_CREATE), d = -1;
     int rc = UPQ_OK;
     if (s < 0 || p < 0 || H5Pset_chunk(p, ndim, chunk) < 0 ||
-        (compress && (H5Pset_shuffle(p) < 0 || H5Pset_deflate(p, 4) < 0)) ||
+        (compress == 1 && H5Pset_shuffle(p) < 0) || (compress && H5Pset_deflate(p, 4) < 0) ||
         H5Pset_obj_track_times(p, 0) < 0 || (d = H5Dcreate2(f, name, ftype, s, H5P_DEFAULT, p, H5P_DEFAULT)) < 0)
         rc = UPQ_FAIL(UPQ_EIO, "%s: cannot create dataset '%s'", fname, name);
     else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)

@@ -38,8 +38,8 @@ typedef struct {
     float *target_logit;    /* topk: (N,T) tempered logit of the data's next token (NaN at t = T-1) */
 } h5teacher_data;
 
-/* Writes path via "<path>.tmp" + rename. compress: gzip level 4 after byte shuffle on
- * every dataset (0: uncompressed chunks). Adds attribute content_sha256 (of the
+/* Writes path via "<path>.tmp" + rename. compress: 1 = byte shuffle then gzip level 4 on
+ * every dataset, 2 = gzip without shuffle, 0 = uncompressed chunks. Adds attribute content_sha256 (of the
  * datasets' bytes in a fixed order, h5teacher_content_sha256). UPQ_EIO naming the file. */
 int h5teacher_write(const char *path, const h5teacher_data *d, const h5teacher_meta *m, int compress);
 /* Reads the attributes only (skip check). UPQ_EINPUT naming the file when one is missing

@@ -33,7 +33,7 @@ static void usage(FILE *f)
             "                       shapes, content hash); exit 2 naming the first bad file\n"
             "  --quiet              no progress line\n"
             "  --help               this text\n\n"
-            "environment: UPQ_TEACHER_GZIP=0 writes uncompressed chunks (default: shuffle + gzip 4)\n"
+            "environment: UPQ_TEACHER_GZIP=0 uncompressed chunks, 2 gzip without shuffle (default: shuffle + gzip 4)\n"
             "exit codes: 0 ok, 1 usage, 2 bad input / --verify mismatch, 3 I/O, 75 preempted (rerun)\n");
 }
 
@@ -85,7 +85,7 @@ int cmd_teacher(int argc, char **argv)
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     teacher_opts o = {.mode = H5T_MODE_TOPK, .topk = 64, .samples = 64, .temperature = 1.0, .progress = 1, .compress = 1};
     const char *gz = getenv("UPQ_TEACHER_GZIP");
-    if (gz && !strcmp(gz, "0")) o.compress = 0;
+    if (gz && (!strcmp(gz, "0") || !strcmp(gz, "2"))) o.compress = gz[0] - '0';
     int ch;
     optind = 1;
     opterr = 0;

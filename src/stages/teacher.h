@@ -23,7 +23,7 @@ typedef struct {
     uint64_t seed;         /* sample mode */
     int verify;            /* check the existing shards only */
     int progress;          /* rank 0 prints progress to stderr */
-    int compress;          /* shuffle + gzip (default 1) */
+    int compress;          /* h5teacher_write's: 1 shuffle + gzip (default), 2 gzip, 0 none */
 } teacher_opts;
 
 typedef struct {
