@@ -127,7 +127,13 @@ static int keep_h5(const struct dirent *e) { return ends_with(e->d_name, ".h5") 
 /* Zeroed buffer of n bytes rounded up to 8 (the gather sums int64 words). */
 static void *zbuf(int64_t n, const char *what) { return upq_calloc((size_t)((n + 7) / 8), 8, what); }
 
-static int gather(void *p, int64_t bytes) { return par_sum_i64((int64_t *)p, (bytes + 7) / 8); }
+/* In pieces of 2^27 words (1 GiB): par_sum_i64 takes an int count. */
+static int gather(void *p, int64_t bytes)
+{
+    int64_t n = (bytes + 7) / 8, piece = (int64_t)1 << 27;
+    for (int64_t i = 0; i < n; i += piece) TRY(par_sum_i64((int64_t *)p + i, n - i < piece ? n - i : piece));
+    return UPQ_OK;
+}
 
 typedef struct {
     h5teacher_data d;
@@ -303,8 +309,8 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
     rc = h5shard_read(dpath, &tok, &mask, &N, &T);
     if (!rc && rank == 0 && sha256_file(dpath, dsha)) rc = UPQ_FAIL(UPQ_EIO, "%s: cannot read", dpath);
     rc = par_agree(rc);
+    if (!rc) rc = par_bcast(dsha, sizeof dsha, 0);
     if (rc) goto out;
-    TRY(par_bcast(dsha, sizeof dsha, 0));
     h5teacher_meta want;
     make_meta(&want, o, dsha, x->teacher_sha, name, index);
     int skip = 0;
@@ -325,7 +331,7 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
         upq_err_clear();
     }
     int32_t sk = skip;
-    TRY(par_bcast(&sk, sizeof sk, 0));
+    if ((rc = par_bcast(&sk, sizeof sk, 0))) goto out;
     if (sk) {
         x->st->skipped++;
         x->g->before += N;
@@ -404,7 +410,9 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
     x.g = &g;
     x.a = &a;
     x.m = &m;
-    if (!rc) rc = teacher_model_sha256(o->model, x.teacher_sha);
+    if (!rc && par_rank() == 0) rc = teacher_model_sha256(o->model, x.teacher_sha);
+    rc = par_agree(rc);
+    if (!rc) rc = par_bcast(x.teacher_sha, sizeof x.teacher_sha, 0);
     if (!rc && !o->verify) rc = ppl_load_model(o->model, &m);
     if (!rc && !o->verify && o->mode == H5T_MODE_TOPK && (o->topk < 1 || o->topk > m.cfg.V))
         rc = UPQ_FAIL(UPQ_EUSAGE, "teacher: --topk must be in [1, %lld]", (long long)m.cfg.V);
