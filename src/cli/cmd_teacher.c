@@ -1,0 +1,104 @@
+/* cmd_teacher.c - `upq teacher --model TEACHER --data SHARDS --out DIR [options]`: teacher
+ * records for distillation (src/stages/teacher.h, docs/teacher.md). Options only. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "teacher.h"
+#include "upq_err.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: upq teacher --model TEACHER --data SHARDS --out DIR [--store full|topk|sample]\n"
+            "                   [--topk K] [--samples N] [--temperature T] [--seed S] [--verify] [--quiet]\n\n"
+            "Runs the FP32 teacher over every row of the token shards in SHARDS (upq prepare) and\n"
+            "writes one teacher shard per data shard, OUT/<same name>.h5, row for row (docs/teacher.md).\n"
+            "Ranks (mpirun -n P) split each shard's rows; the files are byte-identical for any P.\n"
+            "Shards already complete with the same data, teacher and options are skipped.\n\n"
+            "  --model TEACHER      HF folder (FP32) or .h5 container (dequantized to FP32)\n"
+            "  --data SHARDS        folder of token shards (*.h5, sorted by name = shard index)\n"
+            "  --out DIR            output folder (created)\n"
+            "  --store MODE         full: fp16 log-probs of all V tokens per position\n"
+            "                       topk: the K largest (ids, fp16 logits), lse, log_tail, and the\n"
+            "                       logit of the data's next token (default)\n"
+            "                       sample: N draws with replacement (unique ids, counts, fp16 logits), lse\n"
+            "  --topk K             K for topk (default 64; at most V)\n"
+            "  --samples N          draws for sample (default 64)\n"
+            "  --temperature T      records of softmax(logits / T) (default 1)\n"
+            "  --seed S             seed of the sample draws, per (seed, shard, row) (default 0)\n"
+            "  --verify             re-check every teacher shard (data hash, teacher hash, options,\n"
+            "                       shapes, content hash); exit 2 naming the first bad file\n"
+            "  --quiet              no progress line\n"
+            "  --help               this text\n\n"
+            "environment: UPQ_TEACHER_GZIP=0 uncompressed chunks, 2 gzip without shuffle (default: shuffle + gzip 4)\n"
+            "exit codes: 0 ok, 1 usage, 2 bad input / --verify mismatch, 3 I/O, 75 preempted (rerun)\n");
+}
+
+static int set_opt(teacher_opts *o, int ch, const char *arg)
+{
+    int64_t n = 0;
+    switch (ch) {
+    case 'm': o->model = arg; return UPQ_OK;
+    case 'd': o->data_dir = arg; return UPQ_OK;
+    case 'o': o->out_dir = arg; return UPQ_OK;
+    case 'v': o->verify = 1; return UPQ_OK;
+    case 'q': o->progress = 0; return UPQ_OK;
+    case 'k': return cli_parse_int("teacher", "--topk", arg, 1, 1000000000, &o->topk);
+    case 'n': return cli_parse_int("teacher", "--samples", arg, 1, 1000000, &o->samples);
+    case 't': return cli_parse_num("teacher", "--temperature", arg, 1e-6, 1e6, &o->temperature);
+    case 's': TRY(cli_parse_int("teacher", "--seed", arg, 0, INT64_MAX, &n)); o->seed = (uint64_t)n; return UPQ_OK;
+    case 'S':
+        if ((o->mode = h5teacher_mode_parse(arg)) < 0)
+            return cli_usage_error("teacher", "--store is full, topk or sample, not '%s'", arg);
+        return UPQ_OK;
+    }
+    return cli_usage_error("teacher", "unknown option");
+}
+
+static int run(const teacher_opts *o)
+{
+    teacher_stats st;
+    TRY(teacher_run(o, &st));
+    if (!cli_is_root()) return UPQ_OK;
+    if (o->verify) {
+        printf("verified %lld teacher shard(s): ok\n", (long long)st.shards);
+        return UPQ_OK;
+    }
+    printf("teacher: %lld shard(s): %lld computed, %lld skipped (complete); %lld rows, %lld tokens in %.2f s",
+           (long long)st.shards, (long long)st.computed, (long long)st.skipped, (long long)st.rows,
+           (long long)st.tokens, st.seconds);
+    printf(" (%.1f tokens/s)\n", st.seconds > 0 ? (double)st.tokens / st.seconds : 0.0);
+    return UPQ_OK;
+}
+
+int cmd_teacher(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'}, {"store", required_argument, 0, 'S'},
+        {"topk", required_argument, 0, 'k'}, {"samples", required_argument, 0, 'n'},
+        {"temperature", required_argument, 0, 't'}, {"seed", required_argument, 0, 's'},
+        {"verify", no_argument, 0, 'v'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    teacher_opts o = {.mode = H5T_MODE_TOPK, .topk = 64, .samples = 64, .temperature = 1.0, .progress = 1, .compress = 1};
+    const char *gz = getenv("UPQ_TEACHER_GZIP");
+    if (gz && (!strcmp(gz, "0") || !strcmp(gz, "2"))) o.compress = gz[0] - '0';
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            return UPQ_OK;
+        }
+        if (ch == '?' || ch == ':')
+            return cli_usage_error("teacher", "unknown or incomplete option '%s'", argv[optind - 1]);
+        TRY(set_opt(&o, ch, optarg));
+    }
+    if (!o.model || !o.data_dir || !o.out_dir) return cli_usage_error("teacher", "--model, --data and --out are required");
+    if (optind < argc) return cli_usage_error("teacher", "unexpected argument '%s'", argv[optind]);
+    return cli_report("teacher", run(&o));
+}
