@@ -54,6 +54,36 @@ static int zero_of(uint16_t s16, uint16_t m16, int zmin, int maxq, int *z)
     return zi >= zmin && zi <= maxq && kq_f32_to_f16(-s * (float)zi) == m16;
 }
 
+/* Min-max fit of the group's container weights w = s*q + m (k0..k1 of row n) on
+ * s'*(q - z) with z in [zmin, maxq]: the range [min(w, 0), max(w, 0)] stays inside the grid
+ * (s' rounded up in fp16 when needed), so every weight moves by at most s'/2. */
+static void refit(const kq_qmat *q, int64_t n, int64_t b, int64_t k0, int64_t k1, int zmin, int maxq,
+                  uint16_t *s16, int *z)
+{
+    float s = kq_f16_to_f32(kq_scale_get(q, n, b)), m = kq_f16_to_f32(kq_offset_get(q, n, b)), lo = 0, hi = 0;
+    for (int64_t k = k0; k < k1; k++) {
+        float w = s * (float)kq_code_get(q, n, k) + m;
+        lo = w < lo ? w : lo;
+        hi = w > hi ? w : hi;
+    }
+    float sc = (hi - lo) / (float)maxq;
+    if (!(sc > 0.0f)) { /* all zero: codes z give 0 */
+        *s16 = kq_f32_to_f16(1.0f);
+        *z = zmin;
+        return;
+    }
+    long zz = lrintf(-lo / sc);
+    zz = zz < zmin ? zmin : zz > maxq ? maxq : zz;
+    if (zz == maxq && hi > 0.0f) zz = maxq - 1;
+    if (hi > sc * (float)(maxq - zz)) sc = hi / (float)(maxq - zz);
+    if (zz > 0 && lo < -sc * (float)zz) sc = -lo / (float)zz;
+    uint16_t h = kq_f32_to_f16(sc);
+    for (int i = 0; i < 8 && (kq_f16_to_f32(h) * (float)(maxq - zz) < hi || kq_f16_to_f32(h) * (float)zz < -lo); i++)
+        h++; /* next larger positive fp16 */
+    *s16 = h;
+    *z = (int)zz;
+}
+
 int exp_gptq_convert(const kq_qmat *q, const char *name, int v2, int requantize, exp_gptq_layer *g)
 {
     memset(g, 0, sizeof *g);
@@ -87,8 +117,10 @@ int exp_gptq_convert(const kq_qmat *q, const char *name, int v2, int requantize,
                     return rc;
                 }
                 g->n_inexact++;
-                if (!(s > 0.0f)) { /* constant group w = m: s = |m|, z = zmin */
-                    s16 = kq_f32_to_f16(fabsf(m));
+                long zi = s > 0.0f ? lrint(-(double)m / s) : -1;
+                if (zi < zmin || zi > maxq) { /* same s cannot reach: a new (s, z) for the group */
+                    int64_t k0 = gi * gs, k1 = k0 + gs < K ? k0 + gs : K;
+                    refit(q, n, b, k0, k1, zmin, maxq, &s16, &z);
                     s = kq_f16_to_f32(s16);
                 }
             }
