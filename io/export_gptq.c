@@ -150,7 +150,6 @@ typedef struct {
     st_wtensor *ts;
     char (*names)[200];
     int n;
-    char skip[TFM_NPROJ][160]; /* the linear weights of the layer being listed: not copied */
     int64_t L;
 } wlist;
 
