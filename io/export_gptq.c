@@ -13,6 +13,7 @@
 #include "f16.h"
 #include "h5qmodel.h"
 #include "hf_config.h"
+#include "hf_model.h"
 #include "safetensors.h"
 #include "upq_err.h"
 
@@ -185,22 +186,37 @@ static void add(wlist *w, const char *base, const char *leaf, int dtype, const v
     w->n++;
 }
 
-static int write_config(const char *dir, const tfm_config *cfg, int bits, int group_size, int v2)
+/* dir/config.json (already written) gains "torch_dtype": "float16" and, when bits > 0, the
+ * GPTQ quantization_config. */
+static int patch_config(const char *dir, int bits, int group_size, int v2)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    TRY(hf_config_write(path, cfg));
     json_error_t e;
     json_t *root = json_load_file(path, JSON_PRESERVE_ORDER, &e);
     if (!root) return UPQ_FAIL(UPQ_EIO, "%s: cannot read back: %s", path, e.text);
     json_object_set_new(root, "torch_dtype", json_string("float16"));
-    json_object_set_new(root, "quantization_config",
+    if (bits) json_object_set_new(root, "quantization_config",
                         json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:s, s:s}", "quant_method", "gptq", "bits", bits,
                                   "group_size", group_size, "desc_act", 0, "sym", 0, "true_sequential", 1,
                                   "checkpoint_format", v2 ? "gptq_v2" : "gptq", "model_file_base_name", "model"));
     int bad = json_dump_file(root, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0;
     json_decref(root);
     return bad ? UPQ_FAIL(UPQ_EIO, "%s: cannot write", path) : UPQ_OK;
+}
+
+static int write_config(const char *dir, const tfm_config *cfg, int bits, int group_size, int v2)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    TRY(hf_config_write(path, cfg));
+    return patch_config(dir, bits, group_size, v2);
+}
+
+int exp_hf_write(const char *dir, const tfm_model *m)
+{
+    TRY(hf_model_write(dir, m, ST_F16, 1));
+    return patch_config(dir, 0, 0, 0);
 }
 
 int exp_gptq_write(const char *dir, const char *container, const tfm_model *m, int v2, int requantize)

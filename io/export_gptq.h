@@ -1,6 +1,6 @@
 /* export_gptq.h - writer of `upq export` (prefix exp_): a quantized container as a GPTQ
  * checkpoint (AutoGPTQ "gptq" = v1 layout, docs/export.md) into an existing folder.
- * The HF (fp16) format is hf_model_write (hf_model.h); the folder handling (temp folder,
+ * And the fp16 HF format (exp_hf_write, over hf_model_write). The folder handling (temp folder,
  * rename, tokenizer files) is the driver's (src/stages/export.c). */
 #ifndef UPQ_EXPORT_GPTQ_H
 #define UPQ_EXPORT_GPTQ_H
@@ -41,5 +41,9 @@ void exp_gptq_free(exp_gptq_layer *g);
  * UPQ_EINPUT naming the layer when a linear is not quantized, the layers differ in bits or
  * group, or a group is inexact without requantize. */
 int exp_gptq_write(const char *dir, const char *container, const tfm_model *m, int v2, int requantize);
+
+/* The "hf" format: hf_model_write(dir, m, ST_F16, 1) (config.json + model.safetensors, every
+ * tensor fp16) with "torch_dtype": "float16" in config.json. */
+int exp_hf_write(const char *dir, const tfm_model *m);
 
 #endif

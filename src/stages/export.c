@@ -110,6 +110,12 @@ int export_run(const export_opts *o)
 {
     int gptq = !strcmp(o->format, "gptq");
     if (!gptq && strcmp(o->format, "hf")) return UPQ_FAIL(UPQ_EUSAGE, "--format %s: expected hf or gptq", o->format);
+    char outb[4096];
+    snprintf(outb, sizeof outb, "%s", o->out);
+    for (size_t n = strlen(outb); n > 1 && outb[n - 1] == '/'; n--) outb[n - 1] = 0; /* "DIR/" -> "DIR" */
+    export_opts oo = *o;
+    oo.out = outb;
+    o = &oo;
     struct stat st;
     if (lstat(o->out, &st) == 0 && !o->force)
         return UPQ_FAIL(UPQ_EINPUT, "%s exists (--force replaces it)", o->out);
@@ -120,7 +126,7 @@ int export_run(const export_opts *o)
     if (mkdir(tmp, 0755) != 0) return UPQ_FAIL(UPQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     tfm_model m = {0};
     int rc = h5q_read(o->model, &m);
-    if (!rc) rc = gptq ? exp_gptq_write(tmp, o->model, &m, o->gptq_v2, o->force_requantize) : hf_model_write(tmp, &m, ST_F16, 1);
+    if (!rc) rc = gptq ? exp_gptq_write(tmp, o->model, &m, o->gptq_v2, o->force_requantize) : exp_hf_write(tmp, &m);
     tfm_model_free(&m);
     if (!rc) rc = copy_tokenizer(o, tmp);
     if (!rc) {

@@ -74,6 +74,10 @@ touch "$out/marker"
 mkdir -p "$W/x.tmp" && touch "$W/x.tmp/junk"
 "$UPQ" export --model "$h5" --format hf --out "$W/x" || fail "export over a leftover OUT.tmp"
 [[ ! -e "$W/x/junk" && ! -e "$W/x.tmp" ]] || fail "leftover OUT.tmp content leaked"
+# OUT given with a trailing slash: the same folder, its tmp beside it
+"$UPQ" export --model "$h5" --format hf --out "$W/ts/" || fail "export to DIR/"
+[[ -f "$W/ts/model.safetensors" && ! -e "$W/ts/.tmp" && ! -e "$W/ts.tmp" ]] || fail "trailing slash: wrong folders"
+grep -q '"torch_dtype": "float16"' "$W/ts/config.json" || fail "hf config.json lacks torch_dtype float16"
 # killed at a random moment: no OUT, or a complete one
 for t in 0.05 0.15 0.3; do
     timeout -s KILL "$t" "$UPQ" export --model "$h5" --format hf --out "$W/k$t" >/dev/null 2>&1
