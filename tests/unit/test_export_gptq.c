@@ -11,7 +11,8 @@
  *   asym grid, v1 (default): groups with z = 0 cannot be stored (qzeros hold z-1): exit 2,
  *     and with --force-requantize every weight within s/2 of the container's (s: the
  *     exported scale, re-fitted for those groups);
- *   seq grid (z = 1.5): exit 2 naming a layer without the flag; with it, within s/2.
+ *   seq grid (z = 1.5): exit 2 naming a layer without the flag; with it, within s/2;
+ *   W4 per output channel (group_size -1), gptq_v2: exact as above.
  * Needs env UPQ (ctest sets it) and ../shared; skips (77) otherwise. */
 #include <jansson.h>
 #include <math.h>
@@ -116,7 +117,7 @@ static void compare(const char *dir, tfm_model *m, int bits, int group, int v2, 
         for (int p = 0; p < TFM_NPROJ; p++) {
             int64_t N, K;
             tfm_proj_shape(&m->cfg, p, &N, &K);
-            int64_t G = K / group;
+            int64_t G = group > 0 ? K / group : 1; /* group_size -1: per output channel */
             char wname[128], base[128], tn[200];
             h5q_hf_name(l, p, wname, sizeof wname);
             snprintf(base, sizeof base, "%.*s", (int)(strlen(wname) - 7), wname);
@@ -140,9 +141,9 @@ static void compare(const char *dir, tfm_model *m, int bits, int group, int v2, 
                     float s = half_to_float(rd16(sc, (int64_t)g * N + n));
                     float w = s * (float)(q - z), ref = fc.w[n * K + k];
                     double d = fabs((double)w - ref);
-                    /* m = fp16(-s*z) is within half an fp16 ulp (2^-11 relative) of -s*z;
-                     * plus the fp32 rounding of both products. */
-                    double tol = mode == 0 ? ldexp(fabs((double)s * z), -11) + ldexp((double)s * maxq + fabs(ref), -22)
+                    /* m = fp16(-s*z) is within fp16's unit roundoff (2^-11 relative, 2^-25
+                     * absolute for subnormals) of -s*z; plus the fp32 rounding of both products. */
+                    double tol = mode == 0 ? ldexp(fabs((double)s * z), -11) + ldexp(1, -25) + ldexp((double)s * maxq + fabs(ref), -22)
                                            : 0.5 * s + ldexp((double)s * maxq + fabs(ref), -20);
                     double r = tol > 0 ? d / tol : (d > 0 ? INFINITY : 0);
                     if (!(r <= worst_ratio)) worst_ratio = isnan(r) ? NAN : tu_max(worst_ratio, r);
@@ -240,6 +241,23 @@ int main(void)
     snprintf(cmd, sizeof cmd, "test $(grep -c '^export: requantized .* max .* rms ' '%s/out_seq') = %lld", root, (long long)(ms.cfg.L * TFM_NPROJ));
     CHECK_MSG(run(cmd) == 0, "a requantization report per layer");
     compare(out, &ms, 2, 32, 1, 1, "seq W2g32 requantized");
+
+    /* W4 per output channel (group_size -1, 4-bit packing), gptq_v2: exact */
+    char c4[700];
+    snprintf(c4, sizeof c4, "%s/w4ch.h5", root);
+    snprintf(cmd, sizeof cmd,
+             "'%s' ptq --model '%s/models/tinyllama-15m' --calib '%s/data/tinyshakespeare/input.txt' --bits 4 "
+             "--group 0 --method rtn --calib-samples 2 --seq-len 64 --out '%s' >/dev/null 2>&1",
+             upq, sh, sh, c4);
+    CHECK_MSG(run(cmd) == 0, "ptq W4 per channel");
+    tfm_model m4 = {0};
+    CHECK_OK(h5q_read(c4, &m4));
+    snprintf(out, sizeof out, "%s/w4ch", root);
+    snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gptq --checkpoint-format gptq_v2 --out '%s'", upq, c4, out);
+    CHECK_MSG(run(cmd) == 0, "export W4 per channel gptq_v2");
+    CHECK_MSG(qconfig_ok(out, 4, -1, "gptq_v2"), "w4ch quantization_config");
+    if (m4.layers) compare(out, &m4, 4, 0, 1, 0, "asym W4 per-channel gptq_v2");
+    tfm_model_free(&m4);
 
     tfm_model_free(&ma);
     tfm_model_free(&ms);
