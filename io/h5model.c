@@ -381,6 +381,22 @@ int h5m_read_config(const char *path, tfm_config *cfg)
     return rc;
 }
 
+int h5m_read_provenance(const char *path, h5m_provenance *prov)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    hid_t file;
+    int rc = open_checked(path, NULL, &file);
+    if (!rc) {
+        hid_t g = H5Gopen2(file, "/provenance", H5P_DEFAULT);
+        rc = g < 0 ? UPQ_FAIL(UPQ_EINPUT, "%s: no /provenance group", path) : get_provenance(g, prov, path);
+        if (g >= 0) H5Gclose(g);
+        H5Fclose(file);
+    }
+    h5u_quiet_end(&q);
+    return rc;
+}
+
 static int read_body(hid_t file, const char *path, tfm_model *m, h5m_provenance *prov)
 {
     tfm_config cfg;

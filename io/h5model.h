@@ -58,6 +58,8 @@ int h5m_write_begin(const char *tmp, const tfm_model *m, const h5m_provenance *p
 /* Reads the config only (cheap: no tensors). UPQ_EINPUT when the file is not an HDF5
  * file, not an upq model, of a newer format version, or incomplete. */
 int h5m_read_config(const char *path, tfm_config *cfg);
+/* Reads the provenance only (FP32 or quantized container). */
+int h5m_read_provenance(const char *path, h5m_provenance *prov);
 /* Allocates and reads the whole model (tfm_model_alloc; caller frees with tfm_model_free),
  * and the provenance when prov != NULL. comm: NULL (serial), or par_comm_world() to read
  * collectively with MPI-IO. */

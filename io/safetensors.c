@@ -43,10 +43,10 @@ static const struct {
     {"F6_E3M2", -1}, {"C64", -1},
 };
 
-size_t st_dtype_size(int dtype) { return dtype == ST_F32 ? 4 : 2; }
+size_t st_dtype_size(int dtype) { return dtype == ST_F32 || dtype == ST_I32 ? 4 : 2; }
 const char *st_dtype_name(int dtype)
 {
-    return dtype == ST_F32 ? "F32" : dtype == ST_F16 ? "F16" : dtype == ST_BF16 ? "BF16" : "?";
+    return dtype == ST_F32 ? "F32" : dtype == ST_F16 ? "F16" : dtype == ST_BF16 ? "BF16" : dtype == ST_I32 ? "I32" : "?";
 }
 
 int64_t st_numel(const st_tensor *t)

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2 };
+/* ST_I32: writer only (raw 4-byte integers, st_wtensor.data points at int32_t); the
+ * reader still refuses I32 tensors. */
+enum { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2, ST_I32 = 3 };
 enum { ST_MAX_DIMS = 8 };
 /* Cap on the JSON header: real headers are a few MB for the largest models. */
 #define ST_MAX_HEADER_BYTES ((uint64_t)100 << 20)

@@ -46,7 +46,7 @@ static int add_metadata(json_t *root, const char *meta_json)
 
 static int add_tensor(json_t *root, const st_wtensor *t, uint64_t *off)
 {
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_I32)
         return UPQ_FAIL(UPQ_EINPUT, "tensor '%s': bad dtype %d for st_write", t->name, t->dtype);
     if (t->ndim < 0 || t->ndim > ST_MAX_DIMS)
         return UPQ_FAIL(UPQ_EINPUT, "tensor '%s': bad ndim %d for st_write", t->name, t->ndim);
@@ -92,8 +92,8 @@ static int write_tensor(FILE *fp, const st_wtensor *t, const char *path)
     int64_t n = wt_numel(t);
     enum { CHUNK = 8192 };
     uint16_t buf[CHUNK];
-    if (t->dtype == ST_F32) {
-        if (n && fwrite(t->data, sizeof(float), (size_t)n, fp) != (size_t)n)
+    if (t->dtype == ST_F32 || t->dtype == ST_I32) { /* 4 raw bytes each */
+        if (n && fwrite(t->data, 4, (size_t)n, fp) != (size_t)n)
             return UPQ_FAIL(UPQ_EIO, "%s: tensor '%s': write failed: %s", path, t->name, strerror(errno));
         return UPQ_OK;
     }

@@ -13,6 +13,7 @@ int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_ptq(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_demo_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_forward(int argc, char **argv);

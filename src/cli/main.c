@@ -20,6 +20,7 @@ static const struct {
     {"logits", cmd_logits, "run the forward pass on token ids (FP32, or packed INT2/INT4 for a container), write logits (and hidden states) to HDF5"},
     {"ppl", cmd_ppl, "perplexity over non-overlapping windows of a token stream (ranks split the windows)"},
     {"ptq", cmd_ptq, "block-wise PTQ (rtn, gptq, tesseraq) of every linear layer into the quantized container"},
+    {"export", cmd_export, "a container as a HuggingFace folder: fp16 dequantized (hf) or GPTQ int32-packed (gptq)"},
     {"demo-model", cmd_demo_model, "train the built-in demo llama on a procedural corpus, write it in HF format"},
     {"tokenize", cmd_tokenize, "text -> token ids with the model's HuggingFace tokenizer (comma-separated or HDF5)"},
     {"detokenize", cmd_detokenize, "token ids -> text with the model's HuggingFace tokenizer"},
