@@ -91,10 +91,12 @@ static int64_t utf8_prefix(const char *s, int64_t len, int64_t nchar)
     return i;
 }
 
-static int add_paragraph(gd_prompt **p, int64_t *n, int64_t *cap, const char *buf, int64_t len, int64_t C)
+static int add_paragraph(gd_prompt **p, int64_t *n, int64_t *cap, const char *buf, int64_t len, int64_t C,
+                         int64_t line)
 {
     if (len == 0) return UPQ_OK;
     TRY(grow(p, *n, cap));
+    (*p)[*n].line = line;
     int64_t k = utf8_prefix(buf, len, C);
     (*p)[*n].text = strndup(buf, (size_t)k);
     if (!(*p)[*n].text) return UPQ_FAIL(UPQ_EIO, "out of memory (prompts)");
@@ -111,7 +113,7 @@ int gendata_read_prompts(const char *path, int64_t prefix_chars, int chat, const
     if (!f) return UPQ_FAIL(UPQ_EINPUT, "%s: cannot open the prompt file", path);
     char *line = NULL, *para = NULL, label[4200];
     size_t lcap = 0;
-    int64_t cap = 0, plen = 0, pcap = 0;
+    int64_t cap = 0, plen = 0, pcap = 0, pline = 0;
     ssize_t got;
     int rc = UPQ_OK;
     for (int64_t ln = 1; !rc && (got = getline(&line, &lcap, f)) > 0; ln++) {
@@ -120,7 +122,7 @@ int gendata_read_prompts(const char *path, int64_t prefix_chars, int chat, const
         for (ssize_t i = 0; i < got && blank; i++) blank = line[i] == ' ' || line[i] == '\t';
         if (prefix_chars > 0) { /* paragraphs: lines joined with '\n' */
             if (blank) {
-                rc = add_paragraph(p, n, &cap, para, plen, prefix_chars);
+                rc = add_paragraph(p, n, &cap, para, plen, prefix_chars, pline);
                 plen = 0;
                 continue;
             }
@@ -134,6 +136,7 @@ int gendata_read_prompts(const char *path, int64_t prefix_chars, int chat, const
                 para = q;
             }
             if (plen) para[plen++] = '\n';
+            else pline = ln;
             memcpy(para + plen, line, (size_t)got);
             plen += got;
             continue;
@@ -141,10 +144,11 @@ int gendata_read_prompts(const char *path, int64_t prefix_chars, int chat, const
         if (blank) continue;
         rc = grow(p, *n, &cap);
         snprintf(label, sizeof label, "%s:%lld", path, (long long)ln);
+        if (!rc) (*p)[*n].line = ln;
         if (!rc) rc = parse_record(line, label, chat, system, &(*p)[*n]);
         (*n)++; /* freed with the others on failure */
     }
-    if (!rc && prefix_chars > 0) rc = add_paragraph(p, n, &cap, para, plen, prefix_chars);
+    if (!rc && prefix_chars > 0) rc = add_paragraph(p, n, &cap, para, plen, prefix_chars, pline);
     if (!rc && ferror(f)) rc = UPQ_FAIL(UPQ_EIO, "%s: read error", path);
     if (!rc && *n == 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: no prompts", path);
     for (int64_t i = 0; !rc && i < *n; i++)
@@ -180,7 +184,9 @@ static int encode(tok_tokenizer *tok, const chat_template *t, const gd_prompt *p
         }
         return tok_encode(tok, p->text, (int64_t)strlen(p->text), 0, ids);
     }
-    if (!t) return UPQ_FAIL(UPQ_EINPUT, "prompt %lld is a conversation but the model has no chat template", (long long)i);
+    if (!t)
+        return UPQ_FAIL(UPQ_EINPUT, "prompt %lld (line %lld) is a conversation but the model has no chat template",
+                        (long long)i, (long long)p->line);
     char *s = NULL;
     int64_t len = 0;
     int rc = chat_render(t, p->msg, p->nmsg, 1, &s, &len, NULL, NULL);
@@ -189,7 +195,7 @@ static int encode(tok_tokenizer *tok, const chat_template *t, const gd_prompt *p
     if (rc) {
         char why[1024];
         snprintf(why, sizeof why, "%s", upq_errmsg());
-        upq_fail_at(rc, __FILE__, __LINE__, "prompt %lld: %s", (long long)i, why);
+        upq_fail_at(rc, __FILE__, __LINE__, "prompt %lld (line %lld): %s", (long long)i, (long long)p->line, why);
     }
     return rc;
 }
@@ -316,7 +322,12 @@ int gendata_run(const tfm_model *m, tok_tokenizer *tok, const chat_template *tmp
     int64_t *cnt = upq_calloc((size_t)C, sizeof *cnt, "gen-data counts");
     int64_t *flat = upq_calloc((size_t)(C * L), sizeof *flat, "gen-data ids");
     int rc = prompts && cnt && flat ? UPQ_OK : UPQ_EIO;
-    for (int64_t i = 0; !rc && i < n; i++) rc = encode(tok, tmpl, &p[i], i, &prompts[i]);
+    for (int64_t i = 0; !rc && i < n; i++) {
+        rc = encode(tok, tmpl, &p[i], i, &prompts[i]);
+        if (!rc && (prompts[i].n < 1 || prompts[i].n >= m->cfg.max_T))
+            rc = UPQ_FAIL(UPQ_EINPUT, "prompt %lld (line %lld) has %lld tokens; want 1 to %lld (the model's context)",
+                          (long long)i, (long long)p[i].line, (long long)prompts[i].n, (long long)m->cfg.max_T - 1);
+    }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     FILE *f = NULL;

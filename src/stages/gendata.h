@@ -19,6 +19,7 @@ typedef struct {
     char *text;    /* a text prefix (nmsg == 0), or NULL */
     chat_msg *msg; /* a conversation (nmsg > 0); role/content strings owned */
     int nmsg;
+    int64_t line;  /* line of the input file it came from (a paragraph's first line) */
 } gd_prompt;
 
 /* Reads prompts: a JSONL file ({"messages": [...]} or {"text"|"prompt": ...}; a plain
