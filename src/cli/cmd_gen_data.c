@@ -84,15 +84,20 @@ static int set_opt(gd_args *a, int ch, const char *arg)
 
 static int run(gd_args *a)
 {
-    tfm_model m;
-    TRY(cli_model_load("gen-data", a->model, a->dequant, &m));
     tok_tokenizer *tok = NULL;
     chat_template *tmpl = NULL;
     gd_prompt *p = NULL;
     int64_t n = 0;
-    int rc = gendata_read_prompts(a->prompts ? a->prompts : a->from, a->prompts ? 0 : a->prefix_chars, a->chat,
-                                  a->system, &p, &n);
-    if (!rc) rc = tok_create(a->tokdir ? a->tokdir : a->model, &tok);
+    /* the prompts first: a bad line fails before the model loads */
+    TRY(gendata_read_prompts(a->prompts ? a->prompts : a->from, a->prompts ? 0 : a->prefix_chars, a->chat,
+                             a->system, &p, &n));
+    tfm_model m;
+    int rc = cli_model_load("gen-data", a->model, a->dequant, &m);
+    if (rc) {
+        gendata_prompts_free(p, n);
+        return rc;
+    }
+    rc = tok_create(a->tokdir ? a->tokdir : a->model, &tok);
     int convo = 0;
     for (int64_t i = 0; !rc && i < n; i++) convo |= p[i].nmsg > 0;
     if (!rc && convo) rc = chat_template_for(tok, NULL, &tmpl);

@@ -212,7 +212,9 @@ static int jsonl_record(prep_ctx *c, const char *line, const char *label)
         if (!rc) rc = doc_text(c, json_string_value(tx), (int64_t)json_string_length(tx));
         if (!rc) rc = doc_end_text(c);
     } else {
-        rc = UPQ_FAIL(UPQ_EINPUT, "%s: needs a string \"text\", a non-empty \"messages\" array or strings \"prompt\" and \"completion\"", label);
+        rc = UPQ_FAIL(UPQ_EINPUT,
+                      "%s: needs a string \"text\", a non-empty \"messages\" array or strings \"prompt\" and "
+                      "\"completion\"", label);
     }
     json_decref(o);
     return rc;
