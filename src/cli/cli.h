@@ -23,6 +23,8 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_bench_tokenizer(int argc, char **argv);
 int cmd_bench_scalapack(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_gen_data(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_teacher(int argc, char **argv);

@@ -27,6 +27,8 @@ static const struct {
     {"prepare", cmd_prepare, "text/JSONL -> HDF5 token shards (tokens, loss_mask; concat or pad; train/validation split)"},
     {"teacher", cmd_teacher, "teacher records for distillation (full log-probs, top-K, or sampled ids) per token shard, ranks split rows"},
     {"generate", cmd_generate, "KV-cached text generation (greedy/temperature/top-k/top-p, --chat, batches of prompts)"},
+    {"gen-data", cmd_gen_data, "teacher-generated distillation data: K sampled continuations per chat/text prompt as JSONL for prepare"},
+    {"chat", cmd_chat, "interactive chat on the terminal with the chat template (streamed, tokens/s, /reset, /exit)"},
     {"eval", cmd_eval, "instruction-following eval: greedy chat generation + verifiable checks (strict/loose accuracy, per type)"},
     {"bench", cmd_bench, "benchmarks: 'bench forward' (tokens/s), 'bench kernels' (packed GEMV/GEMM), 'bench tokenizer'"},
 };

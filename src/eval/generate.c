@@ -141,6 +141,7 @@ static int gen_take(const tok_tokenizer *tok, const gen_opts *o, gen_slot *s, ge
                     int32_t id, int64_t room)
 {
     TRY(gen_append(&r->ids, id));
+    if (o->on_token) o->on_token(o->on_token_ctx, s->prompt, r);
     int stopped = 0;
     if (id == o->eos) r->finish = GEN_EOS;
     if (o->nstop || id == o->eos || r->ids.n >= room) TRY(gen_update_text(tok, o, r, &stopped));
@@ -184,7 +185,7 @@ static int gen_group(const tfm_model *m, const tok_tokenizer *tok, tfm_kv *kv,
         const tok_ids *p = &prompts[p0 + s];
         sl[s].prompt = p0 + s;
         sl[s].done = 0;
-        gen_rng_seed(&sl[s].rng, o->seed + 0x5851F42D4C957F2Dull * (uint64_t)(p0 + s));
+        gen_rng_seed(&sl[s].rng, o->seed + 0x5851F42D4C957F2Dull * (uint64_t)(o->index0 + p0 + s));
         int64_t left = kv->Tmax - p->n;
         room[s] = o->max_new_tokens < left ? o->max_new_tokens : left;
         tfm_kv_reset(kv, s);

@@ -11,6 +11,14 @@
 #include "model.h"
 #include "tokenizer.h"
 
+typedef enum { GEN_LENGTH, GEN_EOS, GEN_STOP } gen_finish;
+
+typedef struct {
+    tok_ids ids;       /* generated ids, without the prompt; ends with EOS when it stopped there */
+    char *text;        /* decode(ids, skip_special), cut where a stop string starts */
+    gen_finish finish;
+} gen_result;
+
 typedef struct {
     int64_t max_new_tokens;  /* > 0 */
     float temperature;       /* 0: greedy (argmax, first index on ties) */
@@ -21,18 +29,17 @@ typedef struct {
     const char *const *stop; /* stop strings (nstop of them) */
     int nstop;
     int64_t batch;           /* prompts decoded together (>= 1) */
+    int64_t index0;          /* prompts[0]'s index in a larger list (default 0): prompt i's
+                              * generator is seeded from seed and index0 + i, so a list split
+                              * into several gen_run calls gives the same results */
+    /* Optional: called after each generated token (ids already appended to res[prompt].ids;
+     * prompt counts from 0 in this call), e.g. to stream a batch-1 answer. Changes nothing. */
+    void (*on_token)(void *ctx, int64_t prompt, const gen_result *r);
+    void *on_token_ctx;
 } gen_opts;
 
 /* gen_opts with max_new_tokens 128, greedy, no top-k/top-p, seed 0, no EOS, batch 8. */
 gen_opts gen_opts_default(void);
-
-typedef enum { GEN_LENGTH, GEN_EOS, GEN_STOP } gen_finish;
-
-typedef struct {
-    tok_ids ids;       /* generated ids, without the prompt; ends with EOS when it stopped there */
-    char *text;        /* decode(ids, skip_special), cut where a stop string starts */
-    gen_finish finish;
-} gen_result;
 
 const char *gen_finish_name(gen_finish f);
 

@@ -136,6 +136,51 @@ static int doc_chat(prep_ctx *c, const chat_msg *m, int n, const char *label)
 
 static int doc_end_text(prep_ctx *c) { return push_one(c, tok_eos(c->tok)); }
 
+static int ids_push(tok_ids *v, int32_t id)
+{
+    if (v->n == v->cap) {
+        int64_t cap = v->cap ? 2 * v->cap : 64;
+        int32_t *p = realloc(v->ids, (size_t)cap * sizeof *p);
+        if (!p) return UPQ_FAIL(UPQ_EIO, "out of memory");
+        v->ids = p;
+        v->cap = cap;
+    }
+    v->ids[v->n++] = id;
+    return UPQ_OK;
+}
+
+/* A text document whose prompt part is no target ({"prompt", "completion"}, as upq
+ * gen-data writes): BOS (mask 0), prompt + completion tokenized once without specials,
+ * mask 1 from the token count of the prompt alone, then EOS (mask 1). */
+static int doc_completion(prep_ctx *c, const char *p, int64_t plen, const char *q, int64_t qlen)
+{
+    char *text = malloc((size_t)(plen + qlen + 1));
+    if (!text) return UPQ_FAIL(UPQ_EIO, "out of memory");
+    memcpy(text, p, (size_t)plen);
+    memcpy(text + plen, q, (size_t)qlen);
+    tok_ids part = {0};
+    int32_t bos = tok_adds_bos(c->tok) ? tok_bos(c->tok) : -1, eos = tok_eos(c->tok);
+    int rc = doc_begin(c, 0);
+    c->ids.n = 0;
+    if (!rc && bos >= 0) rc = ids_push(&c->ids, bos);
+    int64_t at = c->ids.n;
+    if (!rc) rc = tok_encode(c->tok, text, plen + qlen, 0, &c->ids);
+    if (!rc) rc = tok_encode(c->tok, text, plen, 0, &part);
+    if (!rc && eos >= 0) rc = ids_push(&c->ids, eos);
+    int64_t N = c->ids.n, np = at + part.n < N ? at + part.n : N;
+    if (!rc && (at + part.n > N || memcmp(part.ids, c->ids.ids + at, (size_t)part.n * sizeof(int32_t))))
+        c->st->unstable_spans++;
+    if (!rc) rc = grow_mask(c, N);
+    if (!rc) {
+        memset(c->mask, 0, (size_t)np);
+        memset(c->mask + np, 1, (size_t)(N - np));
+        rc = prep_pack_push(&c->pk, c->split, c->ids.ids, c->mask, N);
+    }
+    tok_ids_free(&part);
+    free(text);
+    return rc;
+}
+
 /* One JSONL record. */
 static int jsonl_record(prep_ctx *c, const char *line, const char *label)
 {
@@ -143,8 +188,12 @@ static int jsonl_record(prep_ctx *c, const char *line, const char *label)
     json_t *o = json_loads(line, 0, &err);
     if (!o) return UPQ_FAIL(UPQ_EINPUT, "%s: invalid JSON: %s (column %d)", label, err.text, err.column);
     const json_t *ms = json_object_get(o, "messages"), *tx = json_object_get(o, "text");
+    const json_t *pp = json_object_get(o, "prompt"), *pc = json_object_get(o, "completion");
     int rc = UPQ_OK;
-    if (json_is_array(ms) && json_array_size(ms) > 0) {
+    if (json_is_string(pp) && json_is_string(pc) && !ms && !tx) {
+        rc = doc_completion(c, json_string_value(pp), (int64_t)json_string_length(pp), json_string_value(pc),
+                            (int64_t)json_string_length(pc));
+    } else if (json_is_array(ms) && json_array_size(ms) > 0) {
         int n = (int)json_array_size(ms);
         chat_msg *m = calloc((size_t)n, sizeof *m);
         if (!m) rc = UPQ_FAIL(UPQ_EIO, "out of memory");
@@ -163,7 +212,9 @@ static int jsonl_record(prep_ctx *c, const char *line, const char *label)
         if (!rc) rc = doc_text(c, json_string_value(tx), (int64_t)json_string_length(tx));
         if (!rc) rc = doc_end_text(c);
     } else {
-        rc = UPQ_FAIL(UPQ_EINPUT, "%s: needs a string \"text\" or a non-empty \"messages\" array", label);
+        rc = UPQ_FAIL(UPQ_EINPUT,
+                      "%s: needs a string \"text\", a non-empty \"messages\" array or strings \"prompt\" and "
+                      "\"completion\"", label);
     }
     json_decref(o);
     return rc;
