@@ -26,6 +26,7 @@ static const struct {
     {"detokenize", cmd_detokenize, "token ids -> text with the model's HuggingFace tokenizer"},
     {"prepare", cmd_prepare, "text/JSONL -> HDF5 token shards (tokens, loss_mask; concat or pad; train/validation split)"},
     {"teacher", cmd_teacher, "teacher records for distillation (full log-probs, top-K, or sampled ids) per token shard, ranks split rows"},
+    {"qat", cmd_qat, "distillation QAT of a fake-quantized INT2 student against teacher records (one rank), packed output"},
     {"generate", cmd_generate, "KV-cached text generation (greedy/temperature/top-k/top-p, --chat, batches of prompts)"},
     {"eval", cmd_eval, "instruction-following eval: greedy chat generation + verifiable checks (strict/loose accuracy, per type)"},
     {"bench", cmd_bench, "benchmarks: 'bench forward' (tokens/s), 'bench kernels' (packed GEMV/GEMM), 'bench tokenizer'"},
