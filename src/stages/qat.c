@@ -292,6 +292,8 @@ typedef struct {
     float *wide;          /* widened teacher values of a micro-batch */
     int64_t *perm;        /* (N) row order of the current epoch */
     int64_t perm_epoch;
+    float **ga;           /* (n+1) gradient arrays for the global clip: latent, then each dfq */
+    int64_t *na;          /* (n+1) their lengths */
 } qat_ctx;
 
 /* Row order of epoch e: a Fisher-Yates shuffle seeded by (seed, e) only, so the order
@@ -374,19 +376,9 @@ static int train_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, flo
         TRY(tfm_range_backward(x->m, &x->g, s->lw, &x->a, x->tok, NULL, NULL, x->mb, T));
     }
     for (int64_t l = 0; l < x->m->cfg.L; l++) blk_weights_grad_finish(&s->lw[l]);
-    float *gs[2] = {s->dlat, NULL};
-    int64_t gn[2] = {s->total, 0};
-    /* the quantizer gradients are separate arrays: clip over all of them, in order */
-    float **ga = upq_malloc((size_t)(s->n + 1) * sizeof *ga, "gradient list");
-    int64_t *na = upq_malloc((size_t)(s->n + 1) * sizeof *na, "gradient list");
-    if (!ga || !na) {
-        free(ga), free(na);
-        return UPQ_EIO;
-    }
-    ga[0] = gs[0], na[0] = gn[0];
-    for (int64_t i = 0; i < s->n; i++) ga[i + 1] = s->dq[i].d, na[i + 1] = s->dq[i].n;
-    sched_clip_global(ga, na, (int)(s->n + 1), o->clip);
-    free(ga), free(na);
+    double gn = sched_clip_global(x->ga, x->na, (int)(s->n + 1), o->clip); /* latent and quantizer together */
+    if (!isfinite(gn))
+        return UPQ_FAIL(UPQ_EIO, "qat: gradient norm is %g at cursor %lld (diverged)", gn, (long long)*cursor);
     int64_t off = 0;
     for (int64_t i = 0; i < s->n; i++) {
         adamw_step(&s->ow[i], s->lat[i], s->dlat + off, (float)lr_w);
@@ -504,6 +496,22 @@ static int write_csv(const char *out, const qat_opts *o, const float *losses, in
     int rc = plot_buf_status(&b, "loss curve");
     if (!rc) rc = ss_write(path, b.s, b.len);
     plot_buf_free(&b);
+    /* the same curve as an SVG chart */
+    double *xs = upq_malloc((size_t)steps * 2 * sizeof *xs, "loss plot");
+    if (!xs) return rc ? rc : UPQ_EIO;
+    for (int64_t s = 0; s < steps; s++) xs[s] = (double)(s + 1), xs[steps + s] = losses[s];
+    char title[128];
+    snprintf(title, sizeof title, "upq qat: %s loss, %s quantizer, %d bits", loss_names[o->loss],
+             fq_kind_name((fq_kind)o->quantizer), o->bits);
+    plot_chart ch = {.title = title, .xlabel = "step", .ylabel = "loss", .int_x = 1};
+    plot_series se = {.label = "training loss", .color = "#1f77b4", .x = xs, .y = xs + steps, .n = steps};
+    plot_buf g = {0};
+    plot_svg_lines(&g, &ch, &se, 1);
+    snprintf(path, sizeof path, "%s.loss.svg", out);
+    if (!rc) rc = plot_buf_status(&g, "loss plot");
+    if (!rc) rc = ss_write(path, g.s, g.len);
+    plot_buf_free(&g);
+    free(xs);
     return rc;
 }
 
@@ -543,7 +551,13 @@ int qat_run(const qat_opts *o, qat_result *r)
         x.wide = upq_malloc((size_t)(x.mb * T * (x.d.mode == H5T_MODE_FULL ? V : x.d.K)) * sizeof(float), "records");
         x.perm = upq_malloc((size_t)x.d.N * sizeof *x.perm, "row order");
         losses = upq_calloc((size_t)o->steps, sizeof *losses, "loss curve");
-        if (!(x.tok && x.tgt && x.mask && x.recs && x.wide && x.perm && losses)) rc = UPQ_EIO;
+        x.ga = upq_malloc((size_t)(x.s.n + 1) * sizeof *x.ga, "gradient list");
+        x.na = upq_malloc((size_t)(x.s.n + 1) * sizeof *x.na, "gradient list");
+        if (!(x.tok && x.tgt && x.mask && x.recs && x.wide && x.perm && losses && x.ga && x.na)) rc = UPQ_EIO;
+    }
+    if (!rc) {
+        x.ga[0] = x.s.dlat, x.na[0] = x.s.total;
+        for (int64_t i = 0; i < x.s.n; i++) x.ga[i + 1] = x.s.dq[i].d, x.na[i + 1] = x.s.dq[i].n;
     }
     x.cfg = (dl_config){.kind = (dl_kind)o->loss, .beta = o->beta, .gamma = 0.5,
                         .temperature = x.d.temperature > 0 ? x.d.temperature : 1.0};
@@ -632,7 +646,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     }
     if (!rc) unlink(ckpt); /* done: a rerun starts over */
     free(arr), free(names), free(losses);
-    free(x.tok), free(x.tgt), free(x.mask), free(x.recs), free(x.wide), free(x.perm);
+    free(x.tok), free(x.tgt), free(x.mask), free(x.recs), free(x.wide), free(x.perm), free(x.ga), free(x.na);
     tfm_acts_free(&x.a);
     tfm_model_free(&x.g);
     student_free(&x.s);

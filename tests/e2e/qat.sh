@@ -55,6 +55,17 @@ done
     --steps 30 --loss cakld --out "$W/full.h5" > /dev/null 2>&1 || fail "full-record run"
 r=$(decreases "$W/full.h5.loss.csv") || fail "full records, cakld: loss did not decrease"
 echo "qat: full records, cakld: $r"
+grep -q '<svg' "$W/full.h5.loss.svg" || fail "no loss plot beside the output"
+# the progressive path: init from an INT4 container (rtn); asym and r2q export (not held to 1e-4)
+"$UPQ" ptq --model "$M" --calib "$W/in.txt" --out "$W/int4.h5" --bits 4 --group 64 --method rtn \
+    --calib-samples 2 --seq-len 32 --quiet > /dev/null 2>&1 || fail "ptq rtn int4"
+for q in asym r2q; do
+    "$UPQ" qat "${BASE[@]}" --init "$W/int4.h5" --quantizer $q --group 0 --steps 20 --out "$W/i4$q.h5" \
+        > /dev/null 2> "$W/err" || { cat "$W/err" >&2; fail "INT4 init, $q"; }
+    r=$(decreases "$W/i4$q.h5.loss.csv") || fail "INT4 init, $q: loss did not decrease"
+    grep -q "35 of 35 linears packed" "$W/err" || fail "INT4 init, $q: not every linear packed"
+    echo "qat: INT4 init, $q per channel: $r; $(grep -o 'max rel [^ ]*' "$W/err")"
+done
 IDS=1,403,407,262,100,29,411,215,132,3,40,26,75,311,262,9
 "$UPQ" logits --model "$W/lsq.h5" --tokens $IDS --out "$W/lp.h5" > /dev/null
 "$UPQ" logits --model "$W/lsq.h5" --tokens $IDS --out "$W/ld.h5" --dequant > /dev/null
