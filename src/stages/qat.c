@@ -531,7 +531,8 @@ int qat_run(const qat_opts *o, qat_result *r)
     float *losses = NULL;
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt.h5", o->out);
-    int rc = ppl_load_model(o->init, &m);
+    int rc = sig_install(); /* first: a signal while loading stops at the first step boundary */
+    if (!rc) rc = ppl_load_model(o->init, &m);
     if (!rc) rc = data_load(&x.d, o, m.cfg.V);
     if (!rc && x.d.T > m.cfg.max_T)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: rows of %lld tokens exceed the init model's max positions %lld", o->data_dir,
@@ -593,7 +594,6 @@ int qat_run(const qat_opts *o, qat_result *r)
             r->resumed_from = step0;
         }
     }
-    if (!rc) rc = sig_install();
     const char *pause = getenv("UPQ_QAT_PAUSE_MS");
     long pause_ms = pause ? atol(pause) : 0;
     prog pg;
