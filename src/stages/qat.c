@@ -565,9 +565,10 @@ int qat_run(const qat_opts *o, qat_result *r)
     if (!rc && o->loss == DL_CAKLD) { /* gamma: the teacher's mean top-1 probability over the data */
         double sum = 0;
         int64_t cnt = 0;
-        for (int64_t c = 0; c + x.mb <= x.d.N; c += x.mb) {
+        for (int64_t c = 0; c < x.d.N; c += x.mb) { /* every row once (epoch 0's order) */
+            int64_t k = x.d.N - c < x.mb ? x.d.N - c : x.mb;
             fill_batch(&x, c);
-            dl_top1_accum(&sum, &cnt, x.recs, x.tgt, x.mb * T, V);
+            dl_top1_accum(&sum, &cnt, x.recs, x.tgt, k * T, V);
         }
         x.cfg.gamma = cnt ? sum / (double)cnt : 0.5;
     }
