@@ -352,8 +352,21 @@ static void fill_batch(qat_ctx *x, int64_t cursor)
     tfm_next_token_targets(x->tgt, x->tok, x->mask, x->mb, T);
 }
 
-/* One optimizer step: M micro-batches, accumulate, clip, AdamW. *loss = mean of the
- * micro-batch means. */
+/* Counted positions of the B rows from cursor: t < T-1 whose next token is a target
+ * (tfm_next_token_targets' rule), so that every micro-batch scales by the whole batch. */
+static int64_t count_targets(qat_ctx *x, int64_t cursor, int64_t B)
+{
+    int64_t T = x->d.T, n = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const uint8_t *mk = x->d.mask + row_at(x, cursor + b) * T;
+        for (int64_t t = 0; t + 1 < T; t++) n += mk[t + 1] != 0;
+    }
+    return n;
+}
+
+/* One optimizer step: M micro-batches, accumulate, clip, AdamW. The loss is the mean
+ * over every counted position of the step's B rows (micro-batches scale their gradients
+ * by 1/count of the whole batch, so M does not change the arithmetic beyond rounding). */
 static int train_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss)
 {
     const qat_opts *o = x->o;
@@ -362,16 +375,15 @@ static int train_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, flo
     memset(s->dw, 0, (size_t)s->total * sizeof(float));
     memset(s->dlat, 0, (size_t)s->total * sizeof(float));
     for (int64_t i = 0; i < s->n; i++) fq_grads_zero(&s->dq[i]);
-    double sum = 0;
+    int64_t total = count_targets(x, *cursor, o->batch);
+    double sum = 0, dscale = total > 0 ? 1.0 / (double)total : 0.0;
     for (int64_t mi = 0; mi < M; mi++) {
         fill_batch(x, *cursor);
         *cursor += x->mb;
         TRY(tfm_range_forward(x->m, s->lw, &x->a, x->tok, NULL, x->mb, T, NULL));
-        int64_t cnt = 0;
-        double l = dl_loss_mean(x->a.dlogits, &x->cfg, x->a.logits, x->recs, x->tgt, x->mb * T, V, &cnt);
+        double l = dl_loss_forward_backward(x->a.dlogits, NULL, &x->cfg, x->a.logits, x->recs, x->tgt, x->mb * T, V,
+                                            dscale, NULL);
         if (!isfinite(l)) return UPQ_FAIL(UPQ_EIO, "qat: loss is %g at cursor %lld (diverged)", l, (long long)*cursor);
-        float f = 1.0f / (float)M;
-        for (int64_t i = 0; i < x->mb * T * V; i++) x->a.dlogits[i] *= f;
         sum += l;
         TRY(tfm_range_backward(x->m, &x->g, s->lw, &x->a, x->tok, NULL, NULL, x->mb, T));
     }
@@ -386,7 +398,7 @@ static int train_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, flo
         off += s->nw[i];
     }
     for (int64_t l = 0; l < x->m->cfg.L; l++) blk_weights_prepare(&s->lw[l]);
-    *loss = (float)(sum / (double)M);
+    *loss = (float)(sum * dscale);
     return UPQ_OK;
 }
 

@@ -4,6 +4,7 @@
 # and top-K teacher records:
 #  (1) the loss decreases over 30 steps (mean of the last 5 < 0.9 x mean of the first 5,
 #      every loss finite), for seq and lsq; a full-record (--store full) run trains too;
+#      1 vs 4 micro-batches of the same batch: loss curves within 1e-5 relative;
 #  (2) the exported container is all packed, and its packed logits equal the fake-quant
 #      forward to 1e-4 relative (the driver's check, parameters snapped to fp16); `upq
 #      logits` on it (kq_gemm, T = 16) is within 1e-4 of `upq logits --dequant`; `upq ppl` runs;
@@ -56,6 +57,15 @@ done
 r=$(decreases "$W/full.h5.loss.csv") || fail "full records, cakld: loss did not decrease"
 echo "qat: full records, cakld: $r"
 grep -q '<svg' "$W/full.h5.loss.svg" || fail "no loss plot beside the output"
+# gradient accumulation: batch 8 as 1 or 4 micro-batches gives the same loss curve (rounding only)
+for mb in 1 4; do
+    "$UPQ" qat "${BASE[@]}" --micro-batches $mb --steps 8 --out "$W/mb$mb.h5" > /dev/null 2>&1 || fail "micro-batches $mb"
+done
+rel=$(paste -d, "$W/mb1.h5.loss.csv" "$W/mb4.h5.loss.csv" | awk -F, "$NUM_AWK"' NR > 1 {
+        if (!isnum($2) || !isnum($6)) { bad = 1 } d = ($2 - $6) / $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
+    END { if (bad || n != 8) print "nan"; else printf "%.3g\n", m }')
+num_le "$rel" 1e-5 || fail "micro-batches 1 vs 4: loss curves differ by '$rel' relative"
+echo "qat: batch 8 as 1 vs 4 micro-batches: loss curves within $rel relative over 8 steps"
 # the progressive path: init from an INT4 container (rtn); asym and r2q export (not held to 1e-4)
 "$UPQ" ptq --model "$M" --calib "$W/in.txt" --out "$W/int4.h5" --bits 4 --group 64 --method rtn \
     --calib-samples 2 --seq-len 32 --quiet > /dev/null 2>&1 || fail "ptq rtn int4"
