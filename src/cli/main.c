@@ -30,7 +30,7 @@ static const struct {
     {"generate", cmd_generate, "KV-cached text generation (greedy/temperature/top-k/top-p, --chat, batches of prompts)"},
     {"gen-data", cmd_gen_data, "teacher-generated distillation data: K sampled continuations per chat/text prompt as JSONL for prepare"},
     {"chat", cmd_chat, "interactive chat on the terminal with the chat template (streamed, tokens/s, /reset, /exit)"},
-    {"eval", cmd_eval, "instruction-following eval: greedy chat generation + verifiable checks (strict/loose accuracy, per type)"},
+    {"eval", cmd_eval, "evaluation: instruction following (chat generation + verifiable checks), multiple choice, perplexity"},
     {"bench", cmd_bench, "benchmarks: 'bench forward' (tokens/s), 'bench kernels' (packed GEMV/GEMM), 'bench tokenizer'"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
