@@ -10,6 +10,7 @@
 
 #include "rng.h"
 #include "sha256.h"
+#include "records.h"
 #include "upq_err.h"
 
 static char *dup_str(const char *s, size_t n)
@@ -71,42 +72,18 @@ void mc_items_free(mc_item *items, int64_t n)
     free(items);
 }
 
+static int parse_one(const char *line, size_t len, const char *label, void *item)
+{
+    return mc_item_parse(line, len, label, item);
+}
+
+static void free_all(void *items, int64_t n) { mc_items_free(items, n); }
+
 int mc_read_file(const char *path, mc_item **items, int64_t *n)
 {
-    *items = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return UPQ_FAIL(UPQ_EINPUT, "%s: cannot open the multiple-choice file", path);
-    char *line = NULL, label[4200];
-    size_t cap = 0;
-    ssize_t got;
-    int64_t have = 0;
-    int rc = UPQ_OK;
-    for (int64_t ln = 1; !rc && (got = getline(&line, &cap, f)) > 0; ln++) {
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
-        if (got == 0) continue;
-        if (*n == have) {
-            have = have ? 2 * have : 256;
-            mc_item *p = realloc(*items, (size_t)have * sizeof *p);
-            if (!p) {
-                rc = UPQ_FAIL(UPQ_EIO, "%s: out of memory", path);
-                break;
-            }
-            *items = p;
-        }
-        snprintf(label, sizeof label, "%s:%lld", path, (long long)ln);
-        rc = mc_item_parse(line, (size_t)got, label, &(*items)[*n]);
-        if (!rc) (*n)++;
-    }
-    if (!rc && ferror(f)) rc = UPQ_FAIL(UPQ_EIO, "%s: read error", path);
-    if (!rc && *n == 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: no multiple-choice items", path);
-    free(line);
-    fclose(f);
-    if (rc) {
-        mc_items_free(*items, *n);
-        *items = NULL;
-        *n = 0;
-    }
+    void *v = NULL;
+    int rc = rec_read_lines(path, "multiple-choice", sizeof(mc_item), parse_one, free_all, &v, n);
+    *items = v;
     return rc;
 }
 

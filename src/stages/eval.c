@@ -13,44 +13,21 @@
 #include "generate.h"
 #include "par.h"
 #include "progress.h"
+#include "records.h"
 #include "upq_err.h"
+
+static int parse_one(const char *line, size_t len, const char *label, void *item)
+{
+    return ife_item_parse(line, len, label, item);
+}
+
+static void free_all(void *items, int64_t n) { eval_items_free(items, n); }
 
 int eval_read_items(const char *path, ife_item **items, int64_t *n)
 {
-    *items = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return UPQ_FAIL(UPQ_EINPUT, "%s: cannot open the eval file", path);
-    char *line = NULL, label[4200];
-    size_t cap = 0;
-    ssize_t got;
-    int64_t have = 0;
-    int rc = UPQ_OK;
-    for (int64_t ln = 1; !rc && (got = getline(&line, &cap, f)) > 0; ln++) {
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
-        if (got == 0) continue;
-        if (*n == have) {
-            have = have ? 2 * have : 256;
-            ife_item *p = realloc(*items, (size_t)have * sizeof *p);
-            if (!p) {
-                rc = UPQ_FAIL(UPQ_EIO, "%s: out of memory", path);
-                break;
-            }
-            *items = p;
-        }
-        snprintf(label, sizeof label, "%s:%lld", path, (long long)ln);
-        rc = ife_item_parse(line, (size_t)got, label, &(*items)[*n]);
-        if (!rc) (*n)++;
-    }
-    if (!rc && ferror(f)) rc = UPQ_FAIL(UPQ_EIO, "%s: read error", path);
-    if (!rc && *n == 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: no eval items", path);
-    free(line);
-    fclose(f);
-    if (rc) {
-        eval_items_free(*items, *n);
-        *items = NULL;
-        *n = 0;
-    }
+    void *v = NULL;
+    int rc = rec_read_lines(path, "eval", sizeof(ife_item), parse_one, free_all, &v, n);
+    *items = v;
     return rc;
 }
 
