@@ -5,8 +5,8 @@
  * gradient accumulation; atomic checkpoints, SIGTERM/SIGUSR1 -> checkpoint, exit 75;
  * export through fq_export to a packed container (h5q_write). */
 #include "qat.h"
+#include "qat_internal.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,108 +40,11 @@
 
 static const char *const loss_names[] = {"ce", "kl", "rkl", "jsd", "cakld"};
 
-static int ends_with(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-static int keep_h5(const struct dirent *e) { return ends_with(e->d_name, ".h5") && e->d_name[0] != '.'; }
-
 static double now_s(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* ---- data and teacher ------------------------------------------------------------ */
-
-typedef struct {
-    int64_t N, T, V, K, mode; /* rows of all shards together, positions, vocab, topk K */
-    int32_t *tok;             /* (N, T) */
-    uint8_t *mask;            /* (N, T) */
-    int nsh;
-    h5teacher_data *td;       /* (nsh) */
-    int64_t *row0;            /* (nsh + 1) first global row of each shard */
-    double temperature;
-    char digest[65];          /* SHA-256 over the teacher shards' content hashes, in order */
-    char (*tpath)[4096];      /* (nsh) teacher shard paths (provenance) */
-    char (*dpath)[4096];      /* (nsh) data shard paths */
-} qat_data;
-
-static void data_free(qat_data *d)
-{
-    for (int i = 0; i < d->nsh; i++) h5teacher_free(&d->td[i]);
-    free(d->td), free(d->row0), free(d->tok), free(d->mask), free(d->tpath), free(d->dpath);
-    memset(d, 0, sizeof *d);
-}
-
-/* Every data shard with its teacher shard: hashes, shapes, vocabulary checked. */
-static int data_load(qat_data *d, const qat_opts *o, int64_t V)
-{
-    memset(d, 0, sizeof *d);
-    struct dirent **list = NULL;
-    int n = scandir(o->data_dir, &list, keep_h5, alphasort), rc = UPQ_OK;
-    if (n < 0) return UPQ_FAIL(UPQ_EINPUT, "%s: cannot list the data folder", o->data_dir);
-    if (n == 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: no *.h5 token shards", o->data_dir);
-    d->nsh = n;
-    d->td = upq_calloc((size_t)(n > 0 ? n : 1), sizeof *d->td, "teacher shards");
-    d->row0 = upq_calloc((size_t)n + 1, sizeof *d->row0, "shard rows");
-    d->tpath = upq_calloc((size_t)(n > 0 ? n : 1), sizeof *d->tpath, "paths");
-    d->dpath = upq_calloc((size_t)(n > 0 ? n : 1), sizeof *d->dpath, "paths");
-    if (!rc && !(d->td && d->row0 && d->tpath && d->dpath)) rc = UPQ_EIO;
-    sha256_ctx hc;
-    sha256_init(&hc);
-    for (int i = 0; !rc && i < n; i++) {
-        char *dp = d->dpath[i], *tp = d->tpath[i], dsha[65], csha[65];
-        snprintf(dp, 4096, "%s/%s", o->data_dir, list[i]->d_name);
-        snprintf(tp, 4096, "%s/%s", o->teacher_dir, list[i]->d_name);
-        int32_t *tk = NULL;
-        uint8_t *mk = NULL;
-        int64_t N = 0, T = 0;
-        h5teacher_meta tm;
-        if ((rc = h5shard_read(dp, &tk, &mk, &N, &T))) break;
-        if (sha256_file(dp, dsha)) rc = UPQ_FAIL(UPQ_EIO, "%s: cannot read", dp);
-        if (!rc && access(tp, R_OK) != 0)
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: no teacher shard for data shard %s", tp, dp);
-        if (!rc) rc = h5teacher_read(tp, &d->td[i], &tm, csha);
-        if (!rc && strcmp(tm.data_sha256, dsha))
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: teacher shard made from other data: its data_sha256 %.16s... is not "
-                          "the SHA-256 %.16s... of %s", tp, tm.data_sha256, dsha, dp);
-        if (!rc && (d->td[i].N != N || d->td[i].T != T))
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: %lld rows x %lld positions, the data shard %s has %lld x %lld", tp,
-                          (long long)d->td[i].N, (long long)d->td[i].T, dp, (long long)N, (long long)T);
-        if (!rc && d->td[i].V != V)
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: teacher vocabulary %lld, the init model (--init %s) has %lld: "
-                          "another architecture", tp, (long long)d->td[i].V, o->init, (long long)V);
-        if (!rc && i > 0 && (T != d->T || tm.mode != d->mode || tm.topk != d->K || tm.temperature != d->temperature))
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: seq_len/mode/topk/temperature differ from the first shard's", tp);
-        if (!rc && tm.mode == H5T_MODE_SAMPLE)
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: sample-mode teacher shards are not supported by qat yet", tp);
-        if (!rc) {
-            d->T = T, d->mode = tm.mode, d->K = tm.topk, d->temperature = tm.temperature, d->V = V;
-            int64_t N0 = d->N;
-            int32_t *nt = realloc(d->tok, (size_t)((N0 + N) * T) * sizeof *nt);
-            if (nt) d->tok = nt;
-            uint8_t *nm = realloc(d->mask, (size_t)((N0 + N) * T));
-            if (nm) d->mask = nm;
-            if (!nt || !nm) rc = UPQ_FAIL(UPQ_EIO, "out of memory reading %s", dp);
-            else {
-                memcpy(d->tok + N0 * T, tk, (size_t)(N * T) * sizeof *tk);
-                memcpy(d->mask + N0 * T, mk, (size_t)(N * T));
-                d->N = N0 + N;
-                d->row0[i + 1] = d->N;
-                sha256_update(&hc, csha, 64);
-            }
-        }
-        free(tk), free(mk);
-    }
-    uint8_t dg[32];
-    sha256_final(&hc, dg);
-    sha256_hex(dg, d->digest);
-    for (int i = 0; i < n; i++) free(list[i]);
-    free(list);
-    return rc;
 }
 
 /* ---- the student ------------------------------------------------------------------ */
@@ -545,7 +448,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     snprintf(ckpt, sizeof ckpt, "%s.ckpt.h5", o->out);
     int rc = sig_install(); /* first: a signal while loading stops at the first step boundary */
     if (!rc) rc = ppl_load_model(o->init, &m);
-    if (!rc) rc = data_load(&x.d, o, m.cfg.V);
+    if (!rc) rc = qat_data_load(&x.d, o, m.cfg.V);
     if (!rc && x.d.T > m.cfg.max_T)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: rows of %lld tokens exceed the init model's max positions %lld", o->data_dir,
                       (long long)x.d.T, (long long)m.cfg.max_T);
@@ -663,7 +566,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     tfm_acts_free(&x.a);
     tfm_model_free(&x.g);
     student_free(&x.s);
-    data_free(&x.d);
+    qat_data_free(&x.d);
     tfm_model_free(&m);
     return rc;
 }
