@@ -44,7 +44,7 @@ static void kq_over_avx2(kq_kernels *t)
     t->stream_read = kq_stream_read_avx2;
 }
 
-static void kq_over_vnni(kq_kernels *t) { t->gemv_rows = kq_gemv_rows_q8_vnni; }
+static void kq_over_vnni(kq_kernels *t) { t->gemv_rows = kq_gemv_rows_q8_avx512; }
 
 /* The override levels in order, each on top of the ones before it (BLIS-style: the
  * reference table first, then what the CPU supports). Adding an ISA is one row here. */

@@ -46,6 +46,7 @@ void kq_qmat_init(kq_qmat *q, int bits, int group, int64_t N, int64_t K, void *d
     q->block_bytes = KQ_HDR_BYTES + q->qbytes;
     q->nb = (K + q->bg - 1) / q->bg;
     q->data = data;
+    q->rp = NULL;
 }
 
 void kq_block_pack(const kq_qmat *q, uint8_t *restrict blk, const uint8_t *restrict codes,
@@ -205,4 +206,29 @@ void kq_dequant_row_ref(const kq_qmat *q, int64_t n, int64_t k0, int64_t kc, flo
 void kq_dequantize_ref(const kq_qmat *q, float *W, int64_t ldw)
 {
     for (int64_t n = 0; n < q->N; n++) kq_dequant_row_ref(q, n, 0, q->K, W + n * ldw);
+}
+
+size_t kq_repack_bytes(const kq_qmat *q)
+{
+    if (q->bits != 2 || q->group != 64) return 0;
+    return (size_t)((q->N + 3) / 4) * (size_t)q->nb * (64 + 16);
+}
+
+void kq_repack(kq_qmat *q, void *dst)
+{
+    const size_t bytes = kq_repack_bytes(q);
+    if (!bytes) return;
+    uint8_t *rp = dst;
+    const int64_t G = (q->N + 3) / 4, nb = q->nb;
+    uint8_t *hdr = rp + (size_t)(G * nb) * 64;
+    memset(rp, 0, bytes);
+    for (int64_t n = 0; n < q->N; n++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = kq_qmat_block(q, n, b);
+            const int64_t g = n / 4, r = n % 4;
+            memcpy(rp + (size_t)(g * nb + b) * 64 + 16 * r, blk + KQ_HDR_BYTES, 16);
+            memcpy(hdr + (size_t)(g * nb + b) * 16 + 2 * r, blk, 2);
+            memcpy(hdr + (size_t)(g * nb + b) * 16 + 8 + 2 * r, blk + 2, 2);
+        }
+    q->rp = rp;
 }

@@ -55,7 +55,20 @@ typedef struct {
     int block_bytes;    /* KQ_HDR_BYTES + qbytes */
     int64_t nb;         /* blocks per row = ceil(K / bg) */
     uint8_t *data;      /* (N, nb, block_bytes) */
+    uint8_t *rp;        /* optional run-time repacked copy of data (kq_repack), NULL if none;
+                           never stored, owned by whoever called kq_repack */
 } kq_qmat;
+
+/* Run-time repacked layout "rp4" for the GEMV (docs/packed-format.md, "Repacked copy"):
+ * INT2 g64 only. Rows in groups of four (N padded with zero rows): per group G and block
+ * b, 64 code bytes (row r's 16 code bytes of block b at offset 16r, planes unchanged) at
+ * rp + (G*nb + b)*64, and after all codes, per (G, b), 16 header bytes: s0..s3 then m0..m3
+ * (fp16). One 64-byte load feeds vpdpbusd four rows' codes with no per-weight gather.
+ * kq_repack_bytes is 0 for formats without a repacked layout. */
+size_t kq_repack_bytes(const kq_qmat *q);
+/* Writes the repacked copy of q->data into dst (kq_repack_bytes bytes) and sets q->rp =
+ * dst. Call again after q->data changes. No-op (rp stays NULL) for other formats. */
+void kq_repack(kq_qmat *q, void *dst);
 
 /* 1 when (bits, group) is a format of the fast kernels (bits 2/4, group 32/64/128/0). */
 int kq_format_valid(int bits, int group);

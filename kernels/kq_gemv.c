@@ -13,7 +13,8 @@ size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W)
 {
     int64_t ldq = W->nb * W->bg;
     return kq_align64((size_t)(M * ldq)) + kq_align64(2 * sizeof(float) * (size_t)(M * W->nb)) +
-           kq_align64(4 * sizeof(int16_t) * (size_t)(M * W->nb)) + 64;
+           kq_align64(4 * sizeof(int16_t) * (size_t)(M * W->nb)) +
+           kq_align64(4 * sizeof(float) * (size_t)(M * W->nb)) + 64;
 }
 
 void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W,
@@ -26,12 +27,17 @@ void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qma
     xq->dg = (float *)p;
     p += kq_align64(2 * sizeof(float) * (size_t)(M * nb));
     xq->u = (int16_t *)p;
+    p += kq_align64(4 * sizeof(int16_t) * (size_t)(M * nb));
+    xq->eu = (float *)p;
     const kq_quantize_x_fn qx = (t ? t : kq_kernels_active())->quantize_x;
     for (int64_t i = 0; i < M; i++)
         for (int64_t b = 0; b < nb; b++) {
             int64_t k0 = b * bg, n = K - k0 < bg ? K - k0 : bg;
             qx(X + i * ldx + k0, n, bg, xq->q + i * ldq + k0, xq->u + 4 * (i * nb + b),
                &xq->dg[2 * (i * nb + b)], &xq->dg[2 * (i * nb + b) + 1]);
+            for (int64_t c = 0; c < 4; c++)
+                xq->eu[4 * (i * nb + b) + c] =
+                    c < bg / 32 ? xq->dg[2 * (i * nb + b)] * (float)xq->u[4 * (i * nb + b) + c] : 0.0f;
         }
 }
 

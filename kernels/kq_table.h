@@ -24,6 +24,8 @@ typedef struct {
     float *dg;       /* (M, nb, 2): per block the unit step e and the fp32 sum of x (the
                       * offset term), side by side so one load fetches both */
     int16_t *u;      /* (M, nb, 4) sub-scales of the block's 32-activation chunks */
+    float *eu;       /* (M, nb, 4) e * u per chunk in fp32 (0 past bg/32): the AVX-512
+                      * kernels scale each chunk's int32 dot in fp32 (kq_avx512.c) */
 } kq_xq;
 
 /* Dequantize rows [n0, n0+nr) x columns [k0, k0+kc) of W into one BLIS B micro-panel:

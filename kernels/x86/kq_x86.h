@@ -23,4 +23,9 @@ uint64_t kq_stream_read_avx2(const void *p, size_t bytes, int ns, int pf);
 void kq_gemv_rows_q8_vnni(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
                           const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
 
+/* 512-bit vpdpbusd GEMV (kq_avx512.c, same CPU features): INT2 g64 with a repacked copy
+ * and INT4 g128; every other format goes to kq_gemv_rows_q8_vnni. */
+void kq_gemv_rows_q8_avx512(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
+                            const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
+
 #endif

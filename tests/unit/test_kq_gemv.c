@@ -68,6 +68,15 @@ static void check_one(int bits, int group, int64_t M, int64_t N, int64_t K, int 
     size_t wsb = kq_gemv_ws_bytes(M, &q);
     void *ws = malloc(wsb);
     const kq_kernels *fast = &fast_tab, *ref = kq_kernels_ref();
+    /* pass 1 (formats with a repacked layout): the same checks with the repacked copy */
+    uint8_t *rpmem = NULL;
+    for (int pass = 0; pass < 1 + (kq_repack_bytes(&q) > 0); pass++) {
+    if (pass == 1) {
+        rpmem = malloc(kq_repack_bytes(&q));
+        kq_repack(&q, rpmem);
+        CHECK(q.rp == rpmem);
+        for (int64_t i = 0; i < M * ldy; i++) Y[i] = NAN;
+    }
     kq_gemv(M, X, ldx, &q, Y, ldy, nt, fast, ws, wsb);
     kq_gemv(M, X, ldx, &q, Z, ldy, nt, ref, ws, wsb);
     kq_gemm_ref(M, X, ldx, &q, R, ldy, 0.0f, W);
@@ -97,8 +106,10 @@ static void check_one(int bits, int group, int64_t M, int64_t N, int64_t K, int 
         }
     }
     if (N >= 15 && sy > 0 && sqrt(se / sy) > max_rel_rms) max_rel_rms = sqrt(se / sy);
-    CHECK_MSG(bad == 0, "%s bits %d group %d M %lld N %lld K %lld threads %d: %d bad", fast->name,
-              bits, group, (long long)M, (long long)N, (long long)K, nt, bad);
+    CHECK_MSG(bad == 0, "%s bits %d group %d M %lld N %lld K %lld threads %d%s: %d bad", fast->name,
+              bits, group, (long long)M, (long long)N, (long long)K, nt, pass ? " repacked" : "", bad);
+    }
+    free(rpmem);
     free(W); free(D); free(X); free(Y); free(R); free(Q); free(Z); free(mem); free(ws);
 }
 
