@@ -211,7 +211,7 @@ void kq_dequantize_ref(const kq_qmat *q, float *W, int64_t ldw)
 size_t kq_repack_bytes(const kq_qmat *q)
 {
     if (q->bits != 2 || q->group != 64) return 0;
-    return (size_t)((q->N + 3) / 4) * (size_t)q->nb * (64 + 16);
+    return (size_t)((q->N + KQ_RP_ROWS - 1) / KQ_RP_ROWS) * (size_t)q->nb * KQ_RP_UNIT;
 }
 
 void kq_repack(kq_qmat *q, void *dst)
@@ -219,16 +219,16 @@ void kq_repack(kq_qmat *q, void *dst)
     const size_t bytes = kq_repack_bytes(q);
     if (!bytes) return;
     uint8_t *rp = dst;
-    const int64_t G = (q->N + 3) / 4, nb = q->nb;
-    uint8_t *hdr = rp + (size_t)(G * nb) * 64;
+    const int64_t nb = q->nb;
     memset(rp, 0, bytes);
     for (int64_t n = 0; n < q->N; n++)
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = kq_qmat_block(q, n, b);
-            const int64_t g = n / 4, r = n % 4;
-            memcpy(rp + (size_t)(g * nb + b) * 64 + 16 * r, blk + KQ_HDR_BYTES, 16);
-            memcpy(hdr + (size_t)(g * nb + b) * 16 + 2 * r, blk, 2);
-            memcpy(hdr + (size_t)(g * nb + b) * 16 + 8 + 2 * r, blk + 2, 2);
+            const int64_t r = n % KQ_RP_ROWS;
+            uint8_t *u = rp + (size_t)((n / KQ_RP_ROWS) * nb + b) * KQ_RP_UNIT;
+            for (int j = 0; j < 4; j++) memcpy(u + 64 * j + 4 * r, blk + KQ_HDR_BYTES + 4 * j, 4);
+            memcpy(u + 256 + 2 * r, blk, 2);
+            memcpy(u + 288 + 2 * r, blk + 2, 2);
         }
     q->rp = rp;
 }

@@ -58,7 +58,12 @@ void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y,
 #pragma omp parallel num_threads(nthreads)
     {
         const int me = omp_get_thread_num(), nt = omp_get_num_threads();
-        t->gemv_rows(M, X, ldx, &xq, W, W->N * me / nt, W->N * (me + 1) / nt, Y, ldy);
+        int64_t lo = W->N * me / nt, hi = W->N * (me + 1) / nt;
+        if (W->rp) { /* a repacked copy holds rows in sixteens: split at multiples of 16 */
+            lo = me ? lo / KQ_RP_ROWS * KQ_RP_ROWS : 0;
+            hi = me < nt - 1 ? hi / KQ_RP_ROWS * KQ_RP_ROWS : W->N;
+        }
+        t->gemv_rows(M, X, ldx, &xq, W, lo, hi, Y, ldy);
     }
 }
 

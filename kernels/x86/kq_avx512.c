@@ -1,6 +1,6 @@
 /* kq_avx512.c - the int8-activation GEMV with 512-bit vpdpbusd for CPUs with AVX512-VNNI
- * (+F, BW, VL): INT2 g64 on the run-time repacked copy (kq_repack, four rows' codes in
- * one 64-byte vector) and INT4 g128 on the stored layout (one block's 64 code bytes are
+ * (+F, BW, VL): INT2 g64 on the run-time repacked copy (kq_repack: 16 rows, one per
+ * 32-bit lane) and INT4 g128 on the stored layout (one block's 64 code bytes are
  * one vector). Codes go to vpdpbusd as u8 after one mask (and one shift) per 64 codes:
  * no per-weight unpacking, no int16 stage. The per-32 activation sub-scales are applied
  * in fp32 after the dot (xq->eu = e*u per chunk), so the chunk sums never need scaling as
@@ -15,65 +15,57 @@
 
 #define KQ_INLINE static inline __attribute__((always_inline))
 
-/* Sum of each 128-bit lane of v (four lanes: rows 0..3) as a __m128. */
-KQ_INLINE __m128 kq_lane_sums(__m512 v)
+/* INT2 g64, repacked (rp16): sixteen rows (group g) for M activation rows, one row per
+ * 32-bit lane, so the float side (conversion, scales, offsets) is one vector per 16
+ * row-blocks and no horizontal sum is needed. Per block the unit's four vectors j hold
+ * code bytes 4j..4j+3 of each row; plane p of vector j (one AND with 3 << 2p: the codes
+ * times 4^p, at most 192, still u8) is the vpdpbusd operand against activations
+ * 16p+4j..16p+4j+3 broadcast from memory. Plane p accumulates apart (P[p], a multiple of
+ * 4^p, shifted back exactly at the end of the block); planes 0-1 are chunk 0, 2-3 chunk
+ * 1, scaled by e*u0 and e*u1 in fp32, then by the rows' s; m * sum(x) one FMA. */
+KQ_INLINE void kq_rp_q2g64_group(const kq_xq *xq, const kq_qmat *W, int64_t g, int64_t nvalid,
+                                 float *Y, int64_t ldy, const int M)
 {
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E)); /* (a+c, b+d, ..) per lane */
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1)); /* every element: the lane sum */
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
-}
-
-/* INT2 g64, repacked: four rows (group g) for M activation rows. Per block one 64-byte
- * load holds the four rows' 16 code bytes (byte j: codes j, j+16, j+32, j+48 in bit pairs
- * 0..3); plane p masked out is the u8 operand of vpdpbusd against activations
- * 16p..16p+15 broadcast to the four lanes. Planes 0-1 are chunk 0, planes 2-3 chunk 1:
- * two int32 accumulators per block, converted and scaled by e*u0, e*u1 and the row's s
- * (one fp16 conversion for the four rows' s and m). The offset term m * sum(x) is one
- * FMA per block on the four m. */
-KQ_INLINE void kq_rp_q2g64_group(const kq_xq *xq, const kq_qmat *W, int64_t g, float *Y,
-                                 int64_t ldy, const int M)
-{
-    enum { PF = 1024 }; /* software prefetch distance in bytes of the code stream */
-    const int64_t nb = W->nb, G = (W->N + 3) / 4;
-    const uint8_t *cp = W->rp + (size_t)(g * nb) * 64;
-    const uint8_t *hp = W->rp + (size_t)(G * nb) * 64 + (size_t)(g * nb) * 16;
-    const __m512i m3 = _mm512_set1_epi8(3);
-    const __m512i bidx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    __m512 acc[KQ_GEMV_MAX_M];
-    __m128 accm[KQ_GEMV_MAX_M];
-    for (int i = 0; i < M; i++) {
-        acc[i] = _mm512_setzero_ps();
-        accm[i] = _mm_setzero_ps();
-    }
-    for (int64_t b = 0; b < nb; b++, cp += 64, hp += 16) {
-        _mm_prefetch((const char *)cp + PF, _MM_HINT_T0);
-        const __m512i v = _mm512_loadu_si512((const void *)cp);
-        const __m512i c0 = _mm512_and_si512(v, m3);
-        const __m512i c1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-        const __m512i c2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-        const __m512i c3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
-        const __m256 sm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hp)); /* s0..3, m0..3 */
-        const __m512 S = _mm512_permutexvar_ps(bidx, _mm512_castps256_ps512(sm));
-        const __m128 mv = _mm256_extractf128_ps(sm, 1);
+    enum { PF = 2048 }; /* software prefetch distance in bytes of the group's stream */
+    const int64_t nb = W->nb;
+    const uint8_t *up = W->rp + (size_t)(g * nb) * KQ_RP_UNIT;
+    __m512 acc[KQ_GEMV_MAX_M], accm[KQ_GEMV_MAX_M];
+    for (int i = 0; i < M; i++) acc[i] = accm[i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, up += KQ_RP_UNIT) {
+        for (int l = 0; l < KQ_RP_UNIT; l += 64) _mm_prefetch((const char *)up + PF + l, _MM_HINT_T0);
+        __m512i c[4][4]; /* [j][p] */
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(up + 64 * j));
+            for (int p = 0; p < 4; p++) c[j][p] = _mm512_and_si512(v, _mm512_set1_epi8((char)(3 << (2 * p))));
+        }
+        const __m512 S = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(up + 256)));
+        const __m512 Mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(up + 288)));
         for (int i = 0; i < M; i++) {
             const int8_t *q = xq->q + i * xq->ldq + b * 64;
             const float *eu = xq->eu + 4 * (i * nb + b);
-            const __m512i x0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)q));
-            const __m512i x1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(q + 16)));
-            const __m512i x2 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(q + 32)));
-            const __m512i x3 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(q + 48)));
-            __m512i a0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c0, x0);
-            __m512i a1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c2, x2);
-            a0 = _mm512_dpbusd_epi32(a0, c1, x1);
-            a1 = _mm512_dpbusd_epi32(a1, c3, x3);
+            __m512i P[4];
+            for (int p = 0; p < 4; p++) {
+                int32_t x4;
+                memcpy(&x4, q + 16 * p, 4);
+                P[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[0][p], _mm512_set1_epi32(x4));
+            }
+            for (int j = 1; j < 4; j++)
+                for (int p = 0; p < 4; p++) {
+                    int32_t x4;
+                    memcpy(&x4, q + 16 * p + 4 * j, 4);
+                    P[p] = _mm512_dpbusd_epi32(P[p], c[j][p], _mm512_set1_epi32(x4));
+                }
+            const __m512i a0 = _mm512_add_epi32(P[0], _mm512_srai_epi32(P[1], 2));
+            const __m512i a1 = _mm512_add_epi32(_mm512_srai_epi32(P[2], 4), _mm512_srai_epi32(P[3], 6));
             const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a0), _mm512_set1_ps(eu[0]),
                                              _mm512_mul_ps(_mm512_cvtepi32_ps(a1), _mm512_set1_ps(eu[1])));
             acc[i] = _mm512_fmadd_ps(t, S, acc[i]);
-            accm[i] = _mm_fmadd_ps(mv, _mm_set1_ps(xq->dg[2 * (i * nb + b) + 1]), accm[i]);
+            accm[i] = _mm512_fmadd_ps(Mv, _mm512_set1_ps(xq->dg[2 * (i * nb + b) + 1]), accm[i]);
         }
     }
+    const __mmask16 k = nvalid >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nvalid) - 1);
     for (int i = 0; i < M; i++)
-        _mm_storeu_ps(Y + i * ldy + 4 * g, _mm_add_ps(kq_lane_sums(acc[i]), accm[i]));
+        _mm512_mask_storeu_ps(Y + i * ldy + KQ_RP_ROWS * g, k, _mm512_add_ps(acc[i], accm[i]));
 }
 
 /* INT4 g128 on the stored layout, four rows n + r*step side by side (four streams).
@@ -163,28 +155,31 @@ KQ_INLINE void kq_q4g128_row(const kq_xq *xq, const kq_qmat *W, int64_t n, float
     for (int i = 0; i < M; i++) Y[i * ldy + n] = _mm512_reduce_add_ps(acc[i]) + accm[i];
 }
 
-/* Rows [n0, n1) of INT2 g64 with a repacked copy: whole groups of four inside the range
- * here, the rows before the first and after the last whole group by the VNNI loops. */
+/* Rows [n0, n1) of INT2 g64 with a repacked copy: the groups of 16 that start inside the
+ * range here (the last one stores only its rows below n1), rows before the first group
+ * start by the VNNI loops (kq_gemv splits at multiples of 16, so only direct callers). */
 KQ_INLINE void kq_rp_q2g64_rows(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
                                 const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy)
 {
-    int64_t g0 = (n0 + 3) / 4, g1 = n1 / 4;
-    if (g1 <= g0) {
+    const int64_t g0 = (n0 + KQ_RP_ROWS - 1) / KQ_RP_ROWS;
+    if (KQ_RP_ROWS * g0 >= n1) {
         kq_gemv_rows_q8_vnni(M, X, ldx, xq, W, n0, n1, Y, ldy);
         return;
     }
-    if (n0 < 4 * g0) kq_gemv_rows_q8_vnni(M, X, ldx, xq, W, n0, 4 * g0, Y, ldy);
-    for (int64_t g = g0; g < g1; g++) switch (M) {
-        case 1: kq_rp_q2g64_group(xq, W, g, Y, ldy, 1); break;
-        case 2: kq_rp_q2g64_group(xq, W, g, Y, ldy, 2); break;
-        case 3: kq_rp_q2g64_group(xq, W, g, Y, ldy, 3); break;
-        case 4: kq_rp_q2g64_group(xq, W, g, Y, ldy, 4); break;
-        case 5: kq_rp_q2g64_group(xq, W, g, Y, ldy, 5); break;
-        case 6: kq_rp_q2g64_group(xq, W, g, Y, ldy, 6); break;
-        case 7: kq_rp_q2g64_group(xq, W, g, Y, ldy, 7); break;
-        default: kq_rp_q2g64_group(xq, W, g, Y, ldy, 8); break;
+    if (n0 < KQ_RP_ROWS * g0) kq_gemv_rows_q8_vnni(M, X, ldx, xq, W, n0, KQ_RP_ROWS * g0, Y, ldy);
+    for (int64_t g = g0; KQ_RP_ROWS * g < n1; g++) {
+        const int64_t nv = n1 - KQ_RP_ROWS * g;
+        switch (M) {
+        case 1: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 1); break;
+        case 2: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 2); break;
+        case 3: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 3); break;
+        case 4: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 4); break;
+        case 5: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 5); break;
+        case 6: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 6); break;
+        case 7: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 7); break;
+        default: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 8); break;
         }
-    if (4 * g1 < n1) kq_gemv_rows_q8_vnni(M, X, ldx, xq, W, 4 * g1, n1, Y, ldy);
+    }
 }
 
 /* Rows [n0, n1) of INT4 g128: rows j, j+q, j+2q, j+3q side by side (q a quarter of the

@@ -143,6 +143,35 @@ static void bk_emit(const bk_opts *o, const char *kernel, int bits, int group, i
     fflush(stdout);
 }
 
+typedef struct { double t_med, t_lo, t_hi, bw_med, bw_lo, bw_hi; } bk_tbw; /* bk_time_bw */
+
+/* A GEMV line with the interleaved bandwidth (bk_time_bw): median time per call and its
+ * range, the median read bandwidth and its range, the floor (bytes / that bandwidth) and
+ * the kernel's ratio to it (floor / time: 1 = at the bandwidth). */
+static void bk_emit_bw(const bk_opts *o, const char *kernel, int bits, int group, int64_t M,
+                       int64_t N, int64_t K, int threads, const bk_tbw *m, double gbps,
+                       double floor_s, double gflops)
+{
+    const double ratio = floor_s / m->t_med;
+    if (o->json) {
+        json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+                              "kernel", kernel, "bits", bits, "group", group, "M", (json_int_t)M, "N",
+                              (json_int_t)N, "K", (json_int_t)K, "threads", threads, "us", m->t_med * 1e6,
+                              "us_lo", m->t_lo * 1e6, "us_hi", m->t_hi * 1e6, "gbps", gbps, "bw_gbps",
+                              m->bw_med, "bw_lo", m->bw_lo, "bw_hi", m->bw_hi, "floor_us", floor_s * 1e6,
+                              "ratio_bw", ratio, "gflops", gflops);
+        if (cli_print_json(j, 6, JSON_COMPACT)) fprintf(stderr, "upq bench kernels: %s\n", upq_errmsg());
+    } else {
+        char fmt[16];
+        snprintf(fmt, sizeof fmt, "int%d g%d", bits, group);
+        printf("%-22s %-9s M %-2lld N %-6lld K %-6lld t %d  %9.1f us [%.1f-%.1f]  bw %6.2f GB/s [%.1f-%.1f]"
+               "  floor %8.1f us  %5.2f x bw\n",
+               kernel, fmt, (long long)M, (long long)N, (long long)K, threads, m->t_med * 1e6, m->t_lo * 1e6,
+               m->t_hi * 1e6, m->bw_med, m->bw_lo, m->bw_hi, floor_s * 1e6, ratio);
+    }
+    fflush(stdout);
+}
+
 /* Streaming-read bandwidth over the pool for each thread count: the best of every read
  * shape (kq_stream_read variants), best of 3 passes each. */
 static void bk_stream(bk_opts *o, const void *pool, size_t bytes)
@@ -181,9 +210,43 @@ static double bk_time(bk_call fn, void *ctx, int64_t ncopy, int threads, double 
     return best;
 }
 
+/* The kernel and the streaming read interleaved, so both see the same memory conditions:
+ * per pass one kernel pass over copies 0..ncopy-1 and one read of those same bytes
+ * (ncopy * bytes from the pool start, the same threads) in each read shape, the best
+ * shape that pass. PASSES passes after a warm-up; medians and extremes of both. */
+enum { BK_PASSES = 7 };
+static int bk_cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static bk_tbw bk_time_bw(bk_call fn, void *ctx, int64_t ncopy, int threads, const void *pool,
+                         size_t stream_bytes)
+{
+    double t[BK_PASSES], bw[BK_PASSES];
+    for (int64_t c = 0; c < ncopy; c++) fn(ctx, c, threads); /* warm-up pass */
+    for (int p = 0; p < BK_PASSES; p++) {
+        double best = 1e30;
+        for (int v = 0; v < KQ_STREAM_VARIANTS; v++) {
+            double t0 = bk_now();
+            volatile uint64_t sink = kq_stream_read(pool, stream_bytes, threads, v);
+            (void)sink;
+            double dt = bk_now() - t0;
+            if (dt < best) best = dt;
+        }
+        bw[p] = (double)stream_bytes / best * 1e-9;
+        double t0 = bk_now();
+        for (int64_t c = 0; c < ncopy; c++) fn(ctx, c, threads);
+        t[p] = (bk_now() - t0) / (double)ncopy;
+    }
+    qsort(t, BK_PASSES, sizeof t[0], bk_cmp_d);
+    qsort(bw, BK_PASSES, sizeof bw[0], bk_cmp_d);
+    return (bk_tbw){t[BK_PASSES / 2], t[0], t[BK_PASSES - 1], bw[BK_PASSES / 2], bw[0], bw[BK_PASSES - 1]};
+}
+
 typedef struct {
-    kq_qmat q;              /* copy 0; copy c is at data + c * bytes */
-    size_t bytes;
+    kq_qmat q;              /* copy 0; copy c is at data + c * bytes (and rp + c * bytes) */
+    size_t bytes;           /* bytes per copy: the stored matrix, or its repacked copy */
     const float *x, *wf;    /* fp32 activations; fp32 weights pool (for BLIS) */
     size_t wf_elems;
     float *y;
@@ -197,7 +260,8 @@ static void bk_call_gemv(void *p, int64_t c, int threads)
 {
     bk_ctx *b = p;
     kq_qmat q = b->q;
-    q.data = b->q.data + (size_t)c * b->bytes;
+    if (q.rp) q.rp = b->q.rp + (size_t)c * b->bytes; /* data: one copy, for edge rows */
+    else q.data = b->q.data + (size_t)c * b->bytes;
     kq_gemv(b->M, b->x, q.K, &q, b->y, q.N, threads, NULL, b->ws, b->ws_bytes);
 }
 
@@ -264,28 +328,43 @@ static int bk_gemv_shape(const bk_opts *o, const bk_shape *sh, uint8_t *pool, fl
     for (int f = 0; f < BK_NFMT; f++) {
         const bk_fmt *fm = &bk_fmts[f];
         if (!bk_fmt_selected(o, fm)) continue;
+        for (int rp = 0; rp < 2; rp++) { /* the stored layout, then the repacked copy */
         kq_qmat_init(&b.q, fm->bits, fm->group, N, K, pool);
-        b.bytes = kq_qmat_bytes(fm->bits, fm->group, N, K);
+        const size_t rpb = kq_repack_bytes(&b.q);
+        if (rp && !rpb) break;
+        uint8_t *orig = NULL;
+        b.bytes = rp ? rpb : kq_qmat_bytes(fm->bits, fm->group, N, K);
         /* at most 65536 copies: tiny matrices (stories260k) still span > 64 MiB, and a
          * pass stays well under a second although each call costs microseconds */
         int64_t ncopy = (int64_t)(o->pool_bytes / b.bytes);
         if (ncopy > 65536) ncopy = 65536;
         if (ncopy < 1) ncopy = 1;
-        bk_fill_qmat(&b.q, pool, (size_t)ncopy * b.bytes, 7);
+        if (rp) { /* one stored matrix (edge rows read it), its repacked copy cycled */
+            size_t qb = kq_qmat_bytes(fm->bits, fm->group, N, K);
+            orig = bk_alloc(qb, "stored matrix");
+            if (!orig) { free(x); free(y); return UPQ_EIO; }
+            b.q.data = orig;
+            bk_fill_qmat(&b.q, orig, qb, 7);
+            kq_repack(&b.q, pool);
+            for (int64_t c = 1; c < ncopy; c++) memcpy(pool + (size_t)c * b.bytes, pool, b.bytes);
+        } else
+            bk_fill_qmat(&b.q, pool, (size_t)ncopy * b.bytes, 7);
         b.ws_bytes = kq_gemv_ws_bytes(KQ_GEMV_MAX_M, &b.q);
         b.ws = bk_alloc(b.ws_bytes, "gemv workspace");
-        if (!b.ws) { free(x); free(y); return UPQ_EIO; }
+        if (!b.ws) { free(x); free(y); free(orig); return UPQ_EIO; }
         char name[32];
-        snprintf(name, sizeof name, "gemv_%s", kq_kernels_active()->name);
+        snprintf(name, sizeof name, "gemv_%s%s", kq_kernels_active()->name, rp ? "_rp" : "");
         for (b.M = 1; b.M <= KQ_GEMV_MAX_M; b.M++)
             for (int ti = 0; ti < o->nthreads && bk_m_selected(o, b.M); ti++) {
                 int t = o->threads[ti];
-                double s = bk_time(bk_call_gemv, &b, ncopy, t, o->min_s);
-                double gbps = (double)b.bytes / s * 1e-9;
-                bk_emit(o, name, fm->bits, fm->group, b.M, N, K, t, s * 1e6, gbps,
-                        gbps / o->stream_gbps[t], 2.0 * (double)(b.M * N * K) / s * 1e-9, -1);
+                bk_tbw m = bk_time_bw(bk_call_gemv, &b, ncopy, t, pool, (size_t)ncopy * b.bytes);
+                double gbps = (double)b.bytes / m.t_med * 1e-9, floor_s = (double)b.bytes / (m.bw_med * 1e9);
+                bk_emit_bw(o, name, fm->bits, fm->group, b.M, N, K, t, &m, gbps, floor_s,
+                           2.0 * (double)(b.M * N * K) / m.t_med * 1e-9);
             }
         free(b.ws);
+        free(orig);
+        }
     }
     free(x);
     free(y);
