@@ -210,8 +210,9 @@ void kq_dequantize_ref(const kq_qmat *q, float *W, int64_t ldw)
 
 size_t kq_repack_bytes(const kq_qmat *q)
 {
-    if (q->bits != 2 || q->group != 64) return 0;
-    return (size_t)((q->N + KQ_RP_ROWS - 1) / KQ_RP_ROWS) * (size_t)q->nb * KQ_RP_UNIT;
+    if (!((q->bits == 2 && q->group == 64) || (q->bits == 4 && q->group == 128))) return 0;
+    return (size_t)((q->N + KQ_RP_ROWS - 1) / KQ_RP_ROWS) * (size_t)q->nb * KQ_RP_ROWS *
+           (size_t)q->block_bytes;
 }
 
 void kq_repack(kq_qmat *q, void *dst)
@@ -219,16 +220,16 @@ void kq_repack(kq_qmat *q, void *dst)
     const size_t bytes = kq_repack_bytes(q);
     if (!bytes) return;
     uint8_t *rp = dst;
-    const int64_t nb = q->nb;
+    const int64_t nb = q->nb, B = q->qbytes, unit = KQ_RP_ROWS * q->block_bytes;
     memset(rp, 0, bytes);
     for (int64_t n = 0; n < q->N; n++)
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = kq_qmat_block(q, n, b);
             const int64_t r = n % KQ_RP_ROWS;
-            uint8_t *u = rp + (size_t)((n / KQ_RP_ROWS) * nb + b) * KQ_RP_UNIT;
-            for (int j = 0; j < 4; j++) memcpy(u + 64 * j + 4 * r, blk + KQ_HDR_BYTES + 4 * j, 4);
-            memcpy(u + 256 + 2 * r, blk, 2);
-            memcpy(u + 288 + 2 * r, blk + 2, 2);
+            uint8_t *u = rp + (size_t)((n / KQ_RP_ROWS) * nb + b) * (size_t)unit;
+            for (int64_t j = 0; j < B / 4; j++) memcpy(u + 64 * j + 4 * r, blk + KQ_HDR_BYTES + 4 * j, 4);
+            memcpy(u + 16 * B + 2 * r, blk, 2);
+            memcpy(u + 16 * B + 32 + 2 * r, blk + 2, 2);
         }
     q->rp = rp;
 }

@@ -60,14 +60,15 @@ typedef struct {
 } kq_qmat;
 
 /* Run-time repacked layout "rp16" for the GEMV (docs/packed-format.md, "Repacked copy"):
- * INT2 g64 only. Rows in groups of KQ_RP_ROWS = 16 (N padded with zero rows); per group
- * G and block b one KQ_RP_UNIT = 320-byte unit at rp + (G*nb + b)*320: four 64-byte
- * vectors j = 0..3 whose 32-bit lane r is row r's code bytes 4j..4j+3 (planes unchanged:
- * byte i holds codes i, i+16, i+32, i+48), then s of rows 0..15 (fp16, 32 bytes), then
- * m of rows 0..15 (32 bytes). Same bytes per weight as the stored layout. One masked
- * vector is the u8 operand of vpdpbusd for 16 rows against 4 broadcast activations.
- * kq_repack_bytes is 0 for formats without a repacked layout. */
-enum { KQ_RP_ROWS = 16, KQ_RP_UNIT = 320 };
+ * INT2 g64 and INT4 g128. Rows in groups of KQ_RP_ROWS = 16 (N padded with zero rows);
+ * per group G and block b one unit of 16 * block_bytes bytes (INT2 g64: 320, INT4 g128:
+ * 1088) at rp + (G*nb + b)*unit: B/4 64-byte vectors j (B = code bytes per block) whose
+ * 32-bit lane r is row r's code bytes 4j..4j+3 (planes unchanged: byte i holds codes
+ * i + B*p), then s of rows 0..15 (fp16, 32 bytes), then m of rows 0..15 (32 bytes). Same
+ * bytes per weight as the stored layout. One masked vector is the u8 operand of
+ * vpdpbusd for 16 rows against 4 broadcast activations. kq_repack_bytes is 0 for
+ * formats without a repacked layout. */
+enum { KQ_RP_ROWS = 16 };
 size_t kq_repack_bytes(const kq_qmat *q);
 /* Writes the repacked copy of q->data into dst (kq_repack_bytes bytes) and sets q->rp =
  * dst. Call again after q->data changes. No-op (rp stays NULL) for other formats. */

@@ -15,50 +15,55 @@
 
 #define KQ_INLINE static inline __attribute__((always_inline))
 
-/* INT2 g64, repacked (rp16): sixteen rows (group g) for M activation rows, one row per
- * 32-bit lane, so the float side (conversion, scales, offsets) is one vector per 16
- * row-blocks and no horizontal sum is needed. Per block the unit's four vectors j hold
- * code bytes 4j..4j+3 of each row; plane p of vector j (one AND with 3 << 2p: the codes
- * times 4^p, at most 192, still u8) is the vpdpbusd operand against activations
- * 16p+4j..16p+4j+3 broadcast from memory. Plane p accumulates apart (P[p], a multiple of
- * 4^p, shifted back exactly at the end of the block); planes 0-1 are chunk 0, 2-3 chunk
- * 1, scaled by e*u0 and e*u1 in fp32, then by the rows' s; m * sum(x) one FMA. */
-KQ_INLINE void kq_rp_q2g64_group(const kq_xq *xq, const kq_qmat *W, int64_t g, int64_t nvalid,
-                                 float *Y, int64_t ldy, const int M)
+/* Repacked (rp16) INT2 g64 or INT4 g128: sixteen rows (group g) for M activation rows,
+ * one row per 32-bit lane, so the float side (conversion, scales, offsets) is one vector
+ * per 16 row-blocks and no horizontal sum is needed. Per block the unit's B/4 vectors j
+ * hold code bytes 4j..4j+3 of each row; plane p of vector j (one AND with the plane's
+ * bits in place: the codes times 2^(bits*p), at most 192 or 240, still u8) is the
+ * vpdpbusd operand against activations B*p+4j..+3 broadcast from memory. Each (plane,
+ * chunk of 32) accumulates apart: a multiple of 2^(bits*p), shifted back exactly at the
+ * end of the block; each chunk scaled by e*u in fp32, then by the rows' s; m * sum(x)
+ * one FMA per block. */
+KQ_INLINE void kq_rp_group(const kq_xq *xq, const kq_qmat *W, int64_t g, int64_t nvalid,
+                           float *Y, int64_t ldy, const int M, const int bits, const int bg)
 {
     enum { PF = 2048 }; /* software prefetch distance in bytes of the group's stream */
+    const int B = bg * bits / 8, NV = B / 4, NP = 8 / bits;
+    const int CW = B < 32 ? B : 32;      /* activations of one accumulator's run */
+    const int NA = NP * (B / CW);         /* accumulators: (plane, chunk) pairs */
+    const int NC = bg / 32;               /* chunks */
+    const int unit = KQ_RP_ROWS * (KQ_HDR_BYTES + B);
     const int64_t nb = W->nb;
-    const uint8_t *up = W->rp + (size_t)(g * nb) * KQ_RP_UNIT;
+    const uint8_t *up = W->rp + (size_t)(g * nb) * (size_t)unit;
     __m512 acc[KQ_GEMV_MAX_M], accm[KQ_GEMV_MAX_M];
     for (int i = 0; i < M; i++) acc[i] = accm[i] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, up += KQ_RP_UNIT) {
-        for (int l = 0; l < KQ_RP_UNIT; l += 64) _mm_prefetch((const char *)up + PF + l, _MM_HINT_T0);
-        __m512i c[4][4]; /* [j][p] */
-        for (int j = 0; j < 4; j++) {
-            const __m512i v = _mm512_loadu_si512((const void *)(up + 64 * j));
-            for (int p = 0; p < 4; p++) c[j][p] = _mm512_and_si512(v, _mm512_set1_epi8((char)(3 << (2 * p))));
-        }
-        const __m512 S = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(up + 256)));
-        const __m512 Mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(up + 288)));
+    for (int64_t b = 0; b < nb; b++, up += unit) {
+        for (int l = 0; l < unit; l += 64) _mm_prefetch((const char *)up + PF + l, _MM_HINT_T0);
+        const __m512 S = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(up + 16 * B)));
+        const __m512 Mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(up + 16 * B + 32)));
         for (int i = 0; i < M; i++) {
-            const int8_t *q = xq->q + i * xq->ldq + b * 64;
+            const int8_t *q = xq->q + i * xq->ldq + b * bg;
             const float *eu = xq->eu + 4 * (i * nb + b);
-            __m512i P[4];
-            for (int p = 0; p < 4; p++) {
-                int32_t x4;
-                memcpy(&x4, q + 16 * p, 4);
-                P[p] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[0][p], _mm512_set1_epi32(x4));
-            }
-            for (int j = 1; j < 4; j++)
-                for (int p = 0; p < 4; p++) {
+            __m512i P[8];
+            for (int a = 0; a < NA; a++) P[a] = _mm512_setzero_si512();
+            for (int j = 0; j < NV; j++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(up + 64 * j));
+                for (int p = 0; p < NP; p++) {
+                    const int off = B * p + 4 * j, a = off / CW;
                     int32_t x4;
-                    memcpy(&x4, q + 16 * p + 4 * j, 4);
-                    P[p] = _mm512_dpbusd_epi32(P[p], c[j][p], _mm512_set1_epi32(x4));
+                    memcpy(&x4, q + off, 4);
+                    const __m512i c = _mm512_and_si512(v, _mm512_set1_epi8((char)(((1 << bits) - 1) << (bits * p))));
+                    P[a] = _mm512_dpbusd_epi32(P[a], c, _mm512_set1_epi32(x4));
                 }
-            const __m512i a0 = _mm512_add_epi32(P[0], _mm512_srai_epi32(P[1], 2));
-            const __m512i a1 = _mm512_add_epi32(_mm512_srai_epi32(P[2], 4), _mm512_srai_epi32(P[3], 6));
-            const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a0), _mm512_set1_ps(eu[0]),
-                                             _mm512_mul_ps(_mm512_cvtepi32_ps(a1), _mm512_set1_ps(eu[1])));
+            }
+            __m512i ci[4];
+            for (int c = 0; c < NC; c++) ci[c] = _mm512_setzero_si512();
+            for (int a = 0; a < NA; a++) {
+                const int p = a * CW / B, c = a * CW / 32, sh = bits * p;
+                ci[c] = _mm512_add_epi32(ci[c], sh ? _mm512_srai_epi32(P[a], sh) : P[a]);
+            }
+            __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(ci[0]), _mm512_set1_ps(eu[0]));
+            for (int c = 1; c < NC; c++) t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ci[c]), _mm512_set1_ps(eu[c]), t);
             acc[i] = _mm512_fmadd_ps(t, S, acc[i]);
             accm[i] = _mm512_fmadd_ps(Mv, _mm512_set1_ps(xq->dg[2 * (i * nb + b) + 1]), accm[i]);
         }
@@ -155,30 +160,38 @@ KQ_INLINE void kq_q4g128_row(const kq_xq *xq, const kq_qmat *W, int64_t n, float
     for (int i = 0; i < M; i++) Y[i * ldy + n] = _mm512_reduce_add_ps(acc[i]) + accm[i];
 }
 
-/* Rows [n0, n1) of INT2 g64 with a repacked copy: the groups of 16 that start inside the
- * range here (the last one stores only its rows below n1), rows before the first group
- * start by the VNNI loops (kq_gemv splits at multiples of 16, so only direct callers). */
-KQ_INLINE void kq_rp_q2g64_rows(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
-                                const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy)
+KQ_INLINE void kq_rp_group_m(int64_t M, const kq_xq *xq, const kq_qmat *W, int64_t g, int64_t nv,
+                             float *Y, int64_t ldy, const int bits, const int bg)
+{
+    switch (M) {
+    case 1: kq_rp_group(xq, W, g, nv, Y, ldy, 1, bits, bg); break;
+    case 2: kq_rp_group(xq, W, g, nv, Y, ldy, 2, bits, bg); break;
+    case 3: kq_rp_group(xq, W, g, nv, Y, ldy, 3, bits, bg); break;
+    case 4: kq_rp_group(xq, W, g, nv, Y, ldy, 4, bits, bg); break;
+    case 5: kq_rp_group(xq, W, g, nv, Y, ldy, 5, bits, bg); break;
+    case 6: kq_rp_group(xq, W, g, nv, Y, ldy, 6, bits, bg); break;
+    case 7: kq_rp_group(xq, W, g, nv, Y, ldy, 7, bits, bg); break;
+    default: kq_rp_group(xq, W, g, nv, Y, ldy, 8, bits, bg); break;
+    }
+}
+
+/* Rows [n0, n1) with a repacked copy: the groups of 16 that start inside the range here
+ * (the last one stores only its rows below n1), rows before the first group start by the
+ * stored-layout loops (kq_gemv splits at multiples of 16, so only for direct callers). */
+static void kq_stored_rows(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
+                           const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
+static void kq_rp_rows(int64_t M, const float *X, int64_t ldx, const kq_xq *xq, const kq_qmat *W,
+                       int64_t n0, int64_t n1, float *Y, int64_t ldy)
 {
     const int64_t g0 = (n0 + KQ_RP_ROWS - 1) / KQ_RP_ROWS;
     if (KQ_RP_ROWS * g0 >= n1) {
-        kq_gemv_rows_q8_vnni(M, X, ldx, xq, W, n0, n1, Y, ldy);
+        kq_stored_rows(M, X, ldx, xq, W, n0, n1, Y, ldy);
         return;
     }
-    if (n0 < KQ_RP_ROWS * g0) kq_gemv_rows_q8_vnni(M, X, ldx, xq, W, n0, KQ_RP_ROWS * g0, Y, ldy);
+    if (n0 < KQ_RP_ROWS * g0) kq_stored_rows(M, X, ldx, xq, W, n0, KQ_RP_ROWS * g0, Y, ldy);
     for (int64_t g = g0; KQ_RP_ROWS * g < n1; g++) {
-        const int64_t nv = n1 - KQ_RP_ROWS * g;
-        switch (M) {
-        case 1: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 1); break;
-        case 2: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 2); break;
-        case 3: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 3); break;
-        case 4: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 4); break;
-        case 5: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 5); break;
-        case 6: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 6); break;
-        case 7: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 7); break;
-        default: kq_rp_q2g64_group(xq, W, g, nv, Y, ldy, 8); break;
-        }
+        if (W->bits == 2) kq_rp_group_m(M, xq, W, g, n1 - KQ_RP_ROWS * g, Y, ldy, 2, 64);
+        else kq_rp_group_m(M, xq, W, g, n1 - KQ_RP_ROWS * g, Y, ldy, 4, 128);
     }
 }
 
@@ -207,14 +220,18 @@ static void kq_q4g128_rows(int64_t M, const kq_xq *xq, const kq_qmat *W, int64_t
     }
 }
 
+/* Without a repacked copy: INT4 g128 by the four-row loop above, the rest by VNNI. */
+static void kq_stored_rows(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
+                           const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy)
+{
+    if (W->bits == 4 && W->group == 128) kq_q4g128_rows(M, xq, W, n0, n1, Y, ldy);
+    else kq_gemv_rows_q8_vnni(M, X, ldx, xq, W, n0, n1, Y, ldy);
+}
+
 void kq_gemv_rows_q8_avx512(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
                             const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy)
 {
     KQ_ASSERT(M >= 1 && M <= KQ_GEMV_MAX_M);
-    if (W->bits == 2 && W->group == 64 && W->rp)
-        kq_rp_q2g64_rows(M, X, ldx, xq, W, n0, n1, Y, ldy);
-    else if (W->bits == 4 && W->group == 128)
-        kq_q4g128_rows(M, xq, W, n0, n1, Y, ldy);
-    else
-        kq_gemv_rows_q8_vnni(M, X, ldx, xq, W, n0, n1, Y, ldy);
+    if (W->rp) kq_rp_rows(M, X, ldx, xq, W, n0, n1, Y, ldy);
+    else kq_stored_rows(M, X, ldx, xq, W, n0, n1, Y, ldy);
 }
