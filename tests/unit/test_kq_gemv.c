@@ -137,6 +137,62 @@ static void check_quantize_x(const kq_kernels *t)
     }
 }
 
+/* The repacked copy through the table's gemv_rows called directly on row ranges that do
+ * not start or end at a 16-row group (kq_gemv itself splits at multiples of 16): equal to
+ * the plain-C int8 algorithm within fp32 rounding, every output written (NaN-filled
+ * first). Also: kq_repack leaves the stored bytes alone, and formats without a repacked
+ * layout report 0 bytes and keep rp NULL. */
+static void check_repack_ranges(const kq_kernels *t)
+{
+    const int fmts[2][2] = {{2, 64}, {4, 128}};
+    const int64_t N = 100, K = 300, cuts[] = {0, 5, 16, 37, 38, 64, 99, 100};
+    for (int f = 0; f < 2; f++) {
+        kq_qmat q;
+        kq_qmat_init(&q, fmts[f][0], fmts[f][1], N, K, NULL);
+        size_t qb = kq_qmat_bytes(fmts[f][0], fmts[f][1], N, K), rb = kq_repack_bytes(&q);
+        CHECK(rb == (size_t)((N + 15) / 16) * 16 * (size_t)q.nb * (size_t)q.block_bytes);
+        uint8_t *mem = malloc(qb), *keep = malloc(qb), *rp = malloc(rb);
+        float *W = malloc(sizeof(float) * (size_t)(N * K)), X[KQ_GEMV_MAX_M * 300];
+        float Y[KQ_GEMV_MAX_M * 100], Q[KQ_GEMV_MAX_M * 100];
+        for (int64_t i = 0; i < N * K; i++) W[i] = frand();
+        for (int64_t i = 0; i < KQ_GEMV_MAX_M * K; i++) X[i] = frand();
+        q.data = mem;
+        CHECK_OK(kq_quantize_ref(&q, W, K, KQ_Q_MINMAX, NULL));
+        memcpy(keep, mem, qb);
+        kq_repack(&q, rp);
+        CHECK(q.rp == rp && memcmp(keep, mem, qb) == 0);
+        size_t wsb = kq_gemv_ws_bytes(KQ_GEMV_MAX_M, &q);
+        void *ws = malloc(wsb);
+        for (int64_t M = 1; M <= KQ_GEMV_MAX_M; M++) {
+            kq_xq xq;
+            kq_xq_build(&xq, M, X, K, &q, t, ws);
+            for (int64_t i = 0; i < M * N; i++) Y[i] = NAN;
+            for (size_t c = 0; c + 1 < sizeof cuts / sizeof cuts[0]; c++)
+                t->gemv_rows(M, X, K, &xq, &q, cuts[c], cuts[c + 1], Y, N);
+            kq_gemv_rows_q8_ref(M, X, K, &xq, &q, 0, N, Q, N);
+            int bad = 0;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t n = 0; n < N; n++) {
+                    double sabs = 0.0;
+                    for (int64_t k = 0; k < K; k++) sabs += fabs((double)X[i * K + k] * W[n * K + k]);
+                    bad += !(fabs(Y[i * N + n] - Q[i * N + n]) <= 2.0 * KQ_GEMV_FP_RTOL * sabs);
+                }
+            CHECK_MSG(bad == 0, "%s repacked bits %d group %d M %lld, direct row ranges: %d bad", t->name,
+                      fmts[f][0], fmts[f][1], (long long)M, bad);
+        }
+        free(mem); free(keep); free(rp); free(W); free(ws);
+    }
+    const int none[4][2] = {{2, 32}, {2, 128}, {4, 64}, {4, KQ_GROUP_CHANNEL}};
+    for (int f = 0; f < 4; f++) {
+        kq_qmat q;
+        uint8_t dummy[64];
+        kq_qmat_init(&q, none[f][0], none[f][1], 16, 64, dummy);
+        CHECK(kq_repack_bytes(&q) == 0);
+        kq_repack(&q, dummy);
+        CHECK(q.rp == NULL);
+    }
+}
+
 /* Degenerate shapes: M = 0 and N = 0 touch nothing; K = 0 gives zeros. */
 static void check_empty(void)
 {
@@ -166,6 +222,7 @@ int main(void)
               best.name);
     check_quantize_x(&best);
     check_empty();
+    check_repack_ranges(&best);
     const int bits[2] = {2, 4}, groups[4] = {32, 64, 128, KQ_GROUP_CHANNEL};
     const int64_t Ks[] = {32, 64, 172, 300, 384, 1024};
     const int64_t Ns[] = {1, 15, 16, 33, 100};
