@@ -1,6 +1,7 @@
 /* cmd_bench_kernels.c - `upq bench kernels [--json] [--quick] [--threads LIST] ...`: packed
- * INT2/INT4 GEMV against a streaming-read bandwidth measured in the same run (weights
- * cycled through more distinct matrices than the L3 holds, so they come from DRAM), and
+ * INT2/INT4 GEMV (stored layout and repacked copy) against a streaming-read bandwidth
+ * measured interleaved with its passes (weights cycled through more distinct matrices
+ * than the L3 holds, so they come from DRAM), and
  * packed GEMM against BLIS FP32 sgemm on the same shape. Prints figures; not a test. */
 #include <jansson.h>
 #include <stdio.h>
@@ -419,14 +420,18 @@ static void bk_usage(FILE *f)
             "usage: upq bench kernels [--json] [--quick] [--threads LIST] [--shapes LIST]\n"
             "                         [--formats LIST] [--only gemv|gemm] [--pool-mib N] [--m LIST]\n\n"
             "Packed INT2/INT4 kernels on the shapes of LLaMA-7B and the ../shared models:\n"
-            "  GEMV (M = 1; and M = 8): time, effective GB/s of packed weights, the ratio to a\n"
-            "    streaming-read bandwidth measured in the same run; weights are cycled through\n"
-            "    %zu MiB of distinct matrices so they stream from DRAM, not the L3.\n"
+            "  GEMV (M = 1; and M = 8): weights cycled through %zu MiB of distinct matrices so\n"
+            "    they stream from DRAM, not the L3; per kernel 7 passes, each followed by a\n"
+            "    streaming read of the same bytes with the same threads (best read shape):\n"
+            "    median time per call [min-max], median read bandwidth [min-max], the floor\n"
+            "    (bytes per call / that bandwidth) and the ratio floor / time ('x bw'). Lines\n"
+            "    ending _rp use the run-time repacked copy (kq_repack: INT2 g64, INT4 g128).\n"
             "  GEMM (M = 16, 64, 256, 1024): GFLOP/s and the ratio to BLIS FP32 sgemm on the same\n"
             "    shape in the same run. Also the FP32 BLIS GEMV baseline.\n\n"
             "  --json          one JSON object per line: kernel, bits, group, M, N, K, threads,\n"
             "                  us, gbps, ratio_bw, gflops, ratio_blis (null where not applicable;\n"
-            "                  stream_read lines give the bytes read as K)\n"
+            "                  stream_read lines give the bytes read as K); GEMV lines also\n"
+            "                  us_lo, us_hi, bw_gbps, bw_lo, bw_hi, floor_us\n"
             "  --quick         smoke run: few shapes, INT2 g128 only, short timings\n"
             "  --threads LIST  thread counts (default 1,2; at most %d)\n"
             "  --shapes LIST   only these of the shapes below, as NxK (e.g. 4096x4096,11008x4096)\n"
@@ -439,7 +444,7 @@ static void bk_usage(FILE *f)
             "                  small pool keeps them in cache: the kernels' compute ceiling\n"
             "  --help          this text\n\n"
             "UPQ_KERNELS=ref benchmarks the plain-C references. Figures are noisy on a shared\n"
-            "machine; numbers are the best of repeated passes. When other processes load the\n"
+            "machine; GEMM and BLIS numbers are the best of repeated passes. When other processes load the\n"
             "cores, OMP_WAIT_POLICY=passive keeps threads from spinning against them (2-thread\n"
             "figures otherwise collapse), and only ratios from one run compare.\n",
             BK_POOL_BYTES >> 20, BK_MAX_THREADS, BK_POOL_BYTES >> 20);
