@@ -1,6 +1,8 @@
 /* kq_dispatch.c - fills the packed-weight kernel table: references first, then the
  * kernels the CPU supports (detected with __builtin_cpu_supports at run time; the build
- * has no -march): AVX2+FMA+F16C, then the AVX512-VNNI GEMV on top where present. */
+ * has no -march): AVX2+FMA+F16C, then the AVX512-VNNI GEMV on top where present
+ * (x86/kq_avx512.c: 512-bit vpdpbusd for repacked copies and INT4 g128, the rest by
+ * the vpdpwssd loops of x86/kq_avx512vnni.c). */
 #include "kq_dispatch.h"
 
 #include <pthread.h>

@@ -1,7 +1,9 @@
 /* kq_gemv.h - GEMV and small-M GEMM (M <= KQ_GEMV_MAX_M, decode) on packed weights:
  * Y[M, N] = X[M, K] W[N, K]^T. The fast path quantizes X to int8 (a step per weight
  * block, an integer sub-scale per 32) and uses integer dot products (vpmaddubsw +
- * vpmaddwd on AVX2, vpdpwssd with AVX512-VNNI); the reference is exact fp32.
+ * vpmaddwd on AVX2, vpdpwssd with AVX512-VNNI; 512-bit vpdpbusd on a repacked copy
+ * (kq_repack) or INT4 g128, with e*u applied per chunk in fp32: the same activations, so
+ * the same bound, other fp32 rounding); the reference is exact fp32.
  * Not here: large-M GEMM (kq_gemm.h). Kernels never allocate: the caller passes ws. */
 #ifndef UPQ_KQ_GEMV_H
 #define UPQ_KQ_GEMV_H
