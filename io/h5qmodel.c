@@ -467,6 +467,7 @@ static int read_packed_body(hid_t f, const char *path, const tfm_config *cfg, tf
         rc = linear_group(i / TFM_NPROJ, (int)(i % TFM_NPROJ), gpath, sizeof gpath);
         if (!rc) rc = read_blocks(f, gpath, &m->pq_mats[i], 1, path);
     }
+    if (!rc) rc = tfm_model_repack(m); /* the decode kernels' layout (kq_repack) */
     if (rc) tfm_model_free(m);
     return rc;
 }

@@ -156,8 +156,30 @@ size_t tfm_linear_bytes(const tfm_model *m)
     return b;
 }
 
+int tfm_model_repack(tfm_model *m)
+{
+    const int64_t n = m->pq_mats ? m->cfg.L * TFM_NPROJ : 0;
+    size_t total = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (m->pq_mats[i].data) total += (kq_repack_bytes(&m->pq_mats[i]) + 63) & ~(size_t)63;
+    free(m->pq_rp_mem);
+    m->pq_rp_mem = NULL;
+    if (!total) return UPQ_OK;
+    m->pq_rp_mem = upq_calloc(total, 1, "repacked packed weights");
+    if (!m->pq_rp_mem) return UPQ_EIO;
+    uint8_t *p = m->pq_rp_mem;
+    for (int64_t i = 0; i < n; i++) {
+        size_t b = m->pq_mats[i].data ? kq_repack_bytes(&m->pq_mats[i]) : 0;
+        if (!b) continue;
+        kq_repack(&m->pq_mats[i], p);
+        p += (b + 63) & ~(size_t)63;
+    }
+    return UPQ_OK;
+}
+
 void tfm_model_free(tfm_model *m)
 {
+    free(m->pq_rp_mem);
     free(m->mem);
     free(m->layers);
     free(m->pq_mats);

@@ -67,6 +67,8 @@ typedef struct {
     kq_qmat *pq_mats;   /* (L, TFM_NPROJ) descriptors; .data NULL = that linear is FP32 */
     uint8_t *pq_mem;    /* every packed block, one allocation of pq_bytes */
     size_t pq_bytes;
+    uint8_t *pq_rp_mem; /* run-time repacked copies of the pq_mats that have a layout
+                         * (tfm_model_repack, kq_repack: the decode kernels read them) */
     int64_t n_packed;   /* linears held packed */
 } tfm_model;
 
@@ -87,6 +89,11 @@ void tfm_model_free(tfm_model *m);
  * zeroed kq_qmat of that format (layers[l].pq[p]) and no FP32 storage (its w* is NULL,
  * n_params counts only the FP32 floats). UPQ_EINPUT for a format with no packed kernel. */
 int tfm_model_alloc_packed(tfm_model *m, const tfm_config *cfg, const tfm_pack_fmt *fmt);
+/* After the packed blocks are read: one allocation holding the run-time repacked copy
+ * (kq_repack) of every packed linear whose format has one (INT2 g64, INT4 g128), each
+ * pq_mats[i].rp set. The copies follow the blocks as they are now: call again if a
+ * packed block is ever rewritten. */
+int tfm_model_repack(tfm_model *m);
 /* (N, K) = (out, in) of linear p (TFM_Q..TFM_DOWN) of a block. */
 void tfm_proj_shape(const tfm_config *cfg, int p, int64_t *N, int64_t *K);
 /* Bytes of the linear weights as held: FP32 ones at 4 per weight, packed ones as blocks. */
