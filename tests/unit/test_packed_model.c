@@ -174,6 +174,7 @@ static void check_format(tfm_model *fp, int bits, int group, const int32_t *ids,
      * checks below run the repacked kernels (kq_repack, tfm_model_repack) */
     for (int64_t i = 0; i < c->L * TFM_NPROJ; i++)
         CHECK(pk.pq_mats && pk.pq_mats[i].data && pk.pq_mats[i].rp && pk.pq_rp_mem);
+    if (!tu_failures) {
         check_load(&dq, &pk, ql, name);
         check_prefill(&dq, &pk, ids, T, name);
         check_decode(&dq, &pk, ids, PROMPT + DECODE_STEPS, name);
