@@ -41,7 +41,7 @@ static void kq_over_avx2(kq_kernels *t)
 {
     t->uses_q8 = 1;
     t->dequant_panel = kq_dequant_panel_avx2;
-    t->gemv_rows = kq_gemv_rows_q8_avx2;
+    t->gemv_rows = kq_gemv_rows_q8_avx2_rp;
     t->quantize_x = kq_quantize_x_avx2;
     t->stream_read = kq_stream_read_avx2;
 }

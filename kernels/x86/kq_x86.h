@@ -18,6 +18,9 @@ void kq_gemv_rows_q8_avx2(int64_t M, const float *X, int64_t ldx, const kq_xq *x
 void kq_quantize_x_avx2(const float *restrict x, int64_t n, int64_t bg, int8_t *restrict q,
                         int16_t *restrict u, float *e, float *sum);
 uint64_t kq_stream_read_avx2(const void *p, size_t bytes, int ns, int pf);
+/* The repacked copy on AVX2 (kq_avx2_rp.c); without one, kq_gemv_rows_q8_avx2. */
+void kq_gemv_rows_q8_avx2_rp(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
+                             const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
 
 /* AVX512-VNNI (+BW, VL) on top of AVX2 (kq_avx512vnni.c). */
 void kq_gemv_rows_q8_vnni(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,

@@ -223,6 +223,11 @@ int main(void)
     check_quantize_x(&best);
     check_empty();
     check_repack_ranges(&best);
+    {
+        kq_kernels a2;
+        kq_kernels_fill(&a2, "avx2");
+        if (strcmp(a2.name, best.name)) check_repack_ranges(&a2);
+    }
     const int bits[2] = {2, 4}, groups[4] = {32, 64, 128, KQ_GROUP_CHANNEL};
     const int64_t Ks[] = {32, 64, 172, 300, 384, 1024};
     const int64_t Ns[] = {1, 15, 16, 33, 100};
