@@ -1,7 +1,7 @@
 /* sched1f1b.h - the 1F1B pipeline schedule (prefix pipe_): the order in which one stage of
  * S runs the forwards and backwards of M micro-batches (warm-up forwards, then one forward
- * one backward, then the remaining backwards), how many activation slots it needs, and a
- * cost-balanced contiguous split of layers into stages. Plain integers: no MPI here, so it
+ * one backward, then the remaining backwards) and how many activation slots it needs (the layer
+ * split is part_blocks, partition.h). Plain integers: no MPI here, so it
  * is unit-tested without mpirun. Not the data movement (pipe.h). */
 #ifndef UPQ_SCHED1F1B_H
 #define UPQ_SCHED1F1B_H
@@ -20,10 +20,5 @@ int64_t pipe_1f1b_ops(int stage, int S, int64_t M, pipe_op *ops);
 /* Micro-batches in flight at most on `stage` (activation slots): min(S - stage, M).
  * Micro-batch i uses slot i % slots. */
 int64_t pipe_1f1b_slots(int stage, int S, int64_t M);
-
-/* Contiguous split of n items of costs cost[n] into S non-empty parts minimising the
- * largest part's cost (ties: the earliest boundary). first[S+1]: part p is
- * [first[p], first[p+1]). UPQ_EUSAGE when S < 1 or S > n. */
-int pipe_split(const double *cost, int64_t n, int S, int64_t *first);
 
 #endif

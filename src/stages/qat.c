@@ -29,6 +29,7 @@
 #include "h5teacher.h"
 #include "loss.h"
 #include "par.h"
+#include "partition.h"
 #include "pipe.h"
 #include "plot.h"
 #include "ppl.h"
@@ -474,7 +475,12 @@ static int place(qat_ctx *x)
     x->first = upq_malloc((size_t)(x->S + 1) * sizeof *x->first, "stage split");
     if (!cost || !x->first) return free(cost), UPQ_EIO;
     layer_costs(c, x->d.T, cost);
-    int rc = pipe_split(cost, c->L, x->S, x->first);
+    int rc = UPQ_OK;
+    for (int st = 0; !rc && st < x->S; st++) { /* contiguous, the largest stage cost minimal */
+        part_range pr;
+        rc = part_blocks(cost, c->L, st, x->S, 1, &pr);
+        x->first[st] = pr.first, x->first[st + 1] = pr.first + pr.count;
+    }
     free(cost);
     TRY(rc);
     x->l0 = x->first[x->stage], x->l1 = x->first[x->stage + 1];

@@ -50,6 +50,11 @@ resume_check() { # S R RANK S2 R2: signal, then resume on S2 x R2
     echo "qat pipeline: SIGUSR1 to rank $3 of S=$1 x R=$2 -> 75 -> $(grep -o 'resumed at [0-9]*' "$W/out") on S=$4 x R=$5: byte-identical"
 }
 resume_check 2 1 $((RANDOM % 2)) 4 1
+if [ "${QP_LONG:-0}" = 1 ]; then # the long test: replicas signalled and resumed elsewhere
+    resume_check 1 2 1 2 1
+    resume_check 2 2 3 1 1
+    resume_check 4 1 2 2 2
+fi
 
 # (3) kill -9 of a random rank at a random time, rerun on a random placement
 SEED=${UPQ_TEST_SEED:-$(date +%s)}
