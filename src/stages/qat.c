@@ -86,10 +86,9 @@ static int fq_init_named(fq_quantizer *q, const qat_opts *o, int64_t l, int p, i
 }
 
 /* The student of layers [l0, l1): their linears become fake-quantized over the model's own
- * weights (the latent weights), with gradients and optimizers; all_q (world rank 0): the
- * other linears' quantizers too, initialised on the init weights (asym's clip ratios come
- * from them), for the export. */
-static int student_init(student *s, tfm_model *m, const qat_opts *o, int64_t l0, int64_t l1, int all_q)
+ * weights (the latent weights), with gradients and optimizers. The other linears only get
+ * their names' sizes (checkpoint); world rank 0 initialises their quantizers at the export. */
+static int student_init(student *s, tfm_model *m, const qat_opts *o, int64_t l0, int64_t l1)
 {
     const tfm_config *c = &m->cfg;
     memset(s, 0, sizeof *s);
@@ -120,10 +119,9 @@ static int student_init(student *s, tfm_model *m, const qat_opts *o, int64_t l0,
             s->lat[i] = (float *)L->w; /* the model's own weight: the latent weight */
             s->nw[i] = N * K;
             s->np[i] = fq_nparams(o->quantizer, o->group, N, K);
-            if (!own && !all_q) continue;
+            if (!own) continue;
             TRY(fq_init_named(&s->q[i], o, l, p, N, K, L->w));
             UPQ_ASSERT(s->q[i].n_params == s->np[i]);
-            if (!own) continue;
             TRY(fq_grads_init(&s->dq[i], &s->q[i]));
             TRY(adamw_init(&s->ow[i], N * K, (float)o->lr, 0.9f, 0.999f, 1e-8f, 0.0f));
             TRY(adamw_init(&s->oq[i], s->q[i].n_params > 0 ? s->q[i].n_params : 1, (float)o->scale_lr, 0.9f,
@@ -216,7 +214,8 @@ static void make_key(const qat_opts *o, const qat_data *d, char *key, size_t cap
 
 /* Every stage's trained linears (latent weights, quantizer parameters) to world rank 0,
  * which then holds the whole fake-quantized student for the export: replica 0's stages
- * send theirs in linear order, rank 0 receives stage by stage. */
+ * send theirs in linear order; rank 0 initialises the quantizers of the linears it did
+ * not train (on the init weights, as their stage did at the start) and receives into them. */
 static int gather_student(qat_ctx *x)
 {
     student *s = &x->s;
@@ -235,7 +234,13 @@ static int gather_student(qat_ctx *x)
         return rc ? rc : rc2;
     }
     int64_t rest = 0;
-    for (int64_t i = s->hi; i < s->n; i++) rest += s->nw[i];
+    for (int64_t i = s->hi; i < s->n; i++) {
+        rest += s->nw[i];
+        int64_t N, K;
+        tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
+        /* on the init weights, still in rank 0's copy of the layer (asym's clip ratios) */
+        TRY(fq_init_named(&s->q[i], x->o, i / TFM_NPROJ, (int)(i % TFM_NPROJ), N, K, s->lat[i]));
+    }
     s->wq_rest = upq_malloc((size_t)(rest > 0 ? rest : 1) * sizeof(float), "fake-quantized weights (export)");
     if (!s->wq_rest) return UPQ_EIO;
     int64_t off = 0;
@@ -248,7 +253,6 @@ static int gather_student(qat_ctx *x)
             L->dw = NULL, L->dlatent = NULL, L->dfq = NULL, L->db = NULL;
             off += s->nw[i];
         }
-    (void)c;
     return UPQ_OK;
 }
 
@@ -567,7 +571,7 @@ int qat_run(const qat_opts *o, qat_result *r)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: %lld rows, fewer than a micro-batch", o->data_dir, (long long)x.d.N);
     if (!rc) rc = place(&x);
     int64_t T = x.d.T, V = m.cfg.V;
-    if (!rc) rc = student_init(&x.s, &m, o, x.l0, x.l1, x.rank == 0);
+    if (!rc) rc = student_init(&x.s, &m, o, x.l0, x.l1);
     if (!rc) rc = alloc_loop(&x, &losses);
     x.cfg = (dl_config){.kind = (dl_kind)o->loss, .beta = o->beta, .gamma = 0.5,
                         .temperature = x.d.temperature > 0 ? x.d.temperature : 1.0};
@@ -596,6 +600,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     prog_init(&pg, o->progress && x.rank == 0 ? stderr : NULL, "qat", "step", o->steps);
     prog_set_rate(&pg, "tokens/s", (double)(o->batch * T));
     prog_set_start(&pg, step0);
+    if (!rc) par_barrier(); /* the stages' clocks start together (set-up times differ) */
     double t0 = now_s();
     int64_t s = step0;
     for (; !rc && s < o->steps; s++) {
