@@ -424,7 +424,15 @@ static int alloc_loop(qat_ctx *x, float **losses)
     const tfm_config *c = &x->m->cfg;
     int64_t T = x->d.T, V = c->V, BTC = x->mb * T * c->C;
     x->nslots = pipe_1f1b_slots(x->stage, x->S, x->Mloc);
-    if (x->stage == 0 || x->last) TRY(tfm_model_alloc(&x->g, c));
+    if (x->stage == 0 || x->last) { /* sink of the frozen embedding / final norm / head gradients */
+        int tied = x->m->lm_head == x->m->tok_emb;
+        int64_t nf = c->V * c->C * (tied ? 1 : 2) + c->C;
+        x->g.cfg = *c;
+        x->g.mem = upq_calloc((size_t)nf, sizeof(float), "embedding and head gradients");
+        if (!x->g.mem) return UPQ_EIO;
+        x->g.tok_emb = x->g.mem, x->g.final_norm = x->g.mem + c->V * c->C;
+        x->g.lm_head = tied ? x->g.tok_emb : x->g.final_norm + c->C;
+    }
     x->acts = upq_calloc((size_t)x->nslots, sizeof *x->acts, "activation slots");
     if (!x->acts) return UPQ_EIO;
     for (int64_t k = 0; k < x->nslots; k++)

@@ -38,7 +38,7 @@ typedef struct {
 
 typedef struct {
     const qat_opts *o;
-    tfm_model *m, g;      /* g: embedding/head gradient sink (first and last stage only) */
+    tfm_model *m, g;      /* g: embedding/final norm/head gradient sink, no layers (first and last stage) */
     student s;
     qat_data d;
     dl_config cfg;
