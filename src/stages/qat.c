@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -501,18 +502,22 @@ static int place(qat_ctx *x)
     return grp_create(0, x->rank, &x->gworld);
 }
 
-/* Per-stage seconds (compute, communication, idle) of every rank, printed by rank 0. */
+/* Per-stage seconds (compute, communication, idle) and peak RSS of every rank, printed by
+ * rank 0. */
 static int report_times(qat_ctx *x)
 {
     int n = x->S * x->R;
-    double *t = upq_calloc((size_t)(3 * n), sizeof *t, "stage times");
+    double *t = upq_calloc((size_t)(4 * n), sizeof *t, "stage times");
     if (!t) return UPQ_EIO;
-    t[3 * x->rank] = x->t_compute, t[3 * x->rank + 1] = x->t_comm, t[3 * x->rank + 2] = x->t_idle;
-    int rc = grp_sum_f64(x->gworld, t, 3 * n);
+    struct rusage ru;
+    double rss = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : -1; /* KiB -> MiB */
+    t[4 * x->rank] = x->t_compute, t[4 * x->rank + 1] = x->t_comm, t[4 * x->rank + 2] = x->t_idle;
+    t[4 * x->rank + 3] = rss;
+    int rc = grp_sum_f64(x->gworld, t, 4 * n);
     for (int k = 0; !rc && x->rank == 0 && k < n; k++)
         fprintf(stderr, "qat: stage %d of %d (layers %lld-%lld), replica %d: compute %.3f s, communication %.3f s, "
-                "idle %.3f s\n", k % x->S, x->S, (long long)x->first[k % x->S], (long long)x->first[k % x->S + 1] - 1,
-                k / x->S, t[3 * k], t[3 * k + 1], t[3 * k + 2]);
+                "idle %.3f s, peak RSS %.1f MiB\n", k % x->S, x->S, (long long)x->first[k % x->S],
+                (long long)x->first[k % x->S + 1] - 1, k / x->S, t[4 * k], t[4 * k + 1], t[4 * k + 2], t[4 * k + 3]);
     free(t);
     return rc;
 }
@@ -638,7 +643,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     r->seconds = now_s() - t0;
     r->tokens_per_s = r->seconds > 0 ? (double)((s - step0) * o->batch * T) / r->seconds : 0;
     if (s > 0) r->first_loss = losses[0], r->last_loss = losses[s - 1];
-    if (!rc && x.S * x.R > 1) rc = report_times(&x);
+    if (!rc) rc = report_times(&x);
     if (!rc) rc = gather_student(&x);
     double rel = -1;
     int64_t npk = 0;

@@ -6,21 +6,22 @@
 # pipeline) against one rank with the same M; every output is cmp'd against its one-rank
 # run (placement must change no bit). Medians of --repeats runs; the idle share is the
 # per-stage idle seconds over all seconds that rank 0 prints. Then (--rss) peak RSS per rank
-# (GNU time) at the given S. Not a ctest: a measurement for a machine with many cores
+# (upq's getrusage line) at the given S. Not a ctest: a measurement for a machine with many cores
 # (the 16-core device, ../shared/BUNDLE.md); here it runs at S <= 2.
 #
 # usage: tests/bench/qat_pipeline.sh [--stages "2 4 8"] [--replicas "2 4"] [--rstages 4]
 #            [--rss "1 2 4"] [--repeats 3] [--steps 4] [--seq-len 64] [--chars 60000]
 #            [--work DIR] [--bind core|none] MODEL_DIR TEXT_FILE
 #   UPQ names the binary (default upq on PATH), MPIRUN the launcher prefix (default mpirun;
-#   on the device: ".mpi-bundle/run.sh mpirun"). One thread per rank (BLIS/OMP_NUM_THREADS=1).
+#   on the device: ".mpi-bundle/run.sh mpirun"), RUN a prefix for the one-rank runs (on the
+#   device: ".mpi-bundle/run.sh", which sets the bundle's library path). One thread per rank (BLIS/OMP_NUM_THREADS=1).
 #   The shards (--seq-len tokens a row from the first --chars characters of TEXT_FILE) and
 #   the top-64 teacher records of MODEL_DIR are made in --work first.
 set -euo pipefail
 
 STAGES="2 4 8" REPLICAS="2 4" RSTAGES=4 RSS="" REPEATS=3 STEPS=4 SEQ=64 CHARS=60000 BIND=core
 WORK=${TMPDIR:-/tmp}/upq-qat-pipeline
-UPQ=${UPQ:-upq} MPIRUN=${MPIRUN:-mpirun}
+UPQ=${UPQ:-upq} MPIRUN=${MPIRUN:-mpirun} RUN=${RUN:-}
 while (($#)); do
     case $1 in
     --stages) STAGES=$2; shift 2 ;;
@@ -45,8 +46,8 @@ mkdir -p "$WORK"
 rm -rf "$WORK/data" "$WORK/teach" "$WORK/r"
 mkdir -p "$WORK/r"
 head -c "$CHARS" "$TEXT" > "$WORK/in.txt"
-"$UPQ" prepare --model "$MODEL" --out "$WORK/data" --seq-len "$SEQ" --shard-size 64 --quiet "$WORK/in.txt" > /dev/null
-"$UPQ" teacher --model "$MODEL" --data "$WORK/data" --out "$WORK/teach" --store topk --topk 64 --quiet > /dev/null
+$RUN "$UPQ" prepare --model "$MODEL" --out "$WORK/data" --seq-len "$SEQ" --shard-size 64 --quiet "$WORK/in.txt" > /dev/null
+$RUN "$UPQ" teacher --model "$MODEL" --data "$WORK/data" --out "$WORK/teach" --store topk --topk 64 --quiet > /dev/null
 out=$WORK/r/o.h5
 BASE=(--init "$MODEL" --teacher "$WORK/teach" --data "$WORK/data" --lr 1e-4 --scale-lr 1e-4 --steps "$STEPS"
       --ckpt-every 0 --quiet --out "$out")
@@ -63,7 +64,7 @@ run() {
         rm -f "$WORK"/r/*
         local log=$WORK/s$s.r$r.m$m.$k
         if ((s * r == 1)); then
-            "$UPQ" qat "${BASE[@]}" --batch "$m" --micro-batches "$m" > "$log.out" 2> "$log.err" || {
+            $RUN "$UPQ" qat "${BASE[@]}" --batch "$m" --micro-batches "$m" > "$log.out" 2> "$log.err" || {
                 tail -5 "$log.err" >&2; exit 3; }
         else
             $MPIRUN -np $((s * r)) --bind-to "$BIND" "$UPQ" qat "${BASE[@]}" --batch "$m" --micro-batches "$m" \
@@ -94,16 +95,16 @@ for r in $REPLICAS; do row "$RSTAGES" "$r" $((4 * RSTAGES * r)); done
 
 if [ -n "$RSS" ]; then
     echo
-    echo "peak RSS per rank (GNU time, MiB), M = 8 micro-batches of one row:"
+    echo "peak RSS per rank (getrusage at the end of the run, MiB), M = 8 micro-batches of one row:"
     for s in $RSS; do
         rm -f "$WORK"/r/*
         if ((s == 1)); then
-            /usr/bin/time -f "rank 0 %M" "$UPQ" qat "${BASE[@]}" --batch 8 --micro-batches 8 > /dev/null 2> "$WORK/rss.err"
+            $RUN "$UPQ" qat "${BASE[@]}" --batch 8 --micro-batches 8 > /dev/null 2> "$WORK/rss.err"
         else
-            $MPIRUN -np "$s" --bind-to "$BIND" sh -c '/usr/bin/time -f "rank $OMPI_COMM_WORLD_RANK %M" "$0" "$@"' \
-                "$UPQ" qat "${BASE[@]}" --batch 8 --micro-batches 8 --stages "$s" > /dev/null 2> "$WORK/rss.err"
+            $MPIRUN -np "$s" --bind-to "$BIND" "$UPQ" qat "${BASE[@]}" --batch 8 --micro-batches 8 --stages "$s" \
+                > /dev/null 2> "$WORK/rss.err"
         fi
-        printf 'S=%-3s %s\n' "$s" "$(grep -E '^rank [0-9]+ [0-9]+$' "$WORK/rss.err" | sort -k2 -n |
-            awk '{ printf "rank %d %.1f  ", $2, $3 / 1024 }')"
+        printf 'S=%-3s %s\n' "$s" "$(sed -n 's/^qat: stage \([0-9]*\) of .*peak RSS \([0-9.]*\) MiB$/rank \1 \2/p' "$WORK/rss.err" |
+            tr '\n' ' ')"
     done
 fi
