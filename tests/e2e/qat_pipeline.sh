@@ -7,7 +7,7 @@
 #  (2) SIGUSR1 to a random rank of an S = 2 run -> exit 75 with a checkpoint -> rerun on
 #      S = 4 resumes and ends byte-identical (the long test also signals replicas);
 #  (3) kill -9 of a random rank at a random time after the first checkpoint, rerun on a
-#      random S x R: identical (2 random points; the seed is printed, UPQ_TEST_SEED sets it;
+#      random S x R: identical (3 random points; the seed is printed, UPQ_TEST_SEED sets it;
 #      tests/long/qat_pipeline_faults.sh, label long, does 12 and more resumes);
 #  (4) bad input exits 2 naming the reason: S larger than the layers, ranks != S x R (more
 #      and fewer), R not splitting the micro-batches into blocks of the gradient tree.
@@ -61,7 +61,7 @@ SEED=${UPQ_TEST_SEED:-$(date +%s)}
 RANDOM=$SEED
 echo "qat pipeline: kill -9 points from seed $SEED (UPQ_TEST_SEED=$SEED reproduces them)"
 PLACES=("1 1" "2 1" "4 1" "1 2" "2 2")
-for k in $(seq "${QP_POINTS:-2}"); do
+for k in $(seq "${QP_POINTS:-3}"); do
     read -r s r <<< "${PLACES[$((1 + RANDOM % 4))]}"
     read -r s2 r2 <<< "${PLACES[$((RANDOM % 5))]}"
     rank=$((RANDOM % (s * r))) delay=$((RANDOM % 1200)) rc=0
