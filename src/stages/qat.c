@@ -389,15 +389,15 @@ static int write_csv(const char *out, const qat_opts *o, const float *losses, in
 }
 
 /* Per-layer cost for the stage split: a token's forward + backward multiply-adds of the
- * seven linears and the attention (causal: about T/2 positions), plus the LM head and the
- * loss on the last layer. */
+ * seven linears (forward, dx, dW) and the attention (causal: about T/2 positions), plus the
+ * LM head (forward and dx: it is frozen) and the loss on the last layer. */
 static void layer_costs(const tfm_config *c, int64_t T, double *cost)
 {
     double lin = 0;
     int64_t N, K;
     for (int p = 0; p < TFM_NPROJ; p++) tfm_proj_shape(c, p, &N, &K), lin += (double)N * (double)K;
     for (int64_t l = 0; l < c->L; l++) cost[l] = 3 * lin + 3.0 * (double)T * (double)c->C;
-    cost[c->L - 1] += 3.0 * (double)c->C * (double)c->V + 8.0 * (double)c->V;
+    cost[c->L - 1] += 2.0 * (double)c->C * (double)c->V + 64.0 * (double)c->V; /* frozen head: no dW */
 }
 
 /* Placement checks (every rank sees the same and fails the same way). */
@@ -425,14 +425,13 @@ static int alloc_loop(qat_ctx *x, float **losses)
     const tfm_config *c = &x->m->cfg;
     int64_t T = x->d.T, V = c->V, BTC = x->mb * T * c->C;
     x->nslots = pipe_1f1b_slots(x->stage, x->S, x->Mloc);
-    if (x->stage == 0 || x->last) { /* sink of the frozen embedding / final norm / head gradients */
-        int tied = x->m->lm_head == x->m->tok_emb;
-        int64_t nf = c->V * c->C * (tied ? 1 : 2) + c->C;
+    if (x->stage == 0 || x->last) { /* sink of the frozen embedding / final norm gradients */
+        int64_t nf = c->V * c->C + c->C;
         x->g.cfg = *c;
-        x->g.mem = upq_calloc((size_t)nf, sizeof(float), "embedding and head gradients");
+        x->g.mem = upq_calloc((size_t)nf, sizeof(float), "embedding and norm gradients");
         if (!x->g.mem) return UPQ_EIO;
         x->g.tok_emb = x->g.mem, x->g.final_norm = x->g.mem + c->V * c->C;
-        x->g.lm_head = tied ? x->g.tok_emb : x->g.final_norm + c->C;
+        x->g.lm_head = NULL; /* frozen head: its weight gradient is not computed (lin_backward) */
     }
     x->acts = upq_calloc((size_t)x->nslots, sizeof *x->acts, "activation slots");
     if (!x->acts) return UPQ_EIO;

@@ -38,7 +38,7 @@ typedef struct {
 
 typedef struct {
     const qat_opts *o;
-    tfm_model *m, g;      /* g: embedding/final norm/head gradient sink, no layers (first and last stage) */
+    tfm_model *m, g;      /* g: embedding/final norm gradient sink, no layers, no head (first and last stage) */
     student s;
     qat_data d;
     dl_config cfg;
