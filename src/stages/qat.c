@@ -139,34 +139,6 @@ static int student_init(student *s, tfm_model *m, const qat_opts *o, int64_t l0,
     return UPQ_OK;
 }
 
-/* Checkpoint arrays of every linear (names and sizes the same on every rank): latent, Adam
- * m/v of it, quantizer parameters and their Adam m/v; then the loss curve. p is NULL for
- * the linears of other stages, and for everything when write_none (a replica > 0 writes
- * nothing; loss: world rank 0 writes it, everyone reads it). names: n*6+1 of 48 bytes. */
-static int ckpt_arrays(h5ckpt_arr *a, char (*names)[48], student *s, float *losses, int64_t steps, int writing,
-                       int rank0, int replica)
-{
-    static const char *proj[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-    int k = 0, mine_ok = !writing || replica == 0;
-    for (int64_t i = 0; i < s->n; i++) {
-        const char *pn = proj[i % TFM_NPROJ];
-        long long l = (long long)(i / TFM_NPROJ);
-        int own = mine_ok && i >= s->lo && i < s->hi;
-        int64_t nq = s->np[i];
-        struct { const char *what; float *p; int64_t n; } e[6] = {
-            {"latent", own ? s->lat[i] : NULL, s->nw[i]}, {"latent_adam_m", own ? s->ow[i].m : NULL, s->nw[i]},
-            {"latent_adam_v", own ? s->ow[i].v : NULL, s->nw[i]}, {"qparams", own ? s->q[i].params : NULL, nq},
-            {"qparams_adam_m", own ? s->oq[i].m : NULL, nq}, {"qparams_adam_v", own ? s->oq[i].v : NULL, nq}};
-        for (int j = 0; j < 6; j++, k++) {
-            snprintf(names[k], 48, "l%lld.%s.%s", l, pn, e[j].what);
-            a[k] = (h5ckpt_arr){names[k], e[j].p, e[j].n};
-        }
-    }
-    snprintf(names[k], 48, "loss");
-    a[k] = (h5ckpt_arr){names[k], !writing || rank0 ? losses : NULL, steps};
-    return k + 1;
-}
-
 /* ---- export --------------------------------------------------------------------- */
 
 static float f16_round(float x) { return kq_f16_to_f32(kq_f32_to_f16(x)); }
@@ -521,43 +493,6 @@ static int report_times(qat_ctx *x)
     return rc;
 }
 
-static int write_ckpt(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t step, int64_t cursor)
-{
-    int narr = (int)(6 * x->s.n + 1), rc = UPQ_OK;
-    h5ckpt_arr *arr = upq_calloc((size_t)narr, sizeof *arr, "checkpoint arrays");
-    char (*names)[48] = upq_calloc((size_t)narr, 48, "checkpoint names");
-    if (!arr || !names) rc = UPQ_EIO;
-    if (!rc && x->replica == 0) { /* replicas hold the same state: pipeline 0 writes it */
-        ckpt_arrays(arr, names, &x->s, losses, x->o->steps, 1, x->rank == 0, x->replica);
-        h5ckpt_meta cm = {.step = step, .cursor = cursor, .seed = x->o->seed};
-        snprintf(cm.key, sizeof cm.key, "%s", key);
-        rc = h5ckpt_write_begin(ckpt, x->S > 1 ? grp_comm(x->gpipe) : NULL, &cm, arr, narr);
-    }
-    free(arr), free(names);
-    return par_commit(rc, h5ckpt_commit, h5ckpt_abort, (void *)ckpt);
-}
-
-static int read_ckpt(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t *step, int64_t *cursor)
-{
-    int narr = (int)(6 * x->s.n + 1), rc = UPQ_OK;
-    h5ckpt_arr *arr = upq_calloc((size_t)narr, sizeof *arr, "checkpoint arrays");
-    char (*names)[48] = upq_calloc((size_t)narr, 48, "checkpoint names");
-    if (!arr || !names) rc = UPQ_EIO;
-    h5ckpt_meta cm;
-    if (!rc) rc = h5ckpt_read_meta(ckpt, &cm);
-    if (!rc && strcmp(cm.key, key))
-        rc = UPQ_FAIL(UPQ_EINPUT, "%s: checkpoint of another configuration (remove it to start over)", ckpt);
-    if (!rc) ckpt_arrays(arr, names, &x->s, losses, x->o->steps, 0, x->rank == 0, x->replica);
-    if (!rc) rc = h5ckpt_read(ckpt, &cm, arr, narr);
-    if (!rc) {
-        *step = cm.step, *cursor = cm.cursor;
-        for (int64_t i = x->s.lo; i < x->s.hi; i++) x->s.ow[i].t = x->s.oq[i].t = cm.step;
-        for (int64_t l = x->l0; l < x->l1; l++) blk_weights_prepare(&x->s.lw[l]);
-    }
-    free(arr), free(names);
-    return rc;
-}
-
 int qat_run(const qat_opts *o, qat_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -603,7 +538,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     char key[4096];
     make_key(o, &x.d, key, sizeof key);
     if (!rc && access(ckpt, F_OK) == 0) {
-        rc = read_ckpt(&x, ckpt, key, losses, &step0, &cursor);
+        rc = qat_ckpt_read(&x, ckpt, key, losses, &step0, &cursor);
         if (!rc) r->resumed_from = step0;
     }
     const char *pause = getenv("UPQ_QAT_PAUSE_MS");
@@ -629,7 +564,7 @@ int qat_run(const qat_opts *o, qat_result *r)
         }
         int stop = s + 1 < o->steps && sig_agree_stop();
         if ((o->ckpt_every > 0 && (s + 1) % o->ckpt_every == 0 && s + 1 < o->steps) || stop)
-            rc = write_ckpt(&x, ckpt, key, losses, s + 1, cursor);
+            rc = qat_ckpt_write(&x, ckpt, key, losses, s + 1, cursor);
         if (!rc && stop) {
             s++;
             rc = UPQ_FAIL(UPQ_EPREEMPT, "qat: signal: checkpointed after step %lld of %lld in %s (rerun to resume)",

@@ -74,4 +74,10 @@ void qat_fill_batch(qat_ctx *x, int64_t cursor, int32_t *tok, int recs);
  * (advanced by the batch). *loss: the step's loss on every rank. */
 int qat_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss);
 
+/* Checkpoint (qat_ckpt.c): every rank calls both. Write: replica 0's stages write
+ * collectively, all ranks agree, rank 0 commits. Read: this rank's layers and the loss
+ * curve; UPQ_EINPUT for another configuration's key. */
+int qat_ckpt_write(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t step, int64_t cursor);
+int qat_ckpt_read(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t *step, int64_t *cursor);
+
 #endif
