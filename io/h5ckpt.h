@@ -25,10 +25,21 @@ typedef struct {
 } h5ckpt_meta;
 
 int h5ckpt_write(const char *path, const h5ckpt_meta *m, const h5ckpt_arr *a, int n);
+/* The collective form (pipeline stages): every rank of comm (an MPI_Comm *, par.h /
+ * group.h) calls it with the same meta and the same list of names and sizes; a[i].p is
+ * NULL where another rank holds that array (the dataset is created by all, written by its
+ * owner). Writes "<path>.tmp" (ss_tmp_name) and closes it; the ranks then agree and one
+ * commits it (par_commit with h5ckpt_commit / h5ckpt_abort), so the previous checkpoint
+ * stays until the new one is complete. comm NULL: serial, every a[i].p written. */
+int h5ckpt_write_begin(const char *path, void *comm, const h5ckpt_meta *m, const h5ckpt_arr *a, int n);
+/* par_commit_fn / par_abort_fn for the path given as ctx (const char *): fsync + rename of
+ * "<path>.tmp", or its removal. */
+int h5ckpt_commit(void *path);
+void h5ckpt_abort(void *path);
 /* Reads the meta only. UPQ_EINPUT naming the file when it is not a checkpoint. */
 int h5ckpt_read_meta(const char *path, h5ckpt_meta *m);
-/* Reads every array into a[i].p, whose sizes must match the file's exactly (UPQ_EINPUT
- * naming file and dataset otherwise). */
+/* Reads every array into a[i].p (a[i].p NULL: skipped, another stage's), whose sizes must
+ * match the file's exactly (UPQ_EINPUT naming file and dataset otherwise). */
 int h5ckpt_read(const char *path, h5ckpt_meta *m, const h5ckpt_arr *a, int n);
 
 #endif

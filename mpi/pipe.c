@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <mpi.h>
 
+#include "par.h"
 #include "upq_err.h"
 
 struct pipe_sends {
@@ -62,5 +63,88 @@ int pipe_recv(float *buf, int64_t n, int src, int tag)
     if (e == MPI_SUCCESS) MPI_Get_count(&st, MPI_FLOAT, &got);
     if (e != MPI_SUCCESS || got != (int)n)
         return UPQ_FAIL(UPQ_EIO, "pipeline: receive from rank %d (tag %d) failed: error %d, %d of %lld floats", src, tag, e, got, (long long)n);
+    return UPQ_OK;
+}
+
+/* ---- numbered non-blocking transfers (pipe_link) ---------------------------------- */
+
+struct pipe_link {
+    int n;
+    MPI_Request *req; /* (n) MPI_REQUEST_NULL when idle */
+    int64_t *cnt;     /* (n) floats expected (receives) or -1 (sends) */
+    int *peer, *tag;  /* (n) for the messages */
+};
+
+int pipe_link_create(int nslots, pipe_link **out)
+{
+    *out = NULL;
+    pipe_link *l = upq_calloc(1, sizeof *l, "pipeline link");
+    if (!l) return UPQ_EIO;
+    l->n = nslots;
+    l->req = upq_calloc((size_t)nslots, sizeof *l->req, "pipeline requests");
+    l->cnt = upq_calloc((size_t)nslots, sizeof *l->cnt, "pipeline requests");
+    l->peer = upq_calloc((size_t)nslots, sizeof *l->peer, "pipeline requests");
+    l->tag = upq_calloc((size_t)nslots, sizeof *l->tag, "pipeline requests");
+    if (!l->req || !l->cnt || !l->peer || !l->tag) {
+        free(l->req), free(l->cnt), free(l->peer), free(l->tag), free(l);
+        return UPQ_EIO;
+    }
+    for (int i = 0; i < nslots; i++) l->req[i] = MPI_REQUEST_NULL;
+    *out = l;
+    return UPQ_OK;
+}
+
+int pipe_link_destroy(pipe_link *l)
+{
+    if (!l) return UPQ_OK;
+    int rc = UPQ_OK;
+    for (int i = 0; i < l->n; i++) {
+        if (l->req[i] == MPI_REQUEST_NULL) continue;
+        if (l->cnt[i] >= 0) MPI_Cancel(&l->req[i]); /* a receive nobody will send to */
+        if (MPI_Wait(&l->req[i], MPI_STATUS_IGNORE) != MPI_SUCCESS && !rc)
+            rc = UPQ_FAIL(UPQ_EIO, "pipeline: completing slot %d at shutdown failed", i);
+    }
+    free(l->req), free(l->cnt), free(l->peer), free(l->tag), free(l);
+    return rc;
+}
+
+static double wtime(void) { return MPI_Wtime(); }
+
+int pipe_post_send(pipe_link *l, int slot, const float *buf, int64_t n, int dest, int tag)
+{
+    UPQ_ASSERT(slot >= 0 && slot < l->n && l->req[slot] == MPI_REQUEST_NULL);
+    if (n > INT_MAX) return UPQ_FAIL(UPQ_EUSAGE, "pipeline: message of %lld floats to rank %d exceeds INT_MAX", (long long)n, dest);
+    MPI_Comm c = *(MPI_Comm *)par_comm_world();
+    int e = MPI_Isend(buf, (int)n, MPI_FLOAT, dest, tag, c, &l->req[slot]);
+    if (e != MPI_SUCCESS) return UPQ_FAIL(UPQ_EIO, "pipeline: MPI_Isend of %lld floats to rank %d (tag %d) failed (error %d)", (long long)n, dest, tag, e);
+    l->cnt[slot] = -1, l->peer[slot] = dest, l->tag[slot] = tag;
+    return UPQ_OK;
+}
+
+int pipe_post_recv(pipe_link *l, int slot, float *buf, int64_t n, int src, int tag)
+{
+    UPQ_ASSERT(slot >= 0 && slot < l->n && l->req[slot] == MPI_REQUEST_NULL);
+    if (n > INT_MAX) return UPQ_FAIL(UPQ_EUSAGE, "pipeline: message of %lld floats from rank %d exceeds INT_MAX", (long long)n, src);
+    MPI_Comm c = *(MPI_Comm *)par_comm_world();
+    int e = MPI_Irecv(buf, (int)n, MPI_FLOAT, src, tag, c, &l->req[slot]);
+    if (e != MPI_SUCCESS) return UPQ_FAIL(UPQ_EIO, "pipeline: MPI_Irecv from rank %d (tag %d) failed (error %d)", src, tag, e);
+    l->cnt[slot] = n, l->peer[slot] = src, l->tag[slot] = tag;
+    return UPQ_OK;
+}
+
+int pipe_wait(pipe_link *l, int slot, double *seconds)
+{
+    UPQ_ASSERT(slot >= 0 && slot < l->n);
+    if (l->req[slot] == MPI_REQUEST_NULL) return UPQ_OK;
+    double t0 = wtime();
+    MPI_Status st;
+    int e = MPI_Wait(&l->req[slot], &st), got = -1;
+    if (seconds) *seconds += wtime() - t0;
+    if (e == MPI_SUCCESS && l->cnt[slot] < 0) return UPQ_OK;
+    if (e == MPI_SUCCESS) MPI_Get_count(&st, MPI_FLOAT, &got);
+    if (e != MPI_SUCCESS || got != (int)l->cnt[slot])
+        return UPQ_FAIL(UPQ_EIO, "pipeline: %s rank %d (tag %d) failed: error %d, %d of %lld floats",
+                        l->cnt[slot] < 0 ? "send to" : "receive from", l->peer[slot], l->tag[slot], e, got,
+                        (long long)l->cnt[slot]);
     return UPQ_OK;
 }

@@ -21,4 +21,19 @@ int pipe_wait_all(pipe_sends *p);
 /* Receives exactly n floats from `src` with tag `tag`; UPQ_EIO when the count differs. */
 int pipe_recv(float *buf, int64_t n, int src, int tag);
 
+/* Numbered non-blocking transfers for the training pipeline (qat's 1F1B): slot k holds at
+ * most one outstanding send or receive; a receive is posted early (pipe_post_recv) so it
+ * lands while the rank computes, and completed where its data is needed
+ * (pipe_wait, which adds its waiting time to *seconds when not NULL: for a receive that
+ * is the pipeline bubble plus the transfer). Messages on the world communicator. */
+typedef struct pipe_link pipe_link;
+int pipe_link_create(int nslots, pipe_link **out);
+/* Completes (waits for) everything outstanding and frees; NULL is fine. */
+int pipe_link_destroy(pipe_link *l);
+int pipe_post_send(pipe_link *l, int slot, const float *buf, int64_t n, int dest, int tag);
+int pipe_post_recv(pipe_link *l, int slot, float *buf, int64_t n, int src, int tag);
+/* Waits for slot's transfer (nothing posted: returns at once). UPQ_EIO naming the peer
+ * and tag on an MPI error or a receive of another size. */
+int pipe_wait(pipe_link *l, int slot, double *seconds);
+
 #endif

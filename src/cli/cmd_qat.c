@@ -1,5 +1,6 @@
 /* cmd_qat.c - `upq qat`: distillation QAT of a fake-quantized INT2 student against `upq
- * teacher` records, one rank (src/stages/qat.h, docs/qat.md). Options only. */
+ * teacher` records, on S pipeline stages x R replicas (src/stages/qat.h, docs/qat.md).
+ * Options only. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +18,15 @@ static void usage(FILE *f)
             "usage: upq qat --init MODEL.h5|HF_DIR --teacher TEACHER_DIR --data SHARDS_DIR --out INT2.h5\n"
             "               [--bits 2] [--group G] [--quantizer seq|asym|lsq|r2q] [--loss jsd|cakld|kl|rkl|ce]\n"
             "               [--beta B] [--steps N] [--lr LR] [--scale-lr LR] [--batch B] [--micro-batches M]\n"
-            "               [--warmup W] [--clip C] [--ckpt-every K] [--seed S] [--quiet]\n\n"
+            "               [--warmup W] [--clip C] [--ckpt-every K] [--seed S] [--stages S]\n"
+            "               [--replicas R] [--quiet]\n"
+            "       mpirun -n S*R upq qat ... --stages S --replicas R\n\n"
             "Trains a student whose decoder linears are fake-quantized (latent FP32 weights from --init,\n"
             "straight-through estimator; embeddings, norms and head FP and frozen) to match the teacher\n"
             "records of `upq teacher` on the token shards they were made from, then writes the packed\n"
             "container OUT, OUT.loss.csv (loss curve) and, while running, OUT.ckpt.h5 (docs/qat.md).\n"
-            "One rank only: pipeline stages (--stages) and replicas (--replicas) are not done yet.\n\n"
+            "On S x R MPI ranks: S pipeline stages (contiguous layers, 1F1B schedule) times R replicas\n"
+            "(each M/R of the M micro-batches); loss curve and output are bit-identical for every S and R.\n\n"
             "  --init MODEL         .h5 container (dequantized: the INT4 -> INT2 path) or HF folder (FP)\n"
             "  --teacher DIR        upq teacher output (full or topk records; sample not yet)\n"
             "  --data DIR           the token shards the teacher was made from (hashes must match)\n"
@@ -36,16 +40,20 @@ static void usage(FILE *f)
             "  --lr LR              peak learning rate of the latent weights (default 1e-5)\n"
             "  --scale-lr LR        peak learning rate of the quantizer parameters (default 1e-4)\n"
             "  --batch B            rows per step (default 8)\n"
-            "  --micro-batches M    gradient accumulation: B/M rows per forward (default 1)\n"
+            "  --micro-batches M    gradient accumulation: B/M rows per forward, M per step over all\n"
+            "                       replicas; gradients summed in a fixed tree over the M (default 1)\n"
             "  --warmup W           linear warm-up steps, then cosine to 0.1 x (default: steps/10)\n"
             "  --clip C             global gradient-norm clip, 0 = off (default 1)\n"
             "  --ckpt-every K       checkpoint every K steps, 0 = only on a signal (default 50)\n"
             "  --seed S             data order (default 0)\n"
+            "  --stages S           pipeline stages, one rank each (default 1; at most the layers)\n"
+            "  --replicas R         pipelines on different micro-batches of the step (default 1; a power\n"
+            "                       of two dividing M); mpirun -n S*R, else exit 2\n"
             "  --quiet              no progress lines\n"
             "  --help               this text\n\n"
             "SIGTERM/SIGUSR1: checkpoint at the next step boundary, exit 75; rerun the same command to\n"
-            "resume (the output is byte-identical to an uninterrupted run; SOURCE_DATE_EPOCH fixes the\n"
-            "provenance time).\n"
+            "resume, also on another --stages/--replicas (the output is byte-identical to an uninterrupted\n"
+            "run; SOURCE_DATE_EPOCH fixes the provenance time).\n"
             "exit codes: 0 ok, 1 usage, 2 bad input, 3 I/O, 75 preempted (rerun)\n");
 }
 
@@ -74,7 +82,7 @@ int cmd_qat(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     qat_opts o = {.bits = 2, .group = 64, .quantizer = FQ_SEQ, .loss = DL_JSD, .beta = 0.5, .steps = 100,
                   .lr = 1e-5, .scale_lr = 1e-4, .batch = 8, .micro_batches = 1, .ckpt_every = 50,
-                  .warmup = -1, .min_lr_frac = 0.1, .clip = 1.0, .progress = 1, .argc = argc, .argv = argv};
+                  .warmup = -1, .stages = 1, .replicas = 1, .min_lr_frac = 0.1, .clip = 1.0, .progress = 1, .argc = argc, .argv = argv};
     int ch;
     int64_t n = 0;
     fq_kind fk;
@@ -107,12 +115,8 @@ int cmd_qat(int argc, char **argv)
         case 'L':
             if (parse_loss(optarg, &o.loss)) return cli_usage_error("qat", "--loss is jsd, cakld, kl, rkl or ce, not '%s'", optarg);
             break;
-        case 'P': case 'R':
-            TRY(cli_parse_int("qat", ch == 'P' ? "--stages" : "--replicas", optarg, 1, 1 << 20, &n));
-            if (n != 1)
-                return cli_usage_error("qat", "%s > 1 is not implemented yet (one rank only: pipeline stages and "
-                                       "replicas are a later issue)", ch == 'P' ? "--stages" : "--replicas");
-            break;
+        case 'P': TRY(cli_parse_int("qat", "--stages", optarg, 1, 1 << 20, &o.stages)); break;
+        case 'R': TRY(cli_parse_int("qat", "--replicas", optarg, 1, 1 << 20, &o.replicas)); break;
         default: return cli_usage_error("qat", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

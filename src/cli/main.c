@@ -26,7 +26,7 @@ static const struct {
     {"detokenize", cmd_detokenize, "token ids -> text with the model's HuggingFace tokenizer"},
     {"prepare", cmd_prepare, "text/JSONL -> HDF5 token shards (tokens, loss_mask; concat or pad; train/validation split)"},
     {"teacher", cmd_teacher, "teacher records for distillation (full log-probs, top-K, or sampled ids) per token shard, ranks split rows"},
-    {"qat", cmd_qat, "distillation QAT of a fake-quantized INT2 student against teacher records (one rank), packed output"},
+    {"qat", cmd_qat, "distillation QAT of a fake-quantized INT2 student against teacher records (S stages x R replicas), packed output"},
     {"generate", cmd_generate, "KV-cached text generation (greedy/temperature/top-k/top-p, --chat, batches of prompts)"},
     {"gen-data", cmd_gen_data, "teacher-generated distillation data: K sampled continuations per chat/text prompt as JSONL for prepare"},
     {"chat", cmd_chat, "interactive chat on the terminal with the chat template (streamed, tokens/s, /reset, /exit)"},

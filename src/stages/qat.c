@@ -1,16 +1,19 @@
-/* qat.c - `upq qat` on one rank (qat.h, docs/qat.md): a fake-quantized student (every
- * decoder linear LIN_FAKEQUANT over latent FP32 weights; embeddings, norms, head FP and
- * frozen) trained against teacher records with a distillation loss, AdamW with separate
- * learning rates for weights and quantizer parameters, warm-up + cosine, global clip,
- * gradient accumulation; atomic checkpoints, SIGTERM/SIGUSR1 -> checkpoint, exit 75;
- * export through fq_export to a packed container (h5q_write). */
+/* qat.c - `upq qat` (qat.h, docs/qat.md): setup, loop, checkpoints and export. A
+ * fake-quantized student (every decoder linear LIN_FAKEQUANT over latent FP32 weights;
+ * embeddings, norms, head FP and frozen) trained against teacher records with a
+ * distillation loss, on S pipeline stages x R replicas (ranks = S x R; rank = replica * S +
+ * stage); one step is qat_step (qat_step.c). Checkpoints: every stage writes its slice into
+ * one HDF5 file collectively, committed atomically; SIGTERM/SIGUSR1 -> checkpoint, exit 75.
+ * Export (world rank 0, after gathering every stage's linears): fq_export to a packed
+ * container (h5q_write). */
 #include "qat.h"
-#include "qat_internal.h"
+#include "qat_pipe.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +30,8 @@
 #include "h5teacher.h"
 #include "loss.h"
 #include "par.h"
+#include "partition.h"
+#include "pipe.h"
 #include "plot.h"
 #include "ppl.h"
 #include "progress.h"
@@ -49,18 +54,6 @@ static double now_s(void)
 
 /* ---- the student ------------------------------------------------------------------ */
 
-typedef struct {
-    int64_t n;            /* L * TFM_NPROJ linears */
-    fq_quantizer *q;      /* (n) */
-    fq_grads *dq;         /* (n) */
-    adamw_state *ow, *oq; /* (n) optimizers of the latent weights and the quantizer parameters */
-    blk_weights *lw;      /* (L) */
-    float *wq, *dw, *dlat;/* every linear's effective weight, its gradient, the latent's */
-    float **lat;          /* (n) the latent weights (inside the model) */
-    int64_t *nw;          /* (n) weights of linear i */
-    int64_t total;
-} student;
-
 static void student_free(student *s)
 {
     for (int64_t i = 0; i < s->n; i++) {
@@ -70,17 +63,39 @@ static void student_free(student *s)
         if (s->oq) adamw_free(&s->oq[i]);
     }
     free(s->q), free(s->dq), free(s->ow), free(s->oq), free(s->lw), free(s->wq), free(s->dw), free(s->dlat);
-    free(s->lat), free(s->nw);
+    free(s->wq_rest), free(s->lat), free(s->nw), free(s->np);
     memset(s, 0, sizeof *s);
 }
 
-static int student_init(student *s, tfm_model *m, const qat_opts *o)
+/* Learnable quantizer parameters of an (N, K) linear (fq_init's rule), for the names and
+ * sizes of the checkpoint's arrays of other stages. */
+static int64_t fq_nparams(int kind, int64_t group, int64_t N, int64_t K)
+{
+    int64_t gs = group > 0 && group <= K ? group : K, ng = (K + gs - 1) / gs;
+    return (kind == FQ_ASYM ? 0 : kind == FQ_SEQ ? 1 : 2) * N * ng;
+}
+
+static int fq_init_named(fq_quantizer *q, const qat_opts *o, int64_t l, int p, int64_t N, int64_t K, const float *w)
+{
+    int rc = fq_init(q, (fq_kind)o->quantizer, o->bits, o->group, N, K, w);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", upq_errmsg());
+        return UPQ_FAIL(rc, "%s: layer %lld linear %d: %s", o->init, (long long)l, p, msg);
+    }
+    return UPQ_OK;
+}
+
+/* The student of layers [l0, l1): their linears become fake-quantized over the model's own
+ * weights (the latent weights), with gradients and optimizers. The other linears only get
+ * their names' sizes (checkpoint); world rank 0 initialises their quantizers at the export. */
+static int student_init(student *s, tfm_model *m, const qat_opts *o, int64_t l0, int64_t l1)
 {
     const tfm_config *c = &m->cfg;
     memset(s, 0, sizeof *s);
-    s->n = c->L * TFM_NPROJ;
+    s->n = c->L * TFM_NPROJ, s->lo = l0 * TFM_NPROJ, s->hi = l1 * TFM_NPROJ;
     int64_t N, K;
-    for (int p = 0; p < TFM_NPROJ; p++) tfm_proj_shape(c, p, &N, &K), s->total += c->L * N * K;
+    for (int p = 0; p < TFM_NPROJ; p++) tfm_proj_shape(c, p, &N, &K), s->total += (l1 - l0) * N * K;
     s->q = upq_calloc((size_t)s->n, sizeof *s->q, "quantizers");
     s->dq = upq_calloc((size_t)s->n, sizeof *s->dq, "quantizer gradients");
     s->ow = upq_calloc((size_t)s->n, sizeof *s->ow, "optimizer");
@@ -88,25 +103,26 @@ static int student_init(student *s, tfm_model *m, const qat_opts *o)
     s->lw = upq_calloc((size_t)c->L, sizeof *s->lw, "blocks");
     s->lat = upq_calloc((size_t)s->n, sizeof *s->lat, "latent weights");
     s->nw = upq_calloc((size_t)s->n, sizeof *s->nw, "sizes");
+    s->np = upq_calloc((size_t)s->n, sizeof *s->np, "sizes");
     s->wq = upq_malloc((size_t)s->total * sizeof(float), "fake-quantized weights");
     s->dw = upq_calloc((size_t)s->total, sizeof(float), "weight gradients");
     s->dlat = upq_calloc((size_t)s->total, sizeof(float), "latent gradients");
-    if (!(s->q && s->dq && s->ow && s->oq && s->lw && s->lat && s->nw && s->wq && s->dw && s->dlat)) return UPQ_EIO;
+    if (!(s->q && s->dq && s->ow && s->oq && s->lw && s->lat && s->nw && s->np && s->wq && s->dw && s->dlat))
+        return UPQ_EIO;
     int64_t off = 0;
     for (int64_t l = 0; l < c->L; l++) {
         blk_weights_from_layer(&s->lw[l], c, &m->layers[l]);
+        int own = l >= l0 && l < l1;
         for (int p = 0; p < TFM_NPROJ; p++) {
             int64_t i = l * TFM_NPROJ + p;
             lin_layer *L = &s->lw[l].lin[p];
             tfm_proj_shape(c, p, &N, &K);
             s->lat[i] = (float *)L->w; /* the model's own weight: the latent weight */
             s->nw[i] = N * K;
-            int rc = fq_init(&s->q[i], (fq_kind)o->quantizer, o->bits, o->group, N, K, L->w);
-            if (rc) {
-                char msg[512];
-                snprintf(msg, sizeof msg, "%s", upq_errmsg());
-                return UPQ_FAIL(rc, "%s: layer %lld linear %d: %s", o->init, (long long)l, p, msg);
-            }
+            s->np[i] = fq_nparams(o->quantizer, o->group, N, K);
+            if (!own) continue;
+            TRY(fq_init_named(&s->q[i], o, l, p, N, K, L->w));
+            UPQ_ASSERT(s->q[i].n_params == s->np[i]);
             TRY(fq_grads_init(&s->dq[i], &s->q[i]));
             TRY(adamw_init(&s->ow[i], N * K, (float)o->lr, 0.9f, 0.999f, 1e-8f, 0.0f));
             TRY(adamw_init(&s->oq[i], s->q[i].n_params > 0 ? s->q[i].n_params : 1, (float)o->scale_lr, 0.9f,
@@ -116,34 +132,11 @@ static int student_init(student *s, tfm_model *m, const qat_opts *o)
             L->db = NULL;
             off += N * K;
         }
+        if (!own) continue;
         s->lw[l].dattn_norm = s->lw[l].dmlp_norm = NULL; /* frozen */
         blk_weights_prepare(&s->lw[l]);
     }
     return UPQ_OK;
-}
-
-/* Checkpoint arrays: per linear latent, Adam m/v of it, quantizer parameters and their
- * Adam m/v; then the loss curve. names: storage for the names (n*6 * 48 bytes). */
-static int ckpt_arrays(h5ckpt_arr *a, char (*names)[48], student *s, float *losses, int64_t steps)
-{
-    static const char *proj[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-    int k = 0;
-    for (int64_t i = 0; i < s->n; i++) {
-        const char *pn = proj[i % TFM_NPROJ];
-        long long l = (long long)(i / TFM_NPROJ);
-        int64_t nq = s->q[i].n_params;
-        struct { const char *what; float *p; int64_t n; } e[6] = {
-            {"latent", s->lat[i], s->nw[i]}, {"latent_adam_m", s->ow[i].m, s->nw[i]},
-            {"latent_adam_v", s->ow[i].v, s->nw[i]}, {"qparams", s->q[i].params, nq},
-            {"qparams_adam_m", s->oq[i].m, nq}, {"qparams_adam_v", s->oq[i].v, nq}};
-        for (int j = 0; j < 6; j++, k++) {
-            snprintf(names[k], 48, "l%lld.%s.%s", l, pn, e[j].what);
-            a[k] = (h5ckpt_arr){names[k], e[j].p, e[j].n};
-        }
-    }
-    snprintf(names[k], 48, "loss");
-    a[k] = (h5ckpt_arr){names[k], losses, steps};
-    return k + 1;
 }
 
 /* ---- export --------------------------------------------------------------------- */
@@ -181,130 +174,6 @@ static double max_rel(const float *a, const float *ref, int64_t n)
 
 /* ---- the loop ------------------------------------------------------------------- */
 
-typedef struct {
-    const qat_opts *o;
-    tfm_model *m, g;
-    student s;
-    qat_data d;
-    tfm_acts a;
-    dl_config cfg;
-    int64_t mb;           /* rows per micro-batch */
-    int32_t *tok, *tgt;   /* (mb, T) */
-    uint8_t *mask;
-    dl_record *recs;      /* (mb*T) */
-    float *wide;          /* widened teacher values of a micro-batch */
-    int64_t *perm;        /* (N) row order of the current epoch */
-    int64_t perm_epoch;
-    float **ga;           /* (n+1) gradient arrays for the global clip: latent, then each dfq */
-    int64_t *na;          /* (n+1) their lengths */
-} qat_ctx;
-
-/* Row order of epoch e: a Fisher-Yates shuffle seeded by (seed, e) only, so the order
- * at any cursor is a function of (seed, cursor): nothing else to checkpoint. */
-static void epoch_perm(qat_ctx *x, int64_t e)
-{
-    uint64_t st[4], sd = x->o->seed;
-    (void)upq_splitmix64(&sd);
-    upq_rng_seed(st, sd ^ (0x9a7ULL + (uint64_t)e * 0x100000001b3ULL));
-    int64_t N = x->d.N;
-    for (int64_t i = 0; i < N; i++) x->perm[i] = i;
-    for (int64_t i = N - 1; i > 0; i--) {
-        int64_t j = (int64_t)(upq_rng_next(st) % (uint64_t)(i + 1)), t = x->perm[i];
-        x->perm[i] = x->perm[j], x->perm[j] = t;
-    }
-    x->perm_epoch = e;
-}
-
-static int64_t row_at(qat_ctx *x, int64_t cursor)
-{
-    int64_t e = cursor / x->d.N;
-    if (e != x->perm_epoch) epoch_perm(x, e);
-    return x->perm[cursor % x->d.N];
-}
-
-/* Fills tok/mask/recs of micro-batch rows starting at cursor. */
-static void fill_batch(qat_ctx *x, int64_t cursor)
-{
-    qat_data *d = &x->d;
-    int64_t T = d->T, V = d->V, K = d->K;
-    float *w = x->wide;
-    for (int64_t b = 0; b < x->mb; b++) {
-        int64_t r = row_at(x, cursor + b);
-        int sh = 0;
-        while (r >= d->row0[sh + 1]) sh++;
-        int64_t lr = r - d->row0[sh];
-        const h5teacher_data *td = &d->td[sh];
-        memcpy(x->tok + b * T, d->tok + r * T, (size_t)T * sizeof(int32_t));
-        memcpy(x->mask + b * T, d->mask + r * T, (size_t)T);
-        for (int64_t t = 0; t < T; t++) {
-            dl_record *rc = &x->recs[b * T + t];
-            memset(rc, 0, sizeof *rc);
-            int64_t p = lr * T + t;
-            if (d->mode == H5T_MODE_FULL) {
-                for (int64_t v = 0; v < V; v++) w[v] = kq_f16_to_f32(td->logp[p * V + v]);
-                rc->mode = DL_FULL, rc->logp = w;
-                w += V;
-            } else {
-                for (int64_t k = 0; k < K; k++) w[k] = kq_f16_to_f32(td->logits[p * K + k]);
-                rc->mode = DL_TOPK, rc->ids = td->ids + p * K, rc->logits = w, rc->k = (int32_t)K;
-                rc->lse = td->lse[p], rc->log_tail = td->log_tail[p], rc->target_logit = td->target_logit[p];
-                w += K;
-            }
-        }
-    }
-    tfm_next_token_targets(x->tgt, x->tok, x->mask, x->mb, T);
-}
-
-/* Counted positions of the B rows from cursor: t < T-1 whose next token is a target
- * (tfm_next_token_targets' rule), so that every micro-batch scales by the whole batch. */
-static int64_t count_targets(qat_ctx *x, int64_t cursor, int64_t B)
-{
-    int64_t T = x->d.T, n = 0;
-    for (int64_t b = 0; b < B; b++) {
-        const uint8_t *mk = x->d.mask + row_at(x, cursor + b) * T;
-        for (int64_t t = 0; t + 1 < T; t++) n += mk[t + 1] != 0;
-    }
-    return n;
-}
-
-/* One optimizer step: M micro-batches, accumulate, clip, AdamW. The loss is the mean
- * over every counted position of the step's B rows (micro-batches scale their gradients
- * by 1/count of the whole batch, so M does not change the arithmetic beyond rounding). */
-static int train_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss)
-{
-    const qat_opts *o = x->o;
-    student *s = &x->s;
-    int64_t T = x->d.T, V = x->d.V, M = o->micro_batches;
-    memset(s->dw, 0, (size_t)s->total * sizeof(float));
-    memset(s->dlat, 0, (size_t)s->total * sizeof(float));
-    for (int64_t i = 0; i < s->n; i++) fq_grads_zero(&s->dq[i]);
-    int64_t total = count_targets(x, *cursor, o->batch);
-    double sum = 0, dscale = total > 0 ? 1.0 / (double)total : 0.0;
-    for (int64_t mi = 0; mi < M; mi++) {
-        fill_batch(x, *cursor);
-        *cursor += x->mb;
-        TRY(tfm_range_forward(x->m, s->lw, &x->a, x->tok, NULL, x->mb, T, NULL));
-        double l = dl_loss_forward_backward(x->a.dlogits, NULL, &x->cfg, x->a.logits, x->recs, x->tgt, x->mb * T, V,
-                                            dscale, NULL);
-        if (!isfinite(l)) return UPQ_FAIL(UPQ_EIO, "qat: loss is %g at cursor %lld (diverged)", l, (long long)*cursor);
-        sum += l;
-        TRY(tfm_range_backward(x->m, &x->g, s->lw, &x->a, x->tok, NULL, NULL, x->mb, T));
-    }
-    for (int64_t l = 0; l < x->m->cfg.L; l++) blk_weights_grad_finish(&s->lw[l]);
-    double gn = sched_clip_global(x->ga, x->na, (int)(s->n + 1), o->clip); /* latent and quantizer together */
-    if (!isfinite(gn))
-        return UPQ_FAIL(UPQ_EIO, "qat: gradient norm is %g at cursor %lld (diverged)", gn, (long long)*cursor);
-    int64_t off = 0;
-    for (int64_t i = 0; i < s->n; i++) {
-        adamw_step(&s->ow[i], s->lat[i], s->dlat + off, (float)lr_w);
-        if (s->q[i].n_params > 0) adamw_step(&s->oq[i], s->q[i].params, s->dq[i].d, (float)lr_q);
-        off += s->nw[i];
-    }
-    for (int64_t l = 0; l < x->m->cfg.L; l++) blk_weights_prepare(&s->lw[l]);
-    *loss = (float)(sum * dscale);
-    return UPQ_OK;
-}
-
 static void make_key(const qat_opts *o, const qat_data *d, char *key, size_t cap)
 {
     snprintf(key, cap,
@@ -314,6 +183,50 @@ static void make_key(const qat_opts *o, const qat_data *d, char *key, size_t cap
              loss_names[o->loss], o->beta, (long long)o->steps, o->lr, o->scale_lr, (long long)o->batch,
              (long long)o->micro_batches, (long long)o->warmup, o->min_lr_frac, o->clip,
              (unsigned long long)o->seed);
+}
+
+/* Every stage's trained linears (latent weights, quantizer parameters) to world rank 0,
+ * which then holds the whole fake-quantized student for the export: replica 0's stages
+ * send theirs in linear order; rank 0 initialises the quantizers of the linears it did
+ * not train (on the init weights, as their stage did at the start) and receives into them. */
+static int gather_student(qat_ctx *x)
+{
+    student *s = &x->s;
+    const tfm_config *c = &x->m->cfg;
+    enum { TAG = 9001 };
+    if (x->replica != 0 || x->S == 1) return UPQ_OK;
+    if (x->rank != 0) {
+        pipe_sends *ps = NULL;
+        TRY(pipe_sends_create(2 * (s->hi - s->lo), &ps));
+        int rc = UPQ_OK;
+        for (int64_t i = s->lo; !rc && i < s->hi; i++) {
+            rc = pipe_send_begin(ps, s->lat[i], s->nw[i], 0, TAG);
+            if (!rc && s->np[i] > 0) rc = pipe_send_begin(ps, s->q[i].params, s->np[i], 0, TAG);
+        }
+        int rc2 = pipe_sends_destroy(ps);
+        return rc ? rc : rc2;
+    }
+    int64_t rest = 0;
+    for (int64_t i = s->hi; i < s->n; i++) {
+        rest += s->nw[i];
+        int64_t N, K;
+        tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
+        /* on the init weights, still in rank 0's copy of the layer (asym's clip ratios) */
+        TRY(fq_init_named(&s->q[i], x->o, i / TFM_NPROJ, (int)(i % TFM_NPROJ), N, K, s->lat[i]));
+    }
+    s->wq_rest = upq_malloc((size_t)(rest > 0 ? rest : 1) * sizeof(float), "fake-quantized weights (export)");
+    if (!s->wq_rest) return UPQ_EIO;
+    int64_t off = 0;
+    for (int st = 1; st < x->S; st++)
+        for (int64_t i = x->first[st] * TFM_NPROJ; i < x->first[st + 1] * TFM_NPROJ; i++) {
+            TRY(pipe_recv(s->lat[i], s->nw[i], st, TAG));
+            if (s->np[i] > 0) TRY(pipe_recv(s->q[i].params, s->np[i], st, TAG));
+            lin_layer *L = &s->lw[i / TFM_NPROJ].lin[i % TFM_NPROJ];
+            L->kind = LIN_FAKEQUANT, L->fq = &s->q[i], L->wq = s->wq_rest + off;
+            L->dw = NULL, L->dlatent = NULL, L->dfq = NULL, L->db = NULL;
+            off += s->nw[i];
+        }
+    return UPQ_OK;
 }
 
 /* Export: snap, fq_export every linear, write the container, check it packed. */
@@ -342,7 +255,21 @@ static int write_output(qat_ctx *x, const float *losses, int64_t steps, double *
     h5m_provenance prov;
     char method[64];
     snprintf(method, sizeof method, "qat-%s-int%d", fq_kind_name((fq_kind)o->quantizer), o->bits);
-    h5m_prov_init(&prov, method, o->argc, o->argv);
+    /* the command without --stages/--replicas: placement changes no bit of the result, so
+     * the container of any S x R is the same file */
+    char **argv = upq_calloc((size_t)o->argc + 1, sizeof *argv, "command line");
+    int argc = 0;
+    for (int i = 0; argv && i < o->argc; i++) {
+        const char *a = o->argv[i];
+        int sep = !strcmp(a, "--stages") || !strcmp(a, "--replicas");
+        if (sep || !strncmp(a, "--stages=", 9) || !strncmp(a, "--replicas=", 11)) {
+            i += sep;
+            continue;
+        }
+        argv[argc++] = o->argv[i];
+    }
+    h5m_prov_init(&prov, method, argv ? argc : o->argc, argv ? argv : o->argv);
+    free(argv);
     snprintf(prov.params, sizeof prov.params,
              "{\"bits\":%d,\"group\":%lld,\"quantizer\":\"%s\",\"loss\":\"%s\",\"beta\":%.17g,\"steps\":%lld,"
              "\"lr\":%.17g,\"scale_lr\":%.17g,\"batch\":%lld,\"micro_batches\":%lld,\"seq_len\":%lld,"
@@ -378,14 +305,17 @@ static int write_output(qat_ctx *x, const float *losses, int64_t steps, double *
     tfm_acts a2 = {0};
     int64_t nd = 0, T = x->d.T, V = x->d.V;
     if (!rc) rc = h5q_read_packed(o->out, &pk, &nd);
+    tfm_acts a3 = {0};
     if (!rc) rc = tfm_acts_alloc_model(&a2, &pk, x->mb, T);
+    if (!rc) rc = tfm_acts_alloc(&a3, &x->m->cfg, x->mb, T, 0);
     if (!rc) {
-        fill_batch(x, 0);
-        rc = tfm_range_forward(x->m, s->lw, &x->a, x->tok, NULL, x->mb, T, NULL);
+        qat_fill_batch(x, 0, x->tok, 0);
+        rc = tfm_range_forward(x->m, s->lw, &a3, x->tok, NULL, x->mb, T, NULL);
     }
     if (!rc) rc = tfm_forward(&pk, &a2, x->tok, x->mb, T, NULL);
-    if (!rc) *rel = max_rel(a2.logits, x->a.logits, x->mb * T * V), *npk = pk.n_packed;
+    if (!rc) *rel = max_rel(a2.logits, a3.logits, x->mb * T * V), *npk = pk.n_packed;
     tfm_acts_free(&a2);
+    tfm_acts_free(&a3);
     tfm_model_free(&pk);
     for (int64_t i = 0; ql && i < s->n; i++) quant_qmat_free(&ql[i]);
     free(ql), free(lc);
@@ -430,16 +360,148 @@ static int write_csv(const char *out, const qat_opts *o, const float *losses, in
     return rc;
 }
 
+/* Per-layer cost for the stage split: a token's forward + backward multiply-adds of the
+ * seven linears (forward, dx, dW) and the attention (causal: about T/2 positions), plus the
+ * LM head (forward and dx: it is frozen) and the loss on the last layer. */
+static void layer_costs(const tfm_config *c, int64_t T, double *cost)
+{
+    double lin = 0;
+    int64_t N, K;
+    for (int p = 0; p < TFM_NPROJ; p++) tfm_proj_shape(c, p, &N, &K), lin += (double)N * (double)K;
+    for (int64_t l = 0; l < c->L; l++) cost[l] = 3 * lin + 3.0 * (double)T * (double)c->C;
+    cost[c->L - 1] += 2.0 * (double)c->C * (double)c->V + 64.0 * (double)c->V; /* frozen head: no dW */
+}
+
+/* Placement checks (every rank sees the same and fails the same way). */
+static int check_placement(const qat_opts *o, int nranks)
+{
+    int64_t S = o->stages, R = o->replicas, M = o->micro_batches;
+    if (S * R != nranks)
+        return UPQ_FAIL(UPQ_EINPUT, "qat: %d MPI ranks, but --stages %lld x --replicas %lld = %lld: start exactly "
+                        "S x R ranks (mpirun -n %lld)", nranks, (long long)S, (long long)R, (long long)(S * R),
+                        (long long)(S * R));
+    if (M % R)
+        return UPQ_FAIL(UPQ_EINPUT, "qat: --micro-batches %lld is not a multiple of --replicas %lld (every replica "
+                        "runs M/R micro-batches of the step)", (long long)M, (long long)R);
+    for (int64_t r = 0; r < R; r++)
+        if (!pipe_tree_is_node(M, r * (M / R), (r + 1) * (M / R)))
+            return UPQ_FAIL(UPQ_EINPUT, "qat: --replicas %lld does not split --micro-batches %lld into blocks of the "
+                            "fixed gradient-sum tree (R a power of two dividing M does): the result would depend "
+                            "on R", (long long)R, (long long)M);
+    return UPQ_OK;
+}
+
+static int alloc_loop(qat_ctx *x, float **losses)
+{
+    const qat_opts *o = x->o;
+    const tfm_config *c = &x->m->cfg;
+    int64_t T = x->d.T, V = c->V, BTC = x->mb * T * c->C;
+    x->nslots = pipe_1f1b_slots(x->stage, x->S, x->Mloc);
+    if (x->stage == 0 || x->last) { /* sink of the frozen embedding / final norm gradients */
+        int64_t nf = c->V * c->C + c->C;
+        x->g.cfg = *c;
+        x->g.mem = upq_calloc((size_t)nf, sizeof(float), "embedding and norm gradients");
+        if (!x->g.mem) return UPQ_EIO;
+        x->g.tok_emb = x->g.mem, x->g.final_norm = x->g.mem + c->V * c->C;
+        x->g.lm_head = NULL; /* frozen head: its weight gradient is not computed (lin_backward) */
+    }
+    x->acts = upq_calloc((size_t)x->nslots, sizeof *x->acts, "activation slots");
+    if (!x->acts) return UPQ_EIO;
+    for (int64_t k = 0; k < x->nslots; k++)
+        TRY(tfm_acts_alloc_range(&x->acts[k], c, x->l0, x->l1, x->stage == 0, x->last, x->mb, T, 1));
+    x->tok = upq_malloc((size_t)(x->nslots * x->mb * T) * sizeof *x->tok, "batch");
+    x->tgt = upq_malloc((size_t)(x->mb * T) * sizeof *x->tgt, "targets");
+    x->mask = upq_malloc((size_t)(x->mb * T), "mask");
+    x->recs = upq_malloc((size_t)(x->mb * T) * sizeof *x->recs, "records");
+    x->wide = upq_malloc((size_t)(x->mb * T * (x->d.mode == H5T_MODE_FULL ? V : x->d.K)) * sizeof(float), "records");
+    x->xin = upq_malloc((size_t)(2 * BTC) * sizeof(float), "received activations");
+    x->gin = upq_malloc((size_t)(2 * BTC) * sizeof(float), "received gradients");
+    x->dxo = upq_malloc((size_t)(2 * BTC) * sizeof(float), "sent gradients");
+    x->ops = upq_malloc((size_t)(2 * x->Mloc) * sizeof *x->ops, "schedule");
+    x->ssq = upq_malloc((size_t)(2 * x->s.n) * sizeof *x->ssq, "gradient norms");
+    x->lossv = upq_malloc((size_t)x->M * sizeof *x->lossv, "micro-batch losses");
+    x->perm = upq_malloc((size_t)x->d.N * sizeof *x->perm, "row order");
+    *losses = upq_calloc((size_t)o->steps, sizeof **losses, "loss curve");
+    if (!(x->tok && x->tgt && x->mask && x->recs && x->wide && x->xin && x->gin && x->dxo && x->ops && x->ssq &&
+          x->lossv && x->perm && *losses))
+        return UPQ_EIO;
+    pipe_1f1b_ops(x->stage, x->S, x->Mloc, x->ops);
+    TRY(pipe_link_create((int)(6 + x->nslots), &x->link));
+    return pipe_tree_create(x->M, x->s.total, &x->tree);
+}
+
+static void free_loop(qat_ctx *x)
+{
+    if (x->acts)
+        for (int64_t k = 0; k < x->nslots; k++) tfm_acts_free(&x->acts[k]);
+    free(x->acts), free(x->tok), free(x->tgt), free(x->mask), free(x->recs), free(x->wide), free(x->xin);
+    free(x->gin), free(x->dxo), free(x->ops), free(x->ssq), free(x->lossv), free(x->perm), free(x->first);
+    pipe_link_destroy(x->link);
+    pipe_tree_destroy(x->tree);
+    grp_destroy(x->gpipe), grp_destroy(x->grep), grp_destroy(x->gworld);
+    tfm_model_free(&x->g);
+    student_free(&x->s);
+    qat_data_free(&x->d);
+}
+
+/* Where this rank sits: stage and replica, the layer split, the groups. */
+static int place(qat_ctx *x)
+{
+    const qat_opts *o = x->o;
+    const tfm_config *c = &x->m->cfg;
+    x->S = (int)o->stages, x->R = (int)o->replicas, x->rank = par_rank();
+    x->stage = x->rank % x->S, x->replica = x->rank / x->S, x->last = x->stage == x->S - 1;
+    x->M = o->micro_batches, x->Mloc = x->M / x->R, x->mb = o->batch / o->micro_batches;
+    if (x->S > c->L)
+        return UPQ_FAIL(UPQ_EINPUT, "%s: --stages %d is more than the model's %lld decoder layers (one stage holds at "
+                        "least one layer)", o->init, x->S, (long long)c->L);
+    double *cost = upq_malloc((size_t)c->L * sizeof *cost, "layer costs");
+    x->first = upq_malloc((size_t)(x->S + 1) * sizeof *x->first, "stage split");
+    if (!cost || !x->first) return free(cost), UPQ_EIO;
+    layer_costs(c, x->d.T, cost);
+    int rc = UPQ_OK;
+    for (int st = 0; !rc && st < x->S; st++) { /* contiguous, the largest stage cost minimal */
+        part_range pr;
+        rc = part_blocks(cost, c->L, st, x->S, 1, &pr);
+        x->first[st] = pr.first, x->first[st + 1] = pr.first + pr.count;
+    }
+    free(cost);
+    TRY(rc);
+    x->l0 = x->first[x->stage], x->l1 = x->first[x->stage + 1];
+    TRY(grp_create(x->replica, x->stage, &x->gpipe));
+    TRY(grp_create(x->stage, x->replica, &x->grep));
+    return grp_create(0, x->rank, &x->gworld);
+}
+
+/* Per-stage seconds (compute, communication, idle) and peak RSS of every rank, printed by
+ * rank 0. */
+static int report_times(qat_ctx *x)
+{
+    int n = x->S * x->R;
+    double *t = upq_calloc((size_t)(4 * n), sizeof *t, "stage times");
+    if (!t) return UPQ_EIO;
+    struct rusage ru;
+    double rss = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : -1; /* KiB -> MiB */
+    t[4 * x->rank] = x->t_compute, t[4 * x->rank + 1] = x->t_comm, t[4 * x->rank + 2] = x->t_idle;
+    t[4 * x->rank + 3] = rss;
+    int rc = grp_sum_f64(x->gworld, t, 4 * n);
+    for (int k = 0; !rc && x->rank == 0 && k < n; k++)
+        fprintf(stderr, "qat: stage %d of %d (layers %lld-%lld), replica %d: compute %.3f s, communication %.3f s, "
+                "idle %.3f s, peak RSS %.1f MiB\n", k % x->S, x->S, (long long)x->first[k % x->S],
+                (long long)x->first[k % x->S + 1] - 1, k / x->S, t[4 * k], t[4 * k + 1], t[4 * k + 2], t[4 * k + 3]);
+    free(t);
+    return rc;
+}
+
 int qat_run(const qat_opts *o, qat_result *r)
 {
     memset(r, 0, sizeof *r);
-    if (par_size() > 1)
-        return UPQ_FAIL(UPQ_EUSAGE, "qat: runs on one rank for now (pipeline stages and replicas are not done)");
     if (!(o->beta >= 0 && o->beta <= 1))
         return UPQ_FAIL(UPQ_EINPUT, "qat: --beta %g is outside [0, 1]", o->beta);
     if (o->bits != 2 && o->bits != 4) return UPQ_FAIL(UPQ_EUSAGE, "qat: --bits must be 2 or 4");
     if (o->steps < 1 || o->batch < 1 || o->micro_batches < 1 || o->batch % o->micro_batches)
         return UPQ_FAIL(UPQ_EUSAGE, "qat: --steps, --batch >= 1 and --batch a multiple of --micro-batches");
+    TRY(check_placement(o, par_size()));
     qat_ctx x = {.o = o, .perm_epoch = -1};
     tfm_model m = {0};
     x.m = &m;
@@ -454,27 +516,10 @@ int qat_run(const qat_opts *o, qat_result *r)
                       (long long)x.d.T, (long long)m.cfg.max_T);
     if (!rc && o->batch / o->micro_batches > x.d.N)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: %lld rows, fewer than a micro-batch", o->data_dir, (long long)x.d.N);
-    x.mb = o->batch / o->micro_batches;
+    if (!rc) rc = place(&x);
     int64_t T = x.d.T, V = m.cfg.V;
-    if (!rc) rc = student_init(&x.s, &m, o);
-    if (!rc) rc = tfm_model_alloc(&x.g, &m.cfg);
-    if (!rc) rc = tfm_acts_alloc(&x.a, &m.cfg, x.mb, T, 1);
-    if (!rc) {
-        x.tok = upq_malloc((size_t)(x.mb * T) * sizeof *x.tok, "batch");
-        x.tgt = upq_malloc((size_t)(x.mb * T) * sizeof *x.tgt, "targets");
-        x.mask = upq_malloc((size_t)(x.mb * T), "mask");
-        x.recs = upq_malloc((size_t)(x.mb * T) * sizeof *x.recs, "records");
-        x.wide = upq_malloc((size_t)(x.mb * T * (x.d.mode == H5T_MODE_FULL ? V : x.d.K)) * sizeof(float), "records");
-        x.perm = upq_malloc((size_t)x.d.N * sizeof *x.perm, "row order");
-        losses = upq_calloc((size_t)o->steps, sizeof *losses, "loss curve");
-        x.ga = upq_malloc((size_t)(x.s.n + 1) * sizeof *x.ga, "gradient list");
-        x.na = upq_malloc((size_t)(x.s.n + 1) * sizeof *x.na, "gradient list");
-        if (!(x.tok && x.tgt && x.mask && x.recs && x.wide && x.perm && losses && x.ga && x.na)) rc = UPQ_EIO;
-    }
-    if (!rc) {
-        x.ga[0] = x.s.dlat, x.na[0] = x.s.total;
-        for (int64_t i = 0; i < x.s.n; i++) x.ga[i + 1] = x.s.dq[i].d, x.na[i + 1] = x.s.dq[i].n;
-    }
+    if (!rc) rc = student_init(&x.s, &m, o, x.l0, x.l1);
+    if (!rc) rc = alloc_loop(&x, &losses);
     x.cfg = (dl_config){.kind = (dl_kind)o->loss, .beta = o->beta, .gamma = 0.5,
                         .temperature = x.d.temperature > 0 ? x.d.temperature : 1.0};
     if (!rc && o->loss == DL_CAKLD) { /* gamma: the teacher's mean top-1 probability over the data */
@@ -482,46 +527,33 @@ int qat_run(const qat_opts *o, qat_result *r)
         int64_t cnt = 0;
         for (int64_t c = 0; c < x.d.N; c += x.mb) { /* every row once (epoch 0's order) */
             int64_t k = x.d.N - c < x.mb ? x.d.N - c : x.mb;
-            fill_batch(&x, c);
+            qat_fill_batch(&x, c, x.tok, 1);
             dl_top1_accum(&sum, &cnt, x.recs, x.tgt, k * T, V);
         }
         x.cfg.gamma = cnt ? sum / (double)cnt : 0.5;
     }
     if (!rc) rc = dl_config_check(&x.cfg);
-    /* the checkpoint: resume when it exists */
+    /* the checkpoint: resume when it exists (on any S and R: arrays are named by layer) */
     int64_t step0 = 0, cursor = 0;
     char key[4096];
     make_key(o, &x.d, key, sizeof key);
-    int narr = (int)(6 * x.s.n + 1);
-    h5ckpt_arr *arr = upq_calloc((size_t)narr, sizeof *arr, "checkpoint arrays");
-    char (*names)[48] = upq_calloc((size_t)narr, 48, "checkpoint names");
-    if (!rc && (!arr || !names)) rc = UPQ_EIO;
-    if (!rc) ckpt_arrays(arr, names, &x.s, losses, o->steps);
     if (!rc && access(ckpt, F_OK) == 0) {
-        h5ckpt_meta cm;
-        rc = h5ckpt_read_meta(ckpt, &cm);
-        if (!rc && strcmp(cm.key, key))
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: checkpoint of another configuration (remove it to start over)", ckpt);
-        if (!rc) rc = h5ckpt_read(ckpt, &cm, arr, narr);
-        if (!rc) {
-            step0 = cm.step, cursor = cm.cursor;
-            for (int64_t i = 0; i < x.s.n; i++) x.s.ow[i].t = x.s.oq[i].t = step0;
-            for (int64_t l = 0; l < m.cfg.L; l++) blk_weights_prepare(&x.s.lw[l]);
-            r->resumed_from = step0;
-        }
+        rc = qat_ckpt_read(&x, ckpt, key, losses, &step0, &cursor);
+        if (!rc) r->resumed_from = step0;
     }
     const char *pause = getenv("UPQ_QAT_PAUSE_MS");
     long pause_ms = pause ? atol(pause) : 0;
     prog pg;
-    prog_init(&pg, o->progress ? stderr : NULL, "qat", "step", o->steps);
+    prog_init(&pg, o->progress && x.rank == 0 ? stderr : NULL, "qat", "step", o->steps);
     prog_set_rate(&pg, "tokens/s", (double)(o->batch * T));
     prog_set_start(&pg, step0);
+    if (!rc) par_barrier(); /* the stages' clocks start together (set-up times differ) */
     double t0 = now_s();
     int64_t s = step0;
     for (; !rc && s < o->steps; s++) {
         double lw = sched_lr(o->lr, o->min_lr_frac, o->warmup, o->steps, s);
         double lq = sched_lr(o->scale_lr, o->min_lr_frac, o->warmup, o->steps, s);
-        rc = train_step(&x, &cursor, lw, lq, &losses[s]);
+        rc = qat_step(&x, &cursor, lw, lq, &losses[s]);
         if (rc) break;
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.5f  lr %.2e  scale-lr %.2e", losses[s], lw, lq);
@@ -531,11 +563,8 @@ int qat_run(const qat_opts *o, qat_result *r)
             nanosleep(&ts, NULL);
         }
         int stop = s + 1 < o->steps && sig_agree_stop();
-        if ((o->ckpt_every > 0 && (s + 1) % o->ckpt_every == 0 && s + 1 < o->steps) || stop) {
-            h5ckpt_meta cm = {.step = s + 1, .cursor = cursor, .seed = o->seed};
-            snprintf(cm.key, sizeof cm.key, "%s", key);
-            rc = h5ckpt_write(ckpt, &cm, arr, narr);
-        }
+        if ((o->ckpt_every > 0 && (s + 1) % o->ckpt_every == 0 && s + 1 < o->steps) || stop)
+            rc = qat_ckpt_write(&x, ckpt, key, losses, s + 1, cursor);
         if (!rc && stop) {
             s++;
             rc = UPQ_FAIL(UPQ_EPREEMPT, "qat: signal: checkpointed after step %lld of %lld in %s (rerun to resume)",
@@ -548,25 +577,25 @@ int qat_run(const qat_opts *o, qat_result *r)
     r->seconds = now_s() - t0;
     r->tokens_per_s = r->seconds > 0 ? (double)((s - step0) * o->batch * T) / r->seconds : 0;
     if (s > 0) r->first_loss = losses[0], r->last_loss = losses[s - 1];
+    if (!rc) rc = report_times(&x);
+    if (!rc) rc = gather_student(&x);
     double rel = -1;
     int64_t npk = 0;
-    if (!rc) rc = write_output(&x, losses, o->steps, &rel, &npk);
-    if (!rc) rc = write_csv(o->out, o, losses, o->steps);
-    if (!rc) {
-        int held = o->quantizer == FQ_SEQ || o->quantizer == FQ_LSQ;
-        fprintf(stderr, "qat: export check: %lld of %lld linears packed; packed vs fake-quant logits max rel %.3g%s\n",
-                (long long)npk, (long long)x.s.n, rel,
-                held ? " (tolerance 1e-4)" : " (not held to 1e-4: asym/r2q parameters are not fp16 values)");
-        if (held && !(rel <= 1e-4))
-            rc = UPQ_FAIL(UPQ_EIO, "%s: packed logits differ from the fake-quant forward by %.3g relative", o->out, rel);
+    if (!rc && x.rank == 0) {
+        rc = write_output(&x, losses, o->steps, &rel, &npk);
+        if (!rc) rc = write_csv(o->out, o, losses, o->steps);
+        if (!rc) {
+            int held = o->quantizer == FQ_SEQ || o->quantizer == FQ_LSQ;
+            fprintf(stderr, "qat: export check: %lld of %lld linears packed; packed vs fake-quant logits max rel %.3g%s\n",
+                    (long long)npk, (long long)x.s.n, rel,
+                    held ? " (tolerance 1e-4)" : " (not held to 1e-4: asym/r2q parameters are not fp16 values)");
+            if (held && !(rel <= 1e-4))
+                rc = UPQ_FAIL(UPQ_EIO, "%s: packed logits differ from the fake-quant forward by %.3g relative", o->out, rel);
+        }
+        if (!rc) unlink(ckpt); /* done: a rerun starts over */
     }
-    if (!rc) unlink(ckpt); /* done: a rerun starts over */
-    free(arr), free(names), free(losses);
-    free(x.tok), free(x.tgt), free(x.mask), free(x.recs), free(x.wide), free(x.perm), free(x.ga), free(x.na);
-    tfm_acts_free(&x.a);
-    tfm_model_free(&x.g);
-    student_free(&x.s);
-    qat_data_free(&x.d);
+    free(losses);
+    free_loop(&x);
     tfm_model_free(&m);
     return rc;
 }

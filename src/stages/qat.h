@@ -1,6 +1,6 @@
 /* qat.h - `upq qat`: distillation QAT of a fake-quantized student against the teacher
- * records of `upq teacher`, on one rank (pipeline stages and replicas are not done yet).
- * Loop, checkpoint and output: docs/qat.md. */
+ * records of `upq teacher`, on S pipeline stages x R replicas (MPI ranks = S x R; one rank:
+ * S = R = 1). Loop, pipeline, checkpoint and output: docs/qat.md. */
 #ifndef UPQ_QAT_H
 #define UPQ_QAT_H
 
@@ -17,6 +17,7 @@ typedef struct {
     int loss;                /* dl_kind */
     double beta;             /* JSD's beta, [0, 1] */
     int64_t steps, batch, micro_batches, ckpt_every, warmup;
+    int64_t stages, replicas; /* pipeline stages S and replicas R: ranks = S x R */
     double lr, scale_lr, min_lr_frac, clip;
     uint64_t seed;
     int progress;            /* 1: progress lines on stderr */

@@ -1,0 +1,83 @@
+/* qat_pipe.h - what qat.c and qat_step.c share: the student of one pipeline stage (its
+ * layers' fake-quantized linears, optimizers and gradient buffers) and the loop's state
+ * (placement, activation slots, transfers, timers). One step of training over the 1F1B
+ * schedule is qat_step (qat_step.c); setup, checkpoints and export are qat.c's. */
+#ifndef UPQ_QAT_PIPE_H
+#define UPQ_QAT_PIPE_H
+
+#include <stdint.h>
+
+#include "adamw.h"
+#include "block.h"
+#include "distill_loss.h"
+#include "fakequant.h"
+#include "forward.h"
+#include "group.h"
+#include "pipe.h"
+#include "qat_internal.h"
+#include "sched1f1b.h"
+#include "treesum.h"
+
+/* Every decoder linear has an entry (n = L * TFM_NPROJ); the stage owns [lo, hi) (its
+ * layers' linears): quantizer, gradients, optimizers and the contiguous wq/dw/dlat
+ * buffers exist for those only (world rank 0 initialises the other quantizers, on the
+ * init weights, and receives their trained state for the export). */
+typedef struct {
+    int64_t n, lo, hi;
+    fq_quantizer *q;      /* (n) */
+    fq_grads *dq;         /* (n) owned only */
+    adamw_state *ow, *oq; /* (n) owned only: optimizers of latent weights and quantizer parameters */
+    blk_weights *lw;      /* (L) */
+    float *wq, *dw, *dlat;/* (total) the owned linears' effective weights, dL/dwq, dL/dlatent */
+    float *wq_rest;       /* rank 0 at export: effective weights of the linears it does not own */
+    float **lat;          /* (n) the latent weights (inside the model) */
+    int64_t *nw;          /* (n) weights of linear i */
+    int64_t *np;          /* (n) learnable quantizer parameters of linear i */
+    int64_t total;        /* weights of the owned linears */
+} student;
+
+typedef struct {
+    const qat_opts *o;
+    tfm_model *m, g;      /* g: embedding/final norm gradient sink, no layers, no head (first and last stage) */
+    student s;
+    qat_data d;
+    dl_config cfg;
+    int S, R, stage, replica, rank, last;
+    int64_t l0, l1;       /* this stage's layers */
+    int64_t *first;       /* (S+1) first layer of each stage */
+    int64_t M, Mloc, mb;  /* micro-batches per step, per replica, rows per micro-batch */
+    int64_t nslots;       /* activation slots (1F1B: micro-batches in flight) */
+    tfm_acts *acts;       /* (nslots) */
+    int32_t *tok;         /* (nslots, mb, T) tokens of the micro-batch in each slot */
+    int32_t *tgt;         /* (mb, T) */
+    uint8_t *mask;        /* (mb, T) */
+    dl_record *recs;      /* (mb*T) */
+    float *wide;          /* widened teacher values of a micro-batch */
+    float *xin, *gin, *dxo; /* (2, mb, T, C) each: received activations, received gradients, sent dx */
+    pipe_op *ops;         /* (2 Mloc) */
+    pipe_link *link;
+    pipe_tree *tree;
+    grp *gpipe, *grep, *gworld; /* my pipeline (by stage), my stage's replicas, everyone */
+    double *ssq;          /* (2n) per-linear sums of squares for the global clip */
+    double *lossv;        /* (M) per micro-batch losses of a step */
+    int64_t *perm;        /* (N) row order of the current epoch */
+    int64_t perm_epoch;
+    double t_compute, t_comm, t_idle;
+} qat_ctx;
+
+/* Row `cursor` of the run (a function of seed and cursor only). */
+int64_t qat_row_at(qat_ctx *x, int64_t cursor);
+/* tok (mb, T) of the micro-batch starting at cursor; with recs also mask, targets and
+ * the teacher records (x->tgt, x->recs). */
+void qat_fill_batch(qat_ctx *x, int64_t cursor, int32_t *tok, int recs);
+/* One optimizer step of the whole pipeline: every rank calls it with the same cursor
+ * (advanced by the batch). *loss: the step's loss on every rank. */
+int qat_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss);
+
+/* Checkpoint (qat_ckpt.c): every rank calls both. Write: replica 0's stages write
+ * collectively, all ranks agree, rank 0 commits. Read: this rank's layers and the loss
+ * curve; UPQ_EINPUT for another configuration's key. */
+int qat_ckpt_write(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t step, int64_t cursor);
+int qat_ckpt_read(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t *step, int64_t *cursor);
+
+#endif
