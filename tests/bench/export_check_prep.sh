@@ -6,8 +6,9 @@
 #   UPQ=build/src/cli/upq tests/bench/export_check_prep.sh [OUT]      (OUT default .run-data/exp)
 #
 # 1. RTN W4 g128 and W2 g64 containers of tinyllama-15m-instruct (upq ptq --method rtn).
-# 2. Their exports: --format hf (fp16) and --format gptq --checkpoint-format gptq_v2 (RTN asym
-#    has groups with zero point 0, which v1 cannot hold; docs/export.md).
+# 2. Their exports: --format hf (fp16) and --format gptq: checkpoint_format "gptq" (v1, the
+#    default every GPTQ loader reads) when the container allows it, else gptq_v2 (a group
+#    with zero point 0, which v1 cannot hold; docs/export.md).
 # 3. The token ids of the ppl text (tinyshakespeare's first PPL_BYTES bytes, tokenized once
 #    without BOS as `upq ppl --text` does) as little-endian int32 (ppl_ids.i32), and
 #    `upq ppl --dequant` and packed (the default) of each container on them, ctx 512, in
@@ -48,7 +49,15 @@ for q in w4:4:128 w2:2:64; do
     "$UPQ" ptq --model "$I" --calib "$TEXT" --bits "$bits" --group "$group" --method rtn --calib-samples 2 \
         --seq-len 64 --out "$W/$tag.h5" >/dev/null 2>&1
     "$UPQ" export --model "$W/$tag.h5" --format hf --out "$W/exp/hf_$tag" >/dev/null
-    "$UPQ" export --model "$W/$tag.h5" --format gptq --checkpoint-format gptq_v2 --out "$W/exp/gptq_$tag" >/dev/null
+    # GPTQ v1 (transformers' default, what auto-gptq and every GPTQ loader read) when every
+    # group's zero point is in [1, 2^B-1]; else gptq_v2 (z = 0 fits; GPTQModel reads it)
+    fmt=gptq
+    "$UPQ" export --model "$W/$tag.h5" --format gptq --out "$W/exp/gptq_$tag" >/dev/null 2>"$W/err" || {
+        grep -q "is not an integer in \[1," "$W/err" || { cat "$W/err" >&2; exit 1; }
+        fmt=gptq_v2
+        "$UPQ" export --model "$W/$tag.h5" --format gptq --checkpoint-format gptq_v2 --out "$W/exp/gptq_$tag" >/dev/null
+    }
+    echo "$tag: gptq export with checkpoint_format $fmt"
     pd=$("$UPQ" ppl --model "$W/$tag.h5" --dequant --tokens "$W/ids.h5" --ctx 512 --json --quiet)
     pp=$("$UPQ" ppl --model "$W/$tag.h5" --tokens "$W/ids.h5" --ctx 512 --json --quiet)
     ph=$("$UPQ" ppl --model "$W/exp/hf_$tag" --tokens "$W/ids.h5" --ctx 512 --json --quiet)
