@@ -209,3 +209,67 @@ void plot_svg_lines(plot_buf *b, const plot_chart *c, const plot_series *s, int 
     for (int k = 0; k < ns; k++) series(b, &f, &s[k], k);
     plot_printf(b, "</svg>\n");
 }
+
+void plot_svg_bars(plot_buf *b, const plot_chart *c, const char *const *cats, int ncat, const plot_bars *s, int ns)
+{
+    double W = c->width > 0 ? c->width : 640, H = c->height > 0 ? c->height : 400;
+    frame f = {.L = MARGIN_L, .R = W - MARGIN_R, .T = MARGIN_T + 16.0 * ns, .B = H - MARGIN_B, .x0 = 0,
+               .x1 = ncat > 0 ? ncat : 1, .y0 = 0, .y1 = c->y_max};
+    if (!(c->y_max > 0)) {
+        for (int k = 0; k < ns; k++)
+            for (int i = 0; i < ncat; i++)
+                if (isfinite(s[k].v[i]) && s[k].v[i] > f.y1) f.y1 = s[k].v[i];
+        f.y1 = f.y1 > 0 ? f.y1 * 1.1 : 1;
+    }
+    plot_printf(b,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+                "font-size=\"12\">\n<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n",
+                W, H, W, H);
+    plot_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#000\"/>\n", f.L,
+                f.T, f.R - f.L, f.B - f.T);
+    char t[96];
+    for (int k = 0; k <= 4; k++) {
+        double v = f.y1 * k / 4, yp = py(&f, v);
+        snprintf(t, sizeof t, "%.4g", v);
+        text(b, f.L - 6, yp + 4, "end", NULL, t);
+        if (k > 0 && k < 4)
+            plot_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", f.L, yp, f.R, yp);
+    }
+    if (c->title) text(b, W / 2, 24, "middle", " font-size=\"14\"", c->title);
+    if (c->xlabel) text(b, (f.L + f.R) / 2, H - 16, "middle", NULL, c->xlabel);
+    if (c->ylabel) {
+        char rot[96];
+        snprintf(rot, sizeof rot, " transform=\"rotate(-90 18 %.1f)\"", (f.T + f.B) / 2);
+        text(b, 18, (f.T + f.B) / 2, "middle", rot, c->ylabel);
+    }
+    double gw = (f.R - f.L) / (ncat > 0 ? ncat : 1), bw = gw * 0.8 / (ns > 0 ? ns : 1);
+    for (int i = 0; i < ncat; i++) {
+        text(b, f.L + gw * (i + 0.5), f.B + 18, "middle", NULL, cats[i]);
+        for (int k = 0; k < ns; k++) {
+            double v = s[k].v[i];
+            if (!isfinite(v)) continue;
+            double x = f.L + gw * i + gw * 0.1 + bw * k, y = py(&f, v > 0 ? v : 0);
+            if (y < f.T) y = f.T; /* above a fixed y_max: clipped at the top */
+            plot_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x, y,
+                        bw, f.B - y, s[k].color);
+            if (s[k].label) {
+                plot_xml_text(b, s[k].label);
+                plot_printf(b, ": ");
+            }
+            plot_xml_text(b, cats[i]);
+            snprintf(t, sizeof t, " = %.6g", v);
+            plot_xml_text(b, t);
+            plot_printf(b, "</title></rect>\n");
+            snprintf(t, sizeof t, "%.3g", v);
+            text(b, x + bw / 2, y - 3, "middle", " font-size=\"9\"", t);
+        }
+    }
+    for (int k = 0; k < ns; k++) {
+        if (!s[k].label) continue;
+        double ly = MARGIN_T + 16.0 * k;
+        plot_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"10\" fill=\"%s\"/>\n", f.L + 4, ly - 9,
+                    s[k].color);
+        text(b, f.L + 22, ly, "start", NULL, s[k].label);
+    }
+    plot_printf(b, "</svg>\n");
+}

@@ -1,7 +1,7 @@
 /* plot.h - the CSV tables and SVG charts upq writes for people (prefix plot_): a
  * growable text buffer, RFC 4180 CSV rows (fields quoted when they need it), and an
- * SVG line chart (linear or log10 y axis, optional point markers with tooltips), all
- * text XML-escaped. Builds text in memory; callers write it (atomically) where they
+ * SVG line chart (linear or log10 y axis, optional point markers with tooltips) and an
+ * SVG grouped bar chart (a group per category, a bar per series), all text XML-escaped. Builds text in memory; callers write it (atomically) where they
  * want. Not a general plotting library: one chart shape, no layout engine. */
 #ifndef UPQ_PLOT_H
 #define UPQ_PLOT_H
@@ -42,10 +42,24 @@ typedef struct {
     const char *title, *xlabel, *ylabel;
     int log_y;                       /* log10 y axis (values <= 0 clamp to 1e-30) */
     int int_x;                       /* x ticks at whole numbers (indices) */
+    double y_max;                    /* bar charts: > 0 fixes the y axis to [0, y_max] */
 } plot_chart;
 
 /* Appends a whole <svg> document: axes with ticks, labels, title, a legend when a
  * series has a label, and one polyline per series. */
 void plot_svg_lines(plot_buf *b, const plot_chart *c, const plot_series *s, int ns);
+
+typedef struct {
+    const char *label;   /* legend and tooltip text (escaped) */
+    const char *color;   /* CSS color */
+    const double *v;     /* (ncat) bar heights; NaN: no bar (the part was not run) */
+} plot_bars;
+
+/* Appends a whole <svg> document: a linear y axis from 0 (to y_max, or the largest
+ * finite value), one group of ns bars per category (labels under the groups), each bar
+ * with its value printed above it and a <title> tooltip "series: category = value",
+ * a legend when a series has a label. Negative values are drawn as 0-height bars. */
+void plot_svg_bars(plot_buf *b, const plot_chart *c, const char *const *cats, int ncat, const plot_bars *s,
+                   int ns);
 
 #endif

@@ -44,6 +44,13 @@ void eval_response_free(eval_response *r)
     memset(r, 0, sizeof *r);
 }
 
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* The chat template with the generation prompt, tokenized without added specials. */
 static int encode_item(tok_tokenizer *tok, const chat_template *t, const ife_item *it, tok_ids *ids)
 {
@@ -63,13 +70,6 @@ static int encode_item(tok_tokenizer *tok, const chat_template *t, const ife_ite
     return rc;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* This rank's share [i0, i1): gen_run; the ids go to flat[i * K ..] with counts cnt[i]. */
 static int decode_share(const tfm_model *m, const tok_tokenizer *tok, const tok_ids *prompts, int64_t i0,
                         int64_t i1, const eval_opts *o, int64_t *cnt, int64_t *flat)
@@ -86,10 +86,16 @@ static int decode_share(const tfm_model *m, const tok_tokenizer *tok, const tok_
     prog pg;
     prog_init(&pg, o->progress && par_rank() == 0 ? stderr : NULL, "eval instruct", "prompt", i1 - i0);
     int rc = UPQ_OK;
+    int64_t gen = 0;
+    double t0 = now();
+    char extra[128];
     for (int64_t c0 = i0; !rc && c0 < i1; c0 += o->batch) {
         int64_t cn = i1 - c0 < o->batch ? i1 - c0 : o->batch;
         rc = gen_run(m, tok, prompts + c0, cn, &g, res + (c0 - i0));
-        if (!rc) prog_update(&pg, c0 + cn - i0, "(rank 0's share)");
+        for (int64_t i = c0; !rc && i < c0 + cn; i++) gen += res[i - i0].ids.n;
+        snprintf(extra, sizeof extra, "%s%lld generated, %.1f generated tokens/s,", par_size() > 1 ? "(rank 0's share) " : "",
+                 (long long)gen, (double)gen / (now() - t0 > 0 ? now() - t0 : 1e-9));
+        if (!rc) prog_update(&pg, c0 + cn - i0, extra);
     }
     prog_end(&pg);
     for (int64_t i = i0; !rc && i < i1; i++) {

@@ -12,6 +12,7 @@
 
 #include "forward.h"
 #include "par.h"
+#include "progress.h"
 #include "upq_err.h"
 
 static double now(void)
@@ -54,7 +55,7 @@ static int build_requests(tok_tokenizer *tok, const mc_item *items, int64_t n, c
 
 /* This rank's batches of the sorted requests: gathered into one array, scored, scattered. */
 static int score_share(const tfm_model *m, const mc_request *req, const len_idx *ord, int64_t nreq,
-                       int64_t batch, double *ll, int64_t *fed)
+                       int64_t batch, int progress, double *ll, int64_t *fed)
 {
     int64_t nb = (nreq + batch - 1) / batch, P = par_size(), r = par_rank();
     int64_t r0 = nb * r / P * batch, r1 = nb * (r + 1) / P * batch;
@@ -66,7 +67,21 @@ static int score_share(const tfm_model *m, const mc_request *req, const len_idx 
     int rc = mine && out ? UPQ_OK : UPQ_EIO;
     for (int64_t j = r0; !rc && j < r1; j++) mine[j - r0] = req[ord[j].idx];
     if (!rc) rc = tfm_acts_alloc_model(&a, m, batch, ord[r0].len - 1);
-    if (!rc) rc = mc_score(m, &a, mine, r1 - r0, batch, out, fed);
+    /* Batch by batch (mc_score would cut the same batches itself), so that rank 0 can show
+     * tokens done, tokens/s and the ETA between them; the unit is tokens fed, not batches:
+     * the longest batches come first. */
+    int64_t total = 0, done = 0;
+    for (int64_t j = r0; j < r1; j++) total += ord[j].len - 1;
+    prog pg;
+    prog_init(&pg, progress && par_rank() == 0 ? stderr : NULL, "eval mc", "token", total);
+    prog_set_rate(&pg, "tokens/s", 1.0);
+    for (int64_t c0 = 0; !rc && c0 < r1 - r0; c0 += batch) {
+        int64_t cn = r1 - r0 - c0 < batch ? r1 - r0 - c0 : batch;
+        rc = mc_score(m, &a, mine + c0, cn, batch, out + c0, &done);
+        if (!rc) prog_update(&pg, done, par_size() > 1 ? "(rank 0's share)" : NULL);
+    }
+    prog_end(&pg);
+    *fed += done;
     for (int64_t j = r0; !rc && j < r1; j++) ll[ord[j].idx] = out[j - r0];
     tfm_acts_free(&a);
     free(mine);
@@ -114,7 +129,7 @@ int eval_mc(const tfm_model *m, tok_tokenizer *tok, const mc_item *items, int64_
     if (!rc) qsort(ord, (size_t)nreq, sizeof *ord, by_len_desc);
     if (!rc) memset(ll, 0, (size_t)nreq * sizeof *ll);
     double t0 = now();
-    if (!rc) rc = score_share(m, req, ord, nreq, o->batch, ll, &cnt[0]);
+    if (!rc) rc = score_share(m, req, ord, nreq, o->batch, o->progress, ll, &cnt[0]);
     if (secs) secs[par_rank()] = now() - t0;
     rc = par_agree(rc);
     if (!rc) rc = par_sum_f64(ll, nreq);

@@ -17,6 +17,7 @@ typedef struct {
     int64_t shots; /* k-shot examples per item (default 0) */
     uint64_t seed; /* of the k-shot draw (default 1234, the harness's) */
     int64_t batch; /* sequences per forward pass */
+    int progress;  /* rank 0 prints tokens done, tokens/s and ETA on stderr (progress.h) */
 } eval_mc_opts;
 
 typedef struct {

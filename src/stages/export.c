@@ -127,6 +127,11 @@ int export_run(const export_opts *o)
     tfm_model m = {0};
     int rc = h5q_read(o->model, &m);
     if (!rc) rc = gptq ? exp_gptq_write(tmp, o->model, &m, o->gptq_v2, o->force_requantize) : exp_hf_write(tmp, &m);
+    if (rc == UPQ_EINPUT && gptq && strncmp(upq_errmsg(), o->model, strlen(o->model))) {
+        char why[1024]; /* a layer the format cannot hold: name the container too */
+        snprintf(why, sizeof why, "%s", upq_errmsg());
+        UPQ_FAIL(rc, "%s: %s", o->model, why);
+    }
     tfm_model_free(&m);
     if (!rc) rc = copy_tokenizer(o, tmp);
     if (!rc) {

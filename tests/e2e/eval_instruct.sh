@@ -9,7 +9,8 @@
 #  - mpirun -np 2 gives the same instruct.jsonl and accuracies as one rank;
 #  - an RTN W4 g128 container run with --dequant reproduces the rtn_w4g128 rows' ids (the
 #    RTN rule of REFERENCE.md, fake-quant FP32); the packed default path is only reported;
-#  - usage errors exit 1, a bad eval line exits 2 naming file:line.
+#  - usage errors exit 1; an unknown instruction type and a malformed (truncated JSON) line
+#    exit 2 naming file:line and the reason.
 # Skips (77) without ../shared.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}"
@@ -83,6 +84,10 @@ set +e
 { head -n 2 "$EV"; echo '{"id": "x", "messages": [{"role": "user", "content": "hi"}], "instructions": [{"type": "shout", "kwargs": {}}]}'; } >"$W/bad.jsonl"
 "$UPQ" eval --model "$I" --instruct "$W/bad.jsonl" >/dev/null 2>"$W/err"; rc=$?
 [[ $rc == 2 ]] && grep -q "bad.jsonl:3" "$W/err" && grep -q "shout" "$W/err" || fail "bad eval line: exit $rc, $(cat "$W/err")"
+{ head -n 4 "$EV"; echo '{"id": "y", "messages": [{"role": "user", "content": "hi"}], "instructions": ['; } >"$W/bad2.jsonl"
+"$UPQ" eval --model "$I" --instruct "$W/bad2.jsonl" --out "$W/none" >/dev/null 2>"$W/err"; rc=$?
+[[ $rc == 2 ]] && grep -q "bad2.jsonl:5" "$W/err" && grep -qi "json" "$W/err" || fail "malformed eval line: exit $rc, $(cat "$W/err")"
+[[ ! -e "$W/none" ]] || fail "a refused eval wrote output"
 set -e
-echo "errors: usage exits 1, a bad eval line exits 2 naming file:line"
+echo "errors: usage exits 1, an unknown instruction type and a malformed line exit 2 naming file:line and the reason"
 echo "PASS"

@@ -189,5 +189,38 @@ int main(void)
     else fprintf(stderr, "SKIP: python3 not found, SVG not checked by xml.etree\n");
     unlink(path);
     plot_buf_free(&b);
+
+    /* grouped bars: 3 categories x 2 series, one NaN (no bar), y axis fixed to [0, 1];
+     * plot area [80, 570] x [40 + 16*2, 240] (the legend rows push the top down) */
+    const char *cats[3] = {"acc", "acc_norm", "x<y"};
+    double v1[3] = {0.25, 0.5, NAN}, v2[3] = {1.0, 0.0, 0.75};
+    plot_bars bars[2] = {{.label = label, .color = "#123456", .v = v1}, {.label = "w2", .color = "#888888", .v = v2}};
+    plot_chart bc = {.width = 600, .height = 300, .title = "bars", .y_max = 1.0};
+    plot_svg_bars(&b, &bc, cats, 3, bars, 2);
+    CHECK_OK(plot_buf_status(&b, "bars"));
+    CHECK_MSG(xml_problems(b.s) == 0, "bars not well-formed:\n%s", b.s);
+    CHECK(count(b.s, "</title></rect>") == 5); /* 6 values, one NaN */
+    CHECK(strstr(b.s, "x&lt;y") != NULL && strstr(b.s, "<title>w2: x&lt;y = 0.75</title>") != NULL);
+    /* each bar: height / 168 = value, bottom at 240, x inside its category's third */
+    const char *bp = b.s;
+    int nbar = 0;
+    while ((bp = strstr(bp, "<rect x=\"")) != NULL) {
+        double bx, by, bw, bh;
+        int ok = sscanf(bp, "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"", &bx, &by, &bw, &bh) == 4;
+        const char *tt = strstr(bp, "<title>"), *nx = strstr(bp + 1, "<rect");
+        bp++;
+        if (!ok || !tt || (nx && nx < tt) || bw == 12) continue; /* the frame, a legend swatch */
+        const char *eq = strstr(tt, " = ");
+        double v = eq ? strtod(eq + 3, NULL) : -1;
+        int cat = (int)((bx - 80) / (490.0 / 3));
+        CHECK_MSG(fabs(bh / 168.0 - v) < 1e-3 && fabs(by + bh - 240) < 0.06, "bar %d: y %g h %g value %g", nbar, by, bh, v);
+        static const char *esc[3] = {": acc = ", ": acc_norm = ", ": x&lt;y = "};
+        const char *te = strstr(tt, "</title>");
+        const char *hit = cat >= 0 && cat < 3 ? strstr(tt, esc[cat]) : NULL;
+        CHECK_MSG(hit && hit < te, "bar %d at x %g is not in its category's group", nbar, bx);
+        nbar++;
+    }
+    CHECK_MSG(nbar == 5, "%d bars read back", nbar);
+    plot_buf_free(&b);
     return tu_finish("test_plot");
 }
