@@ -158,7 +158,7 @@ static const char *merge_text(void *ctx, uint64_t i)
 static void write_tokenizer(gguf_w *g, vocab *v, const tfm_config *c)
 {
     gguf_kv_str(g, "tokenizer.ggml.model", v->llama ? "llama" : "gpt2");
-    if (!v->llama) gguf_kv_str(g, "tokenizer.ggml.pre", "gpt2");
+    if (!v->llama) gguf_kv_str(g, "tokenizer.ggml.pre", "gpt-2"); /* llama.cpp's name of the GPT-2 regex */
     gguf_kv_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)v->V, tok_text, v);
     if (v->llama) gguf_kv_arr_f32(g, "tokenizer.ggml.scores", v->score, (uint64_t)v->V);
     gguf_kv_arr_i32(g, "tokenizer.ggml.token_type", v->type, (uint64_t)v->V);
