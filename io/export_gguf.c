@@ -218,7 +218,7 @@ static int list_tensors(tfm_model *m, const char *container, int q4_0, gt *t, in
         for (int p = 0; p < TFM_NPROJ; p++) {
             kq_qmat q = {0};
             int found = 0;
-            TRY(h5q_read_layer(container, l, p, &q, &found));
+            if (container) TRY(h5q_read_layer(container, l, p, &q, &found));
             int bits = found ? q.bits : 0;
             quant_qmat_free(&q);
             gt *x = &t[k++];
@@ -240,7 +240,7 @@ static int encode_tensor(const char *container, gt *x, uint8_t *buf, float *row,
 {
     kq_qmat q = {0};
     int found = 0;
-    if (x->kind == T_LIN && x->bits) TRY(h5q_read_layer(container, x->l, x->proj, &q, &found));
+    if (container && x->kind == T_LIN && x->bits) TRY(h5q_read_layer(container, x->l, x->proj, &q, &found));
     size_t rb = gq_row_bytes(x->type, x->K);
     double se = 0.0, sw = 0.0, mx = 0.0;
     for (int64_t r = 0; r < x->N; r++) {

@@ -10,7 +10,7 @@
 #include "model.h"
 
 /* Writes `path` (the caller renames it into place) from m (h5q_read of `container`: FP32,
- * dequantized) and the quantized layers of `container`; the tokenizer from tokdir
+ * dequantized) and the quantized layers of `container` (NULL: an FP model, every linear F16); the tokenizer from tokdir
  * (tokenizer.json, tokenizer_config.json, chat_template.jinja). On return m holds the
  * weights exactly as the GGUF decodes them (HF layout), for --requantized. One line per
  * tensor (name, type, relative Frobenius and max error against m's weights before) goes to

@@ -165,7 +165,9 @@ static int export_gguf(const export_opts *o)
     snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
     snprintf(rep, sizeof rep, "%s.requant.tsv", o->out);
     snprintf(rep_tmp, sizeof rep_tmp, "%s.tmp", rep);
-    TRY(tokenizer_dir(o, dir, sizeof dir));
+    int hf = stat(o->model, &st) == 0 && S_ISDIR(st.st_mode); /* an FP HuggingFace folder */
+    if (hf) snprintf(dir, sizeof dir, "%s", o->tokenizer ? o->tokenizer : o->model);
+    else TRY(tokenizer_dir(o, dir, sizeof dir));
     if (!dir[0]) return UPQ_FAIL(UPQ_EINPUT, "%s: no recorded source folder for the tokenizer (give --tokenizer DIR)", o->model);
     char *mc = strdup(o->model);
     snprintf(name, sizeof name, "%s", mc ? basename(mc) : "upq");
@@ -175,8 +177,8 @@ static int export_gguf(const export_opts *o)
     FILE *r = fopen(rep_tmp, "w");
     if (!r) return UPQ_FAIL(UPQ_EIO, "%s: cannot create: %s", rep_tmp, strerror(errno));
     tfm_model m = {0};
-    int rc = h5q_read(o->model, &m);
-    if (!rc) rc = exp_gguf_write(tmp, o->model, &m, dir, name, o->gguf_q4_0, r);
+    int rc = hf ? hf_model_load(o->model, &m) : h5q_read(o->model, &m);
+    if (!rc) rc = exp_gguf_write(tmp, hf ? NULL : o->model, &m, dir, name, o->gguf_q4_0, r);
     if ((fflush(r) || fsync(fileno(r))) && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: write failed", rep_tmp);
     if (fclose(r) && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: write failed", rep_tmp);
     if (!rc && o->requantized) rc = write_requantized(o, &m);

@@ -6,8 +6,8 @@
 //     CTX tokens (at most MAX_WINDOWS, 0 = all), no BOS, tokens 1..CTX-1 scored from the
 //     full-vocabulary softmax of llama.cpp's logits: prints "ppl=.. nll=.. windows=.. predicted=.."
 //   node gguf_check.mjs gen MODEL.gguf "PROMPT" MAX_TOKENS THREADS
-//     greedy answer in the GGUF's chat template (tokenizer.chat_template, node-llama-cpp's
-//     Jinja wrapper); prints the template's name, the prompt text it rendered and the answer
+//     greedy answer (until </s>) in the GGUF's chat template (tokenizer.chat_template rendered
+//     with @huggingface/jinja, node-llama-cpp's dependency); prints the prompt, ids and answer
 //   node gguf_check.mjs decode MODEL.gguf N THREADS REPEATS
 //     tokens/s of N greedy KV-cached decode steps after a 16-token prompt (median of REPEATS)
 // NLC_DIR: the folder where `npm install node-llama-cpp@3.21.1` was run.
@@ -51,15 +51,27 @@ async function ppl() {
 async function gen() {
   const [prompt, maxS, thrS] = rest;
   const model = await llama.loadModel({ modelPath });
-  const context = await model.createContext({ contextSize: 512, threads: +thrS });
-  const session = new LlamaChatSession({ contextSequence: context.getSequence() });
-  const wrapper = session.chatWrapper;
-  console.log(`chat wrapper: ${wrapper.wrapperName}`);
-  const hist = [{ type: "user", text: prompt }];
-  const rendered = wrapper.generateContextState({ chatHistory: hist }).contextText;
-  console.log(`rendered prompt: ${JSON.stringify(rendered.toString())}`);
-  const answer = await session.prompt(prompt, { maxTokens: +maxS, temperature: 0 });
-  console.log(`answer: ${JSON.stringify(answer)}`);
+  const context = await model.createContext({ contextSize: 512, threads: +thrS, sequences: 1 });
+  const seq = context.getSequence();
+  // the GGUF's own tokenizer.chat_template, rendered with the Jinja engine node-llama-cpp uses
+  const { Template } = await import(pathToFileURL(`${nlcDir}/node_modules/@huggingface/jinja/dist/index.js`).href);
+  const tmpl = model.fileInfo.metadata.tokenizer.chat_template;
+  const text = new Template(tmpl).render({ messages: [{ role: "user", content: prompt }], add_generation_prompt: true,
+                                           bos_token: "<s>", eos_token: "</s>" });
+  console.log(`rendered prompt: ${JSON.stringify(text)}`);
+  const ids = model.tokenize(text, true); // special tokens (<|user|>, </s>) as tokens, no BOS
+  const eos = model.tokens.eos;
+  let out = await seq.controlledEvaluate(ids.map((t, i) => (i === ids.length - 1 ? [t, { generateNext: { token: true } }] : t)));
+  let tok = out[ids.length - 1].next.token;
+  const gen = [];
+  while (tok !== eos && tok != null && gen.length < +maxS) {
+    gen.push(tok);
+    out = await seq.controlledEvaluate([[tok, { generateNext: { token: true } }]]);
+    tok = out[0].next.token;
+  }
+  console.log(`prompt ids: ${ids.join(",")}`);
+  console.log(`answer ids: ${gen.join(",")}${tok === eos ? " (then </s>)" : ""}`);
+  console.log(`answer: ${JSON.stringify(model.detokenize(gen))}`);
 }
 
 async function decode() {
