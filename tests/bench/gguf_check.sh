@@ -44,7 +44,7 @@ for spec in "4 128" "2 64"; do
   uc=$(OMP_NUM_THREADS=$T "$UPQ" ppl --model "$c" --dequant --tokens "$OUT/wt_ids.h5" --max-windows "$W" --quiet | val ppl)
   d=$(awk -v a="$lc" -v b="$uq" 'BEGIN { printf "%+.3f%%", 100 * (a - b) / b }')
   printf "%-10s %-8s %12.4f %12.4f %12.4f %9s %s\n" "W$1 g$2" "$W" "$lc" "$uq" "$uc" "$d" "$types"
-  awk -F'\t' 'NR > 1 && $4 > m { m = $4; t = $1 } END { printf "           worst re-quantization error: %s %.3e (relative Frobenius)\n", t, m }' "$OUT/w$1g$2.gguf.requant.tsv"
+  awk -F'\t' 'NR > 1 && (t == "" || $4 > m) { m = $4; t = $1 } END { printf "           worst re-quantization error: %s %.3e (relative Frobenius)\n", t, m }' "$OUT/w$1g$2.gguf.requant.tsv"
 done
 P='Write just the first 4 words of this sentence. Finish your response with the words "Done." Their artificial character is shown by their meanings.'
 echo
