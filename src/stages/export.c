@@ -18,7 +18,9 @@
 #include "h5qmodel.h"
 #include "hf_model.h"
 #include "upq_err.h"
+#include "export_gguf.h"
 #include "export_gptq.h"
+#include "safetensors.h"
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
@@ -106,22 +108,109 @@ static void sync_path(const char *p)
     }
 }
 
+/* Moves the finished folder tmp to out (an existing out, allowed by --force, is moved to
+ * out.old first and removed after); syncs the parent. */
+static int commit_dir(const char *tmp, const char *out)
+{
+    char old[4200];
+    snprintf(old, sizeof old, "%s.old", out);
+    struct stat st;
+    int rc = UPQ_OK;
+    sync_path(tmp);
+    int had = lstat(out, &st) == 0;
+    if (had) rc = rmtree(old);
+    if (!rc && had && rename(out, old) != 0)
+        rc = UPQ_FAIL(UPQ_EIO, "%s: cannot move aside to %s: %s", out, old, strerror(errno));
+    if (!rc && rename(tmp, out) != 0) rc = UPQ_FAIL(UPQ_EIO, "%s: rename to %s failed: %s", tmp, out, strerror(errno));
+    if (!rc && had) rc = rmtree(old);
+    if (!rc) {
+        char *copy = strdup(out);
+        if (copy) sync_path(dirname(copy));
+        free(copy);
+    }
+    return rc;
+}
+
+static void strip_slash(char *p)
+{
+    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--) p[n - 1] = 0; /* "DIR/" -> "DIR" */
+}
+
+/* --requantized DIR: the weights the GGUF decodes to, as an HF folder in fp32 (+ tokenizer),
+ * so that `upq ppl --model DIR` scores exactly them. */
+static int write_requantized(const export_opts *o, const tfm_model *m)
+{
+    char out[4096], tmp[4200];
+    snprintf(out, sizeof out, "%s", o->requantized);
+    strip_slash(out);
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    TRY(rmtree(tmp));
+    if (mkdir(tmp, 0755) != 0) return UPQ_FAIL(UPQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    int rc = hf_model_write(tmp, m, ST_F32, 1);
+    if (!rc) rc = copy_tokenizer(o, tmp);
+    if (!rc) rc = commit_dir(tmp, out);
+    if (rc) rmtree(tmp);
+    return rc;
+}
+
+/* --format gguf: OUT.tmp (and OUT.requant.tsv.tmp) written, then renamed: the report first,
+ * the GGUF last, so a complete-looking OUT always has its report. */
+static int export_gguf(const export_opts *o)
+{
+    struct stat st;
+    if (lstat(o->out, &st) == 0 && !o->force) return UPQ_FAIL(UPQ_EINPUT, "%s exists (--force replaces it)", o->out);
+    if (o->requantized && lstat(o->requantized, &st) == 0 && !o->force)
+        return UPQ_FAIL(UPQ_EINPUT, "%s exists (--force replaces it)", o->requantized);
+    char tmp[4200], rep[4200], rep_tmp[4300], dir[4096], name[256];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
+    snprintf(rep, sizeof rep, "%s.requant.tsv", o->out);
+    snprintf(rep_tmp, sizeof rep_tmp, "%s.tmp", rep);
+    int hf = stat(o->model, &st) == 0 && S_ISDIR(st.st_mode); /* an FP HuggingFace folder */
+    if (hf) snprintf(dir, sizeof dir, "%s", o->tokenizer ? o->tokenizer : o->model);
+    else TRY(tokenizer_dir(o, dir, sizeof dir));
+    if (!dir[0]) return UPQ_FAIL(UPQ_EINPUT, "%s: no recorded source folder for the tokenizer (give --tokenizer DIR)", o->model);
+    char *mc = strdup(o->model);
+    snprintf(name, sizeof name, "%s", mc ? basename(mc) : "upq");
+    free(mc);
+    char *dot = strrchr(name, '.');
+    if (dot && !strcmp(dot, ".h5")) *dot = 0;
+    FILE *r = fopen(rep_tmp, "w");
+    if (!r) return UPQ_FAIL(UPQ_EIO, "%s: cannot create: %s", rep_tmp, strerror(errno));
+    tfm_model m = {0};
+    int rc = hf ? hf_model_load(o->model, &m) : h5q_read(o->model, &m);
+    if (!rc) rc = exp_gguf_write(tmp, hf ? NULL : o->model, &m, dir, name, o->gguf_q4_0, r);
+    if ((fflush(r) || fsync(fileno(r))) && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: write failed", rep_tmp);
+    if (fclose(r) && !rc) rc = UPQ_FAIL(UPQ_EIO, "%s: write failed", rep_tmp);
+    if (!rc && o->requantized) rc = write_requantized(o, &m);
+    tfm_model_free(&m);
+    if (!rc && rename(rep_tmp, rep) != 0) rc = UPQ_FAIL(UPQ_EIO, "%s: rename failed: %s", rep_tmp, strerror(errno));
+    if (!rc && rename(tmp, o->out) != 0) rc = UPQ_FAIL(UPQ_EIO, "%s: rename to %s failed: %s", tmp, o->out, strerror(errno));
+    if (!rc) {
+        char *copy = strdup(o->out);
+        if (copy) sync_path(dirname(copy));
+        free(copy);
+    }
+    if (rc) remove(tmp), remove(rep_tmp);
+    return rc;
+}
+
 int export_run(const export_opts *o)
 {
-    int gptq = !strcmp(o->format, "gptq");
-    if (!gptq && strcmp(o->format, "hf")) return UPQ_FAIL(UPQ_EUSAGE, "--format %s: expected hf or gptq", o->format);
+    int gptq = !strcmp(o->format, "gptq"), gguf = !strcmp(o->format, "gguf");
+    if (!gptq && !gguf && strcmp(o->format, "hf"))
+        return UPQ_FAIL(UPQ_EUSAGE, "--format %s: expected hf, gptq or gguf", o->format);
     char outb[4096];
     snprintf(outb, sizeof outb, "%s", o->out);
-    for (size_t n = strlen(outb); n > 1 && outb[n - 1] == '/'; n--) outb[n - 1] = 0; /* "DIR/" -> "DIR" */
+    strip_slash(outb);
     export_opts oo = *o;
     oo.out = outb;
     o = &oo;
+    if (gguf) return export_gguf(o);
     struct stat st;
     if (lstat(o->out, &st) == 0 && !o->force)
         return UPQ_FAIL(UPQ_EINPUT, "%s exists (--force replaces it)", o->out);
-    char tmp[4200], old[4200];
+    char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
-    snprintf(old, sizeof old, "%s.old", o->out);
     TRY(rmtree(tmp));
     if (mkdir(tmp, 0755) != 0) return UPQ_FAIL(UPQ_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     tfm_model m = {0};
@@ -134,21 +223,7 @@ int export_run(const export_opts *o)
     }
     tfm_model_free(&m);
     if (!rc) rc = copy_tokenizer(o, tmp);
-    if (!rc) {
-        sync_path(tmp);
-        int had = lstat(o->out, &st) == 0;
-        if (had) rc = rmtree(old);
-        if (!rc && had && rename(o->out, old) != 0)
-            rc = UPQ_FAIL(UPQ_EIO, "%s: cannot move aside to %s: %s", o->out, old, strerror(errno));
-        if (!rc && rename(tmp, o->out) != 0)
-            rc = UPQ_FAIL(UPQ_EIO, "%s: rename to %s failed: %s", tmp, o->out, strerror(errno));
-        if (!rc && had) rc = rmtree(old);
-        if (!rc) {
-            char *copy = strdup(o->out);
-            if (copy) sync_path(dirname(copy));
-            free(copy);
-        }
-    }
+    if (!rc) rc = commit_dir(tmp, o->out);
     if (rc) rmtree(tmp);
     return rc;
 }

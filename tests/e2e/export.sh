@@ -97,7 +97,7 @@ done
 [[ $rc == 2 ]] && grep -q "gate_proj.weight: shape (172, 64) is not a multiple of 16" "$W/err" ||
     { cat "$W/err" >&2; fail "gptq of F=172: exit $rc, want 2"; }
 # usage errors
-for a in "--format hf --out $W/u" "--model $h5 --format gguf --out $W/u" "--model $h5 --format hf" \
+for a in "--format hf --out $W/u" "--model $h5 --format ggml --out $W/u" "--model $h5 --format hf --requantized $W/r --out $W/u" "--model $h5 --format hf" \
          "--model $h5 --format gptq --checkpoint-format v3 --out $W/u"; do
     # shellcheck disable=SC2086
     "$UPQ" export $a >/dev/null 2>&1; rc=$?
