@@ -239,7 +239,9 @@ static int do_block(ptq_ctx *x, int64_t l, int *resumed)
                        x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, 0));
     } else {
         TRY(run_block(x, l, ql));
+        double tw = now_s();
         if (ptq_group_leader(x)) TRY(h5q_block_write(part, l, ql, x->err0[l], x->err1[l], x->params));
+        x->tm[PTQ_T_WRITE] += now_s() - tw;
     }
     float *next = x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, *t = x->X;
     x->X = next;

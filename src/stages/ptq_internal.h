@@ -17,8 +17,16 @@
 #include "quant.h"
 #include "scalapack.h"
 
+/* Where a rank's wall time goes (seconds), printed at the end (ptq_timing.c): model load;
+ * calibration tokens and embeddings; the FP chain blocked in receives and computing;
+ * block reconstruction; part files and container; waiting for other ranks (agreements,
+ * the merge). */
+enum { PTQ_T_LOAD, PTQ_T_CALIB, PTQ_T_CHAIN_WAIT, PTQ_T_CHAIN, PTQ_T_RECON, PTQ_T_WRITE, PTQ_T_IDLE, PTQ_T_N };
+
 typedef struct {
     const ptq_opts *o;
+    double t_begin;        /* ptq_now_s() at the start of ptq_run */
+    double tm[PTQ_T_N];    /* seconds per phase (PTQ_T_*) */
     tfm_model m;
     tfm_config c;
     int64_t S, T;          /* S: windows this rank holds (its block group share, else all) */
@@ -78,6 +86,10 @@ int ptq_group_tsq_reduce(void *ctx, float *buf, int64_t n);
 int ptq_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev[2], int next[2]);
 /* World rank that holds window s in the group of ranks [first, first + size). */
 int ptq_group_window_owner(int first, int size, int64_t S, int64_t s);
+
+/* ptq_timing.c: the per-rank time table (rank 0 prints it; collective over the world when
+ * `gather`, i.e. on several ranks; every rank must call it then). */
+int ptq_timing_print(const ptq_ctx *x, int gather);
 
 /* ptq_mpi.c: the run after ctx setup when there is more than one rank. `rc` is this
  * rank's setup status (agreed first). Same return on every rank. */

@@ -45,8 +45,10 @@ static int fp_chain(ptq_ctx *x, const part_range *p, const int prev[2], const in
     for (int64_t j = 0; j < x->S && !rc; j++) {
         int64_t s = x->s0 + j;
         float *in = x->X + j * TC;
+        double tr = ptq_now_s();
         if (prev[0] >= 0) rc = pipe_recv(in, TC, ptq_group_window_owner(prev[0], prev[1], S, s), (int)s);
         else if (s != j) memmove(in, x->X + s * TC, (size_t)TC * sizeof(float)); /* s > j: not yet overwritten */
+        x->tm[PTQ_T_CHAIN_WAIT] += ptq_now_s() - tr;
         if (rc || next[0] < 0) continue;
         const float *src = in;
         for (int64_t i = 0; i < p->count; i++) { /* ping-pong so that the last lands in out */
@@ -65,7 +67,7 @@ static int fp_chain(ptq_ctx *x, const part_range *p, const int prev[2], const in
  * commits. A signal on any member stops the whole group after the same block. */
 static int quantize_range(ptq_ctx *x, int64_t first, int64_t count)
 {
-    double t0 = ptq_now_s();
+    double t0 = ptq_now_s(), w0 = x->tm[PTQ_T_WRITE];
     int64_t done = 0;
     for (int64_t l = first; l < first + count; l++) {
         double tb = ptq_now_s();
@@ -74,10 +76,14 @@ static int quantize_range(ptq_ctx *x, int64_t first, int64_t count)
         if (!resumed) done++;
         else t0 = ptq_now_s();
         if (ptq_group_leader(x)) ptq_ctx_progress(x, l, resumed, t0, tb, done);
+        x->tm[PTQ_T_RECON] += ptq_now_s() - tb - (x->tm[PTQ_T_WRITE] - w0);
+        w0 = x->tm[PTQ_T_WRITE];
+        double ti = ptq_now_s();
         int sig = grp_max_i32(x->grp, sig_pending());
         if (sig && l + 1 < first + count) /* block l is committed: a safe point */
             return UPQ_FAIL(UPQ_EPREEMPT, "ptq: signal %d: stopped after committing block %lld of %lld (rerun to resume)",
                             sig, (long long)(l + 1), (long long)x->c.L);
+        x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;
     }
     return UPQ_OK;
 }
@@ -125,7 +131,9 @@ static int run_fp(ptq_ctx *x, const double *cost, part_range *p)
     free(table);
     int prev[2], next[2];
     TRY(ptq_group_join(x, cost, p, prev, next));
+    double tc = ptq_now_s();
     TRY(fp_chain(x, p, prev, next));
+    x->tm[PTQ_T_CHAIN] += ptq_now_s() - tc - x->tm[PTQ_T_CHAIN_WAIT];
     return quantize_range(x, p->first, p->count);
 }
 
@@ -133,7 +141,9 @@ int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
 {
     int me = par_rank();
     if (!rc) rc = sig_install();
+    double ti = ptq_now_s();
     TRY(agree(rc));
+    x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;
     int64_t L = x->c.L;
     double *cost = upq_malloc((size_t)L * sizeof(double), "block costs");
     part_range p;
@@ -146,9 +156,15 @@ int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
     } else if (!rc) {
         rc = run_fp(x, cost, &p);
     }
+    ti = ptq_now_s();
     rc = agree(rc);
+    double tw = ptq_now_s();
+    x->tm[PTQ_T_IDLE] += tw - ti;
     if (!rc && me == 0) rc = merge(x, &p, calib_path);
+    x->tm[PTQ_T_WRITE] += ptq_now_s() - tw;
+    ti = ptq_now_s();
     rc = agree(rc);
+    x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;
     free(cost);
     grp_destroy(x->grp);
     x->grp = NULL;
