@@ -36,6 +36,7 @@ typedef struct {
     float *X, *Y, *Yq;     /* (S, T, C): block inputs, FP outputs, quantized outputs */
     h5scratch *scr;        /* --scratch: X, Y, Yq are mapped from it (NULL: malloc'ed) */
     float *wq;             /* dequantized weights of the TFM_NPROJ linears of one block */
+    int64_t pre_block;     /* block whose FP pass (Y, this rank's X^T X) the FP chain did; -1 none */
     double *H[4];          /* X^T X of ln1 (q,k,v), atty (o), ln2 (gate, up), act (down) */
     ptq_block_ws ws;
     kq_qmat *ql;       /* (L*TFM_NPROJ) the result */
@@ -56,6 +57,11 @@ int ptq_ctx_finish(ptq_ctx *x, const char *calib_path);
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done);
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap);
 double ptq_now_s(void);
+/* The FP chain's share of the first block l of a group (--input fp): pre_begin clears
+ * X^T X; pre_window(s) computes Y[s] = block l (X[s]) in FP and adds window s's X^T X,
+ * exactly as the block's own first pass would, which block l then skips. */
+void ptq_ctx_pre_begin(ptq_ctx *x, int64_t l);
+int ptq_ctx_pre_window(ptq_ctx *x, int64_t s);
 /* --scratch: this rank is done with p[0..n) of X, Y or Yq for now (no-op in RAM). Inline
  * so that ptq_group.c needs nothing from ptq.c. */
 static inline void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n)

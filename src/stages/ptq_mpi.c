@@ -33,15 +33,20 @@ static void block_costs(const ptq_ctx *x, double *cost)
 
 /* Window by window, for this rank's windows [s0, s0 + S) only: the group's first block's FP
  * input from the previous group's member holding it (group 0: the embeddings already in X,
- * moved to the front), forwarded through the group's blocks and sent on to the next group's
- * member holding it. prev/next: {first world rank, size}, first -1 when none. */
+ * moved to the front); the first block's FP pass on it at once (Y and this rank's X^T X,
+ * which that block then skips: the reconstruction's first pass overlaps the wait for the
+ * later windows and is not done twice), then the group's other blocks, and the result is
+ * sent on to the next group's member holding it. prev/next: {first world rank, size},
+ * first -1 when none. */
 static int fp_chain(ptq_ctx *x, const part_range *p, const int prev[2], const int next[2])
 {
     int64_t TC = x->T * x->c.C, S = x->S_all;
-    float *out = next[0] >= 0 ? upq_malloc((size_t)(x->S * TC) * sizeof(float) + 1, "pipeline send buffer") : NULL;
-    float *tmp = next[0] >= 0 ? upq_malloc((size_t)TC * sizeof(float), "pipeline window") : NULL;
+    int more = next[0] >= 0 && p->count > 1; /* blocks after the first to forward through */
+    float *out = more ? upq_malloc((size_t)(x->S * TC) * sizeof(float) + 1, "pipeline send buffer") : NULL;
+    float *tmp = more ? upq_malloc((size_t)TC * sizeof(float), "pipeline window") : NULL;
     pipe_sends *ps = NULL;
-    int rc = next[0] >= 0 && (!out || !tmp) ? UPQ_EIO : pipe_sends_create(x->S, &ps);
+    int rc = more && (!out || !tmp) ? UPQ_EIO : pipe_sends_create(x->S, &ps);
+    ptq_ctx_pre_begin(x, p->first);
     for (int64_t j = 0; j < x->S && !rc; j++) {
         int64_t s = x->s0 + j;
         float *in = x->X + j * TC;
@@ -49,14 +54,15 @@ static int fp_chain(ptq_ctx *x, const part_range *p, const int prev[2], const in
         if (prev[0] >= 0) rc = pipe_recv(in, TC, ptq_group_window_owner(prev[0], prev[1], S, s), (int)s);
         else if (s != j) memmove(in, x->X + s * TC, (size_t)TC * sizeof(float)); /* s > j: not yet overwritten */
         x->tm[PTQ_T_CHAIN_WAIT] += ptq_now_s() - tr;
+        if (!rc) rc = ptq_ctx_pre_window(x, j);
         if (rc || next[0] < 0) continue;
-        const float *src = in;
-        for (int64_t i = 0; i < p->count; i++) { /* ping-pong so that the last lands in out */
+        const float *src = x->Y + j * TC;
+        for (int64_t i = 1; i < p->count; i++) { /* ping-pong so that the last lands in out */
             float *dst = (p->count - 1 - i) % 2 == 0 ? out + j * TC : tmp;
             ptq_block_forward(&x->c, &x->m.layers[p->first + i], &x->ws, src, dst, x->T);
             src = dst;
         }
-        rc = pipe_send_begin(ps, out + j * TC, TC, ptq_group_window_owner(next[0], next[1], S, s), (int)s);
+        rc = pipe_send_begin(ps, src, TC, ptq_group_window_owner(next[0], next[1], S, s), (int)s);
     }
     int rc2 = pipe_sends_destroy(ps);
     free(out), free(tmp);
