@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# ptq_mpi_same.sh - block-parallel `upq ptq --input fp` (issue 16 part 3) gives the one-rank
+# container byte for byte: stories260k (5 blocks), gptq and tesseraq, plain and mpirun
+# -np 1, 2, 3, 4 (uneven partitions at 2, 3 and 4; the FP chain does each group's first
+# pass), `cmp` of the whole container with SOURCE_DATE_EPOCH fixed and the same --out. Each
+# run prints the per-rank time table (one row per rank, rank 0 gathers) and a `ptq: time
+# max` line with numbers. Skips (77) without ../shared.
+set -euo pipefail
+: "${UPQ:?set UPQ to the upq binary}"
+M=${UPQ_SHARED_DIR:?}/models/stories260k
+TXT=$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt
+[[ -d $M && -f $TXT ]] || { echo "skip: no $M or $TXT"; exit 77; }
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+MPIRUN=${MPIEXEC:-mpirun}
+export SOURCE_DATE_EPOCH=1700000000
+fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$UPQ_SOURCE_DIR/tests/lib/ptq_runs.sh" # run, same
+
+args=(--model "$M" --calib "$TXT" --calib-samples 8 --seq-len 64 --bits 2 --group 32 --input fp)
+declare -A extra=([gptq]="--method gptq" [tesseraq]="--method tesseraq --tsq-rounds 2 --tsq-steps 6 --tsq-batch 2")
+for method in gptq tesseraq; do
+    for np in 0 1 2 3 4; do
+        # shellcheck disable=SC2086
+        run "${method}_$np" "$np" "${args[@]}" ${extra[$method]} || { cat "$W/${method}_$np/stderr" >&2; fail "$method np $np"; }
+        e=$W/${method}_$np/stderr
+        rows=$(grep -cE '^ptq: +[0-9]+ +[0-9.]+ ' "$e" || true)
+        [[ $rows == $((np > 0 ? np : 1)) ]] || fail "$method np $np: $rows rows in the time table, expected one per rank"
+        grep -qE '^ptq: time max load [0-9.]+ .* total [0-9.]+$' "$e" || fail "$method np $np: no 'ptq: time max' line"
+        [[ $np == 0 ]] || same "${method}_0" "${method}_$np"
+    done
+    grep -qE '^group 2: ranks 2-2, blocks [0-9]-4, cost' "$W/${method}_3/stderr" || fail "$method np 3: partition not printed"
+    echo "$method: np 1, 2, 3, 4 and plain: byte-identical; $(grep '^ptq: time max' "$W/${method}_4/stderr")"
+done
