@@ -81,18 +81,24 @@ static tfm_layer dekq_qmat(ptq_ctx *x, int64_t l, const kq_qmat *ql)
     return w;
 }
 
-/* out[s] = block(w)(X[s]) for window s; with H: accumulate X^T X of the linear inputs. */
-static int window_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h, int64_t s)
+/* X^T X of the linear inputs of the window just forwarded (x->ws) added to x->H. */
+static int hessian_add(ptq_ctx *x)
 {
     int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
-    ptq_block_forward(&x->c, w, &x->ws, x->X + s * T * C, out + s * T * C, T);
-    ptq_ctx_release(x, x->X + s * T * C, T * C);
-    ptq_ctx_release(x, out + s * T * C, T * C);
-    if (!want_h) return UPQ_OK;
     TRY(gptq_hessian_add(x->H[0], x->ws.ln1, T, C));
     TRY(gptq_hessian_add(x->H[1], x->ws.atty, T, HD));
     TRY(gptq_hessian_add(x->H[2], x->ws.ln2, T, C));
     return gptq_hessian_add(x->H[3], x->ws.act, T, x->c.F);
+}
+
+/* out[s] = block(w)(X[s]) for window s; with H: accumulate X^T X of the linear inputs. */
+static int window_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h, int64_t s)
+{
+    int64_t TC = x->T * x->c.C;
+    ptq_block_forward(&x->c, w, &x->ws, x->X + s * TC, out + s * TC, x->T);
+    ptq_ctx_release(x, x->X + s * TC, TC);
+    ptq_ctx_release(x, out + s * TC, TC);
+    return want_h ? hessian_add(x) : UPQ_OK;
 }
 
 /* out = block(w) over every sample; with H: accumulate X^T X of the linear inputs. */
@@ -452,9 +458,10 @@ void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, doubl
 }
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap) { part_path(o, l, buf, cap); }
 double ptq_now_s(void) { return now_s(); }
-void ptq_ctx_pre_begin(ptq_ctx *x, int64_t l)
+int ptq_ctx_want_h(const ptq_ctx *x) { return want_hessian(x); }
+void ptq_ctx_zero_h(ptq_ctx *x) { zero_hessians(x); }
+int ptq_ctx_fp_window(ptq_ctx *x, int64_t l, const float *in, float *out)
 {
-    x->pre_block = l;
-    if (want_hessian(x)) zero_hessians(x);
+    ptq_block_forward(&x->c, &x->m.layers[l], &x->ws, in, out, x->T);
+    return want_hessian(x) ? hessian_add(x) : UPQ_OK;
 }
-int ptq_ctx_pre_window(ptq_ctx *x, int64_t s) { return window_pass(x, &x->m.layers[x->pre_block], x->Y, want_hessian(x), s); }

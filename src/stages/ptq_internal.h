@@ -57,11 +57,13 @@ int ptq_ctx_finish(ptq_ctx *x, const char *calib_path);
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done);
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap);
 double ptq_now_s(void);
-/* The FP chain's share of the first block l of a group (--input fp): pre_begin clears
- * X^T X; pre_window(s) computes Y[s] = block l (X[s]) in FP and adds window s's X^T X,
- * exactly as the block's own first pass would, which block l then skips. */
-void ptq_ctx_pre_begin(ptq_ctx *x, int64_t l);
-int ptq_ctx_pre_window(ptq_ctx *x, int64_t s);
+/* For the FP chain (--input fp): whether blocks need X^T X; x->H cleared; out = block l
+ * (in) in FP for one window, adding its X^T X to x->H exactly as the block's own first
+ * pass would. A block l whose Y and X^T X were made so is marked by x->pre_block = l and
+ * skips that pass. */
+int ptq_ctx_want_h(const ptq_ctx *x);
+void ptq_ctx_zero_h(ptq_ctx *x);
+int ptq_ctx_fp_window(ptq_ctx *x, int64_t l, const float *in, float *out);
 /* --scratch: this rank is done with p[0..n) of X, Y or Yq for now (no-op in RAM). Inline
  * so that ptq_group.c needs nothing from ptq.c. */
 static inline void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n)
