@@ -147,15 +147,20 @@ static int quant_gptq_block(ptq_ctx *x, int64_t l, kq_qmat *ql)
         proj_shape(&x->c, p, &N, &K, &hi);
         TRY(quant_qmat_init(&ql[p], x->o->bits, x->o->group, N, K));
         ql[p].grid = x->o->grid;
-        float *W = upq_malloc((size_t)(N * K) * sizeof(float), "GPTQ weight copy");
+        int64_t n0, n1; /* a block group: this member's rows (independent given H^-1), then gathered */
+        ptq_group_rows(x, N, &n0, &n1);
+        kq_qmat mine = ql[p];
+        mine.N = n1 - n0, mine.data = kq_qmat_block(&ql[p], n0, 0);
+        float *W = upq_malloc((size_t)((n1 - n0) * K) * sizeof(float), "GPTQ weight copy");
         double *H = upq_malloc((size_t)(K * K) * sizeof(double), "GPTQ X^T X copy");
         rc = W && H ? UPQ_OK : UPQ_EIO;
         if (!rc) {
-            memcpy(W, *proj_ptr(&x->m.layers[l], p), (size_t)(N * K) * sizeof(float));
+            memcpy(W, *proj_ptr(&x->m.layers[l], p) + n0 * K, (size_t)((n1 - n0) * K) * sizeof(float));
             memcpy(H, x->H[hi], (size_t)(K * K) * sizeof(double));
-            rc = gptq_quantize_inv(&ql[p], W, H, &go, ptq_group_inverse(x, K), &x->sl);
+            rc = gptq_quantize_inv(&mine, W, H, &go, ptq_group_inverse(x, K), &x->sl);
         }
         free(W), free(H);
+        if (!rc) rc = ptq_group_gather_rows(x, &ql[p]);
     }
     return rc;
 }

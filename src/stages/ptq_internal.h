@@ -82,6 +82,10 @@ int ptq_group_mse(ptq_ctx *x, const float *a, const float *b, double *out);
 /* GPTQ's inverse for input dimension K: ScaLAPACK on the group's grid (ctx = &x->sl)
  * when the group has more than one rank and K >= --scalapack-min-dim, else NULL (LAPACK). */
 gptq_inverse_fn ptq_group_inverse(ptq_ctx *x, int64_t K);
+/* GPTQ's rows for this member: [N m/R, N (m+1)/R) in a group of R <= N, else all [0, N).
+ * gather_rows: every member's rows of q to every member (in place). */
+void ptq_group_rows(const ptq_ctx *x, int64_t N, int64_t *n0, int64_t *n1);
+int ptq_group_gather_rows(ptq_ctx *x, kq_qmat *q);
 /* The leader's quantized block (codes, scales, offsets) to every member. */
 int ptq_group_bcast_block(ptq_ctx *x, kq_qmat *ql);
 /* The leader's decision (e.g. "resumed") to every member. */

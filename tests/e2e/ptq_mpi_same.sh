@@ -4,7 +4,10 @@
 # -np 1, 2, 3, 4 (uneven partitions at 2, 3 and 4; the FP chain does each group's first
 # pass), `cmp` of the whole container with SOURCE_DATE_EPOCH fixed and the same --out. Each
 # run prints the per-rank time table (one row per rank, rank 0 gathers) and a `ptq: time
-# max` line with numbers. Skips (77) without ../shared.
+# max` line with numbers. Block groups (gptq at np 8 > 5 blocks: groups of 2 and 1, each
+# member running GPTQ's column sweep on its share of the output rows, and one group of 4
+# with --ranks-per-block 4): the same bytes (apart from the command line there). Skips
+# (77) without ../shared.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}"
 M=${UPQ_SHARED_DIR:?}/models/stories260k
@@ -32,3 +35,9 @@ for method in gptq tesseraq; do
     grep -qE '^group 2: ranks 2-2, blocks [0-9]-4, cost' "$W/${method}_3/stderr" || fail "$method np 3: partition not printed"
     echo "$method: np 1, 2, 3, 4 and plain: byte-identical; $(grep '^ptq: time max' "$W/${method}_4/stderr")"
 done
+run gptq_8 8 "${args[@]}" --method gptq || { cat "$W/gptq_8/stderr" >&2; fail "gptq np 8"; }
+grep -q '^group 0: ranks 0-1, blocks 0-0' "$W/gptq_8/stderr" || fail "np 8: groups of 2 not printed"
+same gptq_0 gptq_8
+run gptq_rpb4 4 "${args[@]}" --method gptq --ranks-per-block 4 || fail "gptq --ranks-per-block 4"
+same_but_argv gptq_0 gptq_rpb4
+echo "gptq: np 8 (groups of 2, rows split) byte-identical; one group of 4: identical apart from the command line"
