@@ -99,6 +99,11 @@ int ptq_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev
 /* World rank that holds window s in the group of ranks [first, first + size). */
 int ptq_group_window_owner(int first, int size, int64_t S, int64_t s);
 
+/* ptq_cost.c: estimated one-rank time of a block in FP window passes (method-aware; a
+ * committed block costs one pass), and all L of them (skip_committed: look for part files). */
+double ptq_block_cost(const ptq_ctx *x, int committed);
+void ptq_block_costs(const ptq_ctx *x, int skip_committed, double *cost);
+
 /* ptq_timing.c: the per-rank time table (rank 0 prints it; collective over the world when
  * `gather`, i.e. on several ranks; every rank must call it then). */
 int ptq_timing_print(const ptq_ctx *x, int gather);

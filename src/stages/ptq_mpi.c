@@ -23,14 +23,6 @@
 #include "signals.h"
 #include "upq_err.h"
 
-static void block_costs(const ptq_ctx *x, double *cost)
-{
-    const tfm_config *c = &x->c;
-    int64_t HD = c->H * c->D, KD = c->KV * c->D;
-    int64_t params = 2 * HD * c->C + 2 * KD * c->C + 3 * c->F * c->C + 2 * c->C;
-    for (int64_t l = 0; l < c->L; l++) cost[l] = part_block_cost(params, x->S * x->T, 1);
-}
-
 /* Extra memory the FP chain may keep per rank for the FP inputs and X^T X of a group's
  * blocks after the first (then none of the group's blocks repeats its FP pass). */
 #define CHAIN_KEEP_BYTES ((size_t)2 << 30)
@@ -238,8 +230,12 @@ int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
     double *cost = upq_malloc((size_t)L * sizeof(double), "block costs");
     part_range p;
     memset(&p, 0, sizeof p);
-    rc = cost ? UPQ_OK : UPQ_EIO;
-    if (!rc) block_costs(x, cost);
+    rc = par_agree(cost ? UPQ_OK : UPQ_EIO); /* the bcast below needs every rank */
+    if (!rc) { /* --input fp: committed blocks cost one pass; rank 0 looks, so all agree */
+        int fp = x->o->input_mode != PTQ_INPUT_QUANT;
+        if (me == 0) ptq_block_costs(x, fp, cost);
+        rc = par_bcast(cost, L * (int64_t)sizeof(double), 0);
+    }
     if (!rc && x->o->input_mode == PTQ_INPUT_QUANT) { /* sequential semantics, pipelined (ptq_mpi_quant.c) */
         rc = ptq_mpi_quant(x, cost, &p);
         p.group_rank = -1; /* its blocks are done: not quantize_range below */
