@@ -9,13 +9,14 @@
 
 #include "ptq_internal.h"
 
-/* Measured ratios, each against the FP forward pass at the same flop count: X^T X
- * accumulation runs at the forward's rate per flop; GPTQ's inverse and column sweep
- * (K^3-ish LAPACK plus the scalar in-block updates) at a fifth of it; a TesseraQ step
- * (forward, backward, Adam) costs 6 forward passes of its window. */
+/* Measured ratios (tinyllama-15m, one rank, docs/ptq-mpi.md "Cost model"), each against
+ * the FP forward pass at the same flop count: X^T X accumulation runs at the forward's
+ * rate per flop; GPTQ's inverse and column sweep (LAPACK at K = 384/1024 plus the scalar
+ * in-block updates) at about a quarter of it; a TesseraQ step (forward, backward, Adam)
+ * of one window costs 5.5 forward passes of it. */
 #define COST_H_PER_FLOP 1.0
-#define COST_SWEEP_PER_FLOP 5.5
-#define COST_TSQ_STEP 6.0
+#define COST_SWEEP_PER_FLOP 3.8
+#define COST_TSQ_STEP 5.5
 
 /* Flops of one FP forward of one window of T tokens. */
 static double fwd_flops(const tfm_config *c, int64_t T)
