@@ -10,9 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hf_model.h"
 #include "par.h"
 #include "ppl.h"
 #include "ptq_internal.h"
+#include "shm.h"
 #include "signals.h"
 #include "upq_err.h"
 
@@ -38,13 +40,101 @@ static int run_blocks(ptq_ctx *x)
     return UPQ_OK;
 }
 
+/* A HuggingFace folder on several ranks: every rank of the node converts its share of the
+ * tensors straight into memory shared by the node's ranks (mpi/shm.h): the file is read
+ * and the FP32 model held once per node, the conversion spread over the node's ranks. */
+static int load_hf_shared(ptq_ctx *x, shm_node *shm)
+{
+    hf_model_files *h = NULL;
+    int rc = hf_model_open(x->o->model, &h);
+    tfm_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (!rc) cfg = *hf_model_config(h);
+    rc = shm_node_max(shm, rc); /* all open, or all give up (rank 0 has the message) */
+    float *mem = NULL;
+    if (!rc) rc = shm_node_alloc(shm, (size_t)tfm_param_count(&cfg) * sizeof(float), (void **)&mem);
+    if (!rc) rc = tfm_model_alloc_at(&x->m, &cfg, mem);
+    if (!rc) rc = hf_model_read_part(h, &x->m, shm_node_rank(shm), shm_node_size(shm));
+    hf_model_close(h);
+    int all = shm_node_max(shm, rc);
+    if (!all) return shm_node_publish(shm); /* collective: only when every rank is here */
+    if (rc) return rc;
+    rc = UPQ_FAIL(all, "%s: another rank of this node could not convert its share", x->o->model);
+    if (shm_node_rank(shm) == 0) { /* rank 0 prints: the message of a one-rank load */
+        tfm_model m;
+        memset(&m, 0, sizeof m);
+        if (ppl_load_model(x->o->model, &m) != UPQ_OK) rc = all;
+        tfm_model_free(&m);
+    }
+    return rc;
+}
+
+/* Several ranks: the model once per node in memory shared by the node's ranks (mpi/shm.h):
+ * a HuggingFace folder converted by all of them (load_hf_shared), a container file read by
+ * the node's first rank and copied in. *shm is set when the node communicator exists (free
+ * it after the model). */
+static int load_model(ptq_ctx *x, shm_node **shm)
+{
+    const ptq_opts *o = x->o;
+    *shm = NULL;
+    if (!o->distributed || par_size() < 2) return ppl_load_model(o->model, &x->m);
+    TRY(shm_node_create(shm));
+    struct stat st;
+    if (stat(o->model, &st) == 0 && S_ISDIR(st.st_mode)) return load_hf_shared(x, *shm);
+    int reader = shm_node_rank(*shm) == 0;
+    struct {
+        int rc;
+        tfm_config cfg;
+    } hd;
+    memset(&hd, 0, sizeof hd);
+    tfm_model priv;
+    memset(&priv, 0, sizeof priv);
+    if (reader) hd.rc = ppl_load_model(o->model, &priv), hd.cfg = priv.cfg;
+    int rc = shm_node_bcast(*shm, &hd, sizeof hd);
+    if (!rc && hd.rc) rc = reader ? hd.rc : UPQ_FAIL(hd.rc, "%s: the node's reading rank could not load it", o->model);
+    float *mem = NULL;
+    size_t bytes = (size_t)(rc ? 0 : tfm_param_count(&hd.cfg)) * sizeof(float);
+    if (!rc) rc = shm_node_alloc(*shm, bytes, (void **)&mem);
+    if (!rc && reader) memcpy(mem, priv.mem, bytes);
+    tfm_model_free(&priv);
+    if (!rc) rc = shm_node_publish(*shm);
+    if (!rc) rc = tfm_model_alloc_at(&x->m, &hd.cfg, mem);
+    return rc;
+}
+
+/* Several ranks: rank 0 tokenizes the calibration windows and sends them to every rank. */
+static int load_calib(const ptq_opts *o, int32_t **ids, char sha[65])
+{
+    if (!o->distributed || par_size() < 2) return ptq_calib_load(o, ids, sha);
+    struct {
+        int rc;
+        char sha[65];
+    } hd;
+    memset(&hd, 0, sizeof hd);
+    *ids = NULL;
+    if (par_rank() == 0) hd.rc = ptq_calib_load(o, ids, hd.sha);
+    TRY(par_bcast(&hd, sizeof hd, 0));
+    if (hd.rc) return par_rank() == 0 ? hd.rc : UPQ_FAIL(hd.rc, "%s: rank 0 could not read the calibration windows", o->calib);
+    int64_t n = o->calib_samples * o->seq_len;
+    if (par_rank() != 0) *ids = upq_malloc((size_t)n * sizeof **ids, "calibration tokens");
+    int ok = par_agree(*ids ? UPQ_OK : UPQ_EIO); /* every rank takes part in the bcast below */
+    if (ok) return ok;
+    memcpy(sha, hd.sha, 65);
+    return par_bcast(*ids, n * (int64_t)sizeof **ids, 0);
+}
+
 int ptq_run(const ptq_opts *o)
 {
     ptq_ctx x;
     memset(&x, 0, sizeof x);
     x.o = o;
     x.t_begin = ptq_now_s();
-    TRY(ppl_load_model(o->model, &x.m));
+    shm_node *shm = NULL;
+    int rc = load_model(&x, &shm);
+    if (rc) {
+        tfm_model_free(&x.m); /* a failed node read leaves the window: the job ends */
+        return rc;
+    }
     x.c = x.m.cfg;
     double t1 = ptq_now_s();
     x.tm[PTQ_T_LOAD] = t1 - x.t_begin;
@@ -53,8 +143,8 @@ int ptq_run(const ptq_opts *o)
     snprintf(calib_path, sizeof calib_path, "%s", o->calib);
     char *colon = strrchr(calib_path, ':');
     if (colon && colon[1] == '/') *colon = 0;
-    int rc = ptq_check_opts(o, &x.c);
-    if (!rc) rc = ptq_calib_load(o, &ids, sha);
+    rc = ptq_check_opts(o, &x.c);
+    if (!rc) rc = load_calib(o, &ids, sha);
     if (!rc) rc = ptq_ctx_init(&x, o, ids);
     free(ids);
     x.tm[PTQ_T_CALIB] = ptq_now_s() - t1;
@@ -78,5 +168,6 @@ int ptq_run(const ptq_opts *o)
     }
     if (!rc) rc = ptq_timing_print(&x, gather); /* rc is the same on every rank here */
     ptq_ctx_free(&x);
+    if (!rc) shm_node_destroy(shm); /* collective: only when every rank got here (agreed) */
     return rc;
 }

@@ -7,7 +7,8 @@
 # max` line with numbers. Block groups (gptq at np 8 > 5 blocks: groups of 2 and 1, each
 # member running GPTQ's column sweep on its share of the output rows, and one group of 4
 # with --ranks-per-block 4): the same bytes (apart from the command line there). Skips
-# (77) without ../shared.
+# (77) without ../shared. A NaN weight converted by another rank than 0: exit 2 with the
+# one-rank message.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}"
 M=${UPQ_SHARED_DIR:?}/models/stories260k
@@ -41,3 +42,22 @@ same gptq_0 gptq_8
 run gptq_rpb4 4 "${args[@]}" --method gptq --ranks-per-block 4 || fail "gptq --ranks-per-block 4"
 same_but_argv gptq_0 gptq_rpb4
 echo "gptq: np 8 (groups of 2, rows split) byte-identical; one group of 4: identical apart from the command line"
+
+# The model is converted once per node into shared memory, each rank its share of the
+# tensors: a NaN in block 4's down_proj (rank 1's or 2's share at np 3) still gives exit 2
+# and the one-rank message (rank 0 repeats the load to name the tensor).
+cp -r "$M" "$W/nanm" && chmod -R u+w "$W/nanm"
+st=$W/nanm/model.safetensors
+hlen=$(od -An -t u8 -N 8 "$st" | tr -d ' ')
+off=$(head -c $((8 + hlen)) "$st" | tail -c "$hlen" | grep -o '"model.layers.4.mlp.down_proj.weight":{[^}]*}' |
+    grep -o '"data_offsets":\[[0-9]*' | grep -o '[0-9]*$')
+[[ -n $off ]] || fail "no down_proj offset in $st"
+printf '\x00\x00\xc0\x7f' | dd of="$st" bs=1 seek=$((8 + hlen + off + 20)) conv=notrunc status=none # a float NaN, element 5
+set +e
+(cd "$W" && "$MPIRUN" -np 3 "$UPQ" ptq --model nanm --calib "$TXT" --input fp --out nan.h5 >nan.out 2>nan.err)
+rc=$?
+set -e
+[[ $rc == 2 ]] || fail "NaN weight at np 3: exit $rc, expected 2"
+grep -q "^upq ptq: nanm/model.safetensors: tensor model.layers.4.mlp.down_proj.weight: element 5 is nan" "$W/nan.err" ||
+    { cat "$W/nan.err" >&2; fail "NaN weight at np 3: not the one-rank message"; }
+echo "NaN weight at np 3: exit 2, $(grep -m1 '^upq ptq' "$W/nan.err")"
