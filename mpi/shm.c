@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 
 #include "par.h"
 #include "upq_err.h"
@@ -57,9 +58,23 @@ int shm_node_max(shm_node *s, int status)
     return rc == MPI_SUCCESS ? out : mpi_fail(rc, "MPI_Allreduce");
 }
 
+/* Free bytes where Open MPI backs shared windows (its osc_sm_backing_directory, /dev/shm by
+ * default): a tmpfs that is too small (64 MB in some containers) would SIGBUS on touch. */
+static double backing_free(void)
+{
+    const char *d = getenv("OMPI_MCA_osc_sm_backing_directory");
+    struct statvfs v;
+    if (statvfs(d && *d ? d : "/dev/shm", &v) != 0) return -1.0;
+    return (double)v.f_bavail * (double)v.f_frsize;
+}
+
 int shm_node_alloc(shm_node *s, size_t bytes, void **ptr)
 {
     UPQ_ASSERT(s->win == MPI_WIN_NULL);
+    *ptr = NULL;
+    double room = s->rank == 0 ? backing_free() : 0.0;
+    TRY(shm_node_bcast(s, &room, sizeof room));
+    if (room >= 0.0 && room < (double)bytes + (64 << 20)) return UPQ_OK; /* no room: the caller does without */
     void *base = NULL;
     MPI_Info info;
     MPI_Info_create(&info);

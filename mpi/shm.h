@@ -20,7 +20,8 @@ int shm_node_bcast(shm_node *s, void *buf, int64_t bytes);
 /* The largest status of the node's ranks (collective over the node). */
 int shm_node_max(shm_node *s, int status);
 /* Collective over the node: `bytes` bytes owned by node rank 0, mapped by every rank of
- * the node (*ptr; 64-byte aligned). Once per shm_node. */
+ * the node (*ptr). Once per shm_node. *ptr NULL (and UPQ_OK) on every rank of the node
+ * when the backing tmpfs (/dev/shm) has not that much room plus 64 MB: then do without. */
 int shm_node_alloc(shm_node *s, size_t bytes, void **ptr);
 /* Collective over the node: node rank 0's writes are visible to every rank afterwards. */
 int shm_node_publish(shm_node *s);

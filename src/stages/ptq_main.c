@@ -52,7 +52,15 @@ static int load_hf_shared(ptq_ctx *x, shm_node *shm)
     if (!rc) cfg = *hf_model_config(h);
     rc = shm_node_max(shm, rc); /* all open, or all give up (rank 0 has the message) */
     float *mem = NULL;
-    if (!rc) rc = shm_node_alloc(shm, (size_t)tfm_param_count(&cfg) * sizeof(float), (void **)&mem);
+    size_t bytes = (size_t)tfm_param_count(&cfg) * sizeof(float);
+    if (!rc) rc = shm_node_alloc(shm, bytes, (void **)&mem);
+    if (!rc && !mem) { /* no room in /dev/shm: a private copy per rank, as before */
+        if (par_rank() == 0 && x->o->progress)
+            fprintf(stderr, "ptq: no room for the model (%.0f MB) in the node's shared memory: every rank reads "
+                            "its own copy\n", (double)bytes / 1e6);
+        hf_model_close(h);
+        return ppl_load_model(x->o->model, &x->m);
+    }
     if (!rc) rc = tfm_model_alloc_at(&x->m, &cfg, mem);
     if (!rc) rc = hf_model_read_part(h, &x->m, shm_node_rank(shm), shm_node_size(shm));
     hf_model_close(h);
@@ -95,6 +103,13 @@ static int load_model(ptq_ctx *x, shm_node **shm)
     float *mem = NULL;
     size_t bytes = (size_t)(rc ? 0 : tfm_param_count(&hd.cfg)) * sizeof(float);
     if (!rc) rc = shm_node_alloc(*shm, bytes, (void **)&mem);
+    if (!rc && !mem) { /* no room in /dev/shm: the reader keeps its copy, the others read theirs */
+        if (reader) {
+            x->m = priv;
+            return UPQ_OK;
+        }
+        return ppl_load_model(o->model, &x->m);
+    }
     if (!rc && reader) memcpy(mem, priv.mem, bytes);
     tfm_model_free(&priv);
     if (!rc) rc = shm_node_publish(*shm);
