@@ -10,6 +10,9 @@
 #            [--repeats 1] [--work DIR] [--only "tinyllama-15m:gptq deep24:tesseraq ..."]
 #            [-- EXTRA_PTQ_ARGS...]
 #   DIR holds tinyllama-15m/ (a HuggingFace folder); deep24/ is made beside the work dir.
+#   Method gptq-r2 (not in the default list): gptq in block groups of 2 ranks
+#   (--ranks-per-block 2), e.g. --only "deep24:gptq-r2": 24 blocks on 16 ranks as 8 groups
+#   of 3 blocks instead of 8 ranks with 2 blocks and 8 with 1.
 #   Settings: 16 windows x 256 tokens of TEXT, W2 g64, --input fp; tesseraq 2 rounds x 4
 #   steps, batch 4. UPQ, MPIRUN as for ptq_scaling.sh (python3 makes the 24-block model).
 set -euo pipefail
@@ -34,7 +37,8 @@ mkdir -p "$WORK"
 deep=$WORK/deep24
 [[ -f $deep/model.safetensors ]] || python3 "$here/deep_model.py" "$MDIR/tinyllama-15m" "$deep" 24 >&2
 declare -A MODEL=([tinyllama-15m]=$MDIR/tinyllama-15m [deep24]=$deep)
-declare -A METHOD=([gptq]="--method gptq" [tesseraq]="--method tesseraq --tsq-rounds 2 --tsq-steps 4 --tsq-batch 4")
+declare -A METHOD=([gptq]="--method gptq" [tesseraq]="--method tesseraq --tsq-rounds 2 --tsq-steps 4 --tsq-batch 4"
+    [gptq-r2]="--method gptq --ranks-per-block 2")
 echo "ptq scaling: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), np \"$NPS\", $REPEATS run(s) per point, $(date -u +%FT%TZ)"
 hdr=
 for cfg in $ONLY; do
