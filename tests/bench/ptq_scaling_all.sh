@@ -39,7 +39,7 @@ deep=$WORK/deep24
 declare -A MODEL=([tinyllama-15m]=$MDIR/tinyllama-15m [deep24]=$deep)
 declare -A METHOD=([gptq]="--method gptq" [tesseraq]="--method tesseraq --tsq-rounds 2 --tsq-steps 4 --tsq-batch 4"
     [gptq-r2]="--method gptq --ranks-per-block 2")
-echo "ptq scaling: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), np \"$NPS\", $REPEATS run(s) per point, $(date -u +%FT%TZ)"
+echo "ptq scaling: $(getconf _NPROCESSORS_ONLN) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), np \"$NPS\", $REPEATS run(s) per point, $(date -u +%FT%TZ)"
 hdr=
 for cfg in $ONLY; do
     m=${cfg%%:*} meth=${cfg##*:}
