@@ -3,10 +3,12 @@
  * of R ranks holds a contiguous slice of the calibration windows (member m: [S m/R,
  * S (m+1)/R)); the FP hidden states of each window flow from the member holding it in one
  * group to the member holding it in the next (mpi/pipe.h: blocking receive, forward
- * through this group's blocks, non-blocking send); then the group works through its
+ * through this group's blocks keeping each block's FP output and X^T X for its
+ * reconstruction, non-blocking send); then the group works through its
  * blocks together: partial X^T X, block errors and TesseraQ gradients summed over the
  * group in a fixed order, GPTQ's inverse on the group's ScaLAPACK grid for wide layers
- * (ptq_group.c, also the group membership); the leader commits each block to its part
+ * and its column sweep split by output rows (ptq_group.c, also the group membership); block
+ * costs from ptq_cost.c, computed by rank 0; the leader commits each block to its part
  * file (ptq.c). Finally rank 0
  * merges every block's part file into the one container, written (and so marked complete)
  * only when all blocks are in. A rerun with any rank count skips committed blocks. With
