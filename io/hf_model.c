@@ -336,6 +336,34 @@ int hf_model_read(const hf_model_files *h, tfm_model *m)
     return UPQ_OK;
 }
 
+int hf_model_read_part(const hf_model_files *h, tfm_model *m, int part, int nparts)
+{
+    UPQ_ASSERT(nparts >= 1 && part >= 0 && part < nparts);
+    hf_jobs J = {h, upq_calloc((size_t)h->nrefs + 1, sizeof(hf_job), "load jobs"), 0};
+    if (!J.jobs) return UPQ_EIO;
+    int rc = tfm_params_foreach(m, add_job, &J);
+    int64_t total = 0, at = 0;
+    for (int i = 0; i < J.n; i++) total += J.jobs[i].n;
+    int first = J.n, last = J.n; /* jobs whose first element falls in this part's share */
+    for (int i = 0; i < J.n; i++) {
+        int owner = total ? (int)((double)at * nparts / (double)total) : 0;
+        if (owner == part && first == J.n) first = i;
+        if (owner > part && last == J.n) last = i;
+        at += J.jobs[i].n;
+    }
+    int bad = -1;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = first; i < last; i++) {
+        if (load_job(&J.jobs[i]) != UPQ_OK) {
+#pragma omp critical
+            if (bad < 0 || i < bad) bad = i;
+        }
+    }
+    if (!rc && bad >= 0) rc = load_job(&J.jobs[bad]);
+    free(J.jobs);
+    return rc;
+}
+
 int hf_model_load(const char *dir, tfm_model *m)
 {
     hf_model_files *h;

@@ -37,6 +37,12 @@ size_t hf_model_file_bytes(const hf_model_files *h, int i);
  * tensors). m is untouched on failure. */
 int hf_model_read(const hf_model_files *h, tfm_model *m);
 
+/* Part `part` of `nparts` of hf_model_read into m, already allocated for this config
+ * (e.g. tfm_model_alloc_at over memory shared by several processes, each converting its
+ * part): the tensors in model order, cut into nparts contiguous runs of about equal
+ * size. The parts together convert every parameter once. */
+int hf_model_read_part(const hf_model_files *h, tfm_model *m, int part, int nparts);
+
 /* open + read + close. */
 int hf_model_load(const char *dir, tfm_model *m);
 

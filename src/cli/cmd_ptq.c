@@ -57,9 +57,9 @@ static void usage(FILE *f)
             "                      the groups' shared work)\n"
             "  --ranks-per-block R MPI: block groups of R ranks (also when ranks > blocks), with --input fp\n"
             "                      or quant; a group's ranks split its calibration windows and sum X^T X,\n"
-            "                      block errors and TesseraQ gradients in a fixed order (rtn: the same\n"
-            "                      container; gptq/tesseraq: up to the summation order; use --tsq-batch\n"
-            "                      >= R for tesseraq)\n"
+            "                      block errors and TesseraQ gradients in a fixed order and split GPTQ's\n"
+            "                      column sweep by output rows (rtn: the same container; gptq/tesseraq:\n"
+            "                      up to the summation order; use --tsq-batch >= R for tesseraq)\n"
             "  --scalapack-min-dim N  MPI block groups of 2+ ranks: GPTQ's X^T X inverse through ScaLAPACK\n"
             "                      on the group's ranks for layers with >= N inputs, LAPACK below (default %d)\n"
             "  --scratch DIR       keep the calibration activations (3 x samples x seq-len x hidden floats\n"
@@ -70,7 +70,8 @@ static void usage(FILE *f)
             "  --gptq-block K      GPTQ lazy update block in columns (default 128)\n"
             "  --act-order         GPTQ: columns by decreasing diag(X^T X) (static groups)\n"
             "  --csv FILE          per-block table path (default MODEL.blocks.csv)\n"
-            "  --quiet             no progress on stderr\n"
+            "  --quiet             no progress on stderr (else it ends with the time per rank: load,\n"
+            "                      calib, chain_wait, chain, recon, write, idle; `ptq: time max ...`)\n"
             "SOURCE_DATE_EPOCH, when set, is the container's creation time (reproducible files).\n",
             (int)SL_MIN_DIM_DEFAULT);
 }

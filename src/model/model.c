@@ -143,6 +143,19 @@ int tfm_model_alloc_packed(tfm_model *m, const tfm_config *cfg, const tfm_pack_f
     return rc;
 }
 
+int tfm_model_alloc_at(tfm_model *m, const tfm_config *cfg, float *mem)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->layers = upq_calloc((size_t)cfg->L, sizeof(tfm_layer), "model layers");
+    if (!m->layers) return UPQ_EIO;
+    m->mem = mem;
+    m->mem_borrowed = 1;
+    m->n_params = carve(m, NULL);
+    UPQ_ASSERT(m->n_params == tfm_param_count(cfg));
+    return UPQ_OK;
+}
+
 size_t tfm_linear_bytes(const tfm_model *m)
 {
     size_t b = 0;
@@ -180,7 +193,7 @@ int tfm_model_repack(tfm_model *m)
 void tfm_model_free(tfm_model *m)
 {
     free(m->pq_rp_mem);
-    free(m->mem);
+    if (!m->mem_borrowed) free(m->mem);
     free(m->layers);
     free(m->pq_mats);
     free(m->pq_mem);

@@ -58,6 +58,7 @@ typedef struct {
     tfm_config cfg;
     float *mem;         /* every parameter, one allocation of n_params floats */
     int64_t n_params;   /* counted once when tied */
+    int mem_borrowed;   /* 1: mem belongs to the caller (tfm_model_alloc_at), not freed */
     float *tok_emb;     /* (V, C) model.embed_tokens.weight */
     float *final_norm;  /* (C) model.norm.weight */
     float *lm_head;     /* (V, C) lm_head.weight; == tok_emb when tied */
@@ -85,6 +86,9 @@ int tfm_config_check(const tfm_config *cfg, const char *src);
 int64_t tfm_param_count(const tfm_config *cfg);
 int tfm_model_alloc(tfm_model *m, const tfm_config *cfg); /* zeroed parameters */
 void tfm_model_free(tfm_model *m);
+/* The FP32 model's tensors carved over the caller's mem (tfm_param_count(cfg) floats, e.g.
+ * memory shared by the ranks of a node); tfm_model_free then leaves mem alone. */
+int tfm_model_alloc_at(tfm_model *m, const tfm_config *cfg, float *mem);
 /* Like tfm_model_alloc, but linear p of layer l with fmt[l*TFM_NPROJ + p].bits != 0 gets a
  * zeroed kq_qmat of that format (layers[l].pq[p]) and no FP32 storage (its w* is NULL,
  * n_params counts only the FP32 floats). UPQ_EINPUT for a format with no packed kernel. */

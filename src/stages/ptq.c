@@ -81,21 +81,44 @@ static tfm_layer dekq_qmat(ptq_ctx *x, int64_t l, const kq_qmat *ql)
     return w;
 }
 
+/* X^T X of the linear inputs of the window just forwarded (x->ws) added to x->H. */
+static int hessian_add(ptq_ctx *x)
+{
+    int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
+    TRY(gptq_hessian_add(x->H[0], x->ws.ln1, T, C));
+    TRY(gptq_hessian_add(x->H[1], x->ws.atty, T, HD));
+    TRY(gptq_hessian_add(x->H[2], x->ws.ln2, T, C));
+    return gptq_hessian_add(x->H[3], x->ws.act, T, x->c.F);
+}
+
+/* out[s] = block(w)(X[s]) for window s; with H: accumulate X^T X of the linear inputs. */
+static int window_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h, int64_t s)
+{
+    int64_t TC = x->T * x->c.C;
+    ptq_block_forward(&x->c, w, &x->ws, x->X + s * TC, out + s * TC, x->T);
+    ptq_ctx_release(x, x->X + s * TC, TC);
+    ptq_ctx_release(x, out + s * TC, TC);
+    return want_h ? hessian_add(x) : UPQ_OK;
+}
+
 /* out = block(w) over every sample; with H: accumulate X^T X of the linear inputs. */
 static int block_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h)
 {
-    int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
-    for (int64_t s = 0; s < x->S; s++) {
-        ptq_block_forward(&x->c, w, &x->ws, x->X + s * T * C, out + s * T * C, T);
-        ptq_ctx_release(x, x->X + s * T * C, T * C);
-        ptq_ctx_release(x, out + s * T * C, T * C);
-        if (!want_h) continue;
-        TRY(gptq_hessian_add(x->H[0], x->ws.ln1, T, C));
-        TRY(gptq_hessian_add(x->H[1], x->ws.atty, T, HD));
-        TRY(gptq_hessian_add(x->H[2], x->ws.ln2, T, C));
-        TRY(gptq_hessian_add(x->H[3], x->ws.act, T, x->c.F));
-    }
+    for (int64_t s = 0; s < x->S; s++) TRY(window_pass(x, w, out, want_h, s));
     return UPQ_OK;
+}
+
+static int want_hessian(const ptq_ctx *x)
+{
+    return x->o->method == PTQ_GPTQ || x->o->clip || (x->o->method == PTQ_TESSERAQ && x->o->tsq_init_gptq);
+}
+
+static void zero_hessians(ptq_ctx *x)
+{
+    for (int i = 0; i < 4; i++) {
+        int64_t K = i == 1 ? x->c.H * x->c.D : i == 3 ? x->c.F : x->c.C;
+        memset(x->H[i], 0, (size_t)(K * K) * sizeof(double));
+    }
 }
 
 /* RTN (with the clipping search when --clip) of the TFM_NPROJ linears of layer l into ql. */
@@ -124,15 +147,20 @@ static int quant_gptq_block(ptq_ctx *x, int64_t l, kq_qmat *ql)
         proj_shape(&x->c, p, &N, &K, &hi);
         TRY(quant_qmat_init(&ql[p], x->o->bits, x->o->group, N, K));
         ql[p].grid = x->o->grid;
-        float *W = upq_malloc((size_t)(N * K) * sizeof(float), "GPTQ weight copy");
+        int64_t n0, n1; /* a block group: this member's rows (independent given H^-1), then gathered */
+        ptq_group_rows(x, N, &n0, &n1);
+        kq_qmat mine = ql[p];
+        mine.N = n1 - n0, mine.data = kq_qmat_block(&ql[p], n0, 0);
+        float *W = upq_malloc((size_t)((n1 - n0) * K) * sizeof(float), "GPTQ weight copy");
         double *H = upq_malloc((size_t)(K * K) * sizeof(double), "GPTQ X^T X copy");
         rc = W && H ? UPQ_OK : UPQ_EIO;
         if (!rc) {
-            memcpy(W, *proj_ptr(&x->m.layers[l], p), (size_t)(N * K) * sizeof(float));
+            memcpy(W, *proj_ptr(&x->m.layers[l], p) + n0 * K, (size_t)((n1 - n0) * K) * sizeof(float));
             memcpy(H, x->H[hi], (size_t)(K * K) * sizeof(double));
-            rc = gptq_quantize_inv(&ql[p], W, H, &go, ptq_group_inverse(x, K), &x->sl);
+            rc = gptq_quantize_inv(&mine, W, H, &go, ptq_group_inverse(x, K), &x->sl);
         }
         free(W), free(H);
+        if (!rc) rc = ptq_group_gather_rows(x, &ql[p]);
     }
     return rc;
 }
@@ -190,12 +218,12 @@ static int tesseraq_block(ptq_ctx *x, int64_t l, kq_qmat *ql)
  * (quantized outputs). */
 static int run_block(ptq_ctx *x, int64_t l, kq_qmat *ql)
 {
-    int want_h = x->o->method == PTQ_GPTQ || x->o->clip || (x->o->method == PTQ_TESSERAQ && x->o->tsq_init_gptq);
-    for (int i = 0; i < 4 && want_h; i++) {
-        int64_t K = i == 1 ? x->c.H * x->c.D : i == 3 ? x->c.F : x->c.C;
-        memset(x->H[i], 0, (size_t)(K * K) * sizeof(double));
+    int want_h = want_hessian(x);
+    if (x->pre_block != l) { /* else the FP chain made Y and this rank's X^T X window by window */
+        if (want_h) zero_hessians(x);
+        TRY(block_pass(x, &x->m.layers[l], x->Y, want_h));
     }
-    TRY(block_pass(x, &x->m.layers[l], x->Y, want_h));
+    x->pre_block = -1;
     for (int i = 0; i < 4 && want_h; i++) { /* partial sums of the block group's windows */
         int64_t K = i == 1 ? x->c.H * x->c.D : i == 3 ? x->c.F : x->c.C;
         TRY(ptq_group_sum(x, x->H[i], K * K));
@@ -235,11 +263,14 @@ static int do_block(ptq_ctx *x, int64_t l, int *resumed)
     if (*resumed) {
         TRY(h5q_block_read(part, l, ql, &x->err0[l], &x->err1[l], x->params));
         tfm_layer w = dekq_qmat(x, l, ql);
-        TRY(block_pass(x, x->o->input_mode == PTQ_INPUT_FP ? &x->m.layers[l] : &w,
-                       x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, 0));
+        int fp = x->o->input_mode == PTQ_INPUT_FP;
+        if (!(fp && x->pre_block == l)) TRY(block_pass(x, fp ? &x->m.layers[l] : &w, fp ? x->Y : x->Yq, 0));
+        x->pre_block = -1;
     } else {
         TRY(run_block(x, l, ql));
+        double tw = now_s();
         if (ptq_group_leader(x)) TRY(h5q_block_write(part, l, ql, x->err0[l], x->err1[l], x->params));
+        x->tm[PTQ_T_WRITE] += now_s() - tw;
     }
     float *next = x->o->input_mode == PTQ_INPUT_FP ? x->Y : x->Yq, *t = x->X;
     x->X = next;
@@ -274,6 +305,7 @@ static int ctx_init(ptq_ctx *x, const ptq_opts *o, const int32_t *ids)
 {
     tfm_config *c = &x->c;
     x->S = x->S_all = o->calib_samples;
+    x->pre_block = -1;
     x->sl.min_dim = o->scalapack_min_dim;
     x->T = o->seq_len;
     int64_t HD = c->H * c->D, KD = c->KV * c->D;
@@ -431,3 +463,10 @@ void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, doubl
 }
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap) { part_path(o, l, buf, cap); }
 double ptq_now_s(void) { return now_s(); }
+int ptq_ctx_want_h(const ptq_ctx *x) { return want_hessian(x); }
+void ptq_ctx_zero_h(ptq_ctx *x) { zero_hessians(x); }
+int ptq_ctx_fp_window(ptq_ctx *x, int64_t l, const float *in, float *out)
+{
+    ptq_block_forward(&x->c, &x->m.layers[l], &x->ws, in, out, x->T);
+    return want_hessian(x) ? hessian_add(x) : UPQ_OK;
+}

@@ -54,6 +54,25 @@ int ptq_group_bcast_block(ptq_ctx *x, kq_qmat *ql)
     return UPQ_OK;
 }
 
+void ptq_group_rows(const ptq_ctx *x, int64_t N, int64_t *n0, int64_t *n1)
+{
+    int R = grp_size(x->grp), m = grp_rank(x->grp);
+    if (R > N) R = 1, m = 0;
+    *n0 = N * m / R, *n1 = N * (m + 1) / R;
+}
+
+int ptq_group_gather_rows(ptq_ctx *x, kq_qmat *q)
+{
+    int R = grp_size(x->grp);
+    if (R < 2 || R > q->N) return UPQ_OK;
+    size_t row = (size_t)q->nb * (size_t)q->block_bytes;
+    for (int m = 0; m < R; m++) { /* member m's rows from m */
+        int64_t n0 = q->N * m / R, n1 = q->N * (m + 1) / R;
+        TRY(grp_bcast(x->grp, q->data + (size_t)n0 * row, (int64_t)((size_t)(n1 - n0) * row), m));
+    }
+    return UPQ_OK;
+}
+
 int ptq_group_bcast_int(ptq_ctx *x, int *v) { return grp_bcast(x->grp, v, sizeof *v, 0); }
 
 int ptq_group_tsq_reduce(void *ctx, float *buf, int64_t n) { return grp_sum_f32(((ptq_ctx *)ctx)->grp, buf, n); }

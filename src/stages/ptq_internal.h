@@ -17,8 +17,16 @@
 #include "quant.h"
 #include "scalapack.h"
 
+/* Where a rank's wall time goes (seconds), printed at the end (ptq_timing.c): model load;
+ * calibration tokens and embeddings; the FP chain blocked in receives and computing;
+ * block reconstruction; part files and container; waiting for other ranks (agreements,
+ * the merge). */
+enum { PTQ_T_LOAD, PTQ_T_CALIB, PTQ_T_CHAIN_WAIT, PTQ_T_CHAIN, PTQ_T_RECON, PTQ_T_WRITE, PTQ_T_IDLE, PTQ_T_N };
+
 typedef struct {
     const ptq_opts *o;
+    double t_begin;        /* ptq_now_s() at the start of ptq_run */
+    double tm[PTQ_T_N];    /* seconds per phase (PTQ_T_*) */
     tfm_model m;
     tfm_config c;
     int64_t S, T;          /* S: windows this rank holds (its block group share, else all) */
@@ -28,6 +36,7 @@ typedef struct {
     float *X, *Y, *Yq;     /* (S, T, C): block inputs, FP outputs, quantized outputs */
     h5scratch *scr;        /* --scratch: X, Y, Yq are mapped from it (NULL: malloc'ed) */
     float *wq;             /* dequantized weights of the TFM_NPROJ linears of one block */
+    int64_t pre_block;     /* block whose FP pass (Y, this rank's X^T X) the FP chain did; -1 none */
     double *H[4];          /* X^T X of ln1 (q,k,v), atty (o), ln2 (gate, up), act (down) */
     ptq_block_ws ws;
     kq_qmat *ql;       /* (L*TFM_NPROJ) the result */
@@ -48,6 +57,13 @@ int ptq_ctx_finish(ptq_ctx *x, const char *calib_path);
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done);
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap);
 double ptq_now_s(void);
+/* For the FP chain (--input fp): whether blocks need X^T X; x->H cleared; out = block l
+ * (in) in FP for one window, adding its X^T X to x->H exactly as the block's own first
+ * pass would. A block l whose Y and X^T X were made so is marked by x->pre_block = l and
+ * skips that pass. */
+int ptq_ctx_want_h(const ptq_ctx *x);
+void ptq_ctx_zero_h(ptq_ctx *x);
+int ptq_ctx_fp_window(ptq_ctx *x, int64_t l, const float *in, float *out);
 /* --scratch: this rank is done with p[0..n) of X, Y or Yq for now (no-op in RAM). Inline
  * so that ptq_group.c needs nothing from ptq.c. */
 static inline void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n)
@@ -66,6 +82,10 @@ int ptq_group_mse(ptq_ctx *x, const float *a, const float *b, double *out);
 /* GPTQ's inverse for input dimension K: ScaLAPACK on the group's grid (ctx = &x->sl)
  * when the group has more than one rank and K >= --scalapack-min-dim, else NULL (LAPACK). */
 gptq_inverse_fn ptq_group_inverse(ptq_ctx *x, int64_t K);
+/* GPTQ's rows for this member: [N m/R, N (m+1)/R) in a group of R <= N, else all [0, N).
+ * gather_rows: every member's rows of q to every member (in place). */
+void ptq_group_rows(const ptq_ctx *x, int64_t N, int64_t *n0, int64_t *n1);
+int ptq_group_gather_rows(ptq_ctx *x, kq_qmat *q);
 /* The leader's quantized block (codes, scales, offsets) to every member. */
 int ptq_group_bcast_block(ptq_ctx *x, kq_qmat *ql);
 /* The leader's decision (e.g. "resumed") to every member. */
@@ -78,6 +98,15 @@ int ptq_group_tsq_reduce(void *ctx, float *buf, int64_t n);
 int ptq_group_join(ptq_ctx *x, const double *cost, const part_range *p, int prev[2], int next[2]);
 /* World rank that holds window s in the group of ranks [first, first + size). */
 int ptq_group_window_owner(int first, int size, int64_t S, int64_t s);
+
+/* ptq_cost.c: estimated one-rank time of a block in FP window passes (method-aware; a
+ * committed block costs one pass), and all L of them (skip_committed: look for part files). */
+double ptq_block_cost(const ptq_ctx *x, int committed);
+void ptq_block_costs(const ptq_ctx *x, int skip_committed, double *cost);
+
+/* ptq_timing.c: the per-rank time table (rank 0 prints it; collective over the world when
+ * `gather`, i.e. on several ranks; every rank must call it then). */
+int ptq_timing_print(const ptq_ctx *x, int gather);
 
 /* ptq_mpi.c: the run after ctx setup when there is more than one rank. `rc` is this
  * rank's setup status (agreed first). Same return on every rank. */

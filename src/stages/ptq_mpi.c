@@ -3,10 +3,12 @@
  * of R ranks holds a contiguous slice of the calibration windows (member m: [S m/R,
  * S (m+1)/R)); the FP hidden states of each window flow from the member holding it in one
  * group to the member holding it in the next (mpi/pipe.h: blocking receive, forward
- * through this group's blocks, non-blocking send); then the group works through its
+ * through this group's blocks keeping each block's FP output and X^T X for its
+ * reconstruction, non-blocking send); then the group works through its
  * blocks together: partial X^T X, block errors and TesseraQ gradients summed over the
  * group in a fixed order, GPTQ's inverse on the group's ScaLAPACK grid for wide layers
- * (ptq_group.c, also the group membership); the leader commits each block to its part
+ * and its column sweep split by output rows (ptq_group.c, also the group membership); block
+ * costs from ptq_cost.c, computed by rank 0; the leader commits each block to its part
  * file (ptq.c). Finally rank 0
  * merges every block's part file into the one container, written (and so marked complete)
  * only when all blocks are in. A rerun with any rank count skips committed blocks. With
@@ -23,61 +25,145 @@
 #include "signals.h"
 #include "upq_err.h"
 
-static void block_costs(const ptq_ctx *x, double *cost)
+/* Extra memory the FP chain may keep per rank for the FP inputs and X^T X of a group's
+ * blocks after the first (then none of the group's blocks repeats its FP pass). */
+#define CHAIN_KEEP_BYTES ((size_t)2 << 30)
+
+/* What the FP chain leaves for the group's blocks [first, first + count): A[i] is block
+ * first + i's FP input on this rank's windows (A[0] = x->X, A[1] = x->Y, A[2..count]
+ * allocated), Hs[i] its X^T X (Hs[0] = x->H). keep = 0: only block first's pass is done
+ * in the chain (memory over CHAIN_KEEP_BYTES, or --scratch), the others forward through
+ * two scratch buffers and repeat their pass. */
+typedef struct {
+    int keep;
+    int64_t count;
+    float **A;        /* (count + 1) pointers; A[2..] (S, T, C) each */
+    double *(*Hs)[4]; /* (count) sets of the 4 X^T X */
+    float *orig[2];   /* x->X, x->Y as allocated */
+    double *origH[4];
+} chain_keep;
+
+static size_t h_bytes(const tfm_config *c)
 {
-    const tfm_config *c = &x->c;
-    int64_t HD = c->H * c->D, KD = c->KV * c->D;
-    int64_t params = 2 * HD * c->C + 2 * KD * c->C + 3 * c->F * c->C + 2 * c->C;
-    for (int64_t l = 0; l < c->L; l++) cost[l] = part_block_cost(params, x->S * x->T, 1);
+    int64_t HD = c->H * c->D;
+    return (size_t)(2 * c->C * c->C + HD * HD + c->F * c->F) * sizeof(double);
+}
+
+static int keep_init(chain_keep *k, ptq_ctx *x, const part_range *p)
+{
+    int64_t TC = x->T * x->c.C, n = p->count;
+    memset(k, 0, sizeof *k);
+    k->count = n;
+    k->orig[0] = x->X, k->orig[1] = x->Y;
+    memcpy(k->origH, x->H, sizeof k->origH);
+    size_t need = (size_t)(n - 1) * ((size_t)(x->S * TC) * sizeof(float) + h_bytes(&x->c));
+    k->keep = n > 1 && !x->scr && need <= CHAIN_KEEP_BYTES;
+    k->A = upq_calloc((size_t)n + 1, sizeof *k->A, "FP chain activations");
+    k->Hs = upq_calloc((size_t)n, sizeof *k->Hs, "FP chain X^T X");
+    if (!k->A || !k->Hs) return UPQ_EIO;
+    k->A[0] = x->X, k->A[1] = x->Y;
+    memcpy(k->Hs[0], x->H, sizeof k->Hs[0]);
+    int64_t HD = x->c.H * x->c.D, hk[4] = {x->c.C, HD, x->c.C, x->c.F};
+    for (int64_t i = 1; i < n && k->keep; i++) {
+        k->A[i + 1] = upq_malloc((size_t)(x->S * TC) * sizeof(float) + 1, "FP chain activations");
+        if (!k->A[i + 1]) return UPQ_EIO;
+        for (int h = 0; h < 4 && ptq_ctx_want_h(x); h++)
+            if (!(k->Hs[i][h] = upq_malloc((size_t)(hk[h] * hk[h]) * sizeof(double), "FP chain X^T X"))) return UPQ_EIO;
+    }
+    return UPQ_OK;
+}
+
+/* x's buffers as allocated again (ptq_ctx_free frees those), the kept ones freed. */
+static void keep_free(chain_keep *k, ptq_ctx *x)
+{
+    x->X = k->orig[0], x->Y = k->orig[1];
+    memcpy(x->H, k->origH, sizeof k->origH);
+    for (int64_t i = 1; k->keep && i < k->count; i++) {
+        free(k->A[i + 1]);
+        for (int h = 0; h < 4; h++) free(k->Hs[i][h]);
+    }
+    free(k->A), free(k->Hs);
+    memset(k, 0, sizeof *k);
+}
+
+/* Block first + i's X^T X set as x->H (and cleared). */
+static void use_h(ptq_ctx *x, const chain_keep *k, int64_t i)
+{
+    if (!ptq_ctx_want_h(x)) return;
+    memcpy(x->H, k->Hs[i], sizeof k->Hs[i]);
 }
 
 /* Window by window, for this rank's windows [s0, s0 + S) only: the group's first block's FP
  * input from the previous group's member holding it (group 0: the embeddings already in X,
- * moved to the front), forwarded through the group's blocks and sent on to the next group's
- * member holding it. prev/next: {first world rank, size}, first -1 when none. */
-static int fp_chain(ptq_ctx *x, const part_range *p, const int prev[2], const int next[2])
+ * moved to the front); the FP pass of the group's blocks on it at once (each block's FP
+ * output and this rank's X^T X, which the block then skips: the reconstruction's FP passes
+ * overlap the wait for later windows and are not done twice), and the last block's output
+ * is sent on to the next group's member holding it. prev/next: {first world rank, size},
+ * first -1 when none. */
+static int fp_chain(ptq_ctx *x, const part_range *p, chain_keep *k, const int prev[2], const int next[2])
 {
-    int64_t TC = x->T * x->c.C, S = x->S_all;
-    float *out = next[0] >= 0 ? upq_malloc((size_t)(x->S * TC) * sizeof(float) + 1, "pipeline send buffer") : NULL;
-    float *tmp = next[0] >= 0 ? upq_malloc((size_t)TC * sizeof(float), "pipeline window") : NULL;
+    int64_t TC = x->T * x->c.C, S = x->S_all, n = p->count;
+    int fwd = !k->keep && next[0] >= 0 && n > 1; /* blocks after the first only forwarded */
+    float *out = fwd ? upq_malloc((size_t)(x->S * TC) * sizeof(float) + 1, "pipeline send buffer") : NULL;
+    float *tmp = fwd ? upq_malloc((size_t)TC * sizeof(float), "pipeline window") : NULL;
     pipe_sends *ps = NULL;
-    int rc = next[0] >= 0 && (!out || !tmp) ? UPQ_EIO : pipe_sends_create(x->S, &ps);
+    int rc = fwd && (!out || !tmp) ? UPQ_EIO : pipe_sends_create(x->S, &ps);
+    for (int64_t i = 0; i < (k->keep ? n : 1) && ptq_ctx_want_h(x); i++) use_h(x, k, i), ptq_ctx_zero_h(x);
     for (int64_t j = 0; j < x->S && !rc; j++) {
         int64_t s = x->s0 + j;
         float *in = x->X + j * TC;
+        double tr = ptq_now_s();
         if (prev[0] >= 0) rc = pipe_recv(in, TC, ptq_group_window_owner(prev[0], prev[1], S, s), (int)s);
         else if (s != j) memmove(in, x->X + s * TC, (size_t)TC * sizeof(float)); /* s > j: not yet overwritten */
-        if (rc || next[0] < 0) continue;
+        x->tm[PTQ_T_CHAIN_WAIT] += ptq_now_s() - tr;
         const float *src = in;
-        for (int64_t i = 0; i < p->count; i++) { /* ping-pong so that the last lands in out */
-            float *dst = (p->count - 1 - i) % 2 == 0 ? out + j * TC : tmp;
+        for (int64_t i = 0; !rc && i < (k->keep ? n : 1); i++) { /* kept: every block's pass */
+            use_h(x, k, i);
+            rc = ptq_ctx_fp_window(x, p->first + i, src, k->A[i + 1] + j * TC);
+            ptq_ctx_release(x, src, TC);
+            src = k->A[i + 1] + j * TC;
+        }
+        if (rc || next[0] < 0) continue;
+        for (int64_t i = 1; fwd && i < n; i++) { /* not kept: ping-pong so that the last lands in out */
+            float *dst = (n - 1 - i) % 2 == 0 ? out + j * TC : tmp;
             ptq_block_forward(&x->c, &x->m.layers[p->first + i], &x->ws, src, dst, x->T);
             src = dst;
         }
-        rc = pipe_send_begin(ps, out + j * TC, TC, ptq_group_window_owner(next[0], next[1], S, s), (int)s);
+        rc = pipe_send_begin(ps, src, TC, ptq_group_window_owner(next[0], next[1], S, s), (int)s);
     }
+    use_h(x, k, 0);
     int rc2 = pipe_sends_destroy(ps);
     free(out), free(tmp);
     return rc ? rc : rc2;
 }
 
 /* Every member of the group works on every block (its windows); the leader prints and
- * commits. A signal on any member stops the whole group after the same block. */
-static int quantize_range(ptq_ctx *x, int64_t first, int64_t count)
+ * commits. A signal on any member stops the whole group after the same block. Blocks whose
+ * FP pass the chain did (k) start from it. */
+static int quantize_range(ptq_ctx *x, int64_t first, int64_t count, const chain_keep *k)
 {
-    double t0 = ptq_now_s();
+    double t0 = ptq_now_s(), w0 = x->tm[PTQ_T_WRITE];
     int64_t done = 0;
     for (int64_t l = first; l < first + count; l++) {
         double tb = ptq_now_s();
         int resumed = 0;
+        if (l == first || k->keep) {
+            x->pre_block = l;
+            x->X = k->A[l - first], x->Y = k->A[l - first + 1];
+            use_h(x, k, l - first);
+        }
         TRY(ptq_ctx_block(x, l, &resumed));
         if (!resumed) done++;
         else t0 = ptq_now_s();
         if (ptq_group_leader(x)) ptq_ctx_progress(x, l, resumed, t0, tb, done);
+        x->tm[PTQ_T_RECON] += ptq_now_s() - tb - (x->tm[PTQ_T_WRITE] - w0);
+        w0 = x->tm[PTQ_T_WRITE];
+        double ti = ptq_now_s();
         int sig = grp_max_i32(x->grp, sig_pending());
         if (sig && l + 1 < first + count) /* block l is committed: a safe point */
             return UPQ_FAIL(UPQ_EPREEMPT, "ptq: signal %d: stopped after committing block %lld of %lld (rerun to resume)",
                             sig, (long long)(l + 1), (long long)x->c.L);
+        x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;
     }
     return UPQ_OK;
 }
@@ -125,30 +211,48 @@ static int run_fp(ptq_ctx *x, const double *cost, part_range *p)
     free(table);
     int prev[2], next[2];
     TRY(ptq_group_join(x, cost, p, prev, next));
-    TRY(fp_chain(x, p, prev, next));
-    return quantize_range(x, p->first, p->count);
+    double tc = ptq_now_s();
+    chain_keep k;
+    int rc = keep_init(&k, x, p);
+    if (!rc) rc = fp_chain(x, p, &k, prev, next);
+    x->tm[PTQ_T_CHAIN] += ptq_now_s() - tc - x->tm[PTQ_T_CHAIN_WAIT];
+    if (!rc) rc = quantize_range(x, p->first, p->count, &k);
+    keep_free(&k, x);
+    return rc;
 }
 
 int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
 {
     int me = par_rank();
     if (!rc) rc = sig_install();
+    double ti = ptq_now_s();
     TRY(agree(rc));
+    x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;
     int64_t L = x->c.L;
     double *cost = upq_malloc((size_t)L * sizeof(double), "block costs");
     part_range p;
     memset(&p, 0, sizeof p);
-    rc = cost ? UPQ_OK : UPQ_EIO;
-    if (!rc) block_costs(x, cost);
+    rc = par_agree(cost ? UPQ_OK : UPQ_EIO); /* the bcast below needs every rank */
+    if (!rc) { /* --input fp: committed blocks cost one pass; rank 0 looks, so all agree */
+        int fp = x->o->input_mode != PTQ_INPUT_QUANT;
+        if (me == 0) ptq_block_costs(x, fp, cost);
+        rc = par_bcast(cost, L * (int64_t)sizeof(double), 0);
+    }
     if (!rc && x->o->input_mode == PTQ_INPUT_QUANT) { /* sequential semantics, pipelined (ptq_mpi_quant.c) */
         rc = ptq_mpi_quant(x, cost, &p);
         p.group_rank = -1; /* its blocks are done: not quantize_range below */
     } else if (!rc) {
         rc = run_fp(x, cost, &p);
     }
+    ti = ptq_now_s();
     rc = agree(rc);
+    double tw = ptq_now_s();
+    x->tm[PTQ_T_IDLE] += tw - ti;
     if (!rc && me == 0) rc = merge(x, &p, calib_path);
+    x->tm[PTQ_T_WRITE] += ptq_now_s() - tw;
+    ti = ptq_now_s();
     rc = agree(rc);
+    x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;
     free(cost);
     grp_destroy(x->grp);
     x->grp = NULL;

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# ptq_scaling.sh - strong-scaling table of block-parallel `upq ptq` (issue 6): the same
+# ptq_scaling.sh - strong-scaling rows of block-parallel `upq ptq` (issues 6 and 16): the same
 # quantization at several rank counts, each repeated, with the median wall time, the
-# speed-up and efficiency against np 1, and whether every container is byte-identical to
-# np 1's (SOURCE_DATE_EPOCH fixed, the same --out path). Not a ctest: a measurement for
-# a machine with many cores (the 16-core device, ../shared/BUNDLE.md).
+# speed-up and the efficiency time(first P) x first P / (P x time(P)) (with np 1 first:
+# time(1) / (P time(P))), whether every container is byte-identical to the first P's
+# (SOURCE_DATE_EPOCH fixed, the same --out path), and where the median run's time went:
+# the largest value over the ranks of each column of upq's `ptq: time max` line (load,
+# calib, chain_wait, chain, recon, write, idle; seconds). Not a ctest: a measurement for a
+# machine with many cores (the 16-core device, ../shared/BUNDLE.md);
+# tests/bench/ptq_scaling_all.sh runs the issue's four configurations as one table.
 #
 # usage: tests/bench/ptq_scaling.sh [--np "1 2 4 8 16"] [--repeats 3] [--work DIR]
-#            [--mpirun "CMD"] [--bind core|none] -- UPQ_PTQ_ARGS...
+#            [--bind core|none] [--label TEXT] [--no-header] -- UPQ_PTQ_ARGS...
 #   UPQ_PTQ_ARGS are passed to `upq ptq` (without --out); UPQ names the binary (default
-#   upq on PATH), MPIRUN the launcher prefix (default mpirun).
+#   upq on PATH), MPIRUN the launcher prefix (default mpirun). --label: first column.
 set -euo pipefail
 
-NPS="1 2 4 8 16" REPEATS=3 WORK=${TMPDIR:-/tmp}/upq-scaling BIND=core
+NPS="1 2 4 8 16" REPEATS=3 WORK=${TMPDIR:-/tmp}/upq-scaling BIND=core LABEL=- HEADER=1
 UPQ=${UPQ:-upq} MPIRUN=${MPIRUN:-mpirun}
 while (($#)); do
     case $1 in
@@ -19,6 +23,8 @@ while (($#)); do
     --repeats) REPEATS=$2; shift 2 ;;
     --work) WORK=$2; shift 2 ;;
     --bind) BIND=$2; shift 2 ;;
+    --label) LABEL=$2; shift 2 ;;
+    --no-header) HEADER=0; shift ;;
     --) shift; break ;;
     *) echo "ptq_scaling.sh: unknown option $1" >&2; exit 1 ;;
     esac
@@ -30,9 +36,17 @@ out=$WORK/q.h5 ref=$WORK/ref.h5
 rm -rf "$out" "$out.parts" "$ref"
 
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+COLS="load calib chain_wait chain recon write idle"
+# the value of column $2 in the `ptq: time max` line of file $1 (- when missing)
+tcol() { grep '^ptq: time max' "$1" | tail -1 | awk -v k="$2" '{for (i = 4; i < NF; i++) if ($i == k) {printf "%.2f", $(i + 1); f = 1}} END {if (!f) printf "-"}'; }
 
 declare -A MED
-printf '%-4s %-9s %-30s %-8s %-6s %-9s\n' np groups "wall s (each run)" median speedup identical
+if ((HEADER)); then
+    printf '%-22s %-3s %-6s %-24s %-7s %-6s %-5s %-5s' config np groups "wall s (each run)" median speedup eff ident
+    for c in $COLS; do printf ' %-6s' "${c/chain_wait/cwait}"; done
+    printf '\n'
+fi
+first=${NPS%% *}
 for np in $NPS; do
     times=() same=yes groups=?
     for ((r = 0; r < REPEATS; r++)); do
@@ -49,7 +63,15 @@ for np in $NPS; do
     done
     med=$(printf '%s\n' "${times[@]}" | median)
     MED[$np]=$med
-    base=${MED[${NPS%% *}]}
+    base=${MED[$first]}
     sp=$(awk -v a="$base" -v b="$med" 'BEGIN {printf "%.2f", a / b}')
-    printf '%-4s %-9s %-30s %-8s %-6s %-9s\n' "$np" "$groups" "${times[*]}" "$med" "$sp" "$same"
+    eff=$(awk -v a="$base" -v b="$med" -v p="$np" -v f="$first" 'BEGIN {printf "%.0f%%", 100 * a * f / (p * b)}')
+    # the breakdown of the run whose wall time is the median (the first such run)
+    mr=0
+    for ((r = 0; r < REPEATS; r++)); do
+        if awk -v a="${times[$r]}" -v m="$med" 'BEGIN {exit !(a >= m)}'; then mr=$r; break; fi
+    done
+    printf '%-22s %-3s %-6s %-24s %-7s %-6s %-5s %-5s' "$LABEL" "$np" "$groups" "${times[*]}" "$med" "$sp" "$eff" "$same"
+    for c in $COLS; do printf ' %-6s' "$(tcol "$WORK/np$np.r$mr.err" "$c")"; done
+    printf '\n'
 done
