@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "distill_loss.h"
 #include "f16.h"
@@ -377,6 +378,11 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
         skip = stat(tpath, &sb) == 0 && h5teacher_read_meta(tpath, &have, dims, NULL) == UPQ_OK &&
                meta_matches(&have, dims, &want, N, T, &what);
         upq_err_clear();
+        if (skip) { /* a kill between the commit and the removal leaves the rows behind */
+            char pp[4200];
+            snprintf(pp, sizeof pp, "%s.part", tpath);
+            unlink(pp);
+        }
     }
     int32_t sk = skip;
     if ((rc = par_bcast(&sk, sizeof sk, 0))) goto out;
