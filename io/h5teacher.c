@@ -426,3 +426,29 @@ int h5teacher_read(const char *path, h5teacher_data *d, h5teacher_meta *m, char 
     if (rc) h5teacher_free(d);
     return rc;
 }
+
+int h5teacher_check(const h5teacher_data *d, const h5teacher_meta *m, const char *stored_sha, const char *path)
+{
+    char now[65];
+    h5teacher_content_sha256(d, m, now);
+    if (strcmp(now, stored_sha))
+        return UPQ_FAIL(UPQ_EINPUT, "%s: content SHA-256 %s differs from the stored %s (altered shard)", path, now,
+                        stored_sha);
+    int64_t NT = d->N * d->T;
+    for (int64_t p = 0; m->mode == H5T_MODE_TOPK && p < NT * m->topk; p++)
+        if (d->ids[p] < 0 || d->ids[p] >= d->V) return UPQ_FAIL(UPQ_EINPUT, "%s: id %d out of range", path, d->ids[p]);
+    for (int64_t p = 0; m->mode == H5T_MODE_SAMPLE && p < NT; p++) {
+        int64_t s = 0, k = d->offsets[p + 1] - d->offsets[p];
+        if (k < 1 || k > m->samples)
+            return UPQ_FAIL(UPQ_EINPUT, "%s: position %lld has %lld ids for %lld draws", path, (long long)p,
+                            (long long)k, (long long)m->samples);
+        for (int64_t j = d->offsets[p]; j < d->offsets[p + 1]; j++) {
+            s += d->counts[j];
+            if (d->ids[j] < 0 || d->ids[j] >= d->V) return UPQ_FAIL(UPQ_EINPUT, "%s: id %d out of range", path, d->ids[j]);
+        }
+        if (s != m->samples)
+            return UPQ_FAIL(UPQ_EINPUT, "%s: position %lld has %lld draws, not %lld", path, (long long)p, (long long)s,
+                            (long long)m->samples);
+    }
+    return UPQ_OK;
+}

@@ -59,6 +59,10 @@ int h5teacher_read_meta(const char *path, h5teacher_meta *m, int64_t dims[3], ch
  * dataset on a missing dataset or a shape that disagrees with the attributes. */
 int h5teacher_read(const char *path, h5teacher_data *d, h5teacher_meta *m, char *content_sha256);
 void h5teacher_free(h5teacher_data *d);
+/* The records against stored_sha (content_sha256 as read) and their ranges: ids in
+ * [0, V), sample positions with 1..samples ids whose counts sum to samples. UPQ_EINPUT
+ * naming path and the first problem. */
+int h5teacher_check(const h5teacher_data *d, const h5teacher_meta *m, const char *stored_sha, const char *path);
 /* The hash stored as content_sha256. */
 void h5teacher_content_sha256(const h5teacher_data *d, const h5teacher_meta *m, char hex[65]);
 const char *h5teacher_mode_name(int mode);

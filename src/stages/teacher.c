@@ -304,7 +304,7 @@ static int verify_one(const char *tpath, const h5teacher_meta *want, int64_t N, 
 {
     h5teacher_data d;
     h5teacher_meta m;
-    char stored[65], now[65];
+    char stored[65];
     struct stat st;
     if (stat(tpath, &st) != 0) return UPQ_FAIL(UPQ_EINPUT, "%s: missing teacher shard", tpath);
     TRY(h5teacher_read(tpath, &d, &m, stored));
@@ -313,23 +313,7 @@ static int verify_one(const char *tpath, const h5teacher_meta *want, int64_t N, 
     int rc = UPQ_OK;
     if (!meta_matches(&m, dims, want, N, T, &what))
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: attribute %s does not match", tpath, what);
-    if (!rc) {
-        h5teacher_content_sha256(&d, &m, now);
-        if (strcmp(now, stored)) rc = UPQ_FAIL(UPQ_EINPUT, "%s: content SHA-256 %s differs from the stored %s", tpath, now, stored);
-    }
-    int64_t NT = d.N * d.T;
-    for (int64_t p = 0; !rc && m.mode == H5T_MODE_TOPK && p < NT * m.topk; p++)
-        if (d.ids[p] < 0 || d.ids[p] >= d.V) rc = UPQ_FAIL(UPQ_EINPUT, "%s: id %d out of range", tpath, d.ids[p]);
-    for (int64_t p = 0; !rc && m.mode == H5T_MODE_SAMPLE && p < NT; p++) {
-        int64_t s = 0;
-        for (int64_t j = d.offsets[p]; j < d.offsets[p + 1]; j++) {
-            s += d.counts[j];
-            if (d.ids[j] < 0 || d.ids[j] >= d.V) rc = UPQ_FAIL(UPQ_EINPUT, "%s: id %d out of range", tpath, d.ids[j]);
-        }
-        if (!rc && s != m.samples)
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: position %lld has %lld draws, not %lld", tpath, (long long)p, (long long)s,
-                          (long long)m.samples);
-    }
+    if (!rc) rc = h5teacher_check(&d, &m, stored, tpath);
     h5teacher_free(&d);
     return rc;
 }

@@ -42,6 +42,8 @@ typedef struct {
     int64_t count[NLOSS];
     h5teacher_data td;
     h5teacher_meta tm;
+    dl_record *rec;                   /* (T) the current row's records */
+    float *w;                         /* (T*V) their widened values */
     int mode;
 } folder;
 
@@ -190,6 +192,10 @@ int main(int argc, char **argv)
                 live = calloc((size_t)T, sizeof *live);
                 rec = calloc((size_t)T, sizeof *rec);
                 tgt = malloc((size_t)T * sizeof *tgt);
+                for (int f = 0; f < nf; f++) {
+                    F[f].rec = calloc((size_t)T, sizeof *F[f].rec);
+                    F[f].w = malloc((size_t)(T * V) * sizeof *F[f].w);
+                }
             }
             for (int f = 0; f < nf; f++) {
                 char q[4200], sha[65];
@@ -212,16 +218,15 @@ int main(int argc, char **argv)
                 memcpy(tl, ta.logits, (size_t)(T * V) * sizeof *tl);
                 die(tfm_forward(&sm, &sa, tok + r * T, 1, T, NULL));
                 for (int64_t t = 0; t < T; t++) live[t] = (dl_record){.mode = DL_FULL, .logp = tl + t * V};
-                for (int f = 0; f < nf; f++) {
-                    recs_of(rec, w, &F[f], r, T, V);
-                    for (int l = 0; l < NLOSS; l++) {
-                        if (!use[l]) continue;
-                        double gl_ = lgc ? lgs / (double)lgc : 0.5;
-                        double gf = F[f].gcnt ? F[f].gsum / (double)F[f].gcnt : 0.5;
-                        dl_config cl = cfg_of(l, gl_, 0), cr = cfg_of(l, gf, F[f].bucket);
-                        int64_t cnt = 0;
-                        double a = dl_loss_forward_backward(gl, lv, &cl, sa.logits, live, tgt, T, V, 1.0, &cnt);
-                        double b = dl_loss_forward_backward(gr, lr, &cr, sa.logits, rec, tgt, T, V, 1.0, NULL);
+                for (int f = 0; f < nf; f++) recs_of(F[f].rec, F[f].w, &F[f], r, T, V);
+                for (int l = 0; l < NLOSS; l++) {
+                    if (!use[l]) continue;
+                    dl_config cl = cfg_of(l, lgc ? lgs / (double)lgc : 0.5, 0);
+                    int64_t cnt = 0;
+                    double a = dl_loss_forward_backward(gl, lv, &cl, sa.logits, live, tgt, T, V, 1.0, &cnt);
+                    for (int f = 0; f < nf; f++) {
+                        dl_config cr = cfg_of(l, F[f].gcnt ? F[f].gsum / (double)F[f].gcnt : 0.5, F[f].bucket);
+                        double b = dl_loss_forward_backward(gr, lr, &cr, sa.logits, F[f].rec, tgt, T, V, 1.0, NULL);
                         F[f].sum_live[l] += a, F[f].sum_rec[l] += b, F[f].count[l] += cnt;
                         for (int64_t t = 0; t < T; t++)
                             if (tgt[t] >= 0) {
@@ -236,7 +241,6 @@ int main(int argc, char **argv)
                         }
                         F[f].dot[l] += d, F[f].nn_rec[l] += x, F[f].nn_live[l] += y;
                     }
-                    F[f].tokens += (double)T;
                 }
             }
             for (int f = 0; f < nf; f++) h5teacher_free(&F[f].td);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# qat_sample.sh - `upq qat` on sample-mode teacher records (upq teacher --store sample),
+# the importance-sampling estimator of docs/distill-loss.md: stories260k as teacher and
+# init, 32-token rows, N = 32 draws per position; forward KL (the loss the estimator is
+# unbiased for) and JSD 0.5 (the default loss) each train 30 steps with a finite loss
+# whose mean over the last 5 steps is below 0.9 x the first 5; the checkpoint/provenance
+# records mode sample. Skips (77) without ../shared.
+set -euo pipefail
+: "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}" "${UPQ_SOURCE_DIR:?}"
+M="$UPQ_SHARED_DIR/models/stories260k"
+TXT="$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt"
+if [[ ! -f "$M/model.safetensors" || ! -f "$TXT" ]]; then
+    echo "SKIPPED: stories260k or tinyshakespeare under $UPQ_SHARED_DIR is absent" >&2
+    exit 77
+fi
+W=$(mktemp -d /tmp/upq_e2e_qat_sample_XXXXXX)
+trap 'rm -rf "$W"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # NUM_AWK
+head -c 3000 "$TXT" > "$W/in.txt"
+"$UPQ" prepare --model "$M" --out "$W/data" --seq-len 32 --shard-size 4 --quiet "$W/in.txt" > /dev/null
+"$UPQ" teacher --model "$M" --data "$W/data" --out "$W/teach" --store sample --samples 32 --seed 3 --quiet > /dev/null
+decreases() { # CSV: mean of the last 5 losses < 0.9 x mean of the first 5, all finite
+    awk -F, "$NUM_AWK"' NR > 1 { if (!isnum($2)) bad = 1; l[NR - 1] = $2; n = NR - 1 }
+        END { if (bad || n < 10) exit 1; for (i = 1; i <= 5; i++) { a += l[i]; b += l[n - 5 + i] }
+              printf "first5 %.4f last5 %.4f\n", a / 5, b / 5; exit !(b < 0.9 * a) }' "$1"
+}
+for loss in kl jsd; do
+    "$UPQ" qat --init "$M" --teacher "$W/teach" --data "$W/data" --batch 8 --micro-batches 2 --lr 1e-3 \
+        --scale-lr 1e-3 --loss $loss --steps 30 --quiet --out "$W/$loss.h5" > /dev/null 2> "$W/err" ||
+        { cat "$W/err" >&2; fail "qat --loss $loss on sample records"; }
+    r=$(decreases "$W/$loss.h5.loss.csv") ||
+        fail "$loss: loss did not decrease: $(tr '\n' ' ' < "$W/$loss.h5.loss.csv")"
+    h5dump -A "$W/$loss.h5" | grep -q 'teacher_mode\\*":\\*"sample' || fail "$loss: provenance does not say teacher_mode sample"
+    echo "qat_sample: $loss on sample N=32 records: $r"
+done
