@@ -24,7 +24,7 @@ static void usage(FILE *f)
             "container OUT, OUT.loss.csv (loss curve) and, while running, OUT.ckpt.h5 (docs/qat.md).\n"
             "One rank only: pipeline stages (--stages) and replicas (--replicas) are not done yet.\n\n"
             "  --init MODEL         .h5 container (dequantized: the INT4 -> INT2 path) or HF folder (FP)\n"
-            "  --teacher DIR        upq teacher output (full or topk records; sample not yet)\n"
+            "  --teacher DIR        upq teacher output (full, topk or sample records)\n"
             "  --data DIR           the token shards the teacher was made from (hashes must match)\n"
             "  --out FILE           packed container\n"
             "  --bits N             2 (default) or 4\n"
