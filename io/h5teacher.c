@@ -338,7 +338,7 @@ int h5teacher_read_meta(const char *path, h5teacher_meta *m, int64_t dims[3], ch
     h5u_quiet_begin(&q);
     int rc;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: cannot open as HDF5", path);
+    if (f < 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: cannot open as HDF5 (truncated, or not an HDF5 file)", path);
     else {
         rc = read_attrs(f, path, m, dims, content_sha256);
         H5Fclose(f);
@@ -411,7 +411,7 @@ int h5teacher_read(const char *path, h5teacher_data *d, h5teacher_meta *m, char 
     int64_t dims[3] = {0, 0, 0};
     int rc;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: cannot open as HDF5", path);
+    if (f < 0) rc = UPQ_FAIL(UPQ_EINPUT, "%s: cannot open as HDF5 (truncated, or not an HDF5 file)", path);
     else {
         rc = read_attrs(f, path, m, dims, content_sha256);
         d->N = dims[0];
