@@ -328,6 +328,47 @@ typedef struct {
     long pause_ms; /* UPQ_TEACHER_PAUSE_MS: tests only, slows rows so a signal lands mid-run */
 } run_ctx;
 
+/* Rows [done, N) of one shard in blocks of P rows, one per rank, appended by rank 0 to
+ * part in row order; a signal stops the loop after a block (UPQ_EPREEMPT). Collective. */
+static int rows_compute(run_ctx *x, const row_layout *L, tpart *part, const int32_t *tok, int64_t N, int64_t T,
+                        int64_t done, int64_t index, const char *name)
+{
+    const teacher_opts *o = x->o;
+    int rank = par_rank(), P = par_size(), rc = UPQ_OK;
+    int64_t V = x->m->cfg.V;
+    uint8_t *mine = upq_malloc((size_t)L->bytes, "teacher row"), *theirs = upq_malloc((size_t)L->bytes, "teacher row");
+    rc = par_agree(mine && theirs ? UPQ_OK : UPQ_EIO);
+    for (int64_t c = done; c < N && !rc; c += P) {
+        int64_t nb = N - c < P ? N - c : P;
+        if (rank < nb) {
+            h5teacher_data d;
+            int32_t *kbuf;
+            memset(mine, 0, (size_t)L->bytes);
+            layout_view(L, o, mine, T, V, &d, &kbuf);
+            rc = tfm_forward(x->m, x->a, tok + (c + rank) * T, 1, T, NULL);
+            if (!rc) row_records(x->a->logits, tok + (c + rank) * T, T, V, c + rank, 0, o, index, &d, kbuf);
+            if (x->pause_ms) {
+                struct timespec ts = {x->pause_ms / 1000, (long)(x->pause_ms % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+        }
+        rc = par_agree(rc);
+        for (int64_t q = 0; q < nb && !rc; q++) {
+            uint8_t *row = q == rank ? mine : theirs;
+            if (q > 0) rc = par_bcast(row, L->bytes, (int)q);
+            if (!rc && rank == 0) rc = tpart_append(part, row, 1);
+            rc = par_agree(rc);
+        }
+        if (!rc && rank == 0) prog_update(&x->g->p, x->g->before + c + nb, NULL);
+        if (!rc && c + nb < N && sig_agree_stop())
+            rc = UPQ_FAIL(UPQ_EPREEMPT, "teacher: signal: stopped after row %lld of %lld of %s (rerun to continue)",
+                          (long long)(c + nb), (long long)N, name);
+    }
+    free(mine);
+    free(theirs);
+    return rc;
+}
+
 /* One data shard: skip, verify, or compute + write. Collective. */
 static int one_shard(run_ctx *x, const char *name, int64_t index)
 {
@@ -335,7 +376,7 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
     char dpath[4096], tpath[4096], dsha[65] = "";
     snprintf(dpath, sizeof dpath, "%s/%s", o->data_dir, name);
     snprintf(tpath, sizeof tpath, "%s/%s", o->out_dir, name);
-    int rank = par_rank(), P = par_size(), rc = UPQ_OK;
+    int rank = par_rank(), rc = UPQ_OK;
     int32_t *tok = NULL;
     uint8_t *mask = NULL;
     int64_t N = 0, T = 0;
@@ -402,45 +443,9 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
     }
     rc = par_agree(rc);
     if (!rc) rc = par_bcast(&done, sizeof done, 0);
-    uint8_t *mine = NULL, *theirs = NULL;
-    if (!rc) {
-        mine = upq_malloc((size_t)L.bytes, "teacher row");
-        theirs = upq_malloc((size_t)L.bytes, "teacher row");
-        rc = mine && theirs ? UPQ_OK : UPQ_EIO;
-    }
-    rc = par_agree(rc);
     int64_t first = done;
     prog_set_start(&x->g->p, x->g->before + done);
-    /* Blocks of P rows, one per rank; rank 0 appends them in row order, so that a stop
-     * (signal, kill -9) at any block boundary leaves a prefix of complete rows. */
-    for (int64_t c = done; c < N && !rc; c += P) {
-        int64_t nb = N - c < P ? N - c : P;
-        if (rank < nb) {
-            h5teacher_data d;
-            int32_t *kbuf;
-            memset(mine, 0, (size_t)L.bytes);
-            layout_view(&L, o, mine, T, V, &d, &kbuf);
-            rc = tfm_forward(x->m, x->a, tok + (c + rank) * T, 1, T, NULL);
-            if (!rc) row_records(x->a->logits, tok + (c + rank) * T, T, V, c + rank, 0, o, index, &d, kbuf);
-            if (x->pause_ms) {
-                struct timespec ts = {x->pause_ms / 1000, (long)(x->pause_ms % 1000) * 1000000L};
-                nanosleep(&ts, NULL);
-            }
-        }
-        rc = par_agree(rc);
-        for (int64_t q = 0; q < nb && !rc; q++) {
-            uint8_t *row = q == rank ? mine : theirs;
-            if (q > 0) rc = par_bcast(row, L.bytes, (int)q);
-            if (!rc && rank == 0) rc = tpart_append(&part, row, 1);
-            rc = par_agree(rc);
-        }
-        if (!rc && rank == 0) prog_update(&x->g->p, x->g->before + c + nb, NULL);
-        if (!rc && c + nb < N && sig_agree_stop())
-            rc = UPQ_FAIL(UPQ_EPREEMPT, "teacher: signal: stopped after row %lld of %lld of %s (rerun to continue)",
-                          (long long)(c + nb), (long long)N, name);
-    }
-    free(mine);
-    free(theirs);
+    if (!rc) rc = rows_compute(x, &L, &part, tok, N, T, done, index, name);
     if (!rc && rank == 0) {
         rc = part_commit(o, &L, &part, tpath, N, T, V, &want);
         if (!rc) tpart_remove(&part);
