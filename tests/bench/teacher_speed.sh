@@ -39,7 +39,13 @@ declare -A TPS
 for m in "${modes[@]}"; do
     set -- $m; name=$1; shift
     rm -rf "$W/t-$name"
-    $RUN "$UPQ" teacher --model "$MODEL" --data "$W/data" --out "$W/t-$name" --quiet "$@" > "$W/log-$name"
+    for try in 1 2 3; do # a stray SIGTERM/SIGUSR1 (exit 75) on a shared machine: start the mode again
+        rm -rf "$W/t-$name"; rc=0
+        $RUN "$UPQ" teacher --model "$MODEL" --data "$W/data" --out "$W/t-$name" --quiet "$@" > "$W/log-$name" || rc=$?
+        [ $rc -eq 75 ] && { echo "($name: stopped by a signal, again)"; continue; }
+        [ $rc -eq 0 ] || exit $rc
+        break
+    done
     TPS[$name]=$(sed 's/.*(\([0-9.]*\) tokens\/s).*/\1/' "$W/log-$name")
     TOKENS=$(sed 's/.* rows, \([0-9]*\) tokens in.*/\1/' "$W/log-$name")
 done

@@ -48,7 +48,7 @@ for mode in full topk sample; do
         fail "$mode: --verify failed on good shards"
     echo "teacher: $mode: $NS shards byte-identical at P = 1, 2, 3; rerun skips; --verify ok"
 done
-h5dump -A "$W/topk.1/train-00000.h5" | grep -q '"upq-teacher-shard-1"' || fail "h5dump cannot read the format attribute"
+h5dump -A "$W/topk.1/train-00000.h5" | grep -c '"upq-teacher-shard-1"' > /dev/null || fail "h5dump cannot read the format attribute"
 
 # (2) kill -9 mid-run, then rerun
 UPQ_TEACHER_PAUSE_MS=60 "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/k" $(opts topk) --quiet > /dev/null 2>&1 &

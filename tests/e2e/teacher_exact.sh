@@ -26,7 +26,7 @@ head -c 2500 "$TXT" > "$W/in.txt"
     --calib-samples 2 --seq-len 64 --quiet > /dev/null 2>&1 || fail "upq ptq rtn W2"
 "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/f32" --store full --dtype fp32 --quiet > /dev/null
 "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/f16" --store full --quiet > /dev/null
-h5dump -A "$W/f32/train-00000.h5" | grep -q '"fp32"' || fail "no dtype fp32 attribute"
+h5dump -A "$W/f32/train-00000.h5" | grep -c '"fp32"' > /dev/null || fail "no dtype fp32 attribute"
 "$TL" --teacher "$M" --student "$W/w2.h5" --data "$W/data" --rows 4 --exact 1e-6 full-fp32="$W/f32" > "$W/out" ||
     { cat "$W/out"; fail "full fp32 records: some loss is not within 1e-6 of live FP32"; }
 cat "$W/out"
