@@ -4,7 +4,8 @@
 # init, 32-token rows, N = 32 draws per position; forward KL (the loss the estimator is
 # unbiased for) and JSD 0.5 (the default loss) each train 30 steps with a finite loss
 # whose mean over the last 5 steps is below 0.9 x the first 5; the checkpoint/provenance
-# records mode sample. Skips (77) without ../shared.
+# records mode sample; fp32 full records (--dtype fp32) are read as well. Skips (77)
+# without ../shared.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}" "${UPQ_SOURCE_DIR:?}"
 M="$UPQ_SHARED_DIR/models/stories260k"
@@ -34,3 +35,14 @@ for loss in kl jsd; do
     h5dump -A "$W/$loss.h5" | grep -c 'teacher_mode\\*":\\*"sample' > /dev/null || fail "$loss: provenance does not say teacher_mode sample"
     echo "qat_sample: $loss on sample N=32 records: $r"
 done
+# fp32 full records (upq teacher --dtype fp32) are read too: the first step's loss equals
+# the one from fp16 full records to 1e-3 relative (fp16 log-probs: ~1e-4), both finite
+for dt in fp16 fp32; do
+    "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/full-$dt" --store full --dtype $dt --quiet > /dev/null
+    "$UPQ" qat --init "$M" --teacher "$W/full-$dt" --data "$W/data" --batch 8 --lr 1e-3 --scale-lr 1e-3 --steps 2 \
+        --quiet --out "$W/f$dt.h5" > /dev/null 2> "$W/err" || { cat "$W/err" >&2; fail "qat on full $dt records"; }
+done
+rel=$(paste -d, "$W/ffp16.h5.loss.csv" "$W/ffp32.h5.loss.csv" | awk -F, "$NUM_AWK"' NR == 2 {
+        if (!isnum($2) || !isnum($6) || $6 == 0) { print "nan"; exit } d = ($2 - $6) / $6; if (d < 0) d = -d; printf "%.3g\n", d }')
+awk -v r="$rel" 'BEGIN { exit !(r + 0 == r && r <= 1e-3) }' || fail "fp16 vs fp32 full records: first loss rel '$rel'"
+echo "qat_sample: full fp32 records read; first-step loss within $rel of fp16 records"
