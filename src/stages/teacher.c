@@ -261,7 +261,8 @@ static void part_key(char hex[65], const h5teacher_meta *m, int64_t N, int64_t T
 
 typedef struct {
     prog p;
-    int64_t before;
+    int64_t before;  /* rows of the shards before this one */
+    int64_t not_run; /* rows skipped or resumed, not computed by this run (not in the rate) */
 } progress;
 
 static void make_meta(h5teacher_meta *m, const teacher_opts *o, const char *data_sha, const char *teacher_sha,
@@ -414,7 +415,8 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
     if (sk) {
         x->st->skipped++;
         x->g->before += N;
-        prog_set_start(&x->g->p, x->g->before);
+        x->g->not_run += N;
+        prog_set_start(&x->g->p, x->g->not_run);
         goto out;
     }
     if (!o->verify && x->m->cfg.max_T < T)
@@ -444,7 +446,8 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
     rc = par_agree(rc);
     if (!rc) rc = par_bcast(&done, sizeof done, 0);
     int64_t first = done;
-    prog_set_start(&x->g->p, x->g->before + done);
+    x->g->not_run += done;
+    prog_set_start(&x->g->p, x->g->not_run);
     if (!rc) rc = rows_compute(x, &L, &part, tok, N, T, done, index, name);
     if (!rc && rank == 0) {
         rc = part_commit(o, &L, &part, tpath, N, T, V, &want);
