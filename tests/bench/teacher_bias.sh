@@ -13,6 +13,15 @@
 #        RUN (a prefix for every command, e.g. .mpi-bundle/run.sh), TEACHER_RANKS (P for
 #        `mpirun -np P upq teacher`; default 1 = no mpirun), MODEL, PREFIX (the text; default
 #        the first 600,000 bytes of ../shared/data/pd-english/corpus.txt.xz)
+#   On the 16-core machine (shared/BUNDLE.md), prepared here:
+#     ../shared/hpc/mpi-bundle.sh build/src/cli/upq build/tests/teacher_losses
+#     mkdir -p .run-data/m && cp ../shared/models/tinyllama-15m-instruct/{config.json,model.safetensors,\
+#       tokenizer.json,tokenizer_config.json} .run-data/m/
+#     xz -dc ../shared/data/pd-english/corpus.txt.xz | head -c 600000 > .run-data/prefix.txt
+#   and there:
+#     RUN=.mpi-bundle/run.sh UPQ=.mpi-bundle/bin/upq TL=.mpi-bundle/bin/teacher_losses \
+#       MODEL=.run-data/m PREFIX=.run-data/prefix.txt TEACHER_RANKS=16 OMP_NUM_THREADS=16 \
+#       tests/bench/teacher_bias.sh - $OUT/bias
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 B=${1:-$SRC/build}
