@@ -1,7 +1,8 @@
 /* h5teacher.c - teacher shard files (h5teacher.h): per-mode datasets chunked one row
- * per chunk (flat sample arrays: 65536 entries), written row by row (h5teacher_write_rows), optionally shuffle + gzip, no
- * timestamps (identical inputs give identical bytes), provenance attributes, and a
- * SHA-256 of the datasets' contents for --verify. Serial only. */
+ * per chunk (flat sample arrays: 65536 entries), written row by row from a row source
+ * (h5teacher_write_rows), optionally shuffle + gzip, no timestamps (identical inputs give
+ * identical bytes), provenance attributes, and a SHA-256 of the datasets' contents for
+ * --verify and for every reader (h5teacher_check). Serial only. */
 #include "h5teacher.h"
 
 #include <math.h>
