@@ -74,9 +74,15 @@ int tpart_open(tpart *p, const char *path, const char key[65], int64_t rowbytes)
 int tpart_append(tpart *p, const void *rows, int64_t n)
 {
     off_t off = TPART_HDR + (off_t)(p->rows * p->rowbytes);
-    if (full_pwrite(p->fd, rows, (size_t)(n * p->rowbytes), off) != 0 || fsync(p->fd) != 0)
+    if (full_pwrite(p->fd, rows, (size_t)(n * p->rowbytes), off) != 0)
         return UPQ_FAIL(UPQ_EIO, "%s: writing rows %lld.. failed: %s", p->path, (long long)p->rows, strerror(errno));
     p->rows += n;
+    return UPQ_OK;
+}
+
+int tpart_sync(tpart *p)
+{
+    if (fsync(p->fd) != 0) return UPQ_FAIL(UPQ_EIO, "%s: fsync failed: %s", p->path, strerror(errno));
     return UPQ_OK;
 }
 

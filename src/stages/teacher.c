@@ -360,6 +360,7 @@ static int rows_compute(run_ctx *x, const row_layout *L, tpart *part, const int3
             if (!rc && rank == 0) rc = tpart_append(part, row, 1);
             rc = par_agree(rc);
         }
+        if (!rc) rc = par_agree(rank == 0 ? tpart_sync(part) : UPQ_OK);
         if (!rc && rank == 0) prog_update(&x->g->p, x->g->before + c + nb, NULL);
         if (!rc && c + nb < N && sig_agree_stop())
             rc = UPQ_FAIL(UPQ_EPREEMPT, "teacher: signal: stopped after row %lld of %lld of %s (rerun to continue)",
