@@ -80,7 +80,9 @@ static int run(const teacher_opts *o)
     printf("teacher: %lld shard(s): %lld computed, %lld skipped (complete); %lld rows, %lld tokens in %.2f s",
            (long long)st.shards, (long long)st.computed, (long long)st.skipped, (long long)st.rows,
            (long long)st.tokens, st.seconds);
-    printf(" (%.1f tokens/s)\n", st.seconds > 0 ? (double)st.tokens / st.seconds : 0.0);
+    printf(" (%.1f tokens/s; %.1f tokens/s after loading the teacher)\n",
+           st.seconds > 0 ? (double)st.tokens / st.seconds : 0.0,
+           st.seconds_rows > 0 ? (double)st.tokens / st.seconds_rows : 0.0);
     return UPQ_OK;
 }
 

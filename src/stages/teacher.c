@@ -480,7 +480,7 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
     memset(st, 0, sizeof *st);
     if (o->temperature <= 0 || !isfinite(o->temperature))
         return UPQ_FAIL(UPQ_EUSAGE, "teacher: --temperature must be > 0");
-    double t0 = now_s();
+    double t0 = now_s(), t1 = t0;
     struct dirent **list = NULL;
     int n = scandir(o->data_dir, &list, keep_h5, alphasort);
     if (n < 0) return UPQ_FAIL(UPQ_EINPUT, "%s: cannot list the data folder", o->data_dir);
@@ -519,6 +519,7 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
         free(mk);
     }
     rc = par_agree(rc);
+    t1 = now_s();
     prog_init(&g.p, o->progress && par_rank() == 0 ? stderr : NULL, o->verify ? "teacher verify" : "teacher", "row", total);
     prog_set_rate(&g.p, "tokens/s", (double)T0);
     for (int i = 0; !rc && i < n; i++) {
@@ -533,5 +534,6 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
     tfm_acts_free(&a);
     if (!o->verify) tfm_model_free(&m);
     st->seconds = now_s() - t0;
+    st->seconds_rows = now_s() - t1;
     return rc;
 }

@@ -29,7 +29,8 @@ typedef struct {
 
 typedef struct {
     int64_t shards, computed, skipped, rows, tokens;
-    double seconds;
+    double seconds;      /* the whole run */
+    double seconds_rows; /* after the teacher is loaded: rows, records, files */
 } teacher_stats;
 
 /* The whole stage; all ranks return the same status. UPQ_EPREEMPT after SIGTERM/SIGUSR1

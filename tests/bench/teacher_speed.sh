@@ -5,7 +5,8 @@
 # same run, interleaved (forward, then each mode, then forward again; the forward figure is
 # the median of both), so the ratio shares the machine's state; then the HDF5 bytes per
 # token of each mode uncompressed (UPQ_TEACHER_GZIP=0), gzip (=2) and shuffle + gzip (the
-# default). Target: teacher >= 90% of the forward. Not a test. Numbers: docs/teacher.md.
+# default). The teacher's tokens/s are those after loading it (rows, records, .part, the
+# HDF5 shard), as the forward's exclude loading. Target: teacher >= 90% of the forward. Not a test. Numbers: docs/teacher.md.
 #   tests/bench/teacher_speed.sh [BUILD_DIR] [WORK_DIR]
 #   env: MODEL (default ../shared/models/tinyllama-15m-instruct), ROWS (16), T (512),
 #        THREADS (2), UPQ (default BUILD_DIR/src/cli/upq), TEXT (a plain-text file),
@@ -46,7 +47,7 @@ for m in "${modes[@]}"; do
         [ $rc -eq 0 ] || exit $rc
         break
     done
-    TPS[$name]=$(sed 's/.*(\([0-9.]*\) tokens\/s).*/\1/' "$W/log-$name")
+    TPS[$name]=$(sed 's/.*; \([0-9.]*\) tokens\/s after loading.*/\1/' "$W/log-$name")
     TOKENS=$(sed 's/.* rows, \([0-9]*\) tokens in.*/\1/' "$W/log-$name")
 done
 F2=$(fwd)
