@@ -24,7 +24,7 @@ static void usage(FILE *f)
             "  --model TEACHER      HF folder (FP32) or .h5 container (dequantized to FP32)\n"
             "  --data SHARDS        folder of token shards (*.h5, sorted by name = shard index)\n"
             "  --out DIR            output folder (created)\n"
-            "  --store MODE         full: fp16 log-probs of all V tokens per position\n"
+            "  --store MODE         full: log-probs of all V tokens per position (fp16, or --dtype fp32)\n"
             "                       topk: the K largest (ids, fp16 logits), lse, log_tail, and the\n"
             "                       logit of the data's next token (default)\n"
             "                       sample: N draws with replacement (unique ids, counts, fp16 logits), lse\n"
