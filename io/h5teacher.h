@@ -20,6 +20,7 @@ typedef struct {
     int64_t topk, samples;     /* K (topk), N draws (sample); 0 otherwise */
     double temperature;
     uint64_t seed;             /* sample mode's seed; 0 otherwise */
+    int fp32;                  /* full: /logp stored as float32 (--dtype fp32); 0 = fp16 */
     char upq_version[32];
 } h5teacher_meta;
 
@@ -27,7 +28,8 @@ typedef struct {
  * used (others NULL). fp16 values are IEEE binary16 bit patterns (kernels/f16.h). */
 typedef struct {
     int64_t N, T, V;
-    uint16_t *logp;         /* full: (N,T,V) log-probabilities at the temperature */
+    uint16_t *logp;         /* full, fp16: (N,T,V) log-probabilities at the temperature */
+    float *logp32;          /* full, fp32: (N,T,V) the same in float32 */
     int32_t *ids;           /* topk: (N,T,K), largest first; sample: (M) unique ids, increasing per position */
     uint16_t *logits;       /* topk: (N,T,K); sample: (M) tempered logits at ids */
     int32_t *counts;        /* sample: (M) draws of each id */
@@ -38,6 +40,14 @@ typedef struct {
     float *target_logit;    /* topk: (N,T) tempered logit of the data's next token (NaN at t = T-1) */
 } h5teacher_data;
 
+/* Source of the rows for h5teacher_write_rows: fills *row with row r as a one-row view
+ * (N = 1; sample: offsets (T+1) from 0 and M the row's entries). The view stays valid
+ * until the next call. A status (naming the file) on failure. */
+typedef int (*h5teacher_row_fn)(void *ctx, int64_t r, h5teacher_data *row);
+/* Writes the N rows of shape (T, V) row by row (memory: one row), as h5teacher_write
+ * does; the same rows give the same bytes whichever way they were held. */
+int h5teacher_write_rows(const char *path, int64_t N, int64_t T, int64_t V, const h5teacher_meta *m, int compress,
+                         h5teacher_row_fn get, void *ctx);
 /* Writes path via "<path>.tmp" + rename. compress: 1 = byte shuffle then gzip level 4 on
  * every dataset, 2 = gzip without shuffle, 0 = uncompressed chunks. Adds attribute content_sha256 (of the
  * datasets' bytes in a fixed order, h5teacher_content_sha256). UPQ_EIO naming the file. */
@@ -49,8 +59,12 @@ int h5teacher_read_meta(const char *path, h5teacher_meta *m, int64_t dims[3], ch
  * dataset on a missing dataset or a shape that disagrees with the attributes. */
 int h5teacher_read(const char *path, h5teacher_data *d, h5teacher_meta *m, char *content_sha256);
 void h5teacher_free(h5teacher_data *d);
+/* The records against stored_sha (content_sha256 as read) and their ranges: ids in
+ * [0, V), sample positions with 1..samples ids whose counts sum to samples. UPQ_EINPUT
+ * naming path and the first problem. */
+int h5teacher_check(const h5teacher_data *d, const h5teacher_meta *m, const char *stored_sha, const char *path);
 /* The hash stored as content_sha256. */
-void h5teacher_content_sha256(const h5teacher_data *d, int mode, int64_t K, char hex[65]);
+void h5teacher_content_sha256(const h5teacher_data *d, const h5teacher_meta *m, char hex[65]);
 const char *h5teacher_mode_name(int mode);
 int h5teacher_mode_parse(const char *s); /* -1 when unknown */
 

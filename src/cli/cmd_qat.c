@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "On S x R MPI ranks: S pipeline stages (contiguous layers, 1F1B schedule) times R replicas\n"
             "(each M/R of the M micro-batches); loss curve and output are bit-identical for every S and R.\n\n"
             "  --init MODEL         .h5 container (dequantized: the INT4 -> INT2 path) or HF folder (FP)\n"
-            "  --teacher DIR        upq teacher output (full or topk records; sample not yet)\n"
+            "  --teacher DIR        upq teacher output (full, topk or sample records)\n"
             "  --data DIR           the token shards the teacher was made from (hashes must match)\n"
             "  --out FILE           packed container\n"
             "  --bits N             2 (default) or 4\n"

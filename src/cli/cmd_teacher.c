@@ -13,15 +13,18 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: upq teacher --model TEACHER --data SHARDS --out DIR [--store full|topk|sample]\n"
-            "                   [--topk K] [--samples N] [--temperature T] [--seed S] [--verify] [--quiet]\n\n"
+            "                   [--topk K] [--samples N] [--temperature T] [--seed S] [--dtype fp16|fp32]\n"
+            "                   [--verify] [--quiet]\n\n"
             "Runs the FP32 teacher over every row of the token shards in SHARDS (upq prepare) and\n"
             "writes one teacher shard per data shard, OUT/<same name>.h5, row for row (docs/teacher.md).\n"
             "Ranks (mpirun -n P) split each shard's rows; the files are byte-identical for any P.\n"
-            "Shards already complete with the same data, teacher and options are skipped.\n\n"
+            "Shards already complete with the same data, teacher and options are skipped. SIGTERM or\n"
+            "SIGUSR1 stops after the rows in progress (exit 75); the rows done stay in OUT/<name>.h5.part\n"
+            "and a rerun continues there.\n\n"
             "  --model TEACHER      HF folder (FP32) or .h5 container (dequantized to FP32)\n"
             "  --data SHARDS        folder of token shards (*.h5, sorted by name = shard index)\n"
             "  --out DIR            output folder (created)\n"
-            "  --store MODE         full: fp16 log-probs of all V tokens per position\n"
+            "  --store MODE         full: log-probs of all V tokens per position (fp16, or --dtype fp32)\n"
             "                       topk: the K largest (ids, fp16 logits), lse, log_tail, and the\n"
             "                       logit of the data's next token (default)\n"
             "                       sample: N draws with replacement (unique ids, counts, fp16 logits), lse\n"
@@ -29,6 +32,8 @@ static void usage(FILE *f)
             "  --samples N          draws for sample (default 64)\n"
             "  --temperature T      records of softmax(logits / T) (default 1)\n"
             "  --seed S             seed of the sample draws, per (seed, shard, row) (default 0)\n"
+            "  --dtype D            full: fp16 (default, 2 V bytes per token) or fp32 (4 V bytes per\n"
+            "                       token; losses from it equal those from live FP32 logits to ~1e-7)\n"
             "  --verify             re-check every teacher shard (data hash, teacher hash, options,\n"
             "                       shapes, content hash); exit 2 naming the first bad file\n"
             "  --quiet              no progress line\n"
@@ -50,6 +55,11 @@ static int set_opt(teacher_opts *o, int ch, const char *arg)
     case 'n': return cli_parse_int("teacher", "--samples", arg, 1, 1000000, &o->samples);
     case 't': return cli_parse_num("teacher", "--temperature", arg, 1e-6, 1e6, &o->temperature);
     case 's': TRY(cli_parse_int("teacher", "--seed", arg, 0, INT64_MAX, &n)); o->seed = (uint64_t)n; return UPQ_OK;
+    case 'D':
+        if (strcmp(arg, "fp16") && strcmp(arg, "fp32"))
+            return cli_usage_error("teacher", "--dtype is fp16 or fp32, not '%s'", arg);
+        o->fp32 = !strcmp(arg, "fp32");
+        return UPQ_OK;
     case 'S':
         if ((o->mode = h5teacher_mode_parse(arg)) < 0)
             return cli_usage_error("teacher", "--store is full, topk or sample, not '%s'", arg);
@@ -70,7 +80,9 @@ static int run(const teacher_opts *o)
     printf("teacher: %lld shard(s): %lld computed, %lld skipped (complete); %lld rows, %lld tokens in %.2f s",
            (long long)st.shards, (long long)st.computed, (long long)st.skipped, (long long)st.rows,
            (long long)st.tokens, st.seconds);
-    printf(" (%.1f tokens/s)\n", st.seconds > 0 ? (double)st.tokens / st.seconds : 0.0);
+    printf(" (%.1f tokens/s; %.1f tokens/s after loading the teacher)\n",
+           st.seconds > 0 ? (double)st.tokens / st.seconds : 0.0,
+           st.seconds_rows > 0 ? (double)st.tokens / st.seconds_rows : 0.0);
     return UPQ_OK;
 }
 
@@ -81,7 +93,7 @@ int cmd_teacher(int argc, char **argv)
         {"out", required_argument, 0, 'o'}, {"store", required_argument, 0, 'S'},
         {"topk", required_argument, 0, 'k'}, {"samples", required_argument, 0, 'n'},
         {"temperature", required_argument, 0, 't'}, {"seed", required_argument, 0, 's'},
-        {"verify", no_argument, 0, 'v'}, {"quiet", no_argument, 0, 'q'},
+        {"dtype", required_argument, 0, 'D'}, {"verify", no_argument, 0, 'v'}, {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     teacher_opts o = {.mode = H5T_MODE_TOPK, .topk = 64, .samples = 64, .temperature = 1.0, .progress = 1, .compress = 1};
     const char *gz = getenv("UPQ_TEACHER_GZIP");
@@ -99,6 +111,7 @@ int cmd_teacher(int argc, char **argv)
         TRY(set_opt(&o, ch, optarg));
     }
     if (!o.model || !o.data_dir || !o.out_dir) return cli_usage_error("teacher", "--model, --data and --out are required");
+    if (o.fp32 && o.mode != H5T_MODE_FULL) return cli_usage_error("teacher", "--dtype fp32 is for --store full only");
     if (optind < argc) return cli_usage_error("teacher", "unexpected argument '%s'", argv[optind]);
     return cli_report("teacher", run(&o));
 }

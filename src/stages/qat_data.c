@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "f16.h"
 #include "h5shard.h"
 #include "sha256.h"
 #include "upq_err.h"
@@ -59,18 +60,18 @@ int qat_data_load(qat_data *d, const qat_opts *o, int64_t V)
         if (!rc && strcmp(tm.data_sha256, dsha))
             rc = UPQ_FAIL(UPQ_EINPUT, "%s: teacher shard made from other data: its data_sha256 %.16s... is not "
                           "the SHA-256 %.16s... of %s", tp, tm.data_sha256, dsha, dp);
+        if (!rc) rc = h5teacher_check(&d->td[i], &tm, csha, tp);
         if (!rc && (d->td[i].N != N || d->td[i].T != T))
             rc = UPQ_FAIL(UPQ_EINPUT, "%s: %lld rows x %lld positions, the data shard %s has %lld x %lld", tp,
                           (long long)d->td[i].N, (long long)d->td[i].T, dp, (long long)N, (long long)T);
         if (!rc && d->td[i].V != V)
             rc = UPQ_FAIL(UPQ_EINPUT, "%s: teacher vocabulary %lld, the init model (--init %s) has %lld: "
                           "another architecture", tp, (long long)d->td[i].V, o->init, (long long)V);
-        if (!rc && i > 0 && (T != d->T || tm.mode != d->mode || tm.topk != d->K || tm.temperature != d->temperature))
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: seq_len/mode/topk/temperature differ from the first shard's", tp);
-        if (!rc && tm.mode == H5T_MODE_SAMPLE)
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: sample-mode teacher shards are not supported by qat yet", tp);
+        int64_t K = tm.mode == H5T_MODE_SAMPLE ? tm.samples : tm.topk;
+        if (!rc && i > 0 && (T != d->T || tm.mode != d->mode || K != d->K || tm.temperature != d->temperature))
+            rc = UPQ_FAIL(UPQ_EINPUT, "%s: seq_len/mode/topk/samples/temperature differ from the first shard's", tp);
         if (!rc) {
-            d->T = T, d->mode = tm.mode, d->K = tm.topk, d->temperature = tm.temperature, d->V = V;
+            d->T = T, d->mode = tm.mode, d->K = K, d->temperature = tm.temperature, d->V = V;
             int64_t N0 = d->N;
             int32_t *nt = realloc(d->tok, (size_t)((N0 + N) * T) * sizeof *nt);
             if (nt) d->tok = nt;
@@ -93,4 +94,25 @@ int qat_data_load(qat_data *d, const qat_opts *o, int64_t V)
     for (int i = 0; i < n; i++) free(list[i]);
     free(list);
     return rc;
+}
+
+void qat_data_record(dl_record *r, float *w, const qat_data *d, int sh, int64_t p)
+{
+    const h5teacher_data *td = &d->td[sh];
+    int64_t V = d->V, K = d->K;
+    memset(r, 0, sizeof *r);
+    if (d->mode == H5T_MODE_FULL) {
+        for (int64_t v = 0; v < V; v++) w[v] = td->logp32 ? td->logp32[p * V + v] : kq_f16_to_f32(td->logp[p * V + v]);
+        r->mode = DL_FULL, r->logp = w;
+    } else if (d->mode == H5T_MODE_TOPK) {
+        for (int64_t k = 0; k < K; k++) w[k] = kq_f16_to_f32(td->logits[p * K + k]);
+        r->mode = DL_TOPK, r->ids = td->ids + p * K, r->logits = w, r->k = (int32_t)K;
+        r->lse = td->lse[p], r->log_tail = td->log_tail[p], r->target_logit = td->target_logit[p];
+    } else {
+        int64_t a = td->offsets[p], k = td->offsets[p + 1] - a;
+        UPQ_ASSERT(k >= 1 && k <= K); /* checked when loaded */
+        for (int64_t j = 0; j < k; j++) w[j] = kq_f16_to_f32(td->logits[a + j]);
+        r->mode = DL_SAMPLE, r->ids = td->ids + a, r->counts = td->counts + a, r->logits = w;
+        r->k = (int32_t)k, r->n = (int32_t)K, r->lse = td->lse[p];
+    }
 }

@@ -5,11 +5,13 @@
 
 #include <stdint.h>
 
+#include "distill_loss.h"
 #include "h5teacher.h"
 #include "qat.h"
 
 typedef struct {
-    int64_t N, T, V, K, mode; /* rows of all shards together, positions, vocab, topk K */
+    int64_t N, T, V, K, mode; /* rows of all shards together, positions, vocab, slots per
+                                 position: topk K, or sample's draws N */
     int32_t *tok;             /* (N, T) */
     uint8_t *mask;            /* (N, T) */
     int nsh;
@@ -25,5 +27,8 @@ typedef struct {
  * (V, the student's) checked; UPQ_EINPUT naming the file. */
 int qat_data_load(qat_data *d, const qat_opts *o, int64_t V);
 void qat_data_free(qat_data *d);
+/* The teacher record of position p (row-major in shard sh) as dl_record, fp16 values
+ * widened into w (room for V floats in full mode, K otherwise). */
+void qat_data_record(dl_record *r, float *w, const qat_data *d, int sh, int64_t p);
 
 #endif

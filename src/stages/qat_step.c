@@ -61,23 +61,9 @@ void qat_fill_batch(qat_ctx *x, int64_t cursor, int32_t *tok, int recs)
         int sh = 0;
         while (r >= d->row0[sh + 1]) sh++;
         int64_t lr = r - d->row0[sh];
-        const h5teacher_data *td = &d->td[sh];
         memcpy(x->mask + b * T, d->mask + r * T, (size_t)T);
-        for (int64_t t = 0; t < T; t++) {
-            dl_record *rc = &x->recs[b * T + t];
-            memset(rc, 0, sizeof *rc);
-            int64_t p = lr * T + t;
-            if (d->mode == H5T_MODE_FULL) {
-                for (int64_t v = 0; v < V; v++) w[v] = kq_f16_to_f32(td->logp[p * V + v]);
-                rc->mode = DL_FULL, rc->logp = w;
-                w += V;
-            } else {
-                for (int64_t k = 0; k < K; k++) w[k] = kq_f16_to_f32(td->logits[p * K + k]);
-                rc->mode = DL_TOPK, rc->ids = td->ids + p * K, rc->logits = w, rc->k = (int32_t)K;
-                rc->lse = td->lse[p], rc->log_tail = td->log_tail[p], rc->target_logit = td->target_logit[p];
-                w += K;
-            }
-        }
+        for (int64_t t = 0; t < T; t++, w += d->mode == H5T_MODE_FULL ? V : K)
+            qat_data_record(&x->recs[b * T + t], w, d, sh, lr * T + t);
     }
     if (recs) tfm_next_token_targets(x->tgt, tok, x->mask, x->mb, T);
 }

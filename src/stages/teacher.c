@@ -1,9 +1,10 @@
-/* teacher.c - the teacher stage (teacher.h): per data shard, every rank runs the FP32
- * teacher over its contiguous rows (one row per forward, so a row's numbers do not
- * depend on how rows are grouped), builds the records (log-softmax in double; top-K and
- * sample records through distill_loss.h's builders), the rows are gathered on rank 0 by
- * an exact integer sum (each row is non-zero on one rank only) and rank 0 writes the
- * shard (temp + rename). Not the format (io/h5teacher.c) nor the CLI (cmd_teacher.c). */
+/* teacher.c - the teacher stage (teacher.h): per data shard, blocks of P rows, one per
+ * rank (one row per forward, so a row's numbers do not depend on how rows are grouped);
+ * each rank builds its row's records (log-softmax in double; top-K and sample records
+ * through distill_loss.h's builders), rank 0 receives the rows in order and appends them
+ * to "<shard>.part" (io/teacher_part.h), and once all rows are there writes the shard
+ * from it row by row (temp + rename). Memory: two rows per rank. Not the format
+ * (io/h5teacher.c) nor the CLI (cmd_teacher.c). */
 #include "teacher.h"
 
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "distill_loss.h"
 #include "f16.h"
@@ -24,6 +26,7 @@
 #include "rng.h"
 #include "sha256.h"
 #include "signals.h"
+#include "teacher_part.h"
 #include "upq_err.h"
 
 static int ends_with(const char *s, const char *suf)
@@ -71,8 +74,9 @@ static void row_rng(uint64_t s[4], uint64_t seed, int64_t shard, int64_t row)
     upq_rng_seed(s, upq_splitmix64(&x));
 }
 
-void teacher_row_records(const float *logits, const int32_t *tok, int64_t T, int64_t V, int64_t row,
-                         const teacher_opts *o, int64_t shard_index, h5teacher_data *d, int32_t *kbuf)
+/* The records of row `row` (seeding the draws) into slot row `slot` of d's arrays. */
+static void row_records(const float *logits, const int32_t *tok, int64_t T, int64_t V, int64_t row, int64_t slot,
+                        const teacher_opts *o, int64_t shard_index, h5teacher_data *d, int32_t *kbuf)
 {
     float *z = malloc((size_t)V * sizeof *z);
     int64_t K = o->topk, S = o->samples;
@@ -90,7 +94,7 @@ void teacher_row_records(const float *logits, const int32_t *tok, int64_t T, int
     float inv = (float)(1.0 / o->temperature);
     for (int64_t t = 0; t < T; t++) {
         const float *x = logits + t * V;
-        int64_t p = row * T + t;
+        int64_t p = slot * T + t;
         for (int64_t j = 0; j < V; j++) z[j] = o->temperature == 1.0 ? x[j] : x[j] * inv;
         if (o->mode == H5T_MODE_FULL) {
             float mx = z[0];
@@ -98,8 +102,13 @@ void teacher_row_records(const float *logits, const int32_t *tok, int64_t T, int
             double s = 0;
             for (int64_t j = 0; j < V; j++) s += exp((double)z[j] - mx);
             double lse = mx + log(s);
-            uint16_t *out = d->logp + p * V;
-            for (int64_t j = 0; j < V; j++) out[j] = kq_f32_to_f16((float)((double)z[j] - lse));
+            if (d->logp32) {
+                float *out = d->logp32 + p * V;
+                for (int64_t j = 0; j < V; j++) out[j] = (float)((double)z[j] - lse);
+            } else {
+                uint16_t *out = d->logp + p * V;
+                for (int64_t j = 0; j < V; j++) out[j] = kq_f32_to_f16((float)((double)z[j] - lse));
+            }
         } else if (o->mode == H5T_MODE_TOPK) {
             float tail;
             d->lse[p] = dl_topk_build(ti, tl, &tail, z, V, (int32_t)K);
@@ -122,100 +131,139 @@ void teacher_row_records(const float *logits, const int32_t *tok, int64_t T, int
     free(tl);
 }
 
+void teacher_row_records(const float *logits, const int32_t *tok, int64_t T, int64_t V, int64_t row,
+                         const teacher_opts *o, int64_t shard_index, h5teacher_data *d, int32_t *kbuf)
+{
+    row_records(logits, tok, T, V, row, row, o, shard_index, d, kbuf);
+}
+
 static int keep_h5(const struct dirent *e) { return ends_with(e->d_name, ".h5") && e->d_name[0] != '.'; }
 
-/* Zeroed buffer of n bytes rounded up to 8 (the gather sums int64 words). */
-static void *zbuf(int64_t n, const char *what) { return upq_calloc((size_t)((n + 7) / 8), 8, what); }
-
-/* In pieces of 2^27 words (1 GiB): par_sum_i64 takes an int count. */
-static int gather(void *p, int64_t bytes)
-{
-    int64_t n = (bytes + 7) / 8, piece = (int64_t)1 << 27;
-    for (int64_t i = 0; i < n; i += piece) TRY(par_sum_i64((int64_t *)p + i, n - i < piece ? n - i : piece));
-    return UPQ_OK;
-}
-
+/* One row's records as stored in the partial shard (teacher_part.h): fixed-size fields,
+ * 4-byte ones first. S slots per position (K, or the draws N: sample ids are compacted
+ * when the shard is written). */
 typedef struct {
-    h5teacher_data d;
-    int32_t *kbuf; /* sample: unique ids per position */
-    int64_t S;     /* slots per position (K or samples) */
-} shard_buf;
+    int64_t bytes, S;
+    int64_t o_ids, o_counts, o_lse, o_tail, o_target, o_k, o_logits; /* byte offsets */
+} row_layout;
 
-static void shard_buf_free(shard_buf *b)
+static void layout_init(row_layout *L, const teacher_opts *o, int64_t T, int64_t V)
 {
-    h5teacher_free(&b->d);
-    free(b->kbuf);
-    b->kbuf = NULL;
-}
-
-static int shard_buf_alloc(shard_buf *b, const teacher_opts *o, int64_t N, int64_t T, int64_t V)
-{
-    memset(b, 0, sizeof *b);
-    h5teacher_data *d = &b->d;
-    d->N = N, d->T = T, d->V = V;
-    int64_t NT = N * T;
-    b->S = o->mode == H5T_MODE_TOPK ? o->topk : o->samples;
-    int ok = 1;
-    if (o->mode == H5T_MODE_FULL) ok = (d->logp = zbuf(NT * V * 2, "full log-probs")) != NULL;
-    else {
-        ok = (d->ids = zbuf(NT * b->S * 4, "teacher ids")) && (d->logits = zbuf(NT * b->S * 2, "teacher logits")) &&
-             (d->lse = zbuf(NT * 4, "lse"));
-        if (ok && o->mode == H5T_MODE_TOPK)
-            ok = (d->log_tail = zbuf(NT * 4, "log_tail")) && (d->target_logit = zbuf(NT * 4, "target logits"));
-        if (ok && o->mode == H5T_MODE_SAMPLE)
-            ok = (d->counts = zbuf(NT * b->S * 4, "counts")) && (b->kbuf = zbuf(NT * 4, "unique counts"));
+    memset(L, 0, sizeof *L);
+    if (o->mode == H5T_MODE_FULL) {
+        L->bytes = T * V * (o->fp32 ? 4 : 2);
+        return;
     }
-    if (!ok) shard_buf_free(b);
-    return ok ? UPQ_OK : UPQ_EIO;
+    int64_t S = L->S = o->mode == H5T_MODE_TOPK ? o->topk : o->samples, at = 0;
+    L->o_ids = at, at += T * S * 4;
+    if (o->mode == H5T_MODE_SAMPLE) L->o_counts = at, at += T * S * 4;
+    L->o_lse = at, at += T * 4;
+    if (o->mode == H5T_MODE_TOPK) L->o_tail = at, at += T * 4, L->o_target = at, at += T * 4;
+    else L->o_k = at, at += T * 4;
+    L->o_logits = at, at += T * S * 2;
+    L->bytes = (at + 7) / 8 * 8;
 }
 
-static int shard_gather(shard_buf *b, int mode)
+/* d: a one-row view of the record buffer buf (slot 0). */
+static void layout_view(const row_layout *L, const teacher_opts *o, uint8_t *buf, int64_t T, int64_t V,
+                        h5teacher_data *d, int32_t **kbuf)
 {
-    h5teacher_data *d = &b->d;
-    int64_t NT = d->N * d->T;
-    if (mode == H5T_MODE_FULL) return gather(d->logp, NT * d->V * 2);
-    TRY(gather(d->ids, NT * b->S * 4));
-    TRY(gather(d->logits, NT * b->S * 2));
-    TRY(gather(d->lse, NT * 4));
-    if (mode == H5T_MODE_TOPK) {
-        TRY(gather(d->log_tail, NT * 4));
-        return gather(d->target_logit, NT * 4);
+    *d = (h5teacher_data){.N = 1, .T = T, .V = V};
+    *kbuf = NULL;
+    if (o->mode == H5T_MODE_FULL) {
+        if (o->fp32) d->logp32 = (float *)buf;
+        else d->logp = (uint16_t *)buf;
+        return;
     }
-    TRY(gather(d->counts, NT * b->S * 4));
-    return gather(b->kbuf, NT * 4);
+    d->ids = (int32_t *)(buf + L->o_ids);
+    d->lse = (float *)(buf + L->o_lse);
+    d->logits = (uint16_t *)(buf + L->o_logits);
+    if (o->mode == H5T_MODE_TOPK) {
+        d->log_tail = (float *)(buf + L->o_tail);
+        d->target_logit = (float *)(buf + L->o_target);
+    } else {
+        d->counts = (int32_t *)(buf + L->o_counts);
+        *kbuf = (int32_t *)(buf + L->o_k);
+    }
 }
 
-/* Sample mode on rank 0: fixed slots -> flat arrays + offsets (in place: entries move left). */
-static int compact(shard_buf *b)
+/* Rows of the partial shard as the HDF5 writer wants them (h5teacher_row_fn). */
+typedef struct {
+    const teacher_opts *o;
+    const row_layout *L;
+    tpart *part;
+    int64_t T, V;
+    uint8_t *buf;           /* one record */
+    int32_t *ids, *counts;  /* sample: (T*S) compacted */
+    uint16_t *logits;
+    int64_t *off;           /* sample: (T+1) */
+} part_rows;
+
+static int part_row(void *vc, int64_t r, h5teacher_data *v)
 {
-    h5teacher_data *d = &b->d;
-    int64_t NT = d->N * d->T, m = 0;
-    d->offsets = upq_malloc((size_t)(NT + 1) * sizeof *d->offsets, "offsets");
-    if (!d->offsets) return UPQ_EIO;
-    for (int64_t p = 0; p < NT; p++) {
-        d->offsets[p] = m;
-        for (int64_t j = 0; j < b->kbuf[p]; j++, m++) {
-            d->ids[m] = d->ids[p * b->S + j];
-            d->counts[m] = d->counts[p * b->S + j];
-            d->logits[m] = d->logits[p * b->S + j];
+    part_rows *c = vc;
+    int32_t *kbuf;
+    TRY(tpart_read(c->part, r, c->buf));
+    layout_view(c->L, c->o, c->buf, c->T, c->V, v, &kbuf);
+    if (c->o->mode != H5T_MODE_SAMPLE) return UPQ_OK;
+    int64_t m = 0, S = c->L->S;
+    for (int64_t t = 0; t < c->T; t++) {
+        c->off[t] = m;
+        if (kbuf[t] < 1 || kbuf[t] > S)
+            return UPQ_FAIL(UPQ_EIO, "%s: row %lld position %lld has %d ids (damaged partial shard)", c->part->path,
+                            (long long)r, (long long)t, kbuf[t]);
+        for (int64_t j = 0; j < kbuf[t]; j++, m++) {
+            c->ids[m] = v->ids[t * S + j];
+            c->counts[m] = v->counts[t * S + j];
+            c->logits[m] = v->logits[t * S + j];
         }
     }
-    d->offsets[NT] = m;
-    d->M = m;
+    c->off[c->T] = m;
+    v->ids = c->ids, v->counts = c->counts, v->logits = c->logits, v->offsets = c->off, v->M = m;
     return UPQ_OK;
+}
+
+/* Rank 0: the complete partial shard -> the teacher shard (temp + rename), row by row. */
+static int part_commit(const teacher_opts *o, const row_layout *L, tpart *part, const char *tpath, int64_t N,
+                       int64_t T, int64_t V, const h5teacher_meta *want)
+{
+    int64_t S = o->mode == H5T_MODE_SAMPLE ? L->S : 0;
+    part_rows c = {.o = o, .L = L, .part = part, .T = T, .V = V};
+    c.buf = upq_malloc((size_t)L->bytes, "teacher row");
+    int ok = c.buf != NULL;
+    if (ok && S) {
+        c.ids = upq_malloc((size_t)(T * S) * 4, "sample ids");
+        c.counts = upq_malloc((size_t)(T * S) * 4, "sample counts");
+        c.logits = upq_malloc((size_t)(T * S) * 2, "sample logits");
+        c.off = upq_malloc((size_t)(T + 1) * 8, "sample offsets");
+        ok = c.ids && c.counts && c.logits && c.off;
+    }
+    int rc = ok ? h5teacher_write_rows(tpath, N, T, V, want, o->compress, part_row, &c) : UPQ_EIO;
+    free(c.buf), free(c.ids), free(c.counts), free(c.logits), free(c.off);
+    return rc;
+}
+
+/* Names the run of one shard: a partial shard with another key is started afresh. */
+static void part_key(char hex[65], const h5teacher_meta *m, int64_t N, int64_t T, int64_t V)
+{
+    char s[1024];
+    int n = snprintf(s, sizeof s, "%s|%s|%s|%s|%lld|%lld|%lld|%llu|%.17g|%d|%lld|%lld|%lld|%s", h5teacher_mode_name(m->mode),
+                     m->data_sha256, m->teacher_sha256, m->data_file, (long long)m->shard_index, (long long)m->topk,
+                     (long long)m->samples, (unsigned long long)m->seed, m->temperature, m->fp32, (long long)N,
+                     (long long)T, (long long)V, m->upq_version);
+    uint8_t d[32];
+    sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, s, (size_t)n);
+    sha256_final(&c, d);
+    sha256_hex(d, hex);
 }
 
 typedef struct {
     prog p;
-    int64_t before, shard_rows, local, nranks;
+    int64_t before;  /* rows of the shards before this one */
+    int64_t not_run; /* rows skipped or resumed, not computed by this run (not in the rate) */
 } progress;
-
-static void progress_row(progress *g, int64_t done_local)
-{
-    int64_t est = g->local > 0 ? (int64_t)((double)done_local / (double)g->local * (double)g->shard_rows) : 0;
-    if (done_local == g->local) est = g->shard_rows;
-    prog_update(&g->p, g->before + est, g->nranks > 1 ? "(rank 0's share scaled)" : NULL);
-}
 
 static void make_meta(h5teacher_meta *m, const teacher_opts *o, const char *data_sha, const char *teacher_sha,
                       const char *name, int64_t shard_index)
@@ -231,6 +279,7 @@ static void make_meta(h5teacher_meta *m, const teacher_opts *o, const char *data
     m->samples = o->mode == H5T_MODE_SAMPLE ? o->samples : 0;
     m->seed = o->mode == H5T_MODE_SAMPLE ? o->seed : 0;
     m->temperature = o->temperature;
+    m->fp32 = o->mode == H5T_MODE_FULL && o->fp32;
 }
 
 /* Does the shard at path carry exactly the record `want` (with rows N, T)? Version aside. */
@@ -246,6 +295,7 @@ static int meta_matches(const h5teacher_meta *a, const int64_t dims[3], const h5
           : a->samples != want->samples ? "samples"
           : a->seed != want->seed ? "seed"
           : a->temperature != want->temperature ? "temperature"
+          : a->fp32 != want->fp32 ? "dtype"
           : dims[0] != N || dims[1] != T ? "shape (n_rows, seq_len)" : NULL;
     return *what == NULL;
 }
@@ -255,7 +305,7 @@ static int verify_one(const char *tpath, const h5teacher_meta *want, int64_t N, 
 {
     h5teacher_data d;
     h5teacher_meta m;
-    char stored[65], now[65];
+    char stored[65];
     struct stat st;
     if (stat(tpath, &st) != 0) return UPQ_FAIL(UPQ_EINPUT, "%s: missing teacher shard", tpath);
     TRY(h5teacher_read(tpath, &d, &m, stored));
@@ -264,23 +314,7 @@ static int verify_one(const char *tpath, const h5teacher_meta *want, int64_t N, 
     int rc = UPQ_OK;
     if (!meta_matches(&m, dims, want, N, T, &what))
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: attribute %s does not match", tpath, what);
-    if (!rc) {
-        h5teacher_content_sha256(&d, m.mode, m.topk, now);
-        if (strcmp(now, stored)) rc = UPQ_FAIL(UPQ_EINPUT, "%s: content SHA-256 %s differs from the stored %s", tpath, now, stored);
-    }
-    int64_t NT = d.N * d.T;
-    for (int64_t p = 0; !rc && m.mode == H5T_MODE_TOPK && p < NT * m.topk; p++)
-        if (d.ids[p] < 0 || d.ids[p] >= d.V) rc = UPQ_FAIL(UPQ_EINPUT, "%s: id %d out of range", tpath, d.ids[p]);
-    for (int64_t p = 0; !rc && m.mode == H5T_MODE_SAMPLE && p < NT; p++) {
-        int64_t s = 0;
-        for (int64_t j = d.offsets[p]; j < d.offsets[p + 1]; j++) {
-            s += d.counts[j];
-            if (d.ids[j] < 0 || d.ids[j] >= d.V) rc = UPQ_FAIL(UPQ_EINPUT, "%s: id %d out of range", tpath, d.ids[j]);
-        }
-        if (!rc && s != m.samples)
-            rc = UPQ_FAIL(UPQ_EINPUT, "%s: position %lld has %lld draws, not %lld", tpath, (long long)p, (long long)s,
-                          (long long)m.samples);
-    }
+    if (!rc) rc = h5teacher_check(&d, &m, stored, tpath);
     h5teacher_free(&d);
     return rc;
 }
@@ -295,6 +329,48 @@ typedef struct {
     long pause_ms; /* UPQ_TEACHER_PAUSE_MS: tests only, slows rows so a signal lands mid-run */
 } run_ctx;
 
+/* Rows [done, N) of one shard in blocks of P rows, one per rank, appended by rank 0 to
+ * part in row order; a signal stops the loop after a block (UPQ_EPREEMPT). Collective. */
+static int rows_compute(run_ctx *x, const row_layout *L, tpart *part, const int32_t *tok, int64_t N, int64_t T,
+                        int64_t done, int64_t index, const char *name)
+{
+    const teacher_opts *o = x->o;
+    int rank = par_rank(), P = par_size(), rc = UPQ_OK;
+    int64_t V = x->m->cfg.V;
+    uint8_t *mine = upq_malloc((size_t)L->bytes, "teacher row"), *theirs = upq_malloc((size_t)L->bytes, "teacher row");
+    rc = par_agree(mine && theirs ? UPQ_OK : UPQ_EIO);
+    for (int64_t c = done; c < N && !rc; c += P) {
+        int64_t nb = N - c < P ? N - c : P;
+        if (rank < nb) {
+            h5teacher_data d;
+            int32_t *kbuf;
+            memset(mine, 0, (size_t)L->bytes);
+            layout_view(L, o, mine, T, V, &d, &kbuf);
+            rc = tfm_forward(x->m, x->a, tok + (c + rank) * T, 1, T, NULL);
+            if (!rc) row_records(x->a->logits, tok + (c + rank) * T, T, V, c + rank, 0, o, index, &d, kbuf);
+            if (x->pause_ms) {
+                struct timespec ts = {x->pause_ms / 1000, (long)(x->pause_ms % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+        }
+        rc = par_agree(rc);
+        for (int64_t q = 0; q < nb && !rc; q++) {
+            uint8_t *row = q == rank ? mine : theirs;
+            if (q > 0) rc = par_bcast(row, L->bytes, (int)q);
+            if (!rc && rank == 0) rc = tpart_append(part, row, 1);
+            rc = par_agree(rc);
+        }
+        if (!rc) rc = par_agree(rank == 0 ? tpart_sync(part) : UPQ_OK);
+        if (!rc && rank == 0) prog_update(&x->g->p, x->g->before + c + nb, NULL);
+        if (!rc && c + nb < N && sig_agree_stop())
+            rc = UPQ_FAIL(UPQ_EPREEMPT, "teacher: signal: stopped after row %lld of %lld of %s (rerun to continue)",
+                          (long long)(c + nb), (long long)N, name);
+    }
+    free(mine);
+    free(theirs);
+    return rc;
+}
+
 /* One data shard: skip, verify, or compute + write. Collective. */
 static int one_shard(run_ctx *x, const char *name, int64_t index)
 {
@@ -302,7 +378,7 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
     char dpath[4096], tpath[4096], dsha[65] = "";
     snprintf(dpath, sizeof dpath, "%s/%s", o->data_dir, name);
     snprintf(tpath, sizeof tpath, "%s/%s", o->out_dir, name);
-    int rank = par_rank(), P = par_size(), rc = UPQ_OK;
+    int rank = par_rank(), rc = UPQ_OK;
     int32_t *tok = NULL;
     uint8_t *mask = NULL;
     int64_t N = 0, T = 0;
@@ -329,13 +405,19 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
         skip = stat(tpath, &sb) == 0 && h5teacher_read_meta(tpath, &have, dims, NULL) == UPQ_OK &&
                meta_matches(&have, dims, &want, N, T, &what);
         upq_err_clear();
+        if (skip) { /* a kill between the commit and the removal leaves the rows behind */
+            char pp[4200];
+            snprintf(pp, sizeof pp, "%s.part", tpath);
+            unlink(pp);
+        }
     }
     int32_t sk = skip;
     if ((rc = par_bcast(&sk, sizeof sk, 0))) goto out;
     if (sk) {
         x->st->skipped++;
         x->g->before += N;
-        prog_set_start(&x->g->p, x->g->before);
+        x->g->not_run += N;
+        prog_set_start(&x->g->p, x->g->not_run);
         goto out;
     }
     if (!o->verify && x->m->cfg.max_T < T)
@@ -351,31 +433,34 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
         tfm_acts_free(x->a);
         rc = tfm_acts_alloc_model(x->a, x->m, 1, T);
     }
-    shard_buf b = {0};
-    if (!rc) rc = shard_buf_alloc(&b, o, N, T, V);
-    int64_t r0 = N * rank / P, r1 = N * (rank + 1) / P;
-    x->g->shard_rows = N;
-    x->g->local = r1 - r0;
-    for (int64_t r = r0; r < r1 && !rc; r++) {
-        rc = tfm_forward(x->m, x->a, tok + r * T, 1, T, NULL);
-        if (!rc) teacher_row_records(x->a->logits, tok + r * T, T, V, r, o, index, &b.d, b.kbuf);
-        if (!rc && rank == 0) progress_row(x->g, r + 1 - r0);
-        if (x->pause_ms) {
-            struct timespec ts = {x->pause_ms / 1000, (long)(x->pause_ms % 1000) * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+    row_layout L;
+    layout_init(&L, o, T, V);
+    char key[65], ppath[4200];
+    part_key(key, &want, N, T, V);
+    snprintf(ppath, sizeof ppath, "%s.part", tpath);
+    tpart part = {.fd = -1};
+    int64_t done = 0;
+    if (!rc && rank == 0) {
+        rc = tpart_open(&part, ppath, key, L.bytes);
+        done = part.rows;
     }
     rc = par_agree(rc);
-    if (!rc) rc = shard_gather(&b, o->mode);
-    if (!rc && rank == 0 && o->mode == H5T_MODE_SAMPLE) rc = compact(&b);
-    if (!rc && rank == 0) rc = h5teacher_write(tpath, &b.d, &want, o->compress);
+    if (!rc) rc = par_bcast(&done, sizeof done, 0);
+    int64_t first = done;
+    x->g->not_run += done;
+    prog_set_start(&x->g->p, x->g->not_run);
+    if (!rc) rc = rows_compute(x, &L, &part, tok, N, T, done, index, name);
+    if (!rc && rank == 0) {
+        rc = part_commit(o, &L, &part, tpath, N, T, V, &want);
+        if (!rc) tpart_remove(&part);
+    }
+    if (rank == 0) tpart_close(&part);
     rc = par_agree(rc);
-    shard_buf_free(&b);
     x->g->before += N;
     if (!rc) {
         x->st->computed++;
-        x->st->rows += N;
-        x->st->tokens += N * T;
+        x->st->rows += N - first;
+        x->st->tokens += (N - first) * T;
     }
 out:
     free(tok);
@@ -395,7 +480,7 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
     memset(st, 0, sizeof *st);
     if (o->temperature <= 0 || !isfinite(o->temperature))
         return UPQ_FAIL(UPQ_EUSAGE, "teacher: --temperature must be > 0");
-    double t0 = now_s();
+    double t0 = now_s(), t1 = t0;
     struct dirent **list = NULL;
     int n = scandir(o->data_dir, &list, keep_h5, alphasort);
     if (n < 0) return UPQ_FAIL(UPQ_EINPUT, "%s: cannot list the data folder", o->data_dir);
@@ -403,7 +488,7 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
     run_ctx x = {.o = o};
     tfm_model m = {0};
     tfm_acts a = {0};
-    progress g = {.nranks = par_size()};
+    progress g = {0};
     x.st = st;
     const char *pause = getenv("UPQ_TEACHER_PAUSE_MS");
     x.pause_ms = pause ? atol(pause) : 0;
@@ -434,6 +519,7 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
         free(mk);
     }
     rc = par_agree(rc);
+    t1 = now_s();
     prog_init(&g.p, o->progress && par_rank() == 0 ? stderr : NULL, o->verify ? "teacher verify" : "teacher", "row", total);
     prog_set_rate(&g.p, "tokens/s", (double)T0);
     for (int i = 0; !rc && i < n; i++) {
@@ -448,5 +534,6 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
     tfm_acts_free(&a);
     if (!o->verify) tfm_model_free(&m);
     st->seconds = now_s() - t0;
+    st->seconds_rows = now_s() - t1;
     return rc;
 }

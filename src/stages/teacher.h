@@ -24,15 +24,18 @@ typedef struct {
     int verify;            /* check the existing shards only */
     int progress;          /* rank 0 prints progress to stderr */
     int compress;          /* h5teacher_write's: 1 shuffle + gzip (default), 2 gzip, 0 none */
+    int fp32;              /* full: log-probs as float32 (--dtype fp32), else fp16 */
 } teacher_opts;
 
 typedef struct {
     int64_t shards, computed, skipped, rows, tokens;
-    double seconds;
+    double seconds;      /* the whole run */
+    double seconds_rows; /* after the teacher is loaded: rows, records, files */
 } teacher_stats;
 
 /* The whole stage; all ranks return the same status. UPQ_EPREEMPT after SIGTERM/SIGUSR1
- * (the shard in progress is finished first); --verify: UPQ_EINPUT naming the first bad
+ * at the next block of P rows (the rows done are kept in "<shard>.part"; a rerun
+ * continues there); --verify: UPQ_EINPUT naming the first bad
  * teacher shard. */
 int teacher_run(const teacher_opts *o, teacher_stats *st);
 

@@ -6,6 +6,9 @@
 #  (2) kill -9 mid-run leaves committed shards (and maybe a .tmp): the rerun gives the
 #      reference bytes; (3) SIGUSR1 to mpirun -n 2: exit 75 with some shards missing,
 #      the rerun continues (skips the done ones) to the reference bytes;
+#  (2b) mid-shard (16 rows per shard): kill -9 after some rows are in <shard>.part, and
+#      SIGUSR1 to mpirun -n 2 (exit 75, "stopped after row"): the reruns (P = 3, 1)
+#      continue from the rows kept and end byte-identical to a run without stops;
 #  (4) --verify exits 2 naming the file for a flipped byte in a teacher shard, and for a
 #      data shard whose content (hence SHA-256) changed; bad options exit 1.
 # UPQ_TEACHER_PAUSE_MS only slows rows so that a signal lands mid-run. Skips (77)
@@ -45,7 +48,7 @@ for mode in full topk sample; do
         fail "$mode: --verify failed on good shards"
     echo "teacher: $mode: $NS shards byte-identical at P = 1, 2, 3; rerun skips; --verify ok"
 done
-h5dump -A "$W/topk.1/train-00000.h5" | grep -q '"upq-teacher-shard-1"' || fail "h5dump cannot read the format attribute"
+h5dump -A "$W/topk.1/train-00000.h5" | grep -c '"upq-teacher-shard-1"' > /dev/null || fail "h5dump cannot read the format attribute"
 
 # (2) kill -9 mid-run, then rerun
 UPQ_TEACHER_PAUSE_MS=60 "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/k" $(opts topk) --quiet > /dev/null 2>&1 &
@@ -74,6 +77,38 @@ n_done=$(ls "$W/s" | grep -c '\.h5$' || true)
 grep -q "$n_done skipped" "$W/log" || fail "the rerun did not skip the $n_done finished shard(s)"
 same "$W/sample.1" "$W/s"
 echo "teacher: SIGUSR1 -> exit 75 after $n_done shard(s); the rerun continues to the reference bytes"
+
+# (2b) stops in the middle of a shard
+"$UPQ" prepare --model "$M" --out "$W/big" --seq-len 32 --shard-size 16 --quiet "$W/in.txt" > /dev/null
+part_rows() { # rows in a .part file (header 128 bytes)
+    local f=$1 rb=$2; [ -f "$f" ] || { echo 0; return; }; echo $(( ($(stat -c %s "$f") - 128) / rb )); }
+wait_rows() { for _ in $(seq 1200); do [ "$(part_rows "$1" "$2")" -ge "$3" ] && return 0; sleep 0.05; done; fail "$1 never held $3 rows"; }
+"$UPQ" teacher --model "$M" --data "$W/big" --out "$W/big.ref" $(opts sample) --quiet > "$W/ref.log"
+ROWS=$(sed -n 's/.*skipped (complete); \([0-9]*\) rows.*/\1/p' "$W/ref.log")
+RB=$(( 32 * 16 * 4 * 2 + 32 * 4 * 2 + 32 * 16 * 2 )); RB=$(( (RB + 7) / 8 * 8 )) # sample N=16, T=32
+UPQ_TEACHER_PAUSE_MS=80 "$UPQ" teacher --model "$M" --data "$W/big" --out "$W/k2" $(opts sample) --quiet > /dev/null 2>&1 &
+pid=$!
+wait_rows "$W/k2/train-00000.h5.part" $RB 3
+kill -9 $pid; rc=0; wait $pid || rc=$?
+[ $rc -eq 137 ] || fail "kill -9 mid-shard: exit $rc, expected 137"
+[ ! -e "$W/k2/train-00000.h5" ] || fail "kill -9 landed after shard 0 was complete"
+kept=$(part_rows "$W/k2/train-00000.h5.part" $RB)
+[ "$kept" -ge 3 ] && [ "$kept" -lt 16 ] || fail "kill -9: $kept rows in the partial shard"
+mpirun -n 3 "$UPQ" teacher --model "$M" --data "$W/big" --out "$W/k2" $(opts sample) --quiet > "$W/log"
+same "$W/big.ref" "$W/k2"
+echo "teacher: kill -9 mid-shard after $kept of 16 rows; rerun at P=3 continues and gives the reference bytes"
+UPQ_TEACHER_PAUSE_MS=80 mpirun -n 2 "$UPQ" teacher --model "$M" --data "$W/big" --out "$W/s2" $(opts sample) --quiet > "$W/s2.log" 2>&1 &
+pid=$!
+wait_rows "$W/s2/train-00000.h5.part" $RB 4
+kill -USR1 $pid; rc=0; wait $pid || rc=$?
+[ $rc -eq 75 ] || { cat "$W/s2.log"; fail "SIGUSR1 mid-shard: exit $rc, expected 75"; }
+grep -q "stopped after row .* of 16 of train-00000.h5" "$W/s2.log" || { cat "$W/s2.log"; fail "no mid-shard stop message"; }
+[ ! -e "$W/s2/train-00000.h5" ] || fail "SIGUSR1 did not stop inside shard 0"
+kept=$(part_rows "$W/s2/train-00000.h5.part" $RB)
+"$UPQ" teacher --model "$M" --data "$W/big" --out "$W/s2" $(opts sample) --quiet > "$W/log"
+grep -q "; $(( ROWS - kept )) rows" "$W/log" || fail "the rerun did not start after the $kept kept rows: $(cat "$W/log")"
+same "$W/big.ref" "$W/s2"
+echo "teacher: SIGUSR1 mid-shard -> exit 75 with $kept rows kept; rerun at P=1 continues to the reference bytes"
 
 # (4) --verify finds damage
 cp -r "$W/full.1" "$W/v"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# teacher_speed.sh - issue #12's throughput check: tokens/s of `upq teacher` (each mode) at
+# THREADS threads (BLIS_NUM_THREADS = OMP_NUM_THREADS) against `upq bench forward` on the
+# same model and batch (one row of T tokens per forward: the teacher runs batch 1), in the
+# same run, interleaved (forward, then each mode, then forward again; the forward figure is
+# the median of both), so the ratio shares the machine's state; then the HDF5 bytes per
+# token of each mode uncompressed (UPQ_TEACHER_GZIP=0), gzip (=2) and shuffle + gzip (the
+# default). The teacher's tokens/s are those after loading it (rows, records, .part, the
+# HDF5 shard), as the forward's exclude loading. Target: teacher >= 90% of the forward. Not a test. Numbers: docs/teacher.md.
+#   tests/bench/teacher_speed.sh [BUILD_DIR] [WORK_DIR]
+#   env: MODEL (default ../shared/models/tinyllama-15m-instruct), ROWS (16), T (512),
+#        THREADS (2), UPQ (default BUILD_DIR/src/cli/upq), TEXT (a plain-text file),
+#        RUN (a prefix for every command, e.g. .mpi-bundle/run.sh on the 16-core machine)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+B=${1:-$SRC/build}
+W=${2:-$(mktemp -d /tmp/upq_teacher_speed_XXXXXX)}
+UPQ=${UPQ:-$B/src/cli/upq}
+SH=${UPQ_SHARED_DIR:-$SRC/../shared}
+MODEL=${MODEL:-$SH/models/tinyllama-15m-instruct}
+ROWS=${ROWS:-16} T=${T:-512} THREADS=${THREADS:-2}
+RUN=${RUN:-}
+TEXT=${TEXT:-$SH/data/tinyshakespeare/input.txt}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HDF5_USE_FILE_LOCKING=FALSE
+export BLIS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
+mkdir -p "$W"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "model $MODEL, $ROWS rows x $T tokens, $THREADS threads"
+if [ ! -d "$W/data" ]; then
+    head -c $((ROWS * T * 6)) "$TEXT" > "$W/in.txt"
+    $RUN "$UPQ" prepare --model "$MODEL" --out "$W/data" --seq-len "$T" --shard-size "$ROWS" --quiet "$W/in.txt" > /dev/null
+    for f in $(ls "$W/data" | tail -n +2); do rm "$W/data/$f"; done
+fi
+fwd() { $RUN "$UPQ" bench forward --model "$MODEL" --tokens "$T" --batch 1 --threads "$THREADS" --repeats 3 --json |
+        sed 's/.*"tokens_per_s": \([0-9.e+-]*\).*/\1/'; }
+modes=("full --store full" "full-fp32 --store full --dtype fp32" "topk64 --store topk --topk 64"
+       "sample64 --store sample --samples 64")
+F1=$(fwd)
+declare -A TPS
+for m in "${modes[@]}"; do
+    set -- $m; name=$1; shift
+    rm -rf "$W/t-$name"
+    for try in 1 2 3; do # a stray SIGTERM/SIGUSR1 (exit 75) on a shared machine: start the mode again
+        rm -rf "$W/t-$name"; rc=0
+        $RUN "$UPQ" teacher --model "$MODEL" --data "$W/data" --out "$W/t-$name" --quiet "$@" > "$W/log-$name" || rc=$?
+        [ $rc -eq 75 ] && { echo "($name: stopped by a signal, again)"; continue; }
+        [ $rc -eq 0 ] || exit $rc
+        break
+    done
+    TPS[$name]=$(sed 's/.*; \([0-9.]*\) tokens\/s after loading.*/\1/' "$W/log-$name")
+    TOKENS=$(sed 's/.* rows, \([0-9]*\) tokens in.*/\1/' "$W/log-$name")
+done
+F2=$(fwd)
+FWD=$(awk -v a="$F1" -v b="$F2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+echo "forward (upq bench forward, batch 1 x $T, $THREADS threads): $F1 and $F2 tokens/s, mean $FWD"
+printf "%-10s %12s %8s %14s %12s %16s\n" mode "tokens/s" "ratio" "uncompressed" "gzip" "shuffle+gzip"
+for m in "${modes[@]}"; do
+    set -- $m; name=$1; shift
+    bpt=()
+    for g in 0 2 1; do
+        d="$W/t-$name"
+        if [ $g != 1 ]; then
+            d="$W/t-$name.g$g"; rm -rf "$d"
+            UPQ_TEACHER_GZIP=$g $RUN "$UPQ" teacher --model "$MODEL" --data "$W/data" --out "$d" --quiet "$@" > /dev/null
+        fi
+        bpt+=($(awk -v b="$(cat "$d"/*.h5 | wc -c)" -v t="$TOKENS" 'BEGIN { printf "%.1f", b / t }'))
+    done
+    printf "%-10s %12s %8s %14s %12s %16s\n" "$name" "${TPS[$name]}" \
+        "$(awk -v a="${TPS[$name]}" -v b="$FWD" 'BEGIN { printf "%.2f", a / b }')" "${bpt[0]}" "${bpt[1]}" "${bpt[2]}"
+done
