@@ -23,6 +23,11 @@ typedef struct {
     char model_key[2048];        /* what made `model` (stages' options): later results record it */
     char calib[RUN_PATH_MAX];    /* the prepare stage's calibration stream ("" without one) */
     char calib_key[1100];        /* what made `calib` (the prepare stage's options) */
+    char stage_dir[RUN_PATH_MAX]; /* where the running stage writes (run_stage_dir) */
+    char shards[RUN_PATH_MAX];   /* the distillation shards (teacher stage; qat reads them) */
+    char teacher[RUN_PATH_MAX];  /* the teacher records (teacher stage) */
+    char int4[RUN_PATH_MAX];     /* the ptq container ("" without a ptq stage) */
+    char int2[RUN_PATH_MAX];     /* the qat container ("" without a qat stage) */
     int64_t sweep_index;         /* -1 outside a sweep */
     int verbose;                 /* rank 0 prints one line per stage */
 } run_ctx;
