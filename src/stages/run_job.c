@@ -65,6 +65,18 @@ static const run_stage stages[] = {
 };
 #define N_STAGES ((int)(sizeof stages / sizeof stages[0]))
 
+/* 1 when path holds exactly these n bytes. */
+static int same_bytes(const char *path, const char *buf, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    int same = 1;
+    size_t i = 0;
+    for (int c; same && (c = fgetc(f)) != EOF; i++) same = i < n && (char)c == buf[i];
+    fclose(f);
+    return same && i == n;
+}
+
 /* DIR/job.ini: the resolved job minus job.dir (so that two runs of the same job in
  * different directories record the same bytes). Rank 0. */
 static int write_record(const run_ctx *r)
@@ -87,7 +99,7 @@ static int write_record(const run_ctx *r)
         fclose(f);
     }
     run_join(path, sizeof path, r->dir, "job.ini");
-    if (!rc) rc = run_write_atomic(path, buf, n);
+    if (!rc && !same_bytes(path, buf, n)) rc = run_write_atomic(path, buf, n); /* a rerun changes no mtime */
     free(buf);
     job_free(&rec);
     return rc;

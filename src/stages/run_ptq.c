@@ -185,7 +185,7 @@ int run_stage_ptq(run_ctx *r, int *skipped)
     snprintf(r->model, sizeof r->model, "%s", out);
     snprintf(r->int4, sizeof r->int4, "%s", out);
     size_t n = strlen(r->model_key);
-    snprintf(r->model_key + n, sizeof r->model_key - n, " ptq(%s)", p.key);
+    snprintf(r->model_key + n, sizeof r->model_key - n, " ptq(%s)", key); /* with the input hashes */
     *skipped = done;
     return UPQ_OK;
 }
