@@ -66,7 +66,13 @@ static int read_opts(const job_file *j, const char *fp_model, eval_job *e)
     if (e->mc[0] && !strncmp(e->mc, "builtin:", 8) && strcmp(e->mc, "builtin:continuation"))
         return UPQ_FAIL(UPQ_EINPUT, "%s: eval.mc = '%s': the built-in task is builtin:continuation", j->path, e->mc);
     v = job_get(j, "eval", "corpus");
-    snprintf(e->corpus, sizeof e->corpus, "%s", v && *v ? v : "../shared/data/pd-english/corpus.txt.xz");
+    if (v && *v) {
+        snprintf(e->corpus, sizeof e->corpus, "%s", v);
+    } else if (!strcmp(e->mc, "builtin:continuation")) {
+        return UPQ_FAIL(UPQ_EINPUT, "%s: eval.mc = builtin:continuation needs the pd-english corpus: set eval.corpus "
+                        "(not found at ../shared/data/pd-english/corpus.txt.xz from here nor beside the job file's "
+                        "checkout)", j->path);
+    }
     v = job_get(j, "eval", "instruct");
     snprintf(e->instruct, sizeof e->instruct, "%s", v ? v : "");
     v = job_get(j, "eval", "tokenizer");
@@ -78,6 +84,23 @@ static int read_opts(const job_file *j, const char *fp_model, eval_job *e)
              named && *named ? named : "model:eval_tokens.h5", e->mc[0] ? e->mc : "none", (long long)e->mc_items,
              e->instruct[0] ? "yes" : "none", (long long)e->instruct_items, (long long)e->max_new_tokens);
     return UPQ_OK;
+}
+
+int run_eval_default_corpus(job_file *j)
+{
+    const char *mc = job_get(j, "eval", "mc"), *c = job_get(j, "eval", "corpus");
+    if (!mc || strcmp(mc, "builtin:continuation") || (c && *c)) return UPQ_OK;
+    /* ../shared beside the checkout: from where upq runs, else from the job file's folder
+     * (jobs/ in the checkout) */
+    static const char *rel = "shared/data/pd-english/corpus.txt.xz";
+    char jd[RUN_PATH_MAX], p[RUN_PATH_MAX + 64];
+    snprintf(jd, sizeof jd, "%.1900s", j->path);
+    char *slash = strrchr(jd, '/');
+    if (slash) *slash = '\0';
+    else snprintf(jd, sizeof jd, ".");
+    snprintf(p, sizeof p, "../%s", rel);
+    if (!run_exists(p)) snprintf(p, sizeof p, "%.1900s/../../%s", jd, rel);
+    return run_exists(p) ? job_put(j, "eval", "corpus", p, 0) : UPQ_OK;
 }
 
 int run_check_eval(const job_file *j)

@@ -68,6 +68,9 @@ int run_print_table(const run_ctx *r);
 int run_check_teacher(const job_file *j);
 int run_check_qat(const job_file *j);
 int run_check_eval(const job_file *j);
+/* eval.corpus, when unset and eval.mc is builtin:continuation: ../shared/data/pd-english/
+ * corpus.txt.xz from where upq runs, else from the checkout the job file lies in. */
+int run_eval_default_corpus(job_file *j);
 int run_check_export(const job_file *j);
 int run_check_gendata(const job_file *j);
 int run_stage_teacher(run_ctx *r, int *skipped);

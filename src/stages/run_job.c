@@ -183,6 +183,7 @@ static int prepare_dirs(run_ctx *r, const job_file *job, job_file *resolved, int
 }
 
 static int run_stages(run_ctx *r);
+static int run_job_resolved(const job_file *job, int64_t sweep_index);
 
 /* Unknown sections ("unknown stage") and input files that do not exist, with file:line. */
 static int check_job(const job_file *job)
@@ -219,7 +220,20 @@ static int check_job(const job_file *job)
     return UPQ_OK;
 }
 
-int run_job(const job_file *job, int64_t sweep_index)
+int run_job(const job_file *job_in, int64_t sweep_index)
+{
+    job_file withdef = {0}; /* the job with defaults that depend on where it runs */
+    snprintf(withdef.path, sizeof withdef.path, "%s", job_in->path);
+    int rc = UPQ_OK;
+    for (int i = 0; !rc && i < job_in->n; i++)
+        rc = job_put(&withdef, job_in->e[i].sect, job_in->e[i].key, job_in->e[i].val, job_in->e[i].line);
+    if (!rc) rc = run_eval_default_corpus(&withdef);
+    if (!rc) rc = run_job_resolved(&withdef, sweep_index);
+    job_free(&withdef);
+    return rc;
+}
+
+static int run_job_resolved(const job_file *job, int64_t sweep_index)
 {
     TRY(check_job(job));
     TRY(job_check_keys(job, run_known_keys));

@@ -84,11 +84,11 @@ static int read_opts(const job_file *j, const char *model, prep_job *p)
     int64_t demo_bytes = 0;
     TRY(job_get_i64(j, "prepare", "demo_bytes", 200000, 1000, 1LL << 30, &demo_bytes));
     snprintf(p->key, sizeof p->key,
-             "demo_bytes=%lld inputs=%s packing=%s seq_len=%lld shard_rows=%lld seed=%llu val_fraction=%.17g wikitext=%d "
-             "calib_tokens=%lld tokenizer=%s", (long long)demo_bytes, job_get(j, "prepare", "inputs"),
+             "inputs=%s packing=%s seq_len=%lld shard_rows=%lld seed=%llu val_fraction=%.17g wikitext=%d "
+             "calib_tokens=%lld tokenizer=%s demo_bytes=%lld", job_get(j, "prepare", "inputs"),
              p->o.packing == PREP_PAD ? "pad" : "concat", (long long)p->o.seq_len, (long long)p->o.shard_rows,
              (unsigned long long)p->o.seed, p->o.val_fraction, p->o.wikitext, (long long)p->calib_tokens,
-             t && *t ? t : "model");
+             t && *t ? t : "model", (long long)demo_bytes);
     return UPQ_OK;
 }
 
