@@ -40,6 +40,9 @@ extern const char *const run_known_keys[];
  * a commit; other codes as upq_err.h. */
 int run_job(const job_file *job, int64_t sweep_index);
 
+/* --shared-only: run_job runs the stages a sweep shares (DIR/shared), then stops. */
+void run_set_shared_only(int on);
+
 /* The run directory of sweep point index (job.dir/points/<index>), or job.dir for -1. */
 int run_point_dir(const job_file *job, int64_t index, char *buf, size_t cap);
 

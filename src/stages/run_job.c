@@ -182,6 +182,9 @@ static int prepare_dirs(run_ctx *r, const job_file *job, job_file *resolved, int
     return par_rank() == 0 ? run_mkdir_p(r->shared) : UPQ_OK;
 }
 
+static int shared_only;
+void run_set_shared_only(int on) { shared_only = on; }
+
 static int run_stages(run_ctx *r);
 static int run_job_resolved(const job_file *job, int64_t sweep_index);
 
@@ -262,6 +265,10 @@ static int run_stages(run_ctx *r)
     for (int s = 0; s < N_STAGES; s++) {
         int skipped = 0;
         run_stage_dir(r, stages[s].name, r->stage_dir, sizeof r->stage_dir);
+        if (shared_only && strcmp(stages[s].name, "model") && strcmp(r->stage_dir, r->shared)) {
+            if (root) printf("upq run: stage %-8s runs per point (--shared-only)\n", stages[s].name);
+            continue;
+        }
         /* a shared stage of a sweep: one producer at a time (flock beside the output);
          * the other array tasks wait, then find it complete */
         int fd = -1, shared = strcmp(stages[s].name, "model") && !strcmp(r->stage_dir, r->shared);
@@ -294,7 +301,7 @@ static int run_stages(run_ctx *r)
         }
     }
     if (root) {
-        printf("upq run: all stages complete\n");
+        printf(shared_only ? "upq run: shared stages complete\n" : "upq run: all stages complete\n");
         fflush(stdout);
     }
     return run_print_table(r);
