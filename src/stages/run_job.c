@@ -216,8 +216,8 @@ static int check_job(const job_file *job)
             if (colon) *colon = '\0';
             if (colon && run_exists(t)) continue;
             if (colon) *colon = ':';
-            return UPQ_FAIL(UPQ_EINPUT, "%s:%d: %s.%s: input '%s' does not exist", job->path, line, input_keys[k][0],
-                            input_keys[k][1], t);
+            return UPQ_FAIL(UPQ_EINPUT, "%s:%d: %s.%s = '%s': %s (checked before any stage runs)", job->path, line,
+                            input_keys[k][0], input_keys[k][1], t, strerror(ENOENT));
         }
     }
     return UPQ_OK;

@@ -84,7 +84,7 @@ n=$(wc -l < "$WORK/stage.ini"); bad stage "stage.ini:$n: unknown stage \[quantiz
 mk key; sed -i 's/^beta = .*/betta = 0.5/' "$WORK/key.ini"
 l=$(grep -n '^betta' "$WORK/key.ini" | cut -d: -f1); bad key "key.ini:$l: unknown key 'betta' in \[qat\]"
 mk input; sed -i "s|^# calib = .*|calib = $WORK/no-such-calib.h5|" "$WORK/input.ini"
-l=$(grep -n '^calib = ' "$WORK/input.ini" | cut -d: -f1); bad input "input.ini:$l: data.calib: input '.*no-such-calib.h5' does not exist"
+l=$(grep -n '^calib = ' "$WORK/input.ini" | cut -d: -f1); bad input "input.ini:$l: data.calib = '.*no-such-calib.h5': No such file or directory"
 mk sweep; printf '\n[sweep]\nqat.betaa = 0.1, 0.5\n' >> "$WORK/sweep.ini"
 n=$(wc -l < "$WORK/sweep.ini"); bad sweep "sweep.ini:$n: unknown key 'qat.betaa' in \[sweep\]" --sweep-index 0
 mk ranks; sed -i 's/^stages = 1 .*/stages = 2/; s/^replicas = 1/replicas = 2/' "$WORK/ranks.ini"
