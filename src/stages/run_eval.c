@@ -26,7 +26,8 @@
 typedef struct {
     int64_t ctx, batch, max_windows, mc_items, instruct_items, max_new_tokens;
     char tokens[RUN_PATH_MAX], dataset[256], mc[RUN_PATH_MAX], corpus[RUN_PATH_MAX], instruct[RUN_PATH_MAX];
-    char tokdir[RUN_PATH_MAX];
+    char tokdir[RUN_PATH_MAX], text[RUN_PATH_MAX];
+    int wikitext;
     char key[RUN_PATH_MAX * 4];
 } eval_job;
 
@@ -47,16 +48,22 @@ static int read_opts(const job_file *j, const char *fp_model, eval_job *e)
     TRY(job_get_i64(j, "eval", "instruct_items", 0, 0, INT64_MAX, &e->instruct_items));
     TRY(job_get_i64(j, "eval", "max_new_tokens", 96, 1, 1 << 20, &e->max_new_tokens));
     const char *t = job_get(j, "data", "eval_tokens");
+    const char *txt = job_get(j, "eval", "text");
+    snprintf(e->text, sizeof e->text, "%s", txt ? txt : "");
+    TRY(job_get_bool(j, "eval", "wikitext", 0, &e->wikitext));
     int demo = 0;
     TRY(job_get_bool(j, "model", "demo", 0, &demo));
-    if (!t || !*t) {
-        if (!demo) return UPQ_FAIL(UPQ_EINPUT, "%s: [eval] needs data.eval_tokens (FILE.h5[:DATASET])", j->path);
+    if (e->text[0]) {
+        snprintf(e->tokens, sizeof e->tokens, "%s", e->text);
+    } else if (!t || !*t) {
+        if (!demo)
+            return UPQ_FAIL(UPQ_EINPUT, "%s: [eval] needs data.eval_tokens (FILE.h5[:DATASET]) or eval.text", j->path);
         snprintf(e->tokens, sizeof e->tokens, "%s/eval_tokens.h5", fp_model);
     } else {
         snprintf(e->tokens, sizeof e->tokens, "%s", t);
     }
     snprintf(e->dataset, sizeof e->dataset, "/tokens");
-    char *colon = strrchr(e->tokens, ':');
+    char *colon = e->text[0] ? NULL : strrchr(e->tokens, ':');
     if (colon && colon[1]) {
         snprintf(e->dataset, sizeof e->dataset, "%s", colon + 1);
         *colon = '\0';
@@ -79,9 +86,9 @@ static int read_opts(const job_file *j, const char *fp_model, eval_job *e)
     snprintf(e->tokdir, sizeof e->tokdir, "%s", v && *v ? v : fp_model);
     const char *named = job_get(j, "data", "eval_tokens");
     snprintf(e->key, sizeof e->key,
-             "ctx=%lld batch=%lld max_windows=%lld tokens=%s mc=%s mc_items=%lld instruct=%s instruct_items=%lld "
+             "ctx=%lld batch=%lld max_windows=%lld text=%s wikitext=%d tokens=%s mc=%s mc_items=%lld instruct=%s instruct_items=%lld "
              "max_new_tokens=%lld", (long long)e->ctx, (long long)e->batch, (long long)e->max_windows,
-             named && *named ? named : "model:eval_tokens.h5", e->mc[0] ? e->mc : "none", (long long)e->mc_items,
+             e->text[0] ? "yes" : "none", e->wikitext, named && *named ? named : "model:eval_tokens.h5", e->mc[0] ? e->mc : "none", (long long)e->mc_items,
              e->instruct[0] ? "yes" : "none", (long long)e->instruct_items, (long long)e->max_new_tokens);
     return UPQ_OK;
 }
@@ -171,6 +178,28 @@ static int do_instruct(const eval_job *e, const tfm_model *m, tok_tokenizer *tok
     return rc;
 }
 
+/* eval.text: the file tokenized by the model's tokenizer without special tokens
+ * (eval.wikitext: lines joined as `upq eval --ppl --wikitext`, REFERENCE.md). */
+static int text_ids(const eval_job *e, tok_tokenizer **tok, int64_t **ids, int64_t *n)
+{
+    char *raw = NULL, *text = NULL;
+    int64_t nraw = 0, ntext = 0;
+    TRY(tok_create(e->tokdir, tok));
+    TRY(tok_read_file(e->text, &raw, &nraw));
+    int rc = e->wikitext ? tok_wikitext_join(raw, nraw, &text, &ntext) : UPQ_OK;
+    if (!e->wikitext) text = raw, ntext = nraw, raw = NULL;
+    tok_ids v = {0};
+    if (!rc) rc = tok_encode(*tok, text, ntext, 0, &v);
+    *ids = rc ? NULL : upq_malloc((size_t)v.n * sizeof **ids + 8, "token ids");
+    if (!rc && !*ids) rc = UPQ_EIO;
+    for (int64_t i = 0; !rc && i < v.n; i++) (*ids)[i] = v.ids[i];
+    *n = rc ? 0 : v.n;
+    tok_ids_free(&v);
+    free(raw);
+    free(text);
+    return rc;
+}
+
 static int measure(const eval_job *e, const char *path, int fp, eval_out *o)
 {
     memset(o, 0, sizeof *o);
@@ -180,7 +209,8 @@ static int measure(const eval_job *e, const char *path, int fp, eval_out *o)
     int64_t nd = 0;
     TRY(fp ? ppl_load_model(path, &m) : ppl_load_model_packed(path, &m, &nd));
     int64_t *ids = NULL, n = 0;
-    int rc = h5_read_tokens(e->tokens, e->dataset, &ids, &n);
+    tok_tokenizer *tok = NULL;
+    int rc = e->text[0] ? text_ids(e, &tok, &ids, &n) : h5_read_tokens(e->tokens, e->dataset, &ids, &n);
     ppl_opts po = {.ctx = e->ctx < m.cfg.max_T ? e->ctx : m.cfg.max_T, .batch = e->batch, .max_windows = e->max_windows};
     ppl_result pr;
     double t1 = now_s();
@@ -190,8 +220,7 @@ static int measure(const eval_job *e, const char *path, int fp, eval_out *o)
         o->ppl_tps = (double)(pr.windows * po.ctx) / (now_s() - t1);
     }
     free(ids);
-    tok_tokenizer *tok = NULL;
-    if (!rc && (e->mc[0] || e->instruct[0])) rc = tok_create(e->tokdir, &tok);
+    if (!rc && !tok && (e->mc[0] || e->instruct[0])) rc = tok_create(e->tokdir, &tok);
     if (!rc && e->mc[0]) rc = do_mc(e, &m, tok, o);
     if (!rc && e->instruct[0]) rc = do_instruct(e, &m, tok, o);
     tok_destroy(tok);
@@ -293,7 +322,7 @@ int run_stage_eval(run_ctx *r, int *skipped)
         snprintf(rec, sizeof rec, "%s/%s.stage.txt", dir, labels[u]);
         char res[RUN_PATH_MAX + 64];
         snprintf(res, sizeof res, "%s/%s.json", dir, labels[u]);
-        run_input in[] = {{labels[u], paths[u]}, {"eval_tokens", e->tokens}};
+        run_input in[] = {{labels[u], paths[u]}, {e->text[0] ? "eval_text" : "eval_tokens", e->tokens}};
         static char key[RUN_PATH_MAX * 6];
         int done = 0, stale = 0;
         rc = run_stage_decide(r, "eval", rec, rec, e->key, in, 2, run_exists(res), key, sizeof key, &done, &stale);

@@ -22,7 +22,7 @@ const char *const run_known_keys[] = {
     "model.demo", "model.path", "model.steps", "model.seed", "model.corpus_bytes", "model.threads",
     "data.eval_tokens", "data.calib",
     "prepare.enabled", "prepare.inputs", "prepare.tokenizer", "prepare.seq_len", "prepare.packing",
-    "prepare.shard_rows", "prepare.demo_bytes", "prepare.val_fraction", "prepare.seed", "prepare.wikitext", "prepare.calib_tokens",
+    "prepare.shard_rows", "prepare.demo_bytes", "prepare.xz_bytes", "prepare.val_fraction", "prepare.seed", "prepare.wikitext", "prepare.calib_tokens",
     "ptq.enabled", "ptq.bits", "ptq.group", "ptq.method", "ptq.clip", "ptq.act_order", "ptq.calib_samples",
     "ptq.seq_len", "ptq.seed", "ptq.damp", "ptq.input",
     "ppl.enabled", "ppl.ctx", "ppl.batch", "ppl.max_windows", "ppl.checkpoint_every",
@@ -32,7 +32,7 @@ const char *const run_known_keys[] = {
     "qat.micro_batches", "qat.warmup", "qat.ckpt_every", "qat.seed", "qat.lr", "qat.scale_lr", "qat.clip",
     "qat.stages", "qat.replicas",
     "eval.enabled", "eval.ctx", "eval.batch", "eval.max_windows", "eval.mc", "eval.mc_items", "eval.corpus",
-    "eval.instruct", "eval.instruct_items", "eval.max_new_tokens", "eval.tokenizer",
+    "eval.instruct", "eval.instruct_items", "eval.text", "eval.wikitext", "eval.max_new_tokens", "eval.tokenizer",
     "export.enabled", "export.format", "export.checkpoint_format", "export.force_requantize",
     NULL};
 
@@ -43,7 +43,7 @@ static const char *const known_sections[] = {"job", "model", "data", "prepare", 
 /* Input files a job names: they must exist before any work starts (file:line: reason). */
 static const char *const input_keys[][2] = {
     {"model", "path"}, {"data", "eval_tokens"}, {"data", "calib"}, {"prepare", "tokenizer"}, {"prepare", "inputs"},
-    {"eval", "mc"}, {"eval", "corpus"}, {"eval", "instruct"}, {"eval", "tokenizer"}};
+    {"eval", "mc"}, {"eval", "corpus"}, {"eval", "text"}, {"eval", "instruct"}, {"eval", "tokenizer"}};
 
 typedef struct {
     const char *name;
@@ -171,6 +171,7 @@ static int prepare_dirs(run_ctx *r, const job_file *job, job_file *resolved, int
     TRY(absolutize_list(resolved, "prepare", "inputs"));
     TRY(absolutize(resolved, "eval", "corpus"));
     TRY(absolutize(resolved, "eval", "instruct"));
+    TRY(absolutize(resolved, "eval", "text"));
     TRY(absolutize(resolved, "eval", "tokenizer"));
     const char *mc = job_get(resolved, "eval", "mc");
     if (mc && strncmp(mc, "builtin:", 8)) TRY(absolutize(resolved, "eval", "mc"));

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lzma.h>
+
 #include "corpus.h"
 #include "h5shard.h"
 #include "h5tokens_write.h"
@@ -81,14 +83,15 @@ static int read_opts(const job_file *j, const char *model, prep_job *p)
     snprintf(p->tok, sizeof p->tok, "%s", t && *t ? t : model);
     p->o.tokenizer_dir = p->tok;
     p->o.progress = 1;
-    int64_t demo_bytes = 0;
+    int64_t demo_bytes = 0, xz_bytes = 0;
     TRY(job_get_i64(j, "prepare", "demo_bytes", 200000, 1000, 1LL << 30, &demo_bytes));
+    TRY(job_get_i64(j, "prepare", "xz_bytes", 4000000, 0, 1LL << 40, &xz_bytes));
     snprintf(p->key, sizeof p->key,
              "inputs=%s packing=%s seq_len=%lld shard_rows=%lld seed=%llu val_fraction=%.17g wikitext=%d "
-             "calib_tokens=%lld tokenizer=%s demo_bytes=%lld", job_get(j, "prepare", "inputs"),
+             "calib_tokens=%lld tokenizer=%s demo_bytes=%lld xz_bytes=%lld", job_get(j, "prepare", "inputs"),
              p->o.packing == PREP_PAD ? "pad" : "concat", (long long)p->o.seq_len, (long long)p->o.shard_rows,
              (unsigned long long)p->o.seed, p->o.val_fraction, p->o.wikitext, (long long)p->calib_tokens,
-             t && *t ? t : "model", (long long)demo_bytes);
+             t && *t ? t : "model", (long long)demo_bytes, (long long)xz_bytes);
     return UPQ_OK;
 }
 
@@ -155,11 +158,54 @@ static int demo_text(const run_ctx *r, prep_job *p, char *path, size_t cap)
     return UPQ_OK;
 }
 
+/* The first n bytes of an xz file's text into out (n == 0: all of it). */
+static int xz_head(const char *path, int64_t n, const char *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return UPQ_FAIL(UPQ_EINPUT, "%s: %s", path, strerror(errno));
+    lzma_stream z = LZMA_STREAM_INIT;
+    size_t cap = n > 0 ? (size_t)n : (size_t)1 << 28;
+    uint8_t in[1 << 16], *buf = upq_malloc(cap, "decompressed text");
+    int rc = buf && lzma_stream_decoder(&z, UINT64_MAX, 0) == LZMA_OK ? UPQ_OK
+                                                                       : UPQ_FAIL(UPQ_EIO, "%s: cannot start the xz decoder", path);
+    lzma_ret lr = LZMA_OK;
+    z.next_out = buf, z.avail_out = cap;
+    while (!rc && lr == LZMA_OK && z.avail_out) {
+        if (!z.avail_in && !feof(f)) z.next_in = in, z.avail_in = fread(in, 1, sizeof in, f);
+        lr = lzma_code(&z, feof(f) && !z.avail_in ? LZMA_FINISH : LZMA_RUN);
+    }
+    if (!rc && lr != LZMA_OK && lr != LZMA_STREAM_END) rc = UPQ_FAIL(UPQ_EINPUT, "%s: not a valid xz file", path);
+    if (!rc) rc = run_write_atomic(out, buf, cap - z.avail_out);
+    lzma_end(&z);
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* Inputs FILE.xz: the first prepare.xz_bytes bytes of their text (default 4 MB; 0: all),
+ * decompressed to S/prepare-input-K.txt: e.g. pd-english/corpus.txt.xz without its
+ * held-out tail (docs/eval.md: characters 35,307,859 to the end are the eval text). */
+static int xz_inputs(const run_ctx *r, prep_job *p, char (*paths)[RUN_PATH_MAX + 64])
+{
+    int64_t n = 0;
+    TRY(job_get_i64(r->job, "prepare", "xz_bytes", 4000000, 0, 1LL << 40, &n));
+    for (int i = 0; i < p->o.ninputs; i++) {
+        size_t l = strlen(p->inputs[i]);
+        if (l < 4 || strcmp(p->inputs[i] + l - 3, ".xz")) continue;
+        snprintf(paths[i], sizeof paths[i], "%s/prepare-input-%d.txt", r->stage_dir, i + 1);
+        TRY(xz_head(p->inputs[i], n, paths[i]));
+        p->inputs[i] = paths[i];
+    }
+    return UPQ_OK;
+}
+
 /* Rank 0: the whole stage into DIR/prepare.partial, renamed to DIR/prepare at the end. */
 static int build(const run_ctx *r, prep_job *p)
 {
     char demo[RUN_PATH_MAX + 32];
+    static char xz[PREP_MAX_INPUTS][RUN_PATH_MAX + 64];
     TRY(demo_text(r, p, demo, sizeof demo));
+    TRY(xz_inputs(r, p, xz));
     char part[RUN_PATH_MAX + 16], done[RUN_PATH_MAX + 16], rec[RUN_PATH_MAX + 32];
     snprintf(part, sizeof part, "%s/prepare.partial", r->stage_dir);
     snprintf(done, sizeof done, "%s/prepare", r->stage_dir);
