@@ -58,7 +58,7 @@ static int table(const run_ctx *r, FILE *f)
         n++;
     }
     const char *mc = job_get(r->job, "eval", "mc");
-    fprintf(f, "size: FP = model.safetensors (F16), INT4/INT2 = the packed .h5 containers; ppl on data.eval_tokens "
+    fprintf(f, "size: FP = model.safetensors (F16), INT4/INT2 = the packed .h5 containers; ppl on data.eval_tokens or eval.text "
                "(eval.ctx windows);\n");
     if (has_mc) fprintf(f, "mc: %s, 0-shot, 4 choices (chance 0.25); ", mc ? mc : "");
     fprintf(f, "instruct: %s; tokens/s: forward tokens per second over %d rank(s) (%s)\n",
