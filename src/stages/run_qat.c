@@ -8,6 +8,7 @@
  * options and input hashes (init, teacher, shards); a change removes the output and the
  * checkpoint and trains again. Not the training (qat.c). */
 #include <errno.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@
 
 typedef struct {
     qat_opts o;
-    int64_t stages, replicas;
+    int64_t stages, replicas, threads;
     char key[1024];
 } qat_job;
 
@@ -75,6 +76,7 @@ static int read_opts(const job_file *j, int ranks, qat_job *q)
     o->min_lr_frac = 0.1;
     TRY(job_get_i64(j, "qat", "stages", 1, 1, 1 << 20, &q->stages));
     TRY(job_get_i64(j, "qat", "replicas", 1, 1, 1 << 20, &q->replicas));
+    TRY(job_get_i64(j, "qat", "threads", 0, 0, 4096, &q->threads));
     if (q->stages * q->replicas > ranks) {
         int l = line_of(j, "stages") ? line_of(j, "stages") : line_of(j, "replicas");
         return UPQ_FAIL(UPQ_EINPUT, "%s:%d: qat.stages x qat.replicas = %lld x %lld = %lld is more than the job's %d rank(s)",
@@ -89,10 +91,10 @@ static int read_opts(const job_file *j, int ranks, qat_job *q)
     }
     snprintf(q->key, sizeof q->key,
              "bits=%d group=%lld quantizer=%s loss=%d beta=%.17g steps=%lld batch=%lld micro_batches=%lld warmup=%lld "
-             "ckpt_every=%lld seed=%llu lr=%.17g scale_lr=%.17g clip=%.17g stages=%lld replicas=%lld",
+             "ckpt_every=%lld seed=%llu lr=%.17g scale_lr=%.17g clip=%.17g stages=%lld replicas=%lld threads=%lld",
              o->bits, (long long)o->group, fq_kind_name(fk), o->loss, o->beta, (long long)o->steps, (long long)o->batch,
              (long long)o->micro_batches, (long long)o->warmup, (long long)o->ckpt_every, (unsigned long long)o->seed,
-             o->lr, o->scale_lr, o->clip, (long long)q->stages, (long long)q->replicas);
+             o->lr, o->scale_lr, o->clip, (long long)q->stages, (long long)q->replicas, (long long)q->threads);
     return UPQ_OK;
 }
 
@@ -138,7 +140,13 @@ static int train(void *v)
     TRY(run_mkdir_p(p));
     TRY(run_record_put(c->begun, "qat", c->key));
     qat_result res;
-    TRY(qat_run(&c->q->o, &res));
+    /* qat.threads: rank 0 trains alone while the other ranks sleep, so it may use their
+     * cores (as model.threads); 0 keeps OMP_NUM_THREADS. The bytes may depend on it. */
+    int before = omp_get_max_threads();
+    if (c->q->threads > 0) omp_set_num_threads((int)c->q->threads);
+    int rc = qat_run(&c->q->o, &res);
+    omp_set_num_threads(before);
+    TRY(rc);
     printf("upq run: qat: %lld steps (resumed at %lld): loss %.5f -> %.5f, %.1f tokens/s\n", (long long)res.steps_done,
            (long long)res.resumed_from, res.first_loss, res.last_loss, res.tokens_per_s);
     fflush(stdout);
