@@ -20,7 +20,7 @@ static void usage(FILE *f)
             "srun in slurm/upq.sbatch). A stage whose output is complete is skipped; one that\n"
             "was interrupted resumes from its last checkpoint and ends with the same bytes.\n"
             "Outputs go to the job's run directory ([job] dir); DIR/job.ini records the\n"
-            "resolved job. Stages: model, prepare, ptq, ppl, teacher, qat, eval, export (each\n"
+            "resolved job. Stages: model, prepare, ptq, ppl, gen-data, teacher, qat, eval, export (each\n"
             "[section] with enabled = true); every stage records the SHA-256 of its inputs, so a\n"
             "changed input re-runs exactly the stages downstream of it (said on stderr). With an\n"
             "[eval] stage the run ends with a table: FP vs INT4 vs INT2. Format and keys: README,\n"

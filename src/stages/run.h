@@ -26,6 +26,7 @@ typedef struct {
     char stage_dir[RUN_PATH_MAX]; /* where the running stage writes (run_stage_dir) */
     char shards[RUN_PATH_MAX];   /* the distillation shards (teacher stage; qat reads them) */
     char teacher[RUN_PATH_MAX];  /* the teacher records (teacher stage) */
+    char gen_shards[RUN_PATH_MAX]; /* the gen-data stage's shards ("" without one) */
     char int4[RUN_PATH_MAX];     /* the ptq container ("" without a ptq stage) */
     char int2[RUN_PATH_MAX];     /* the qat container ("" without a qat stage) */
     int64_t sweep_index;         /* -1 outside a sweep */

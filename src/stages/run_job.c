@@ -26,6 +26,9 @@ const char *const run_known_keys[] = {
     "ptq.enabled", "ptq.bits", "ptq.group", "ptq.method", "ptq.clip", "ptq.act_order", "ptq.calib_samples",
     "ptq.seq_len", "ptq.seed", "ptq.damp", "ptq.input",
     "ppl.enabled", "ppl.ctx", "ppl.batch", "ppl.max_windows", "ppl.checkpoint_every",
+    "gen-data.enabled", "gen-data.prompts", "gen-data.from", "gen-data.prefix_chars", "gen-data.chat", "gen-data.n",
+    "gen-data.temperature", "gen-data.top_p", "gen-data.top_k", "gen-data.max_new_tokens", "gen-data.batch",
+    "gen-data.seed", "gen-data.seq_len",
     "teacher.enabled", "teacher.mode", "teacher.topk", "teacher.samples", "teacher.temperature", "teacher.seed",
     "teacher.compress",
     "qat.enabled", "qat.bits", "qat.group", "qat.quantizer", "qat.loss", "qat.beta", "qat.steps", "qat.batch",
@@ -37,13 +40,14 @@ const char *const run_known_keys[] = {
     NULL};
 
 /* The sections a job file may have (stages and settings), for "unknown stage". */
-static const char *const known_sections[] = {"job", "model", "data", "prepare", "ptq", "ppl", "teacher", "qat",
-                                             "eval", "export", "sweep", NULL};
+static const char *const known_sections[] = {"job", "model", "data", "prepare", "ptq", "ppl", "gen-data", "teacher",
+                                             "qat", "eval", "export", "sweep", NULL};
 
 /* Input files a job names: they must exist before any work starts (file:line: reason). */
 static const char *const input_keys[][2] = {
     {"model", "path"}, {"data", "eval_tokens"}, {"data", "calib"}, {"prepare", "tokenizer"}, {"prepare", "inputs"},
-    {"eval", "mc"}, {"eval", "corpus"}, {"eval", "text"}, {"eval", "instruct"}, {"eval", "tokenizer"}};
+    {"eval", "mc"}, {"eval", "corpus"}, {"eval", "text"},
+    {"gen-data", "prompts"}, {"gen-data", "from"}, {"eval", "instruct"}, {"eval", "tokenizer"}};
 
 typedef struct {
     const char *name;
@@ -58,6 +62,7 @@ static const run_stage stages[] = {
     {"prepare", run_check_prepare, run_stage_prepare, "token shards from prepare.inputs (prepare.enabled; ptq calibrates on them)"},
     {"ptq", run_check_ptq, run_stage_ptq, "block-wise PTQ on every rank (ptq.enabled; resumes from block parts)"},
     {"ppl", run_check_ppl, run_stage_ppl, "perplexity of the current model on data.eval_tokens (checkpointed)"},
+    {"gen-data", run_check_gendata, run_stage_gendata, "teacher-generated data from prompts (optional; teacher reads it)"},
     {"teacher", run_check_teacher, run_stage_teacher, "teacher records of the FP model on the prepare shards (resumable)"},
     {"qat", run_check_qat, run_stage_qat, "INT4 -> INT2 distillation QAT against the teacher records (checkpointed)"},
     {"eval", run_check_eval, run_stage_eval, "perplexity / multiple choice / instructions of FP, INT4 and INT2"},
@@ -172,6 +177,8 @@ static int prepare_dirs(run_ctx *r, const job_file *job, job_file *resolved, int
     TRY(absolutize(resolved, "eval", "corpus"));
     TRY(absolutize(resolved, "eval", "instruct"));
     TRY(absolutize(resolved, "eval", "text"));
+    TRY(absolutize(resolved, "gen-data", "prompts"));
+    TRY(absolutize(resolved, "gen-data", "from"));
     TRY(absolutize(resolved, "eval", "tokenizer"));
     const char *mc = job_get(resolved, "eval", "mc");
     if (mc && strncmp(mc, "builtin:", 8)) TRY(absolutize(resolved, "eval", "mc"));
@@ -197,8 +204,8 @@ static int check_job(const job_file *job)
         int k = 0;
         while (known_sections[k] && strcmp(known_sections[k], e->sect)) k++;
         if (!known_sections[k])
-            return UPQ_FAIL(UPQ_EINPUT, "%s:%d: unknown stage [%s] (stages: model, prepare, ptq, ppl, teacher, qat, "
-                            "eval, export; settings: job, data, sweep)", job->path, e->line, e->sect);
+            return UPQ_FAIL(UPQ_EINPUT, "%s:%d: unknown stage [%s] (stages: model, prepare, ptq, ppl, gen-data, teacher, "
+                            "qat, eval, export; settings: job, data, sweep)", job->path, e->line, e->sect);
     }
     for (size_t k = 0; k < sizeof input_keys / sizeof input_keys[0]; k++) {
         const char *v = job_get(job, input_keys[k][0], input_keys[k][1]);

@@ -1,5 +1,5 @@
 /* run_teacher.c - the `teacher` stage of `upq run`: `upq teacher` (teacher.h) with the FP
- * model as teacher over the prepare stage's training shards, every rank together. The
+ * model as teacher over the prepare stage's training shards (the gen-data stage's when it runs), all ranks. The
  * shards are hard-linked into S/teacher.data (prepare's folder also holds calib.h5 and
  * the other splits); the records go to S/teacher/ (S: the point's directory, or
  * DIR/shared in a sweep over later keys). Resume is teacher_run's own (complete shards
@@ -49,9 +49,11 @@ int run_check_teacher(const job_file *j)
     int on = 0, prep = 0;
     TRY(job_get_bool(j, "teacher", "enabled", 0, &on));
     if (!on) return UPQ_OK;
+    int gd = 0;
     TRY(job_get_bool(j, "prepare", "enabled", 0, &prep));
-    if (!prep) return UPQ_FAIL(UPQ_EINPUT, "%s: [teacher] needs [prepare] enabled = true (its training shards are "
-                               "the distillation data)", j->path);
+    TRY(job_get_bool(j, "gen-data", "enabled", 0, &gd));
+    if (!prep && !gd) return UPQ_FAIL(UPQ_EINPUT, "%s: [teacher] needs [prepare] or [gen-data] enabled = true (their "
+                                      "training shards are the distillation data)", j->path);
     teacher_job t;
     return read_opts(j, &t);
 }
@@ -92,6 +94,7 @@ int run_stage_teacher(run_ctx *r, int *skipped)
         rec[RUN_PATH_MAX + 32], begun[RUN_PATH_MAX + 32];
     run_stage_dir(r, "prepare", pdir, sizeof pdir);
     snprintf(src, sizeof src, "%s/prepare", pdir);
+    if (r->gen_shards[0]) snprintf(src, sizeof src, "%.2040s", r->gen_shards); /* gen-data's, when it runs */
     snprintf(dst, sizeof dst, "%s/teacher.data", r->stage_dir);
     snprintf(out, sizeof out, "%s/teacher", r->stage_dir);
     snprintf(rec, sizeof rec, "%s/teacher.stage.txt", r->stage_dir);
