@@ -241,6 +241,19 @@ void run_unlock(int fd)
     if (fd >= 0) close(fd);
 }
 
+static int copy_file(const char *a, const char *b)
+{
+    FILE *in = fopen(a, "rb"), *out = in ? fopen(b, "wb") : NULL;
+    int rc = in && out ? UPQ_OK : UPQ_FAIL(UPQ_EIO, "copying %s -> %s: %s", a, b, strerror(errno));
+    char buf[1 << 16];
+    for (size_t n; !rc && (n = fread(buf, 1, sizeof buf, in)) > 0;)
+        if (fwrite(buf, 1, n, out) != n) rc = UPQ_FAIL(UPQ_EIO, "writing %s: %s", b, strerror(errno));
+    if (!rc && ferror(in)) rc = UPQ_FAIL(UPQ_EIO, "reading %s", a);
+    if (out && fclose(out) && !rc) rc = UPQ_FAIL(UPQ_EIO, "writing %s: %s", b, strerror(errno));
+    if (in) fclose(in);
+    return rc;
+}
+
 int run_link_shards(const char *src, const char *prefix, const char *dst)
 {
     TRY(run_mkdir_p(dst));
@@ -254,7 +267,7 @@ int run_link_shards(const char *src, const char *prefix, const char *dst)
         char a[RUN_PATH_MAX + 300], b[RUN_PATH_MAX + 300];
         snprintf(a, sizeof a, "%s/%s", src, e->d_name);
         snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
-        if (link(a, b)) rc = UPQ_FAIL(UPQ_EIO, "link %s -> %s: %s", a, b, strerror(errno));
+        if (link(a, b)) rc = copy_file(a, b); /* a file system without hard links */
         n++;
     }
     closedir(d);

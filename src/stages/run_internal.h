@@ -56,7 +56,7 @@ void run_stage_dir(const run_ctx *r, const char *stage, char *buf, size_t cap);
 /* flock on path (created), waiting; UPQ_EPREEMPT when a signal arrives while waiting. */
 int run_lock(const char *path, int *fd);
 void run_unlock(int fd);
-/* dst (made, emptied) gets hard links to src/PREFIX*.h5: the shard folder teacher and
+/* dst (made, emptied) gets hard links (copies where links fail) to src/PREFIX*.h5: the shard folder teacher and
  * qat read (prepare's folder also holds calib.h5 and the other splits). */
 int run_link_shards(const char *src, const char *prefix, const char *dst);
 /* Rank 0 runs fn alone (par_solo) while the other ranks sleep-wait; same status on all. */
