@@ -102,7 +102,8 @@ int run_stage_teacher(run_ctx *r, int *skipped)
     run_input in[] = {{"model", r->fp_model}, {"shards", src}};
     static char key[8192];
     int done = 0, stale = 0;
-    TRY(run_stage_decide(r, "teacher", rec, begun, t.key, in, 2, run_exists(out), key, sizeof key, &done, &stale));
+    TRY(run_stage_decide(r, "teacher", rec, begun, t.key, in, 2, run_exists(out) && run_exists(dst), key, sizeof key,
+                         &done, &stale));
     setup_ctx c = {src, dst, rec, begun, out, key, stale};
     if (!done) {
         TRY(run_on_root(setup, &c, 0, "teacher stage"));
