@@ -1,10 +1,11 @@
 #!/bin/bash
-# demo.sh - the main upq job on the built-in demo model, with mpirun -np $NP (default 2):
-#   upq run jobs/demo.ini (its stages: build the demo model once, perplexity on its
-#   held-out tokens with the ranks splitting the windows, checkpointed and resumable),
-#   then info, logits and bench forward on that model. Later stages (ptq, teacher, qat,
-#   eval, export) join as sections of jobs/demo.ini and so run here with no change.
-# Outputs under $OUT (default runs/demo): shared/model/ (HF folder), ppl.json, job.ini,
+# demo.sh - the whole method on the built-in demo model, with mpirun -np $NP (default 2):
+#   upq run jobs/demo.ini (build the demo model, prepare shards of its training text,
+#   FP -> INT4 GPTQ, INT4 perplexity, teacher records, INT4 -> INT2 QAT, eval of FP/INT4/
+#   INT2, export; every stage checkpointed and resumable; ends with the table FP vs INT4
+#   vs INT2), then info, logits and bench forward on the FP model.
+# Outputs under $OUT (default runs/demo): shared/model/ (HF folder), ptq/model.h5 (INT4),
+# qat/model.h5 (INT2), eval/, export/hf/, summary.txt (the table), ppl.json, job.ini,
 # logits.h5, demo.log. Rerunning skips what is complete (upq run's rule; delete $OUT to
 # start over). Ends with a summary; exits non-zero at the first failing step.
 # Not the installer: scripts/setup.sh installs, builds and calls this.
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --np) NP="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 1 ;;
   esac
   shift
@@ -72,7 +73,9 @@ run() { # run NAME OUTPUT COMMAND... : skipped when OUTPUT exists; logs; stops o
 MODEL="$OUT/shared/model"
 # Training runs on rank 0 with every core (model.threads); the ranks then share the
 # perplexity windows one thread each. The job file decides what is already complete.
-run "upq run" "" $MPI "$UPQ" run "$SRC/jobs/demo.ini" --set "job.dir=$OUT" --set "model.threads=$TRAIN_THREADS"
+# qat trains on rank 0 alone (the other ranks wait): it gets the same threads as training.
+run "upq run" "" $MPI "$UPQ" run "$SRC/jobs/demo.ini" --set "job.dir=$OUT" --set "model.threads=$TRAIN_THREADS" \
+  --set "qat.threads=$TRAIN_THREADS"
 run info "" $MPI "$UPQ" info --model "$MODEL"
 run logits "$OUT/logits.h5" $MPI "$UPQ" logits --model "$MODEL" --tokens 1,20,30,40,50,60,70 \
   --hidden --out "$OUT/logits.h5"
@@ -85,4 +88,5 @@ if [ -f "$OUT/ppl.json" ]; then
   field() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$OUT/ppl.json" | head -1; }
   echo "  perplexity      $(field ppl) on $(field predicted) held-out tokens ($(field windows) windows; $OUT/ppl.json)"
 fi
+[ -f "$OUT/summary.txt" ] && { echo; cat "$OUT/summary.txt"; }
 echo "  log: $LOG"

@@ -138,3 +138,24 @@ void par_abort(int code)
 }
 
 void *par_comm_world(void) { return &world; }
+
+static MPI_Comm saved_world = MPI_COMM_NULL;
+
+int par_solo(int on)
+{
+    if (!par_active()) return UPQ_OK;
+    if (on) {
+        if (saved_world != MPI_COMM_NULL) return UPQ_FAIL(UPQ_EIO, "par_solo: already solo");
+        MPI_Comm self = MPI_COMM_NULL;
+        MPI_TRY(MPI_Comm_dup(MPI_COMM_SELF, &self));
+        MPI_Comm_set_errhandler(self, MPI_ERRORS_RETURN);
+        saved_world = world;
+        world = self;
+    } else {
+        if (saved_world == MPI_COMM_NULL) return UPQ_OK;
+        MPI_Comm_free(&world);
+        world = saved_world;
+        saved_world = MPI_COMM_NULL;
+    }
+    return UPQ_OK;
+}

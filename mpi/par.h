@@ -36,6 +36,11 @@ void par_abort(int code);
 typedef int (*par_commit_fn)(void *ctx);
 typedef void (*par_abort_fn)(void *ctx);
 int par_commit(int status, par_commit_fn commit, par_abort_fn abort, void *ctx);
+/* Solo mode (rank-local, not collective): on = 1 makes this rank a world of its own
+ * (MPI_COMM_SELF: par_size() 1, par_rank() 0, every collective and par_comm_world
+ * local) until par_solo(0) restores the world. For a one-rank stage (qat) inside a
+ * multi-rank job: rank 0 runs it solo while the other ranks wait in par_agree_timeout. */
+int par_solo(int on);
 /* The communicator as an opaque handle for io/'s parallel HDF5 (MPI_Comm inside). */
 void *par_comm_world(void);
 

@@ -3,7 +3,8 @@
 #   1. installs every dependency from Debian's archive (scripts/install-deps.sh:
 #      apt-get update included, idempotent: nothing happens when all are present),
 #   2. configures and builds Release in build/ (cmake, all cores),
-#   3. runs the main job on the built-in demo model with mpirun -np 2 (jobs/demo.sh),
+#   3. runs the whole method on the built-in demo model with mpirun -np 2 (jobs/demo.sh:
+#      upq run jobs/demo.ini: FP -> INT4 -> INT2, eval, export; ends with a table),
 #   4. prints a summary of what it did.
 # Options: --np N (ranks for the demo job, default 2), --no-demo (install + build only).
 # Not the test suite: that is scripts/test.sh.
@@ -16,7 +17,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --np) NP="$2"; shift ;;
     --no-demo) DEMO=0 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 1 ;;
   esac
   shift

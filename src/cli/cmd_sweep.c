@@ -21,11 +21,16 @@ static void usage(FILE *f)
             "grid is their product, the first key varying slowest.\n\n"
             "  --list     print 'INDEX  key=value ...' for every point, then the count\n"
             "  --report   write DIR/sweep.csv (one row per point: parameters, ppl, mean NLL,\n"
-            "             windows, done/missing) and DIR/sweep.svg (perplexity against the\n"
-            "             first parameter), and print the CSV\n"
+            "             windows; with an [eval] stage the last model's eval perplexity and\n"
+            "             accuracy: instruction prompt-strict, else multiple-choice acc_norm;\n"
+            "             done/missing), DIR/sweep.svg (perplexity against the first\n"
+            "             parameter) and DIR/sweep_accuracy.svg, and print the CSV\n"
             "  --set S.K=V  as for upq run (use the same overrides as the runs)\n\n"
             "Run point N with: upq run JOB.ini --sweep-index N   (outputs in DIR/points/N)\n"
-            "On Slurm: sbatch --array=0-<count-1> slurm/sweep.sbatch JOB.ini\n"
+            "Stages no swept key reaches (model, prepare, ptq, teacher) run once for the sweep\n"
+            "in DIR/shared (under a lock; upq run JOB.ini --shared-only runs just them).\n"
+            "On Slurm: slurm/sweep-submit.sh JOB.ini (the shared job, then the array with\n"
+            "--dependency=afterok), or sbatch --array=0-<count-1> slurm/sweep.sbatch JOB.ini\n"
             "exit codes: 0 ok, 1 usage, 2 bad job file or no finished point, 3 I/O\n");
 }
 

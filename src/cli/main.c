@@ -14,8 +14,8 @@ static const struct {
     cmd_fn fn;
     const char *summary;
 } commands[] = {
-    {"run", cmd_run, "run a job file's stages in order (skip complete, resume partial; exit 75 when preempted)"},
-    {"sweep", cmd_sweep, "a job file's [sweep] grid: --list the points, --report the finished ones (CSV + SVG)"},
+    {"run", cmd_run, "a job file: the whole method (model, prepare, ptq, gen-data, teacher, qat, eval, export) in order; skip complete, resume partial, re-run what a changed input reaches; exit 75 when preempted"},
+    {"sweep", cmd_sweep, "a job file's [sweep] grid: --list the points, --report the finished ones (CSV with quality columns + SVG plots)"},
     {"info", cmd_info, "print a model's architecture, sizes, dtypes, parameters and tensors"},
     {"logits", cmd_logits, "run the forward pass on token ids (FP32, or packed INT2/INT4 for a container), write logits (and hidden states) to HDF5"},
     {"ppl", cmd_ppl, "perplexity over non-overlapping windows of a token stream (ranks split the windows)"},

@@ -23,6 +23,12 @@ typedef struct {
     char model_key[2048];        /* what made `model` (stages' options): later results record it */
     char calib[RUN_PATH_MAX];    /* the prepare stage's calibration stream ("" without one) */
     char calib_key[1100];        /* what made `calib` (the prepare stage's options) */
+    char stage_dir[RUN_PATH_MAX]; /* where the running stage writes (run_stage_dir) */
+    char shards[RUN_PATH_MAX];   /* the distillation shards (teacher stage; qat reads them) */
+    char teacher[RUN_PATH_MAX];  /* the teacher records (teacher stage) */
+    char gen_shards[RUN_PATH_MAX]; /* the gen-data stage's shards ("" without one) */
+    char int4[RUN_PATH_MAX];     /* the ptq container ("" without a ptq stage) */
+    char int2[RUN_PATH_MAX];     /* the qat container ("" without a qat stage) */
     int64_t sweep_index;         /* -1 outside a sweep */
     int verbose;                 /* rank 0 prints one line per stage */
 } run_ctx;
@@ -34,6 +40,9 @@ extern const char *const run_known_keys[];
  * values must already be applied to job. UPQ_EPREEMPT when stopped by a signal after
  * a commit; other codes as upq_err.h. */
 int run_job(const job_file *job, int64_t sweep_index);
+
+/* --shared-only: run_job runs the stages a sweep shares (DIR/shared), then stops. */
+void run_set_shared_only(int on);
 
 /* The run directory of sweep point index (job.dir/points/<index>), or job.dir for -1. */
 int run_point_dir(const job_file *job, int64_t index, char *buf, size_t cap);

@@ -37,6 +37,48 @@ int run_check_ppl(const job_file *j);
 int run_check_ptq(const job_file *j);
 int run_check_prepare(const job_file *j);
 
+/* Inputs of a stage (run_inputs.c). run_sha256_path: a file's SHA-256, or a folder's (a
+ * model folder as teacher_model_sha256; else the lines "<sha>  <name>" of its files). */
+#define RUN_INPUTS_MAX 72
+typedef struct {
+    const char *name, *path;
+} run_input;
+int run_sha256_path(const char *path, char hex[65]);
+/* Collective. key = opts + " | inputs: name=sha256 ..."; *done = out_ok and rec holds a
+ * record of stage with that key; *stale = a record (rec, else the begun record) of other
+ * options or inputs exists: the caller removes the old output and checkpoint. Prints
+ * "STAGE: input NAME changed (sha256 OLD -> NEW), re-running STAGE, ..." on stderr. */
+int run_stage_decide(const run_ctx *r, const char *stage, const char *rec, const char *begun, const char *opts,
+                     const run_input *in, int nin, int out_ok, char *key, size_t cap, int *done, int *stale);
+/* Where a stage writes: DIR/shared in a sweep whose keys reach neither the stage nor
+ * anything upstream of it (prepare, ptq, gen-data, teacher), the point's directory otherwise. */
+void run_stage_dir(const run_ctx *r, const char *stage, char *buf, size_t cap);
+/* flock on path (created), waiting; UPQ_EPREEMPT when a signal arrives while waiting. */
+int run_lock(const char *path, int *fd);
+void run_unlock(int fd);
+/* dst (made, emptied) gets hard links (copies where links fail) to src/PREFIX*.h5: the shard folder teacher and
+ * qat read (prepare's folder also holds calib.h5 and the other splits). */
+int run_link_shards(const char *src, const char *prefix, const char *dst);
+/* Rank 0 runs fn alone (par_solo) while the other ranks sleep-wait; same status on all. */
+int run_on_root(int (*fn)(void *), void *ctx, int solo, const char *what);
+/* The final table (run_table.c) from DIR/eval/LABEL.json: rank 0 prints it and writes
+ * DIR/summary.txt. Nothing when the eval stage is off. */
+int run_print_table(const run_ctx *r);
+
+int run_check_teacher(const job_file *j);
+int run_check_qat(const job_file *j);
+int run_check_eval(const job_file *j);
+/* eval.corpus, when unset and eval.mc is builtin:continuation: ../shared/data/pd-english/
+ * corpus.txt.xz from where upq runs, else from the checkout the job file lies in. */
+int run_eval_default_corpus(job_file *j);
+int run_check_export(const job_file *j);
+int run_check_gendata(const job_file *j);
+int run_stage_teacher(run_ctx *r, int *skipped);
+int run_stage_qat(run_ctx *r, int *skipped);
+int run_stage_eval(run_ctx *r, int *skipped);
+int run_stage_export(run_ctx *r, int *skipped);
+int run_stage_gendata(run_ctx *r, int *skipped);
+
 /* Stage drivers: collective; *skipped = 1 when the output was already complete,
  * RUN_STAGE_OFF when the job does not enable the stage. */
 #define RUN_STAGE_OFF 2

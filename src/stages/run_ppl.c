@@ -200,7 +200,7 @@ int run_check_ppl(const job_file *j)
     ppl_job p;
     int on = 1;
     TRY(job_get_bool(j, "ppl", "enabled", 1, &on));
-    return read_opts(&r, &p);
+    return on ? read_opts(&r, &p) : UPQ_OK; /* a disabled stage needs no eval tokens */
 }
 
 int run_stage_ppl(run_ctx *r, int *skipped)

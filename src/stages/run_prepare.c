@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lzma.h>
+
+#include "corpus.h"
 #include "h5shard.h"
 #include "h5tokens_write.h"
 #include "par.h"
@@ -26,7 +29,7 @@ typedef struct {
     char list[RUN_PATH_MAX * 4], tok[RUN_PATH_MAX];
     const char *inputs[PREP_MAX_INPUTS];
     int64_t calib_tokens;
-    char key[RUN_PATH_MAX * 5];
+    char key[RUN_INPUTS_MAX * 100 + RUN_PATH_MAX * 5];
 } prep_job;
 
 static int read_packing(const job_file *j, int *packing)
@@ -80,12 +83,15 @@ static int read_opts(const job_file *j, const char *model, prep_job *p)
     snprintf(p->tok, sizeof p->tok, "%s", t && *t ? t : model);
     p->o.tokenizer_dir = p->tok;
     p->o.progress = 1;
+    int64_t demo_bytes = 0, xz_bytes = 0;
+    TRY(job_get_i64(j, "prepare", "demo_bytes", 200000, 1000, 1LL << 30, &demo_bytes));
+    TRY(job_get_i64(j, "prepare", "xz_bytes", 4000000, 0, 1LL << 40, &xz_bytes));
     snprintf(p->key, sizeof p->key,
              "inputs=%s packing=%s seq_len=%lld shard_rows=%lld seed=%llu val_fraction=%.17g wikitext=%d "
-             "calib_tokens=%lld tokenizer=%s", job_get(j, "prepare", "inputs"),
+             "calib_tokens=%lld tokenizer=%s demo_bytes=%lld xz_bytes=%lld", job_get(j, "prepare", "inputs"),
              p->o.packing == PREP_PAD ? "pad" : "concat", (long long)p->o.seq_len, (long long)p->o.shard_rows,
              (unsigned long long)p->o.seed, p->o.val_fraction, p->o.wikitext, (long long)p->calib_tokens,
-             t && *t ? t : "model");
+             t && *t ? t : "model", (long long)demo_bytes, (long long)xz_bytes);
     return UPQ_OK;
 }
 
@@ -129,12 +135,80 @@ static int write_calib(const prep_job *p, const prep_stats *st, const char *dir)
     return rc;
 }
 
+/* prepare.inputs = demo:train (the built-in demo model only): the first
+ * prepare.demo_bytes bytes of the demo model's own training text (corpus_generate with
+ * model.seed: in distribution, disjoint from the held-out eval text), written to
+ * S/demo_train.txt and tokenized like any text input. */
+static int demo_text(const run_ctx *r, prep_job *p, char *path, size_t cap)
+{
+    for (int i = 0; i < p->o.ninputs; i++) {
+        if (strcmp(p->inputs[i], "demo:train")) continue;
+        int64_t seed = 1, n = 0;
+        TRY(job_get_i64(r->job, "model", "seed", 1, 0, INT64_MAX, &seed));
+        TRY(job_get_i64(r->job, "prepare", "demo_bytes", 200000, 1000, 1LL << 30, &n));
+        char *buf = upq_malloc((size_t)n, "demo training text");
+        if (!buf) return UPQ_EIO;
+        corpus_generate((uint64_t)seed, buf, n);
+        snprintf(path, cap, "%s/demo_train.txt", r->stage_dir);
+        int rc = run_write_atomic(path, buf, (size_t)n);
+        free(buf);
+        TRY(rc);
+        p->inputs[i] = path;
+    }
+    return UPQ_OK;
+}
+
+/* The first n bytes of an xz file's text into out (n == 0: all of it). */
+static int xz_head(const char *path, int64_t n, const char *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return UPQ_FAIL(UPQ_EINPUT, "%s: %s", path, strerror(errno));
+    lzma_stream z = LZMA_STREAM_INIT;
+    size_t cap = n > 0 ? (size_t)n : (size_t)1 << 28;
+    uint8_t in[1 << 16], *buf = upq_malloc(cap, "decompressed text");
+    int rc = buf && lzma_stream_decoder(&z, UINT64_MAX, 0) == LZMA_OK ? UPQ_OK
+                                                                       : UPQ_FAIL(UPQ_EIO, "%s: cannot start the xz decoder", path);
+    lzma_ret lr = LZMA_OK;
+    z.next_out = buf, z.avail_out = cap;
+    while (!rc && lr == LZMA_OK && z.avail_out) {
+        if (!z.avail_in && !feof(f)) z.next_in = in, z.avail_in = fread(in, 1, sizeof in, f);
+        lr = lzma_code(&z, feof(f) && !z.avail_in ? LZMA_FINISH : LZMA_RUN);
+    }
+    if (!rc && lr != LZMA_OK && lr != LZMA_STREAM_END) rc = UPQ_FAIL(UPQ_EINPUT, "%s: not a valid xz file", path);
+    if (!rc) rc = run_write_atomic(out, buf, cap - z.avail_out);
+    lzma_end(&z);
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* Inputs FILE.xz: the first prepare.xz_bytes bytes of their text (default 4 MB; 0: all),
+ * decompressed to S/prepare-input-K.txt: e.g. pd-english/corpus.txt.xz without its
+ * held-out tail (docs/eval.md: characters 35,307,859 to the end are the eval text). */
+static int xz_inputs(const run_ctx *r, prep_job *p, char (*paths)[RUN_PATH_MAX + 64])
+{
+    int64_t n = 0;
+    TRY(job_get_i64(r->job, "prepare", "xz_bytes", 4000000, 0, 1LL << 40, &n));
+    for (int i = 0; i < p->o.ninputs; i++) {
+        size_t l = strlen(p->inputs[i]);
+        if (l < 4 || strcmp(p->inputs[i] + l - 3, ".xz")) continue;
+        snprintf(paths[i], sizeof paths[i], "%s/prepare-input-%d.txt", r->stage_dir, i + 1);
+        TRY(xz_head(p->inputs[i], n, paths[i]));
+        p->inputs[i] = paths[i];
+    }
+    return UPQ_OK;
+}
+
 /* Rank 0: the whole stage into DIR/prepare.partial, renamed to DIR/prepare at the end. */
 static int build(const run_ctx *r, prep_job *p)
 {
+    char demo[RUN_PATH_MAX + 32];
+    static char xz[PREP_MAX_INPUTS][RUN_PATH_MAX + 64];
+    TRY(demo_text(r, p, demo, sizeof demo));
+    TRY(xz_inputs(r, p, xz));
     char part[RUN_PATH_MAX + 16], done[RUN_PATH_MAX + 16], rec[RUN_PATH_MAX + 32];
-    snprintf(part, sizeof part, "%s/prepare.partial", r->dir);
-    snprintf(done, sizeof done, "%s/prepare", r->dir);
+    snprintf(part, sizeof part, "%s/prepare.partial", r->stage_dir);
+    snprintf(done, sizeof done, "%s/prepare", r->stage_dir);
     TRY(run_clear_dir(part));
     TRY(run_clear_dir(done));
     p->o.out_dir = part;
@@ -157,11 +231,22 @@ int run_stage_prepare(run_ctx *r, int *skipped)
     *skipped = 1;
     prep_job *p = malloc(sizeof *p);
     if (!p) return UPQ_FAIL(UPQ_EIO, "out of memory");
-    int rc = read_opts(r->job, r->fp_model, p), done = 0;
+    int rc = read_opts(r->job, r->fp_model, p), done = 0, stale = 0;
     char rec[RUN_PATH_MAX + 32];
-    snprintf(rec, sizeof rec, "%s/prepare/stage.txt", r->dir);
-    if (!rc && par_rank() == 0) done = run_record_is(rec, "prepare", p->key);
-    if (!rc) rc = par_bcast(&done, sizeof done, 0);
+    snprintf(rec, sizeof rec, "%s/prepare/stage.txt", r->stage_dir);
+    /* the record's key: options, then the SHA-256 of the tokenizer and every input file */
+    run_input in[RUN_INPUTS_MAX];
+    char names[PREP_MAX_INPUTS][16];
+    int nin = 0;
+    in[nin++] = (run_input){"tokenizer", p->tok};
+    for (int i = 0; !rc && i < p->o.ninputs; i++) {
+        if (!strncmp(p->inputs[i], "demo:", 5)) continue; /* made from the options */
+        snprintf(names[i], sizeof names[i], "input%d", i + 1);
+        in[nin++] = (run_input){names[i], p->inputs[i]};
+    }
+    static char key[RUN_INPUTS_MAX * 100 + RUN_PATH_MAX * 5];
+    if (!rc) rc = run_stage_decide(r, "prepare", rec, rec, p->key, in, nin, 1, key, sizeof key, &done, &stale);
+    if (!rc) memcpy(p->key, key, sizeof p->key);
     if (!rc && !done) {
         int mine = par_rank() == 0 ? build(r, p) : UPQ_OK;
         int all = par_agree_timeout(mine, 1e9); /* the other ranks sleep-wait */
@@ -169,7 +254,7 @@ int run_stage_prepare(run_ctx *r, int *skipped)
         else if (all) rc = mine ? mine : all;
     }
     if (!rc) {
-        run_join(r->calib, sizeof r->calib, r->dir, "prepare/calib.h5");
+        run_join(r->calib, sizeof r->calib, r->stage_dir, "prepare/calib.h5");
         snprintf(r->calib_key, sizeof r->calib_key, "prepare(%.1000s)", p->key);
         *skipped = done;
     }

@@ -102,18 +102,6 @@ int run_check_ptq(const job_file *j)
     return on ? read_opts(j, ".", prep ? "(prepare)" : NULL, "prepare", &p) : UPQ_OK;
 }
 
-/* 1 when DIR/ptq/stage.txt holds key and the container exists without parts. */
-static int complete(const char *dir, const char *key)
-{
-    char p[RUN_PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/ptq/model.h5.parts", dir);
-    if (run_exists(p)) return 0;
-    snprintf(p, sizeof p, "%s/ptq/model.h5", dir);
-    if (!run_exists(p)) return 0;
-    snprintf(p, sizeof p, "%s/ptq/stage.txt", dir);
-    return run_record_is(p, "ptq", key);
-}
-
 /* Rank 0: part files of other options are useless; ptq_run refuses or mixes them. */
 static int clear_stale(const char *dir)
 {
@@ -130,11 +118,11 @@ static int clear_stale(const char *dir)
 }
 
 /* Rank 0, before the ranks start: stale parts gone, the stage folder there. */
-static int prepare_dir(const run_ctx *r)
+static int prepare_dir(const char *stage_dir)
 {
     char dir[RUN_PATH_MAX + 8];
-    snprintf(dir, sizeof dir, "%s/ptq", r->dir);
-    TRY(clear_stale(r->dir));
+    snprintf(dir, sizeof dir, "%s/ptq", stage_dir);
+    TRY(clear_stale(stage_dir));
     return run_mkdir_p(dir);
 }
 
@@ -175,17 +163,29 @@ int run_stage_ptq(run_ctx *r, int *skipped)
     ptq_job p;
     TRY(read_opts(r->job, r->fp_model, r->calib, r->calib_key, &p));
     char out[RUN_PATH_MAX];
-    run_join(out, sizeof out, r->dir, "ptq/model.h5");
-    int done = par_rank() == 0 ? complete(r->dir, p.key) : 0;
-    TRY(par_bcast(&done, sizeof done, 0));
+    const char *dir = r->stage_dir;
+    run_join(out, sizeof out, dir, "ptq/model.h5");
+    /* the record's key: options, then the SHA-256 of the FP model and the calibration */
+    char cal[RUN_PATH_MAX], rec[RUN_PATH_MAX + 32], parts[RUN_PATH_MAX + 32];
+    snprintf(cal, sizeof cal, "%s", p.calib);
+    char *colon = strrchr(cal, ':');
+    if (colon && !run_exists(cal)) *colon = '\0';
+    snprintf(rec, sizeof rec, "%s/ptq/stage.txt", dir);
+    snprintf(parts, sizeof parts, "%s/ptq/model.h5.parts", dir);
+    run_input in[] = {{"model", r->fp_model}, {"calib", cal}};
+    static char key[RUN_PATH_MAX * 3];
+    int done = 0, stale = 0;
+    TRY(run_stage_decide(r, "ptq", rec, rec, p.key, in, 2, run_exists(out) && !run_exists(parts), key, sizeof key,
+                         &done, &stale));
     if (!done) {
-        TRY(par_agree(par_rank() == 0 ? prepare_dir(r) : UPQ_OK));
-        record_ctx rc_ = {r->dir, p.key};
+        TRY(par_agree(par_rank() == 0 ? prepare_dir(dir) : UPQ_OK));
+        record_ctx rc_ = {dir, key};
         TRY(par_commit(run_all(r, &p, out), record_commit, NULL, &rc_));
     }
     snprintf(r->model, sizeof r->model, "%s", out);
+    snprintf(r->int4, sizeof r->int4, "%s", out);
     size_t n = strlen(r->model_key);
-    snprintf(r->model_key + n, sizeof r->model_key - n, " ptq(%s)", p.key);
+    snprintf(r->model_key + n, sizeof r->model_key - n, " ptq(%s)", key); /* with the input hashes */
     *skipped = done;
     return UPQ_OK;
 }

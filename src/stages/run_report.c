@@ -77,9 +77,32 @@ int run_write_ppl(const char *dir, double ppl, double mean_nll, double nll_sum, 
 }
 
 typedef struct {
-    double x, y;
+    double x, y, acc; /* y: perplexity (the eval stage's last model when it runs, else ppl.json) */
     int group, ok;
 } point;
+
+/* The eval stage's result of the last model of a point (int2, else int4, else fp):
+ * perplexity and accuracy (instruction prompt-level strict when measured, else mc
+ * acc_norm; NAN when neither). 0 when none exists. */
+static int read_eval(const char *dir, const char **label, double *ppl, double *acc, const char **acc_name)
+{
+    static const char *labels[3] = {"int2", "int4", "fp"};
+    for (int u = 0; u < 3; u++) {
+        char p[RUN_PATH_MAX + 64];
+        snprintf(p, sizeof p, "%s/eval/%s.json", dir, labels[u]);
+        json_t *o = json_load_file(p, 0, NULL);
+        if (!o) continue;
+        json_t *a = json_object_get(o, "ppl"), *ins = json_object_get(o, "instruct_prompt_strict"),
+               *mc = json_object_get(o, "mc_acc_norm");
+        *label = labels[u];
+        *ppl = json_is_number(a) ? json_number_value(a) : NAN;
+        *acc = ins ? json_number_value(ins) : mc ? json_number_value(mc) : NAN;
+        *acc_name = ins ? "instruct_prompt_strict" : mc ? "mc_acc_norm" : "";
+        json_decref(o);
+        return 1;
+    }
+    return 0;
+}
 
 /* Storage of a quantized linear weight: the codes plus an fp16 scale and an fp16
  * minimum per group (quant.h); NAN when the point has no ptq stage. */
@@ -109,7 +132,7 @@ static int group_of(const job_sweep *s, int64_t i)
 
 /* One series per group (the combination of the parameters after the first), labelled
  * "sect.key=value ..." of its first point; circles with tooltips at the points. */
-static int write_svg(const char *path, const job_sweep *s, const point *pt, int bpw)
+static int write_svg(const char *path, const job_sweep *s, const point *pt, int bpw, int acc, const char *ylabel)
 {
     static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
     int ngroups = (int)(s->npoints / s->nvals[0]);
@@ -133,14 +156,16 @@ static int write_svg(const char *path, const job_sweep *s, const point *pt, int 
                 q->label = labels[g];
             }
             xy[used] = pt[i].ok ? pt[i].x : NAN;
-            xy[s->npoints + used] = pt[i].ok ? pt[i].y : NAN;
+            xy[s->npoints + used] = pt[i].ok ? (acc ? pt[i].acc : pt[i].y) : NAN;
             used++, q->n++;
         }
     }
     char xlabel[2 * JOB_NAME_MAX + 2];
     snprintf(xlabel, sizeof xlabel, "%s.%s", s->sect[0], s->key[0]);
-    plot_chart c = {.width = 640, .height = 400, .title = "sweep: perplexity", .xlabel = bpw ? "bits per weight" : xlabel,
-                    .ylabel = "perplexity"};
+    char title[128];
+    snprintf(title, sizeof title, "sweep: %s", ylabel);
+    plot_chart c = {.width = 640, .height = 400, .title = title, .xlabel = bpw ? "bits per weight" : xlabel,
+                    .ylabel = ylabel};
     plot_buf b = {0};
     if (!rc) plot_svg_lines(&b, &c, ser, ngroups);
     if (!rc) rc = plot_buf_status(&b, path);
@@ -152,10 +177,11 @@ static int write_svg(const char *path, const job_sweep *s, const point *pt, int 
 
 /* The CSV text of the grid (plot_csv_row: quoted where a value needs it); fills pt;
  * *ok = finished points. */
-static int csv_text(const job_file *job, const job_sweep *s, point *pt, plot_buf *out, int64_t *ok, int *bpw)
+static int csv_text(const job_file *job, const job_sweep *s, point *pt, plot_buf *out, int64_t *ok, int *bpw,
+                    int *evq, char *acc_name, size_t acc_cap)
 {
-    enum { MAXF = JOB_SWEEP_MAX_PARAMS + 6 };
-    char head[JOB_SWEEP_MAX_PARAMS][2 * JOB_NAME_MAX + 2], num[5][32];
+    enum { MAXF = JOB_SWEEP_MAX_PARAMS + 10 };
+    char head[JOB_SWEEP_MAX_PARAMS][2 * JOB_NAME_MAX + 2], num[8][32];
     const char *f[MAXF];
     int nf = 0;
     f[nf++] = "index";
@@ -167,10 +193,19 @@ static int csv_text(const job_file *job, const job_sweep *s, point *pt, plot_buf
     int rc = UPQ_OK;
     for (int i = 0; !rc && i < job->n; i++) rc = job_put(&pj, job->e[i].sect, job->e[i].key, job->e[i].val, 0);
     if (!rc) rc = job_sweep_apply(s, 0, &pj);
-    *bpw = !rc && !isnan(bits_per_weight(&pj));
+    int swept_ptq = 0; /* bits per weight on x only when the sweep changes ptq's settings */
+    for (int p = 0; p < s->nparams; p++) swept_ptq |= !strcmp(s->sect[p], "ptq");
+    *bpw = !rc && swept_ptq && !isnan(bits_per_weight(&pj));
     if (*bpw) f[nf++] = "bits_per_weight";
-    f[nf++] = "ppl", f[nf++] = "mean_nll", f[nf++] = "windows", f[nf++] = "status";
+    int ev = 0, pp = 1;
+    if (!rc) rc = job_get_bool(&pj, "eval", "enabled", 0, &ev);
+    if (!rc) rc = job_get_bool(&pj, "ppl", "enabled", 1, &pp);
+    *evq = ev;
+    f[nf++] = "ppl", f[nf++] = "mean_nll", f[nf++] = "windows";
+    if (ev) f[nf++] = "eval_model", f[nf++] = "eval_ppl", f[nf++] = "accuracy", f[nf++] = "accuracy_of";
+    f[nf++] = "status";
     plot_csv_row(out, f, nf);
+    acc_name[0] = '\0';
     *ok = 0;
     for (int64_t i = 0; !rc && i < s->npoints; i++) {
         char dir[RUN_PATH_MAX];
@@ -179,12 +214,17 @@ static int csv_text(const job_file *job, const job_sweep *s, point *pt, plot_buf
         rc = run_point_dir(job, s->nparams ? i : -1, dir, sizeof dir);
         if (!rc) rc = run_read_ppl(dir, &ppl, &nll, &win);
         if (rc) break;
-        pt[i].ok = !isnan(ppl);
+        const char *elabel = "", *aname = "";
+        double eppl = NAN, eacc = NAN;
+        int has_eval = ev && read_eval(dir, &elabel, &eppl, &eacc, &aname);
+        if (has_eval && aname[0]) snprintf(acc_name, acc_cap, "%s", aname);
+        pt[i].ok = (!pp || !isnan(ppl)) && (!ev || has_eval);
         if (!rc) rc = job_sweep_apply(s, i, &pj);
         if (rc) break;
         double b = bits_per_weight(&pj);
         pt[i].x = *bpw ? b : num_or_index(s->nparams ? job_sweep_value(s, i, 0) : "", i);
-        pt[i].y = ppl;
+        pt[i].y = ev ? eppl : ppl;
+        pt[i].acc = eacc;
         pt[i].group = s->nparams ? group_of(s, i) : 0;
         *ok += pt[i].ok;
         nf = 0;
@@ -192,10 +232,17 @@ static int csv_text(const job_file *job, const job_sweep *s, point *pt, plot_buf
         f[nf++] = num[0];
         for (int p = 0; p < s->nparams; p++) f[nf++] = job_sweep_value(s, i, p);
         if (*bpw) f[nf++] = plot_num(num[1], sizeof num[1], b, 4);
-        f[nf++] = pt[i].ok ? plot_num(num[2], sizeof num[2], ppl, 10) : "";
-        f[nf++] = pt[i].ok ? plot_num(num[3], sizeof num[3], nll, 10) : "";
+        int okp = pt[i].ok && !isnan(ppl);
+        f[nf++] = okp ? plot_num(num[2], sizeof num[2], ppl, 10) : "";
+        f[nf++] = okp ? plot_num(num[3], sizeof num[3], nll, 10) : "";
         snprintf(num[4], sizeof num[4], "%lld", (long long)win);
-        f[nf++] = pt[i].ok ? num[4] : "";
+        f[nf++] = okp ? num[4] : "";
+        if (ev) {
+            f[nf++] = has_eval ? elabel : "";
+            f[nf++] = has_eval ? plot_num(num[5], sizeof num[5], eppl, 10) : "";
+            f[nf++] = has_eval && !isnan(eacc) ? plot_num(num[6], sizeof num[6], eacc, 6) : "";
+            f[nf++] = has_eval ? aname : "";
+        }
         f[nf++] = pt[i].ok ? "done" : "missing";
         plot_csv_row(out, f, nf);
     }
@@ -214,8 +261,9 @@ int run_sweep_report(const job_file *job, int print)
     char dir[RUN_PATH_MAX], path[RUN_PATH_MAX];
     plot_buf csv = {0};
     int64_t ok = 0;
-    int bpw = 0;
-    int rc = csv_text(job, &s, pt, &csv, &ok, &bpw);
+    int bpw = 0, ev = 0;
+    char acc_name[64];
+    int rc = csv_text(job, &s, pt, &csv, &ok, &bpw, &ev, acc_name, sizeof acc_name);
     if (!rc) rc = run_point_dir(job, -1, dir, sizeof dir);
     if (!rc && !ok)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: none of the %lld sweep points under %s/points has finished", job->path,
@@ -223,11 +271,14 @@ int run_sweep_report(const job_file *job, int print)
     if (!rc) run_join(path, sizeof path, dir, "sweep.csv");
     if (!rc) rc = run_write_atomic(path, csv.s, csv.len);
     if (!rc) run_join(path, sizeof path, dir, "sweep.svg");
-    if (!rc) rc = write_svg(path, &s, pt, bpw);
+    if (!rc) rc = write_svg(path, &s, pt, bpw, 0, ev ? "perplexity (eval stage, last model)" : "perplexity");
+    int acc = ev && acc_name[0];
+    if (!rc && acc) run_join(path, sizeof path, dir, "sweep_accuracy.svg");
+    if (!rc && acc) rc = write_svg(path, &s, pt, bpw, 1, acc_name);
     if (!rc && print) {
         fwrite(csv.s, 1, csv.len, stdout);
-        printf("# %lld of %lld points finished; wrote %s/sweep.csv and %s/sweep.svg\n", (long long)ok,
-               (long long)s.npoints, dir, dir);
+        printf("# %lld of %lld points finished; wrote %s/sweep.csv and %s/sweep.svg%s%s%s\n", (long long)ok,
+               (long long)s.npoints, dir, dir, acc ? " and " : "", acc ? dir : "", acc ? "/sweep_accuracy.svg" : "");
     }
     plot_buf_free(&csv);
     free(pt);

@@ -15,7 +15,8 @@ slurm_setup
 JOB="$UPQ_SOURCE_DIR/jobs/demo.ini"
 SBATCH="$UPQ_SOURCE_DIR/slurm/upq.sbatch"
 SHORT=(--set model.steps=16 --set model.corpus_bytes=100000 --set ppl.ctx=64 --set ppl.max_windows=96
-       --set ppl.checkpoint_every=1)
+       --set ppl.checkpoint_every=1 --set prepare.enabled=false --set teacher.enabled=false --set qat.enabled=false
+       --set eval.enabled=false --set export.enabled=false)   # the ppl stage; teacher/qat: slurm_preempt_stages.sh
 mpirun -np 2 "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/ref" > "$WORK/ref.log"
 mkdir -p "$WORK/a" "$WORK/b" && cp -r "$WORK/ref/shared" "$WORK/a/" && cp -r "$WORK/ref/shared" "$WORK/b/"
 export UPQ_RUN_PAUSE_MS=400
