@@ -159,3 +159,25 @@ int par_solo(int on)
     }
     return UPQ_OK;
 }
+
+int par_subset(int n)
+{
+    if (!par_active()) return UPQ_OK;
+    if (n > 0) {
+        if (saved_world != MPI_COMM_NULL) return UPQ_FAIL(UPQ_EIO, "par_subset: already in a subset");
+        int r = 0;
+        MPI_Comm_rank(world, &r);
+        MPI_Comm sub = MPI_COMM_NULL;
+        MPI_TRY(MPI_Comm_split(world, r < n ? 0 : MPI_UNDEFINED, r, &sub));
+        if (sub == MPI_COMM_NULL) return UPQ_OK; /* not a member: the world stays */
+        MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
+        saved_world = world;
+        world = sub;
+    } else {
+        if (saved_world == MPI_COMM_NULL) return UPQ_OK;
+        MPI_Comm_free(&world);
+        world = saved_world;
+        saved_world = MPI_COMM_NULL;
+    }
+    return UPQ_OK;
+}

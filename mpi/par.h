@@ -41,6 +41,12 @@ int par_commit(int status, par_commit_fn commit, par_abort_fn abort, void *ctx);
  * local) until par_solo(0) restores the world. For a one-rank stage (qat) inside a
  * multi-rank job: rank 0 runs it solo while the other ranks wait in par_agree_timeout. */
 int par_solo(int on);
+/* Subset mode (collective over the current world): n > 0 makes ranks [0, n) a world of
+ * their own (ranks keep their numbers; par_size() n) until each member calls
+ * par_subset(0); the other ranks stay in the old world and must not use it for
+ * collectives until the members are back (they wait in par_agree_timeout). For a stage
+ * that runs on S x R ranks of a larger job (qat). */
+int par_subset(int n);
 /* The communicator as an opaque handle for io/'s parallel HDF5 (MPI_Comm inside). */
 void *par_comm_world(void);
 

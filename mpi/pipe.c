@@ -49,7 +49,7 @@ int pipe_send_begin(pipe_sends *p, const float *buf, int64_t n, int dest, int ta
 {
     if (n > INT_MAX) return UPQ_FAIL(UPQ_EUSAGE, "pipeline: micro-batch of %lld floats to rank %d exceeds INT_MAX", (long long)n, dest);
     if (p->n >= p->cap) return UPQ_FAIL(UPQ_EIO, "pipeline: more than %lld sends outstanding to rank %d", (long long)p->cap, dest);
-    int e = MPI_Isend(buf, (int)n, MPI_FLOAT, dest, tag, MPI_COMM_WORLD, &p->req[p->n]);
+    int e = MPI_Isend(buf, (int)n, MPI_FLOAT, dest, tag, *(MPI_Comm *)par_comm_world(), &p->req[p->n]);
     if (e != MPI_SUCCESS) return UPQ_FAIL(UPQ_EIO, "pipeline: MPI_Isend of %lld floats to rank %d failed (error %d)", (long long)n, dest, e);
     p->n++;
     return UPQ_OK;
@@ -59,7 +59,7 @@ int pipe_recv(float *buf, int64_t n, int src, int tag)
 {
     if (n > INT_MAX) return UPQ_FAIL(UPQ_EUSAGE, "pipeline: micro-batch of %lld floats from rank %d exceeds INT_MAX", (long long)n, src);
     MPI_Status st;
-    int got = -1, e = MPI_Recv(buf, (int)n, MPI_FLOAT, src, tag, MPI_COMM_WORLD, &st);
+    int got = -1, e = MPI_Recv(buf, (int)n, MPI_FLOAT, src, tag, *(MPI_Comm *)par_comm_world(), &st);
     if (e == MPI_SUCCESS) MPI_Get_count(&st, MPI_FLOAT, &got);
     if (e != MPI_SUCCESS || got != (int)n)
         return UPQ_FAIL(UPQ_EIO, "pipeline: receive from rank %d (tag %d) failed: error %d, %d of %lld floats", src, tag, e, got, (long long)n);

@@ -60,6 +60,11 @@ static int from_text(const ptq_opts *o, int32_t *ids)
         if (off < n) off++;
         tok_ids v = {0};
         for (int64_t want = 16 * T; !rc && v.n < T; want *= 2) {
+            if ((off >= n || len >= n - off) && off > 0) {
+                /* too close to the end: this window starts at the file's start instead
+                 * (windows that fit are unchanged, so existing containers keep their bytes) */
+                off = 0, len = 0, want = 16 * T;
+            }
             if (off >= n || len >= n - off) {
                 rc = UPQ_FAIL(UPQ_EINPUT, "%s: too little text after byte %lld for %lld tokens (file too short "
                               "for --seq-len?)", o->calib, (long long)off, (long long)T);

@@ -290,3 +290,16 @@ int run_on_root(int (*fn)(void *), void *ctx, int solo, const char *what)
     if (all < 0) return UPQ_FAIL(UPQ_EIO, "%s: ranks could not agree", what);
     return all ? (mine ? mine : all) : UPQ_OK;
 }
+
+int run_on_ranks(int (*fn)(void *), void *ctx, int n, const char *what)
+{
+    int r0 = par_rank(), mine = par_subset(n); /* collective: ranks [0, n) get their own world */
+    if (!mine && r0 < n) {
+        mine = fn(ctx);
+        int e = par_subset(0);
+        if (!mine) mine = e;
+    }
+    int all = par_agree_timeout(mine, 1e9); /* the other ranks sleep-wait */
+    if (all < 0) return UPQ_FAIL(UPQ_EIO, "%s: ranks could not agree", what);
+    return all ? (mine ? mine : all) : UPQ_OK;
+}

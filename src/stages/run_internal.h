@@ -61,6 +61,9 @@ void run_unlock(int fd);
 int run_link_shards(const char *src, const char *prefix, const char *dst);
 /* Rank 0 runs fn alone (par_solo) while the other ranks sleep-wait; same status on all. */
 int run_on_root(int (*fn)(void *), void *ctx, int solo, const char *what);
+/* Ranks [0, n) run fn in a world of their own (par_subset) while the others sleep-wait;
+ * same status on all. */
+int run_on_ranks(int (*fn)(void *), void *ctx, int n, const char *what);
 /* The final table (run_table.c) from DIR/eval/LABEL.json: rank 0 prints it and writes
  * DIR/summary.txt. Nothing when the eval stage is off. */
 int run_print_table(const run_ctx *r);

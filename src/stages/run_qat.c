@@ -1,9 +1,10 @@
 /* run_qat.c - the `qat` stage of `upq run`: `upq qat` (qat.h) from the ptq stage's INT4
  * container (else the FP model) against the teacher stage's records, into
- * DIR/qat/model.h5 (+ .loss.csv, .loss.svg; .ckpt.h5 while running). qat runs on one
- * rank today: rank 0 runs it alone (par_solo) while the other ranks wait; qat.stages x
- * qat.replicas must fit the job's ranks, and until qat has pipeline stages and replicas
- * only 1 x 1 is accepted. Resume is qat's own checkpoint (a signal: checkpoint at the
+ * DIR/qat/model.h5 (+ .loss.csv, .loss.svg; .ckpt.h5 while running). qat runs on
+ * ranks [0, S x R) of the job (qat.stages x qat.replicas, par_subset) while the other
+ * ranks wait; S x R must fit the job's ranks (exit 2 before any work). The output does
+ * not depend on S and R, so they are not in the stage key: a requeue on another
+ * allocation resumes. Resume is qat's own checkpoint (a signal: checkpoint at the
  * next step boundary, exit 75; the rerun is byte-identical). DIR/qat.stage.txt records
  * options and input hashes (init, teacher, shards); a change removes the output and the
  * checkpoint and trains again. Not the training (qat.c). */
@@ -83,18 +84,13 @@ static int read_opts(const job_file *j, int ranks, qat_job *q)
                         j->path, l, (long long)q->stages, (long long)q->replicas, (long long)(q->stages * q->replicas),
                         ranks);
     }
-    if (q->stages != 1 || q->replicas != 1) {
-        int l = line_of(j, q->stages != 1 ? "stages" : "replicas");
-        return UPQ_FAIL(UPQ_EINPUT, "%s:%d: qat.stages = %lld, qat.replicas = %lld: this upq's qat runs on one rank "
-                        "(pipeline stages and replicas are not in qat_opts yet); only 1 x 1 is accepted",
-                        j->path, l, (long long)q->stages, (long long)q->replicas);
-    }
+    o->stages = q->stages, o->replicas = q->replicas;
     snprintf(q->key, sizeof q->key,
              "bits=%d group=%lld quantizer=%s loss=%d beta=%.17g steps=%lld batch=%lld micro_batches=%lld warmup=%lld "
-             "ckpt_every=%lld seed=%llu lr=%.17g scale_lr=%.17g clip=%.17g stages=%lld replicas=%lld threads=%lld",
+             "ckpt_every=%lld seed=%llu lr=%.17g scale_lr=%.17g clip=%.17g threads=%lld",
              o->bits, (long long)o->group, fq_kind_name(fk), o->loss, o->beta, (long long)o->steps, (long long)o->batch,
              (long long)o->micro_batches, (long long)o->warmup, (long long)o->ckpt_every, (unsigned long long)o->seed,
-             o->lr, o->scale_lr, o->clip, (long long)q->stages, (long long)q->replicas, (long long)q->threads);
+             o->lr, o->scale_lr, o->clip, (long long)q->threads);
     return UPQ_OK;
 }
 
@@ -121,11 +117,34 @@ static int rm(const char *p)
     return UPQ_OK;
 }
 
-/* Rank 0, alone: stale output and checkpoint removed, the begun record, the training,
- * then the stage record. */
+static int prepare_out(qat_ctx_ *c);
+
+/* Ranks [0, S x R): rank 0 removes a stale output and checkpoint and writes the begun
+ * record, all train, rank 0 writes the stage record. */
 static int train(void *v)
 {
     qat_ctx_ *c = v;
+    int rc0 = par_rank() == 0 ? prepare_out(c) : UPQ_OK;
+    TRY(par_agree(rc0) ? (rc0 ? rc0 : UPQ_FAIL(UPQ_EIO, "qat stage: rank 0 could not prepare %s", c->out)) : UPQ_OK);
+    qat_result res;
+    /* qat.threads: ranks beyond S x R sleep, so the training ranks may use their cores
+     * (as model.threads); 0 keeps OMP_NUM_THREADS. The bytes may depend on it. */
+    int before = omp_get_max_threads();
+    if (c->q->threads > 0) omp_set_num_threads((int)c->q->threads);
+    int rc = qat_run(&c->q->o, &res);
+    omp_set_num_threads(before);
+    TRY(rc);
+    if (par_rank() != 0) return UPQ_OK;
+    printf("upq run: qat: %lld steps (resumed at %lld) on %lld x %lld ranks: loss %.5f -> %.5f, %.1f tokens/s\n",
+           (long long)res.steps_done, (long long)res.resumed_from, (long long)c->q->stages, (long long)c->q->replicas,
+           res.first_loss, res.last_loss, res.tokens_per_s);
+    fflush(stdout);
+    return run_record_put(c->rec, "qat", c->key);
+}
+
+/* Rank 0: stale output and checkpoint removed, the begun record. */
+static int prepare_out(qat_ctx_ *c)
+{
     char p[RUN_PATH_MAX + 32];
     if (c->stale) {
         static const char *ext[] = {"", ".ckpt.h5", ".loss.csv", ".loss.svg"};
@@ -139,18 +158,7 @@ static int train(void *v)
     *strrchr(p, '/') = '\0';
     TRY(run_mkdir_p(p));
     TRY(run_record_put(c->begun, "qat", c->key));
-    qat_result res;
-    /* qat.threads: rank 0 trains alone while the other ranks sleep, so it may use their
-     * cores (as model.threads); 0 keeps OMP_NUM_THREADS. The bytes may depend on it. */
-    int before = omp_get_max_threads();
-    if (c->q->threads > 0) omp_set_num_threads((int)c->q->threads);
-    int rc = qat_run(&c->q->o, &res);
-    omp_set_num_threads(before);
-    TRY(rc);
-    printf("upq run: qat: %lld steps (resumed at %lld): loss %.5f -> %.5f, %.1f tokens/s\n", (long long)res.steps_done,
-           (long long)res.resumed_from, res.first_loss, res.last_loss, res.tokens_per_s);
-    fflush(stdout);
-    return run_record_put(c->rec, "qat", c->key);
+    return UPQ_OK;
 }
 
 int run_stage_qat(run_ctx *r, int *skipped)
@@ -178,7 +186,7 @@ int run_stage_qat(run_ctx *r, int *skipped)
         q.o.init = init, q.o.teacher_dir = r->teacher, q.o.data_dir = r->shards, q.o.out = out;
         q.o.progress = 1;
         qat_ctx_ c = {&q, rec, begun, out, key, stale};
-        TRY(run_on_root(train, &c, 1, "qat stage"));
+        TRY(run_on_ranks(train, &c, (int)(q.stages * q.replicas), "qat stage"));
     }
     snprintf(r->int2, sizeof r->int2, "%.2040s", out);
     snprintf(r->model, sizeof r->model, "%.2040s", out);
