@@ -458,6 +458,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     int64_t T = x.d.T, V = m.cfg.V;
     if (!rc) rc = student_init(&x.s, &m, o);
     if (!rc) rc = tfm_model_alloc(&x.g, &m.cfg);
+    if (!rc) x.g.lm_head = NULL; /* the head is frozen: skip its (V, C) weight-gradient GEMM */
     if (!rc) rc = tfm_acts_alloc(&x.a, &m.cfg, x.mb, T, 1);
     if (!rc) {
         x.tok = upq_malloc((size_t)(x.mb * T) * sizeof *x.tok, "batch");
