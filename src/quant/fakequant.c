@@ -44,7 +44,7 @@ static int64_t group_len(const fq_quantizer *q, int64_t g)
 
 static void seq_grid(float delta, int bits, float *s, float *z)
 {
-    float st = ldexpf(delta, 1 - bits);
+    float st = delta * (1.0f / (float)(1 << (bits - 1))); /* delta * 2^(1-bits), exact as ldexpf */
     *s = st < FQ_MIN_STEP ? FQ_MIN_STEP : st; /* a NaN stays NaN */
     *z = 0.5f * (float)((1 << bits) - 1);
 }
@@ -191,7 +191,7 @@ static void group_search(fq_quantizer *q, int64_t idx, const float *w, int64_t n
         float f = clip_factor(i), a, b = 0.0f, s, z;
         if (q->kind == FQ_SEQ) {
             quant_seq_params(f * amax, q->maxq, &s, &z);
-            a = ldexpf(s, q->bits - 1); /* D = s * 2^(bits-1): the outer level is 3D/4 at 2 bits */
+            a = s * (float)(1 << (q->bits - 1)); /* D = s * 2^(bits-1): the outer level is 3D/4 at 2 bits */
             q->p0[idx] = a;
         } else if (q->kind == FQ_ASYM) {
             a = q->clip[idx] = f;
@@ -317,7 +317,7 @@ static void group_backward(const fq_quantizer *q, int64_t idx, const float *w, c
             a0 += (double)dwq[k] * ((double)code - z - (inside ? (double)x : 0.0));
         }
         if (q->kind == FQ_SEQ) {
-            a0 *= ldexp(1.0, 1 - q->bits); /* ds/dD */
+            a0 *= 1.0 / (double)(1 << (q->bits - 1)); /* ds/dD = 2^(1-bits), exact as ldexp */
         } else if (live) { /* s = f (max - min) / maxq: dL/ds to the extremes (z: none) */
             float gs = (float)(a0 * (double)q->clip[idx] / (double)q->maxq);
             dw[kmax] += gs;
