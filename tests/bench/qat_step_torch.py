@@ -14,8 +14,8 @@ global gradient-norm clipping over latent weights and D together; AdamW (0.9, 0.
 search (shrink factors 0.95^i, i < 48, least weight MSE; not timed).
 
 Times STEPS steps (rows taken in order, wrapping) and prints one JSON line: tokens/s
-over all steps (as `upq qat`'s final line counts them), per-step seconds, the losses and
-the process CPU seconds. Not a test and not part of ctest.
+over all steps (as `upq qat`'s final line counts them), per-step wall and process CPU
+seconds (all threads), the losses. Not a test and not part of ctest.
 """
 import argparse
 import glob
@@ -162,11 +162,11 @@ def main():
     opt = torch.optim.AdamW([{"params": m.latent, "lr": a.lr}, {"params": m.delta, "lr": a.scale_lr}],
                             betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     params = m.latent + m.delta
-    losses, times = [], []
+    losses, times, cpus = [], [], []
     c0 = time.process_time()
     t0 = time.perf_counter()
     for s in range(a.steps):
-        ts = time.perf_counter()
+        ts, cs = time.perf_counter(), time.process_time()
         rows = torch.arange(s * a.batch, (s + 1) * a.batch) % R
         x = tok[rows]
         # position t predicts token t+1 when that token is a target (tfm_next_token_targets)
@@ -183,11 +183,12 @@ def main():
         opt.step()
         losses.append(loss.item())
         times.append(time.perf_counter() - ts)
+        cpus.append(time.process_time() - cs)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     print(json.dumps({"torch": torch.__version__, "threads": a.threads, "batch": a.batch, "seq_len": T,
                       "steps": a.steps, "tokens_per_s": a.steps * a.batch * T / wall, "wall_s": wall,
-                      "cpu_s": cpu, "step_s": times, "losses": losses, "golden_max_abs_err": err}))
+                      "cpu_s": cpu, "step_s": times, "step_cpu_s": cpus, "losses": losses, "golden_max_abs_err": err}))
 
 
 if __name__ == "__main__":
