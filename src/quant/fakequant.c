@@ -44,7 +44,7 @@ static int64_t group_len(const fq_quantizer *q, int64_t g)
 
 static void seq_grid(float delta, int bits, float *s, float *z)
 {
-    float st = ldexpf(delta, 1 - bits);
+    float st = delta * (1.0f / (float)(1 << (bits - 1))); /* delta * 2^(1-bits), exact as ldexpf */
     *s = st < FQ_MIN_STEP ? FQ_MIN_STEP : st; /* a NaN stays NaN */
     *z = 0.5f * (float)((1 << bits) - 1);
 }
@@ -86,42 +86,85 @@ static uint8_t r2q_code(float w, float a1, float *level, float a2)
     return (uint8_t)(2 * b1 + b2);
 }
 
-/* Forward of one group w[0..n) (row r, group g) into wq, codes into c when not NULL. A NaN
- * weight or parameter gives a NaN wq (code 0), so a diverged run shows in its loss. */
-static void group_forward(const fq_quantizer *q, int64_t idx, const float *w, int64_t n, float *wq, uint8_t *c)
+/* rintf (half to even) of x for |x| < 2^22, in plain arithmetic that vectorises (the
+ * baseline x86-64 target has no SSE4.1 round, so rintf is a library call per element).
+ * For |x| >= 2^22 the result is not rint(x) but keeps its sign and stays >= 2^22 in
+ * magnitude (+-inf and NaN pass through), so every clamp to [0, maxq <= 255] below gives
+ * exactly what rintf would have: the fake-quant outputs are bit-identical. Needs IEEE
+ * round-to-nearest and no reassociation (no -ffast-math; the build has none). */
+static inline float rint_small(float x)
 {
-    float s, z, lv;
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (x + magic) - magic;
+}
+
+/* The clamp of a rounded code to [0, maxq]; -0 becomes +0 (as a round trip through the
+ * uint8_t code does, so wq's signed zeros are those of s * (code - z)). */
+static inline float clamp_code(float u, float maxq)
+{
+    u = u <= 0.0f ? 0.0f : u;
+    return u > maxq ? maxq : u;
+}
+
+/* Forward of one group w[0..n) (row r, group g) into wq, codes into c when not NULL. A NaN
+ * weight or parameter gives a NaN wq (the constant NAN, code 0), so a diverged run shows
+ * in its loss. The
+ * loops are branch-free float arithmetic (the same operations, in the same order, as
+ * quant.h's quant_code_seq / quant_code followed by s * (code - z)), so they vectorise. */
+static void group_forward(const fq_quantizer *q, int64_t idx, const float *restrict w, int64_t n,
+                          float *restrict wq, uint8_t *restrict c)
+{
+    float s, z, maxq = (float)q->maxq;
     switch (q->kind) {
     case FQ_SEQ:
+        seq_grid(q->p0[idx], q->bits, &s, &z);
+#pragma omp simd
+        for (int64_t k = 0; k < n; k++) {
+            float u = rint_small(w[k] / s + z);
+            wq[k] = u != u ? NAN : s * (clamp_code(u, maxq) - z);
+        }
+        break;
     case FQ_ASYM:
-        if (q->kind == FQ_SEQ) seq_grid(q->p0[idx], q->bits, &s, &z);
-        else asym_grid(w, n, q->clip[idx], q->maxq, &s, &z);
+        asym_grid(w, n, q->clip[idx], q->maxq, &s, &z);
+#pragma omp simd
         for (int64_t k = 0; k < n; k++) {
-            uint8_t code = 0;
-            if (isnan(w[k] / s) || isnan(z)) wq[k] = NAN; /* asym: z is NaN when the min is */
-            else code = quant_code_grid(q->kind == FQ_SEQ ? QUANT_GRID_SEQ : QUANT_GRID_ASYM, w[k], s, z, q->maxq),
-                 wq[k] = s * ((float)code - z);
-            if (c) c[k] = code;
+            float u = rint_small(w[k] / s) + z; /* NaN when w/s or z (a NaN minimum) is */
+            wq[k] = u != u ? NAN : s * (clamp_code(u, maxq) - z);
         }
         break;
-    case FQ_LSQ:
+    case FQ_LSQ: {
+        float b = q->p1[idx];
         s = lsq_step(q->p0[idx]);
+#pragma omp simd
         for (int64_t k = 0; k < n; k++) {
-            uint8_t code = 0;
-            if (isnan((w[k] - q->p1[idx]) / s)) wq[k] = NAN;
-            else code = (uint8_t)lsq_code(w[k], s, q->p1[idx], q->maxq), wq[k] = s * (float)code + q->p1[idx];
-            if (c) c[k] = code;
+            float u = rint_small((w[k] - b) / s);
+            wq[k] = u != u ? NAN : s * clamp_code(u, maxq) + b;
         }
         break;
-    case FQ_R2Q:
+    }
+    case FQ_R2Q: {
+        float a1 = q->p0[idx], a2 = q->p1[idx];
+#pragma omp simd
         for (int64_t k = 0; k < n; k++) {
-            uint8_t code = r2q_code(w[k], q->p0[idx], &lv, q->p1[idx]);
-            wq[k] = isnan(w[k]) ? NAN : lv;
-            if (c) c[k] = code;
+            float s1 = w[k] >= 0.0f ? 1.0f : -1.0f, s2 = w[k] - a1 * s1 >= 0.0f ? 1.0f : -1.0f;
+            wq[k] = w[k] != w[k] ? NAN : a1 * s1 + a2 * s2;
         }
         break;
+    }
     default:
         UPQ_ASSERT(0);
+    }
+    if (!c) return;
+    /* The codes (export only): from the same arithmetic; NaN -> 0. */
+    for (int64_t k = 0; k < n; k++) {
+        float u;
+        switch (q->kind) {
+        case FQ_SEQ: u = clamp_code(rint_small(w[k] / s + z), maxq); break;
+        case FQ_ASYM: u = clamp_code(rint_small(w[k] / s) + z, maxq); break;
+        case FQ_LSQ: u = clamp_code(rint_small((w[k] - q->p1[idx]) / s), maxq); break;
+        default: u = (float)(2 * (w[k] >= 0.0f) + (w[k] - q->p0[idx] * (w[k] >= 0.0f ? 1.0f : -1.0f) >= 0.0f));
+        }
+        c[k] = u == u ? (uint8_t)u : 0;
     }
 }
 
@@ -148,7 +191,7 @@ static void group_search(fq_quantizer *q, int64_t idx, const float *w, int64_t n
         float f = clip_factor(i), a, b = 0.0f, s, z;
         if (q->kind == FQ_SEQ) {
             quant_seq_params(f * amax, q->maxq, &s, &z);
-            a = ldexpf(s, q->bits - 1); /* D = s * 2^(bits-1): the outer level is 3D/4 at 2 bits */
+            a = s * (float)(1 << (q->bits - 1)); /* D = s * 2^(bits-1): the outer level is 3D/4 at 2 bits */
             q->p0[idx] = a;
         } else if (q->kind == FQ_ASYM) {
             a = q->clip[idx] = f;
@@ -274,7 +317,7 @@ static void group_backward(const fq_quantizer *q, int64_t idx, const float *w, c
             a0 += (double)dwq[k] * ((double)code - z - (inside ? (double)x : 0.0));
         }
         if (q->kind == FQ_SEQ) {
-            a0 *= ldexp(1.0, 1 - q->bits); /* ds/dD */
+            a0 *= 1.0 / (double)(1 << (q->bits - 1)); /* ds/dD = 2^(1-bits), exact as ldexp */
         } else if (live) { /* s = f (max - min) / maxq: dL/ds to the extremes (z: none) */
             float gs = (float)(a0 * (double)q->clip[idx] / (double)q->maxq);
             dw[kmax] += gs;

@@ -2,8 +2,9 @@
  * of N(0, 0.02^2) weights, 2 bits: fq_init (the clipping search), then the best of 3
  * fq_forward / fq_backward, and the weight MSE over var(w). Not built by CMake, not a test
  * (docs/fakequant.md, "Cost"). Build and run from the repository root:
- *   gcc -std=gnu11 -O2 -fopenmp -Isrc -Ikernels tests/bench/fq_bench.c src/quant/fakequant.c \
- *       src/quant/quant.c src/base/err.c kernels/f16.c kernels/kq_format.c -lm -o fq_bench
+ *   gcc -std=gnu11 -O2 -fno-trapping-math -fopenmp -Isrc/quant -Isrc/base -Ikernels tests/bench/fq_bench.c \
+ *       src/quant/fakequant.c src/quant/quant.c src/quant/qlayer.c src/base/err.c kernels/f16.c \
+ *       kernels/kq_format.c -lm -o fq_bench
  *   OMP_NUM_THREADS=1 ./fq_bench GROUP [OUT IN]      (GROUP 0 = per channel) */
 #include <math.h>
 #include <stdio.h>
