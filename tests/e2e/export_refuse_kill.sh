@@ -51,6 +51,9 @@ kill_mid() { # out watch_out [extra args]
         [[ $watch == 0 || ! -e "$out/model.safetensors" ]]; do sleep 0.005; done
     kill -9 "$pid" 2>/dev/null && alive=0 || alive=1
     wait "$pid" 2>/dev/null || true
+    # killed after its rename (between the rename and the exit): a finished export, not a
+    # kill mid-write; a complete folder is checked by the caller like any finished one
+    if [[ $alive == 0 && -e "$out" && ! -e "$out.tmp" ]] && "$UPQ" info --model "$out" >/dev/null 2>&1; then alive=1; fi
     return $alive
 }
 caught=0

@@ -89,4 +89,13 @@ mk sweep; printf '\n[sweep]\nqat.betaa = 0.1, 0.5\n' >> "$WORK/sweep.ini"
 n=$(wc -l < "$WORK/sweep.ini"); bad sweep "sweep.ini:$n: unknown key 'qat.betaa' in \[sweep\]" --sweep-index 0
 mk ranks; sed -i 's/^stages = 1 .*/stages = 2/; s/^replicas = 1/replicas = 2/' "$WORK/ranks.ini"
 l=$(grep -n '^stages = 2' "$WORK/ranks.ini" | cut -d: -f1); bad ranks "ranks.ini:$l: qat.stages x qat.replicas = 2 x 2 = 4 is more than the job's 2 rank"
+# (5) the qat stage on a pipeline of the job's two ranks (qat.stages = 2): the same bytes as
+# the one-rank run of (1) (docs/qat.md: S does not change the arithmetic)
+mpirun -np 2 "$UPQ" run "$JOB" "${SHORT[@]}" --set job.dir="$WORK/r_s2" --set qat.stages=2 > "$WORK/5.log" 2> "$WORK/5.err" \
+  || { cat "$WORK/5.log" "$WORK/5.err"; fail "demo job with qat.stages = 2 failed"; }
+grep -Eq "^upq run: qat: .* on 2 x 1 ranks" "$WORK/5.log" || { cat "$WORK/5.log"; fail "qat did not run on 2 x 1 ranks"; }
+q1=$(find "$R" -path '*/qat/model.h5' | head -1); q2=$(find "$WORK/r_s2" -path '*/qat/model.h5' | head -1)
+[ -n "$q1" ] && [ -n "$q2" ] || fail "no qat/model.h5 in the two run directories"
+cmp "$q1" "$q2" || fail "qat.stages = 2 gave other bytes than one rank ($q1 vs $q2)"
+echo "ok: qat.stages = 2 inside upq run: $(basename "$(dirname "$(dirname "$q2")")")/qat/model.h5 identical to one rank's"
 echo "run_method: all checks passed"
