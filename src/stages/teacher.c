@@ -74,61 +74,75 @@ static void row_rng(uint64_t s[4], uint64_t seed, int64_t shard, int64_t row)
     upq_rng_seed(s, upq_splitmix64(&x));
 }
 
-/* The records of row `row` (seeding the draws) into slot row `slot` of d's arrays. */
+/* The records of position t of a row into slot position p of d's arrays; z: V floats
+ * of scratch, ti/tc/tl: K or S entries, draws: the position's S uniform draws (sample). */
+static void pos_records(const float *x, const int32_t *tok, int64_t T, int64_t V, int64_t t, int64_t p,
+                        const teacher_opts *o, h5teacher_data *d, int32_t *kbuf, float *z, int32_t *ti,
+                        int32_t *tc, float *tl, const double *draws)
+{
+    int64_t K = o->topk, S = o->samples;
+    float inv = (float)(1.0 / o->temperature);
+    for (int64_t j = 0; j < V; j++) z[j] = o->temperature == 1.0 ? x[j] : x[j] * inv;
+    if (o->mode == H5T_MODE_FULL && d->logp32) {
+        /* fp32: the exactness reference (docs/teacher.md), log-sum-exp in double with libm. */
+        float mx = z[0];
+        for (int64_t j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        double s = 0;
+        for (int64_t j = 0; j < V; j++) s += exp((double)z[j] - mx);
+        double lse = mx + log(s);
+        float *out = d->logp32 + p * V;
+        for (int64_t j = 0; j < V; j++) out[j] = (float)((double)z[j] - lse);
+    } else if (o->mode == H5T_MODE_FULL) {
+        double lse = dl_logsumexp(z, V, tl);
+        uint16_t *out = d->logp + p * V;
+        for (int64_t j = 0; j < V; j++) out[j] = kq_f32_to_f16((float)((double)z[j] - lse));
+    } else if (o->mode == H5T_MODE_TOPK) {
+        float tail;
+        d->lse[p] = dl_topk_build(ti, tl, &tail, z, V, (int32_t)K);
+        d->log_tail[p] = tail;
+        d->target_logit[p] = t + 1 < T ? z[tok[t + 1]] : NAN;
+        memcpy(d->ids + p * K, ti, (size_t)K * sizeof *ti);
+        for (int64_t j = 0; j < K; j++) d->logits[p * K + j] = kq_f32_to_f16(tl[j]);
+    } else {
+        int32_t k = 0;
+        d->lse[p] = dl_sample_build_u(ti, tc, tl, &k, z, V, (int32_t)S, draws);
+        kbuf[p] = k;
+        memcpy(d->ids + p * S, ti, (size_t)k * sizeof *ti);
+        memcpy(d->counts + p * S, tc, (size_t)k * sizeof *tc);
+        for (int64_t j = 0; j < k; j++) d->logits[p * S + j] = kq_f32_to_f16(tl[j]);
+    }
+}
+
+/* The records of row `row` (seeding the draws) into slot row `slot` of d's arrays.
+ * Positions in parallel (OpenMP): each is independent, and the sample draws are taken
+ * from the row's rng in position order first, so the bytes do not depend on threads. */
 static void row_records(const float *logits, const int32_t *tok, int64_t T, int64_t V, int64_t row, int64_t slot,
                         const teacher_opts *o, int64_t shard_index, h5teacher_data *d, int32_t *kbuf)
 {
-    float *z = malloc((size_t)V * sizeof *z);
-    int64_t K = o->topk, S = o->samples;
-    int32_t *ti = NULL, *tc = NULL;
-    float *tl = NULL;
-    if (o->mode != H5T_MODE_FULL) {
-        int64_t n = o->mode == H5T_MODE_TOPK ? K : S;
-        ti = malloc((size_t)n * sizeof *ti);
-        tc = malloc((size_t)n * sizeof *tc);
-        tl = malloc((size_t)n * sizeof *tl);
+    int64_t S = o->samples, n = o->mode == H5T_MODE_TOPK ? o->topk : o->mode == H5T_MODE_SAMPLE ? S : V;
+    double *draws = NULL;
+    if (o->mode == H5T_MODE_SAMPLE) {
+        uint64_t rng[4];
+        row_rng(rng, o->seed, shard_index, row);
+        draws = upq_malloc((size_t)(T * S) * sizeof *draws, "sample draws");
+        UPQ_ASSERT(draws);
+        for (int64_t i = 0; i < T * S; i++) draws[i] = upq_rng_uniform(rng);
     }
-    UPQ_ASSERT(z && (o->mode == H5T_MODE_FULL || (ti && tc && tl)));
-    uint64_t rng[4];
-    row_rng(rng, o->seed, shard_index, row);
-    float inv = (float)(1.0 / o->temperature);
-    for (int64_t t = 0; t < T; t++) {
-        const float *x = logits + t * V;
-        int64_t p = slot * T + t;
-        for (int64_t j = 0; j < V; j++) z[j] = o->temperature == 1.0 ? x[j] : x[j] * inv;
-        if (o->mode == H5T_MODE_FULL) {
-            float mx = z[0];
-            for (int64_t j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-            double s = 0;
-            for (int64_t j = 0; j < V; j++) s += exp((double)z[j] - mx);
-            double lse = mx + log(s);
-            if (d->logp32) {
-                float *out = d->logp32 + p * V;
-                for (int64_t j = 0; j < V; j++) out[j] = (float)((double)z[j] - lse);
-            } else {
-                uint16_t *out = d->logp + p * V;
-                for (int64_t j = 0; j < V; j++) out[j] = kq_f32_to_f16((float)((double)z[j] - lse));
-            }
-        } else if (o->mode == H5T_MODE_TOPK) {
-            float tail;
-            d->lse[p] = dl_topk_build(ti, tl, &tail, z, V, (int32_t)K);
-            d->log_tail[p] = tail;
-            d->target_logit[p] = t + 1 < T ? z[tok[t + 1]] : NAN;
-            memcpy(d->ids + p * K, ti, (size_t)K * sizeof *ti);
-            for (int64_t j = 0; j < K; j++) d->logits[p * K + j] = kq_f32_to_f16(tl[j]);
-        } else {
-            int32_t k = 0;
-            d->lse[p] = dl_sample_build(ti, tc, tl, &k, z, V, (int32_t)S, rng);
-            kbuf[p] = k;
-            memcpy(d->ids + p * S, ti, (size_t)k * sizeof *ti);
-            memcpy(d->counts + p * S, tc, (size_t)k * sizeof *tc);
-            for (int64_t j = 0; j < k; j++) d->logits[p * S + j] = kq_f32_to_f16(tl[j]);
-        }
+#pragma omp parallel
+    {
+        float *z = malloc((size_t)V * sizeof *z), *tl = malloc((size_t)n * sizeof *tl);
+        int32_t *ti = malloc((size_t)n * sizeof *ti), *tc = malloc((size_t)n * sizeof *tc);
+        UPQ_ASSERT(z && tl && ti && tc);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < T; t++)
+            pos_records(logits + t * V, tok, T, V, t, slot * T + t, o, d, kbuf, z, ti, tc, tl,
+                        draws ? draws + t * S : NULL);
+        free(z);
+        free(tl);
+        free(ti);
+        free(tc);
     }
-    free(z);
-    free(ti);
-    free(tc);
-    free(tl);
+    free(draws);
 }
 
 void teacher_row_records(const float *logits, const int32_t *tok, int64_t T, int64_t V, int64_t row,

@@ -357,35 +357,94 @@ static void heap_down(lid *h, int32_t n, int32_t i)
     }
 }
 
+/* e_j = exp(x_j - mx) in float (upq_expf, which the compiler vectorizes) and their sum in
+ * eight double partials, in a fixed order. The record builders' one pass over V: float
+ * exp is within ~1e-7 relative, below the fp32 rounding of the stored log-sum-exp. */
+static double sum8(const float *e, int64_t V)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= V; j += 8)
+        for (int u = 0; u < 8; u++) acc[u] += e[j + u];
+    for (; j < V; j++) acc[0] += e[j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static double exp_shift_sum(float *e, const float *x, float mx, int64_t V)
+{
+    for (int64_t j = 0; j < V; j++) e[j] = upq_expf(x[j] - mx);
+    return sum8(e, V);
+}
+
+/* The largest of x (8 partial maxima, so the loop vectorizes). */
+static float row_max(const float *x, int64_t V)
+{
+    float m8[8];
+    for (int u = 0; u < 8; u++) m8[u] = -INFINITY;
+    int64_t j = 0;
+    for (; j + 8 <= V; j += 8)
+        for (int u = 0; u < 8; u++) m8[u] = x[j + u] > m8[u] ? x[j + u] : m8[u];
+    for (; j < V; j++) m8[0] = x[j] > m8[0] ? x[j] : m8[0];
+    float mx = m8[0];
+    for (int u = 1; u < 8; u++) mx = m8[u] > mx ? m8[u] : mx;
+    return mx;
+}
+
+double dl_logsumexp(const float *logits, int64_t V, float *scratch)
+{
+    float mx = row_max(logits, V);
+    return mx + log(exp_shift_sum(scratch, logits, mx, V));
+}
+
 float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const float *logits,
                     int64_t V, int32_t K)
 {
     UPQ_ASSERT(K >= 1 && K <= V);
     lid *h = upq_malloc((size_t)K * sizeof *h, "top-K heap");
-    UPQ_ASSERT(h);
-    for (int32_t i = 0; i < K; i++) h[i] = (lid){logits[i], i};
-    for (int32_t i = K / 2 - 1; i >= 0; i--) heap_down(h, K, i);
-    for (int64_t j = K; j < V; j++) {
-        lid c = {logits[j], (int32_t)j};
-        if (lid_before(c, h[0])) {
-            h[0] = c;
+    float *e = upq_malloc((size_t)V * sizeof *e, "top-K exp");
+    UPQ_ASSERT(h && e);
+    /* A floor under the K-th largest logit: the smallest of the maxima of K blocks (K
+     * distinct entries are >= it). Only entries >= it can be in the top K; the heap sees
+     * those, in id order. */
+    int64_t bs = (V + K - 1) / K;
+    float floor_ = INFINITY;
+    for (int64_t b0 = 0; b0 < V; b0 += bs) {
+        float m = row_max(logits + b0, b0 + bs <= V ? bs : V - b0);
+        floor_ = m < floor_ ? m : floor_;
+    }
+    int32_t n = 0;
+    for (int64_t j = 0; j < V; j++) {
+        float l = logits[j];
+        if (!(l >= floor_)) continue;
+        if (n < K) {
+            h[n++] = (lid){l, (int32_t)j};
+            if (n == K)
+                for (int32_t i = K / 2 - 1; i >= 0; i--) heap_down(h, K, i);
+        } else if (l > h[0].l) { /* every id in the heap is below j: a tie never ranks before */
+            h[0] = (lid){l, (int32_t)j};
             heap_down(h, K, 0);
         }
     }
+    /* NaN logits are never >= the floor: fill from the first ids not taken (as a full heap
+     * over all entries would hold them, ranked last). */
+    for (int64_t j = 0; n < K && j < V; j++)
+        if (!(logits[j] >= floor_)) h[n++] = (lid){logits[j], (int32_t)j};
     qsort(h, (size_t)K, sizeof *h, lid_cmp);
     for (int32_t i = 0; i < K; i++) {
         ids[i] = h[i].id;
         top_logits[i] = h[i].l;
     }
-    /* The tail summed directly over the entries below the K-th (ranked after it), so a
+    /* One exp pass (shifted by the largest logit, the first entry): its sum gives the
+     * log-sum-exp; then the top K entries are zeroed and the rest summed directly, so a
      * tiny tail keeps its relative precision. */
-    double lse = row_lse(logits, 1.0, V), tail = 0;
-    lid kth = h[K - 1];
-    for (int64_t j = 0; j < V; j++)
-        if (lid_before(kth, (lid){logits[j], (int32_t)j})) tail += exp(logits[j] - lse);
-    *log_tail = K == V ? -INFINITY : (float)log(tail);
+    float mx = h[0].l;
+    double s = exp_shift_sum(e, logits, mx, V);
+    for (int32_t i = 0; i < K; i++) e[h[i].id] = 0.0f;
+    double tail = sum8(e, V);
+    *log_tail = K == V ? -INFINITY : (float)(log(tail) - log(s));
     free(h);
-    return (float)lse;
+    free(e);
+    return (float)(mx + log(s));
 }
 
 static int dbl_cmp(const void *x, const void *y)
@@ -394,22 +453,24 @@ static int dbl_cmp(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-float dl_sample_build(int32_t *ids, int32_t *counts, float *out_logits, int32_t *k,
-                      const float *logits, int64_t V, int32_t n, uint64_t rng[4])
+float dl_sample_build_u(int32_t *ids, int32_t *counts, float *out_logits, int32_t *k,
+                        const float *logits, int64_t V, int32_t n, const double *draws)
 {
     UPQ_ASSERT(n >= 1);
-    double lse = row_lse(logits, 1.0, V);
     double *u = upq_malloc((size_t)n * sizeof *u, "sample draws");
-    UPQ_ASSERT(u);
-    for (int32_t i = 0; i < n; i++) u[i] = upq_rng_uniform(rng);
+    float *e = upq_malloc((size_t)V * sizeof *e, "sample exp");
+    UPQ_ASSERT(u && e);
+    memcpy(u, draws, (size_t)n * sizeof *u);
     qsort(u, (size_t)n, sizeof *u, dbl_cmp);
+    float mx = row_max(logits, V);
+    double s = exp_shift_sum(e, logits, mx, V), inv = 1.0 / s;
     /* Inverse CDF of all draws in one pass; draws past the rounded total go to the last
      * entry with mass. */
     int32_t nk = 0, i = 0;
     double cdf = 0;
     int64_t last = 0;
     for (int64_t j = 0; j < V && i < n; j++) {
-        double q = exp((double)logits[j] - lse);
+        double q = e[j] * inv;
         if (q <= 0) continue;
         cdf += q;
         last = j;
@@ -432,6 +493,19 @@ float dl_sample_build(int32_t *ids, int32_t *counts, float *out_logits, int32_t 
         }
     }
     free(u);
+    free(e);
     *k = nk;
-    return (float)lse;
+    return (float)(mx + log(s));
+}
+
+float dl_sample_build(int32_t *ids, int32_t *counts, float *out_logits, int32_t *k,
+                      const float *logits, int64_t V, int32_t n, uint64_t rng[4])
+{
+    UPQ_ASSERT(n >= 1);
+    double *u = upq_malloc((size_t)n * sizeof *u, "sample draws");
+    UPQ_ASSERT(u);
+    for (int32_t i = 0; i < n; i++) u[i] = upq_rng_uniform(rng);
+    float lse = dl_sample_build_u(ids, counts, out_logits, k, logits, V, n, u);
+    free(u);
+    return lse;
 }

@@ -81,5 +81,12 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
  * returns the log-sum-exp. ids, counts, out_logits need room for n entries. */
 float dl_sample_build(int32_t *ids, int32_t *counts, float *out_logits, int32_t *k,
                       const float *logits, int64_t V, int32_t n, uint64_t rng[4]);
+/* The same from n uniform draws in [0, 1) already taken (in the order the rng gives them),
+ * so that positions can be built in parallel with the draws of a sequential rng. */
+float dl_sample_build_u(int32_t *ids, int32_t *counts, float *out_logits, int32_t *k,
+                        const float *logits, int64_t V, int32_t n, const double *draws);
+/* The log-sum-exp of logits (V) by the builders' one float-exp pass (within ~1e-7);
+ * scratch: V floats. */
+double dl_logsumexp(const float *logits, int64_t V, float *scratch);
 
 #endif

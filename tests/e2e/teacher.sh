@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # teacher.sh - `upq teacher` end to end on stories260k and short token shards (upq prepare,
 # 32 tokens per row, 4 rows per shard):
-#  (1) every mode (full, topk, sample) gives byte-identical teacher shards at P = 1, 2, 3;
+#  (1) every mode (full, topk, sample) gives byte-identical teacher shards at P = 1, 2, 3
+#      and at 1 and 3 OpenMP threads (positions are built in parallel);
 #      a rerun skips every shard; --verify passes;
 #  (2) kill -9 mid-run leaves committed shards (and maybe a .tmp): the rerun gives the
 #      reference bytes; (3) SIGUSR1 to mpirun -n 2: exit 75 with some shards missing,
@@ -41,12 +42,14 @@ for mode in full topk sample; do
         mpirun -n $P "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/$mode.$P" $(opts $mode) --quiet > /dev/null
         same "$W/$mode.1" "$W/$mode.$P"
     done
+    OMP_NUM_THREADS=3 "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/$mode.t3" $(opts $mode) --quiet > /dev/null
+    same "$W/$mode.1" "$W/$mode.t3"
     [ "$(ls "$W/$mode.1" | wc -l)" = "$NS" ] || fail "$mode: not one teacher shard per data shard"
     "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/$mode.1" $(opts $mode) --quiet > "$W/log"
     grep -q "0 computed, $NS skipped" "$W/log" || fail "$mode: rerun did not skip"
     "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/$mode.1" $(opts $mode) --verify > /dev/null ||
         fail "$mode: --verify failed on good shards"
-    echo "teacher: $mode: $NS shards byte-identical at P = 1, 2, 3; rerun skips; --verify ok"
+    echo "teacher: $mode: $NS shards byte-identical at P = 1, 2, 3 and 3 threads; rerun skips; --verify ok"
 done
 h5dump -A "$W/topk.1/train-00000.h5" | grep -c '"upq-teacher-shard-1"' > /dev/null || fail "h5dump cannot read the format attribute"
 
