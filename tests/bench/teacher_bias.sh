@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # teacher_bias.sh - issue #12's bias table: for full (fp16, and fp32 as the exactness
-# check), topk K = 8, 32, 128 and sample N = 8, 32 (importance-sampling estimator, and the
+# check), topk K = 8, 32, 64 (the default), 128 and sample N = 8, 32 (importance-sampling estimator, and the
 # bucket variant), on 64 rows x 512 tokens of the distillation data (the first rows of the
 # pd-english corpus, `upq prepare --seq-len 512`), tinyllama-15m-instruct as teacher and its
 # RTN W2 g64 container (`upq ptq`) as student: the mean absolute error of each loss
@@ -52,8 +52,8 @@ t() { local out=$1; shift; [ -d "$W/$out" ] && [ ! -e "$W/$out.todo" ] && return
       "${TEACH[@]}" "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/$out" --quiet "$@"; }
 t full-fp32 --store full --dtype fp32
 t full-fp16 --store full
-for k in 8 32 128; do t topk$k --store topk --topk $k; done
+for k in 8 32 64 128; do t topk$k --store topk --topk $k; done
 for n in 8 32; do t sample$n --store sample --samples $n --seed 1; done
 $RUN "$TL" --teacher "$M" --student "$W/w2.h5" --data "$W/data" --rows "$ROWS" --losses bias \
-    full-fp32="$W/full-fp32" full-fp16="$W/full-fp16" topk8="$W/topk8" topk32="$W/topk32" topk128="$W/topk128" \
+    full-fp32="$W/full-fp32" full-fp16="$W/full-fp16" topk8="$W/topk8" topk32="$W/topk32" topk64="$W/topk64" topk128="$W/topk128" \
     sample8="$W/sample8" sample32="$W/sample32" sample8-bucket="$W/sample8" sample32-bucket="$W/sample32"
