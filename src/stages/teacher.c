@@ -94,8 +94,8 @@ static void pos_records(const float *x, const int32_t *tok, int64_t T, int64_t V
         for (int64_t j = 0; j < V; j++) out[j] = (float)((double)z[j] - lse);
     } else if (o->mode == H5T_MODE_FULL) {
         double lse = dl_logsumexp(z, V, tl);
-        uint16_t *out = d->logp + p * V;
-        for (int64_t j = 0; j < V; j++) out[j] = kq_f32_to_f16((float)((double)z[j] - lse));
+        for (int64_t j = 0; j < V; j++) tl[j] = (float)((double)z[j] - lse);
+        kq_f32_to_f16_n(d->logp + p * V, tl, V);
     } else if (o->mode == H5T_MODE_TOPK) {
         float tail;
         d->lse[p] = dl_topk_build(ti, tl, &tail, z, V, (int32_t)K);

@@ -6,7 +6,9 @@
 # the median of both), so the ratio shares the machine's state; then the HDF5 bytes per
 # token of each mode uncompressed (UPQ_TEACHER_GZIP=0), gzip (=2) and shuffle + gzip (the
 # default). The teacher's tokens/s are those after loading it (rows, records, .part, the
-# HDF5 shard), as the forward's exclude loading. Target: teacher >= 90% of the forward. Not a test. Numbers: docs/teacher.md.
+# HDF5 shard), as the forward's exclude loading; `full-raw` is full fp16 written uncompressed
+# (UPQ_TEACHER_GZIP=0), to show what gzip costs. Target: teacher >= 90% of the forward.
+# Not a test. Numbers: docs/teacher.md.
 #   tests/bench/teacher_speed.sh [BUILD_DIR] [WORK_DIR]
 #   env: MODEL (default ../shared/models/tinyllama-15m-instruct), ROWS (16), T (512),
 #        THREADS (2), UPQ (default BUILD_DIR/src/cli/upq), TEXT (a plain-text file),
@@ -33,7 +35,7 @@ if [ ! -d "$W/data" ]; then
 fi
 fwd() { $RUN "$UPQ" bench forward --model "$MODEL" --tokens "$T" --batch 1 --threads "$THREADS" --repeats 3 --json |
         sed 's/.*"tokens_per_s": \([0-9.e+-]*\).*/\1/'; }
-modes=("full --store full" "full-fp32 --store full --dtype fp32" "topk64 --store topk --topk 64"
+modes=("full --store full" "full-raw --store full" "full-fp32 --store full --dtype fp32" "topk64 --store topk --topk 64"
        "sample64 --store sample --samples 64")
 F1=$(fwd)
 declare -A TPS
@@ -42,7 +44,8 @@ for m in "${modes[@]}"; do
     rm -rf "$W/t-$name"
     for try in 1 2 3; do # a stray SIGTERM/SIGUSR1 (exit 75) on a shared machine: start the mode again
         rm -rf "$W/t-$name"; rc=0
-        $RUN "$UPQ" teacher --model "$MODEL" --data "$W/data" --out "$W/t-$name" --quiet "$@" > "$W/log-$name" || rc=$?
+        gz=1; [ "$name" = full-raw ] && gz=0 # full-raw: full fp16 uncompressed (UPQ_TEACHER_GZIP=0)
+        UPQ_TEACHER_GZIP=$gz $RUN "$UPQ" teacher --model "$MODEL" --data "$W/data" --out "$W/t-$name" --quiet "$@" > "$W/log-$name" || rc=$?
         [ $rc -eq 75 ] && { echo "($name: stopped by a signal, again)"; continue; }
         [ $rc -eq 0 ] || exit $rc
         break
@@ -56,6 +59,8 @@ echo "forward (upq bench forward, batch 1 x $T, $THREADS threads): $F1 and $F2 t
 printf "%-10s %12s %8s %14s %12s %16s\n" mode "tokens/s" "ratio" "uncompressed" "gzip" "shuffle+gzip"
 for m in "${modes[@]}"; do
     set -- $m; name=$1; shift
+    [ "$name" = full-raw ] && { printf "%-10s %12s %8s %14s\n" "$name" "${TPS[$name]}" \
+        "$(awk -v a="${TPS[$name]}" -v b="$FWD" 'BEGIN { printf "%.2f", a / b }')" "(as full, uncompressed)"; continue; }
     bpt=()
     for g in 0 2 1; do
         d="$W/t-$name"
