@@ -412,18 +412,26 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
         float m = row_max(logits + b0, b0 + bs <= V ? bs : V - b0);
         floor_ = m < floor_ ? m : floor_;
     }
+    /* In chunks of 16: a chunk whose largest entry is below the bar (the floor, then the
+     * heap's smallest) holds no candidate and is skipped after one vector max. */
     int32_t n = 0;
-    for (int64_t j = 0; j < V; j++) {
-        float l = logits[j];
-        if (!(l >= floor_)) continue;
-        if (n < K) {
-            h[n++] = (lid){l, (int32_t)j};
-            if (n == K)
-                for (int32_t i = K / 2 - 1; i >= 0; i--) heap_down(h, K, i);
-        } else if (l > h[0].l) { /* every id in the heap is below j: a tie never ranks before */
-            h[0] = (lid){l, (int32_t)j};
-            heap_down(h, K, 0);
+    float bar = floor_;
+    for (int64_t c0 = 0; c0 < V; c0 += 16) {
+        int64_t c1 = c0 + 16 <= V ? c0 + 16 : V;
+        if (row_max(logits + c0, c1 - c0) < bar) continue;
+        for (int64_t j = c0; j < c1; j++) {
+            float l = logits[j];
+            if (!(l >= floor_)) continue;
+            if (n < K) {
+                h[n++] = (lid){l, (int32_t)j};
+                if (n == K)
+                    for (int32_t i = K / 2 - 1; i >= 0; i--) heap_down(h, K, i);
+            } else if (l > h[0].l) { /* every id in the heap is below j: a tie never ranks before */
+                h[0] = (lid){l, (int32_t)j};
+                heap_down(h, K, 0);
+            }
         }
+        if (n == K) bar = h[0].l;
     }
     /* NaN logits are never >= the floor: fill from the first ids not taken (as a full heap
      * over all entries would hold them, ranked last). */

@@ -2,8 +2,9 @@
 # teacher_speed.sh - issue #12's throughput check: tokens/s of `upq teacher` (each mode) at
 # THREADS threads (BLIS_NUM_THREADS = OMP_NUM_THREADS) against `upq bench forward` on the
 # same model and batch (one row of T tokens per forward: the teacher runs batch 1), in the
-# same run, interleaved (forward, then each mode, then forward again; the forward figure is
-# the median of both), so the ratio shares the machine's state; then the HDF5 bytes per
+# same run, interleaved (ROUNDS rounds of: forward, then every mode; a forward after the
+# last; each ratio is taken against the forwards around its round, and the medians over the
+# rounds are printed), so the ratio shares the machine's state; then the HDF5 bytes per
 # token of each mode uncompressed (UPQ_TEACHER_GZIP=0), gzip (=2) and shuffle + gzip (the
 # default). The teacher's tokens/s are those after loading it (rows, records, .part, the
 # HDF5 shard), as the forward's exclude loading; `full-raw` is full fp16 written uncompressed
@@ -11,7 +12,7 @@
 # Not a test. Numbers: docs/teacher.md.
 #   tests/bench/teacher_speed.sh [BUILD_DIR] [WORK_DIR]
 #   env: MODEL (default ../shared/models/tinyllama-15m-instruct), ROWS (16), T (512),
-#        THREADS (2), UPQ (default BUILD_DIR/src/cli/upq), TEXT (a plain-text file),
+#        THREADS (2), ROUNDS (3), UPQ (default BUILD_DIR/src/cli/upq), TEXT (a plain-text file),
 #        RUN (a prefix for every command, e.g. .mpi-bundle/run.sh on the 16-core machine)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,7 +21,7 @@ W=${2:-$(mktemp -d /tmp/upq_teacher_speed_XXXXXX)}
 UPQ=${UPQ:-$B/src/cli/upq}
 SH=${UPQ_SHARED_DIR:-$SRC/../shared}
 MODEL=${MODEL:-$SH/models/tinyllama-15m-instruct}
-ROWS=${ROWS:-16} T=${T:-512} THREADS=${THREADS:-2}
+ROWS=${ROWS:-16} T=${T:-512} THREADS=${THREADS:-2} ROUNDS=${ROUNDS:-3}
 RUN=${RUN:-}
 TEXT=${TEXT:-$SH/data/tinyshakespeare/input.txt}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HDF5_USE_FILE_LOCKING=FALSE
@@ -37,30 +38,45 @@ fwd() { $RUN "$UPQ" bench forward --model "$MODEL" --tokens "$T" --batch 1 --thr
         sed 's/.*"tokens_per_s": \([0-9.e+-]*\).*/\1/'; }
 modes=("full --store full" "full-raw --store full" "full-fp32 --store full --dtype fp32" "topk64 --store topk --topk 64"
        "sample64 --store sample --samples 64")
-F1=$(fwd)
-declare -A TPS
-for m in "${modes[@]}"; do
-    set -- $m; name=$1; shift
-    rm -rf "$W/t-$name"
-    for try in 1 2 3; do # a stray SIGTERM/SIGUSR1 (exit 75) on a shared machine: start the mode again
-        rm -rf "$W/t-$name"; rc=0
-        gz=1; [ "$name" = full-raw ] && gz=0 # full-raw: full fp16 uncompressed (UPQ_TEACHER_GZIP=0)
-        UPQ_TEACHER_GZIP=$gz $RUN "$UPQ" teacher --model "$MODEL" --data "$W/data" --out "$W/t-$name" --quiet "$@" > "$W/log-$name" || rc=$?
-        [ $rc -eq 75 ] && { echo "($name: stopped by a signal, again)"; continue; }
-        [ $rc -eq 0 ] || exit $rc
-        break
+# ROUNDS rounds of: forward, then each mode; a last forward closes the final round. A mode's
+# ratio in a round is its tokens/s over the mean of the forwards just before and after the
+# round; the table gives the median tokens/s and the median ratio over the rounds.
+declare -A TPS RAT
+F=($(fwd))
+for r in $(seq 1 "$ROUNDS"); do
+    declare -A T1=()
+    for m in "${modes[@]}"; do
+        set -- $m; name=$1; shift
+        for try in 1 2 3; do # a stray SIGTERM/SIGUSR1 (exit 75) on a shared machine: start the mode again
+            rm -rf "$W/t-$name"; rc=0
+            gz=1; [ "$name" = full-raw ] && gz=0 # full-raw: full fp16 uncompressed (UPQ_TEACHER_GZIP=0)
+            UPQ_TEACHER_GZIP=$gz $RUN "$UPQ" teacher --model "$MODEL" --data "$W/data" --out "$W/t-$name" --quiet "$@" > "$W/log-$name" || rc=$?
+            [ $rc -eq 75 ] && { echo "($name: stopped by a signal, again)"; continue; }
+            [ $rc -eq 0 ] || exit $rc
+            break
+        done
+        T1[$name]=$(sed 's/.*; \([0-9.]*\) tokens\/s after loading.*/\1/' "$W/log-$name")
+        TOKENS=$(sed 's/.* rows, \([0-9]*\) tokens in.*/\1/' "$W/log-$name")
     done
-    TPS[$name]=$(sed 's/.*; \([0-9.]*\) tokens\/s after loading.*/\1/' "$W/log-$name")
-    TOKENS=$(sed 's/.* rows, \([0-9]*\) tokens in.*/\1/' "$W/log-$name")
+    F+=($(fwd))
+    fm=$(awk -v a="${F[r-1]}" -v b="${F[r]}" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+    line="round $r: forward ${F[r-1]} / ${F[r]}"
+    for m in "${modes[@]}"; do
+        set -- $m; name=$1
+        TPS[$name]+="${T1[$name]} "
+        RAT[$name]+="$(awk -v a="${T1[$name]}" -v b="$fm" 'BEGIN { printf "%.4f", a / b }') "
+        line+="; $name ${T1[$name]}"
+    done
+    echo "$line"
 done
-F2=$(fwd)
-FWD=$(awk -v a="$F1" -v b="$F2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
-echo "forward (upq bench forward, batch 1 x $T, $THREADS threads): $F1 and $F2 tokens/s, mean $FWD"
+med() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "forward (upq bench forward, batch 1 x $T, $THREADS threads), tokens/s: ${F[*]}; median $(echo "${F[*]}" | med)"
 printf "%-10s %12s %8s %14s %12s %16s\n" mode "tokens/s" "ratio" "uncompressed" "gzip" "shuffle+gzip"
+echo "(tokens/s and ratio: medians over the $ROUNDS rounds; ratio per round: $(for m in "${modes[@]}"; do set -- $m; printf '%s %s; ' "$1" "${RAT[$1]% }"; done))"
 for m in "${modes[@]}"; do
     set -- $m; name=$1; shift
-    [ "$name" = full-raw ] && { printf "%-10s %12s %8s %14s\n" "$name" "${TPS[$name]}" \
-        "$(awk -v a="${TPS[$name]}" -v b="$FWD" 'BEGIN { printf "%.2f", a / b }')" "(as full, uncompressed)"; continue; }
+    [ "$name" = full-raw ] && { printf "%-10s %12s %8s %14s\n" "$name" "$(echo "${TPS[$name]}" | med)" \
+        "$(echo "${RAT[$name]}" | med)" "(as full, uncompressed)"; continue; }
     bpt=()
     for g in 0 2 1; do
         d="$W/t-$name"
@@ -70,6 +86,6 @@ for m in "${modes[@]}"; do
         fi
         bpt+=($(awk -v b="$(cat "$d"/*.h5 | wc -c)" -v t="$TOKENS" 'BEGIN { printf "%.1f", b / t }'))
     done
-    printf "%-10s %12s %8s %14s %12s %16s\n" "$name" "${TPS[$name]}" \
-        "$(awk -v a="${TPS[$name]}" -v b="$FWD" 'BEGIN { printf "%.2f", a / b }')" "${bpt[0]}" "${bpt[1]}" "${bpt[2]}"
+    printf "%-10s %12s %8s %14s %12s %16s\n" "$name" "$(echo "${TPS[$name]}" | med)" \
+        "$(echo "${RAT[$name]}" | med)" "${bpt[0]}" "${bpt[1]}" "${bpt[2]}"
 done
