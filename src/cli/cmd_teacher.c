@@ -83,6 +83,12 @@ static int run(const teacher_opts *o)
     printf(" (%.1f tokens/s; %.1f tokens/s after loading the teacher)\n",
            st.seconds > 0 ? (double)st.tokens / st.seconds : 0.0,
            st.seconds_rows > 0 ? (double)st.tokens / st.seconds_rows : 0.0);
+    if (st.computed && st.seconds_rows > 0) {
+        double f = st.seconds_forward, r = st.seconds_records, rest = st.seconds_rows - f - r;
+        printf("teacher: rank 0 after loading: forward %.2f s (%.1f%%), records %.2f s (%.1f%%), "
+               "files, transfers and the rest %.2f s (%.1f%%)\n",
+               f, 100 * f / st.seconds_rows, r, 100 * r / st.seconds_rows, rest, 100 * rest / st.seconds_rows);
+    }
     return UPQ_OK;
 }
 

@@ -333,6 +333,13 @@ static int verify_one(const char *tpath, const h5teacher_meta *want, int64_t N, 
     return rc;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 typedef struct {
     const teacher_opts *o;
     const tfm_model *m;
@@ -360,8 +367,12 @@ static int rows_compute(run_ctx *x, const row_layout *L, tpart *part, const int3
             int32_t *kbuf;
             memset(mine, 0, (size_t)L->bytes);
             layout_view(L, o, mine, T, V, &d, &kbuf);
+            double t0 = now_s();
             rc = tfm_forward(x->m, x->a, tok + (c + rank) * T, 1, T, NULL);
+            double t1 = now_s();
             if (!rc) row_records(x->a->logits, tok + (c + rank) * T, T, V, c + rank, 0, o, index, &d, kbuf);
+            x->st->seconds_forward += t1 - t0;
+            x->st->seconds_records += now_s() - t1;
             if (x->pause_ms) {
                 struct timespec ts = {x->pause_ms / 1000, (long)(x->pause_ms % 1000) * 1000000L};
                 nanosleep(&ts, NULL);
@@ -482,12 +493,6 @@ out:
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int teacher_run(const teacher_opts *o, teacher_stats *st)
 {

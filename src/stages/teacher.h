@@ -31,6 +31,8 @@ typedef struct {
     int64_t shards, computed, skipped, rows, tokens;
     double seconds;      /* the whole run */
     double seconds_rows; /* after the teacher is loaded: rows, records, files */
+    double seconds_forward, seconds_records; /* rank 0's share of seconds_rows in tfm_forward
+                                              * and in building the records */
 } teacher_stats;
 
 /* The whole stage; all ranks return the same status. UPQ_EPREEMPT after SIGTERM/SIGUSR1

@@ -390,6 +390,30 @@ static float row_max(const float *x, int64_t V)
     return mx;
 }
 
+/* The k-th largest (0-based) of a (n > k, no NaN; reordered), by quickselect. */
+static float kth_largest(float *a, int64_t n, int64_t k)
+{
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float piv = a[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > piv) i++;
+            while (a[j] < piv) j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++, j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return a[k];
+    }
+    return a[k];
+}
+
 double dl_logsumexp(const float *logits, int64_t V, float *scratch)
 {
     float mx = row_max(logits, V);
@@ -403,25 +427,25 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
     lid *h = upq_malloc((size_t)K * sizeof *h, "top-K heap");
     float *e = upq_malloc((size_t)V * sizeof *e, "top-K exp");
     UPQ_ASSERT(h && e);
-    /* A floor under the K-th largest logit: the smallest of the maxima of K blocks (K
-     * distinct entries are >= it). Only entries >= it can be in the top K; the heap sees
-     * those, in id order. */
-    int64_t bs = (V + K - 1) / K;
-    float floor_ = INFINITY;
-    for (int64_t b0 = 0; b0 < V; b0 += bs) {
-        float m = row_max(logits + b0, b0 + bs <= V ? bs : V - b0);
-        floor_ = m < floor_ ? m : floor_;
+    /* A bar under the K-th largest logit: the K-th largest of the maxima of about 2K
+     * blocks (those K maxima are K distinct entries >= it). Only entries >= the bar can be
+     * in the top K; the heap sees those, in id order, and a block whose maximum is below
+     * the bar (or, once the heap is full, not above its smallest) is skipped whole. */
+    int64_t bs = (V + 2 * (int64_t)K - 1) / (2 * (int64_t)K), nb = (V + bs - 1) / bs;
+    float *bm = upq_malloc((size_t)(2 * nb) * sizeof *bm, "top-K block maxima");
+    UPQ_ASSERT(bm);
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t b0 = b * bs;
+        bm[b] = bm[nb + b] = row_max(logits + b0, b0 + bs <= V ? bs : V - b0);
     }
-    /* In chunks of 16: a chunk whose largest entry is below the bar (the floor, then the
-     * heap's smallest) holds no candidate and is skipped after one vector max. */
+    float bar = kth_largest(bm + nb, nb, K - 1);
     int32_t n = 0;
-    float bar = floor_;
-    for (int64_t c0 = 0; c0 < V; c0 += 16) {
-        int64_t c1 = c0 + 16 <= V ? c0 + 16 : V;
-        if (row_max(logits + c0, c1 - c0) < bar) continue;
-        for (int64_t j = c0; j < c1; j++) {
+    for (int64_t b = 0; b < nb; b++) {
+        if (bm[b] < bar || (n == K && !(bm[b] > h[0].l))) continue;
+        int64_t c1 = (b + 1) * bs <= V ? (b + 1) * bs : V;
+        for (int64_t j = b * bs; j < c1; j++) {
             float l = logits[j];
-            if (!(l >= floor_)) continue;
+            if (!(l >= bar)) continue;
             if (n < K) {
                 h[n++] = (lid){l, (int32_t)j};
                 if (n == K)
@@ -431,13 +455,23 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
                 heap_down(h, K, 0);
             }
         }
-        if (n == K) bar = h[0].l;
     }
-    /* NaN logits are never >= the floor: fill from the first ids not taken (as a full heap
+    free(bm);
+    /* NaN logits are never >= the bar: fill from the first ids not taken (as a full heap
      * over all entries would hold them, ranked last). */
+    int heaped = n == K;
     for (int64_t j = 0; n < K && j < V; j++)
-        if (!(logits[j] >= floor_)) h[n++] = (lid){logits[j], (int32_t)j};
-    qsort(h, (size_t)K, sizeof *h, lid_cmp);
+        if (!(logits[j] >= bar)) h[n++] = (lid){logits[j], (int32_t)j};
+    /* Sorted by popping the heap (its root ranks last): largest first, ties lower id first. */
+    if (heaped)
+        for (int32_t m = K; m > 1; m--) {
+            lid t = h[0];
+            h[0] = h[m - 1];
+            h[m - 1] = t;
+            heap_down(h, m - 1, 0);
+        }
+    else
+        qsort(h, (size_t)K, sizeof *h, lid_cmp);
     for (int32_t i = 0; i < K; i++) {
         ids[i] = h[i].id;
         top_logits[i] = h[i].l;

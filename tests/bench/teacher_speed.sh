@@ -41,7 +41,7 @@ modes=("full --store full" "full-raw --store full" "full-fp32 --store full --dty
 # ROUNDS rounds of: forward, then each mode; a last forward closes the final round. A mode's
 # ratio in a round is its tokens/s over the mean of the forwards just before and after the
 # round; the table gives the median tokens/s and the median ratio over the rounds.
-declare -A TPS RAT
+declare -A TPS RAT SH
 F=($(fwd))
 for r in $(seq 1 "$ROUNDS"); do
     declare -A T1=()
@@ -55,8 +55,9 @@ for r in $(seq 1 "$ROUNDS"); do
             [ $rc -eq 0 ] || exit $rc
             break
         done
-        T1[$name]=$(sed 's/.*; \([0-9.]*\) tokens\/s after loading.*/\1/' "$W/log-$name")
-        TOKENS=$(sed 's/.* rows, \([0-9]*\) tokens in.*/\1/' "$W/log-$name")
+        T1[$name]=$(sed -n 's/.*; \([0-9.]*\) tokens\/s after loading.*/\1/p' "$W/log-$name")
+        SH[$name]+="$(sed -n 's/.*: forward [0-9.]* s (\([0-9.]*\)%).*/\1/p' "$W/log-$name") "
+        TOKENS=$(sed -n 's/.* rows, \([0-9]*\) tokens in.*/\1/p' "$W/log-$name")
     done
     F+=($(fwd))
     fm=$(awk -v a="${F[r-1]}" -v b="${F[r]}" 'BEGIN { printf "%.1f", (a + b) / 2 }')
@@ -89,3 +90,5 @@ for m in "${modes[@]}"; do
     printf "%-10s %12s %8s %14s %12s %16s\n" "$name" "$(echo "${TPS[$name]}" | med)" \
         "$(echo "${RAT[$name]}" | med)" "${bpt[0]}" "${bpt[1]}" "${bpt[2]}"
 done
+echo "in-run forward share (the teacher's own rank-0 seconds in tfm_forward over its seconds after loading; medians over the rounds):" \
+    "$(for m in "${modes[@]}"; do set -- $m; printf '%s %s%%; ' "$1" "$(echo "${SH[$1]}" | med)"; done)"
