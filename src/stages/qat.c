@@ -514,7 +514,8 @@ int qat_run(const qat_opts *o, qat_result *r)
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt.h5", o->out);
     int rc = sig_install(); /* first: a signal while loading stops at the first step boundary */
-    if (!rc) rc = ppl_load_model(o->init, &m);
+    hf_model_files *hf = NULL; /* an HF init: read per stage once placed */
+    if (!rc) rc = qat_init_open(o->init, &m, &hf);
     if (!rc) rc = qat_data_load(&x.d, o, m.cfg.V);
     if (!rc && x.d.T > m.cfg.max_T)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: rows of %lld tokens exceed the init model's max positions %lld", o->data_dir,
@@ -522,6 +523,14 @@ int qat_run(const qat_opts *o, qat_result *r)
     if (!rc && o->batch / o->micro_batches > x.d.N)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: %lld rows, fewer than a micro-batch", o->data_dir, (long long)x.d.N);
     if (!rc) rc = place(&x);
+    if (!rc && hf) { /* world rank 0 exports: everything; the others their stage's share */
+        int e = qat_init_read(hf, &m, x.l0, x.l1, x.stage == 0, x.last, x.rank == 0);
+        hf = NULL;
+        rc = grp_max_i32(x.gworld, e);
+        if (!e && rc) rc = UPQ_FAIL(rc, "%s: another rank could not read its part of the init model", o->init);
+        else rc = e;
+    }
+    hf_model_close(hf);
     int64_t T = x.d.T, V = m.cfg.V;
     if (!rc) rc = student_init(&x.s, &m, o, x.l0, x.l1);
     if (!rc) rc = alloc_loop(&x, &losses);
