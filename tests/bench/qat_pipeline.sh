@@ -8,7 +8,9 @@
 # per-rank lines rank 0 prints: the compute, communication and idle shares of all ranks'
 # seconds, and "compute x" = all ranks' compute seconds / the one-rank run's compute
 # seconds (same rows): above 1 when the same work runs slower per core with more cores busy
-# (memory bandwidth, a lower all-core clock) or is repeated (each replica's optimizer).
+# (memory bandwidth, a lower all-core clock) or is repeated (each replica's optimizer), and
+# "split bound" = mean / largest stage share of upq's cost model (its `stage shares` line):
+# the eff / ideal that the layer split alone allows.
 # Rows are printed as they finish, each followed by the peak RSS per rank (upq's getrusage
 # line) of its runs at an S listed in --rss; an S of --rss that no row ran (R = 1) gets a
 # run of its own (M = 8) at the end.
@@ -58,7 +60,7 @@ while (($#)); do
     --layers) LAYERS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --teacher-ranks) TRANKS=$2; shift 2 ;;
-    -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "qat_pipeline.sh: unknown option $1" >&2; exit 1 ;;
     *) break ;;
     esac
@@ -96,14 +98,16 @@ median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 shares() {
     awk '/^qat: stage .* compute/ { for (i = 1; i <= NF; i++) { if ($i == "compute") c += $(i + 1);
          if ($i == "communication") m += $(i + 1); if ($i == "idle") d += $(i + 1) } }
-         END { t = c + m + d; if (t <= 0) t = 1; printf "%.3f %.3f %.3f %.4f", c / t, m / t, d / t, c }' "$1"
+         /^qat: cost model/ { sub(/.*stage shares /, ""); mx = 0; for (i = 1; i <= NF; i++) if ($i > mx) mx = $i
+                              bound = NF > 0 && mx > 0 ? 1 / (NF * mx) : 1 }
+         END { t = c + m + d; if (t <= 0) t = 1; printf "%.3f %.3f %.3f %.4f %.3f", c / t, m / t, d / t, c, bound }' "$1"
 }
 
 # run S R M -> TPS, CSH, MSH, ISH (medians: tokens/s, compute/comm/idle shares), CSEC (median
 # compute seconds over all ranks), SAME (cmp against the reference of M), LOG (last log)
 declare -A REF_OF # M -> the S x R whose output is the reference for M
 run() {
-    local s=$1 r=$2 m=$3 tps=() csh=() msh=() ish=() csec=() k a b c d own=0
+    local s=$1 r=$2 m=$3 tps=() csh=() msh=() ish=() csec=() k a b c d e own=0
     SAME=yes
     for ((k = 0; k < REPEATS; k++)); do
         rm -f "$WORK"/r/*
@@ -116,8 +120,8 @@ run() {
                 --stages "$s" --replicas "$r" > "$LOG.out" 2> "$LOG.err" || { tail -5 "$LOG.err" >&2; exit 3; }
         fi
         tps+=("$(sed -n 's/.*, \([0-9.]*\) tokens\/s;.*/\1/p' "$LOG.out")")
-        read -r a b c d <<< "$(shares "$LOG.err")"
-        csh+=("$a") msh+=("$b") ish+=("$c") csec+=("$d")
+        read -r a b c d e <<< "$(shares "$LOG.err")"
+        csh+=("$a") msh+=("$b") ish+=("$c") csec+=("$d") BOUND=$e
         if [[ -z ${REF_OF[$m]:-} ]]; then # the first run of this M: the others are cmp'd to it
             cp "$out" "$WORK/ref.m$m.h5"
             REF_OF[$m]=${s}x$r own=1
@@ -141,8 +145,8 @@ rss_line() {
     printf '  peak RSS S=%s (M=%s), MiB: %s\n' "$1" "${m:-8}" "$(sed -n 's/^qat: stage \([0-9]*\) of .*peak RSS \([0-9.]*\) MiB$/rank \1 \2/p' "$2" |
         tr '\n' ' ')"
 }
-printf '\n%-6s %-4s %-10s %-9s %-10s %-10s %-11s %-9s %-9s %-9s %-9s %s\n' "S x R" M "tok/s S=1" "tok/s" efficiency \
-    "1F1B ideal" "eff / ideal" "compute" "comm" "idle" "compute x" identical
+printf '\n%-6s %-4s %-10s %-9s %-10s %-10s %-11s %-11s %-9s %-9s %-9s %-9s %s\n' "S x R" M "tok/s S=1" "tok/s" \
+    efficiency "1F1B ideal" "eff / ideal" "split bound" "compute" "comm" "idle" "compute x" identical
 if ((QUICK)); then
     run 1 1 8
     T1=$TPS C1=$(awk -v c="$CSEC" 'BEGIN { print c / 8 }') # compute seconds per row
@@ -158,10 +162,10 @@ row() { # S R M
     fi
     run "$s" "$r" "$m"
     awk -v s="$s" -v r="$r" -v m="$m" -v ml="$mloc" -v t1="$t1" -v t="$TPS" -v cs="$CSH" -v ms="$MSH" -v is="$ISH" \
-        -v c1="$c1" -v cn="$CSEC" -v same="$SAME" 'BEGIN {
+        -v c1="$c1" -v cn="$CSEC" -v same="$SAME" -v bd="$BOUND" 'BEGIN {
         eff = t / (s * r * t1); ideal = ml / (ml + s - 1)
-        printf "%-6s %-4d %-10.1f %-9.1f %-10.3f %-10.3f %-11.3f %-9.3f %-9.3f %-9.3f %-9.3f %s\n", s "x" r, m, t1, t,
-            eff, ideal, eff / ideal, cs, ms, is, (c1 > 0 ? cn / (c1 * m) : 0), same }'
+        printf "%-6s %-4d %-10.1f %-9.1f %-10.3f %-10.3f %-11.3f %-11.3f %-9.3f %-9.3f %-9.3f %-9.3f %s\n", s "x" r, m,
+            t1, t, eff, ideal, eff / ideal, bd, cs, ms, is, (c1 > 0 ? cn / (c1 * m) : 0), same }'
     [[ -z $l1 ]] || rss_line 1 "$l1"
     ((r > 1)) || rss_line "$s" "$LOG.err"
 }
