@@ -364,6 +364,41 @@ int hf_model_read_part(const hf_model_files *h, tfm_model *m, int part, int npar
     return rc;
 }
 
+/* Whether tensor `name` (HF naming, tfm_params_foreach) belongs to the range. */
+static int in_range(const char *name, int64_t l0, int64_t l1, int emb, int head, int tied)
+{
+    const char *pre = "model.layers.";
+    size_t np = strlen(pre);
+    if (!strncmp(name, pre, np)) {
+        char *end = NULL;
+        long long l = strtoll(name + np, &end, 10);
+        return end != name + np && *end == '.' && l >= l0 && l < l1;
+    }
+    if (!strcmp(name, "model.embed_tokens.weight")) return emb || (head && tied);
+    return head && (!strcmp(name, "model.norm.weight") || !strcmp(name, "lm_head.weight"));
+}
+
+int hf_model_read_range(const hf_model_files *h, tfm_model *m, int64_t l0, int64_t l1, int emb, int head)
+{
+    hf_jobs J = {h, upq_calloc((size_t)h->nrefs + 1, sizeof(hf_job), "load jobs"), 0};
+    if (!J.jobs) return UPQ_EIO;
+    int rc = tfm_params_foreach(m, add_job, &J);
+    int n = 0;
+    for (int i = 0; i < J.n; i++) /* keep the range's jobs, in model order */
+        if (in_range(J.jobs[i].src->name, l0, l1, emb, head, m->cfg.tie_embeddings)) J.jobs[n++] = J.jobs[i];
+    int bad = -1;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+        if (load_job(&J.jobs[i]) != UPQ_OK) {
+#pragma omp critical
+            if (bad < 0 || i < bad) bad = i;
+        }
+    }
+    if (!rc && bad >= 0) rc = load_job(&J.jobs[bad]);
+    free(J.jobs);
+    return rc;
+}
+
 int hf_model_load(const char *dir, tfm_model *m)
 {
     hf_model_files *h;

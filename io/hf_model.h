@@ -43,6 +43,12 @@ int hf_model_read(const hf_model_files *h, tfm_model *m);
  * size. The parts together convert every parameter once. */
 int hf_model_read_part(const hf_model_files *h, tfm_model *m, int part, int nparts);
 
+/* The tensors of decoder layers [l0, l1) only, plus the token embedding when emb and the
+ * final norm and LM head (the embedding when tied) when head, into m, already allocated
+ * for this config (tfm_model_alloc): a pipeline stage's share; the pages of the other
+ * parameters are never written (nor the shards' bytes of them read). */
+int hf_model_read_range(const hf_model_files *h, tfm_model *m, int64_t l0, int64_t l1, int emb, int head);
+
 /* open + read + close. */
 int hf_model_load(const char *dir, tfm_model *m);
 

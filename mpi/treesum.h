@@ -20,6 +20,8 @@ int pipe_tree_create(int64_t n, int64_t len, pipe_tree **out);
 void pipe_tree_destroy(pipe_tree *t); /* NULL is fine */
 /* Empties the stack (the next step). */
 void pipe_tree_reset(pipe_tree *t);
+/* Floats per message of pipe_tree_reduce (default 1 << 20; tests use small ones). */
+void pipe_tree_set_chunk(pipe_tree *t, int64_t floats);
 /* 1 when [lo, hi) is a node of the halving tree over n leaves. */
 int pipe_tree_is_node(int64_t n, int64_t lo, int64_t hi);
 /* Pushes leaf i's buffer (copied), then merges the top two entries while they are the
@@ -28,9 +30,12 @@ int pipe_tree_push(pipe_tree *t, int64_t i, const float *buf);
 /* The single entry when the stack holds exactly one (NULL otherwise), with its span. */
 const float *pipe_tree_top(const pipe_tree *t, int64_t *lo, int64_t *hi);
 /* Group-wide: every member holds one entry, the member order's spans adjacent; member 0
- * receives each member's entry in member order and pushes it (same merges), then every
- * member gets the root's sum in out (len floats). UPQ_EIO on an MPI error, UPQ_EUSAGE
- * when the spans do not form the whole tree. g NULL or of one member: out = the top. */
+ * adds the members' entries as if it pushed each in member order (the same merges, so the
+ * same bits), then every member gets the root's sum in out (len floats, not the top's
+ * buffer). Pipelined by chunks: member 0 adds chunk k while chunk k+1 arrives and chunk
+ * k-1 is broadcast (non-blocking receives two chunks ahead, MPI_Ibcast). UPQ_EIO on an MPI
+ * error, UPQ_EUSAGE on every member when the spans do not form the whole tree. g NULL or
+ * of one member: out = the top. */
 int pipe_tree_reduce(grp *g, pipe_tree *t, float *out);
 
 #endif

@@ -360,18 +360,6 @@ static int write_csv(const char *out, const qat_opts *o, const float *losses, in
     return rc;
 }
 
-/* Per-layer cost for the stage split: a token's forward + backward multiply-adds of the
- * seven linears (forward, dx, dW) and the attention (causal: about T/2 positions), plus the
- * LM head (forward and dx: it is frozen) and the loss on the last layer. */
-static void layer_costs(const tfm_config *c, int64_t T, double *cost)
-{
-    double lin = 0;
-    int64_t N, K;
-    for (int p = 0; p < TFM_NPROJ; p++) tfm_proj_shape(c, p, &N, &K), lin += (double)N * (double)K;
-    for (int64_t l = 0; l < c->L; l++) cost[l] = 3 * lin + 3.0 * (double)T * (double)c->C;
-    cost[c->L - 1] += 2.0 * (double)c->C * (double)c->V + 64.0 * (double)c->V; /* frozen head: no dW */
-}
-
 /* Placement checks (every rank sees the same and fails the same way). */
 static int check_placement(const qat_opts *o, int nranks)
 {
@@ -458,7 +446,7 @@ static int place(qat_ctx *x)
     double *cost = upq_malloc((size_t)c->L * sizeof *cost, "layer costs");
     x->first = upq_malloc((size_t)(x->S + 1) * sizeof *x->first, "stage split");
     if (!cost || !x->first) return free(cost), UPQ_EIO;
-    layer_costs(c, x->d.T, cost);
+    qat_layer_costs(c, x->d.T, o->batch / o->replicas, x->d.mode == H5T_MODE_FULL, x->d.K, cost);
     int rc = UPQ_OK;
     for (int st = 0; !rc && st < x->S; st++) { /* contiguous, the largest stage cost minimal */
         part_range pr;
@@ -485,6 +473,23 @@ static int report_times(qat_ctx *x)
     t[4 * x->rank] = x->t_compute, t[4 * x->rank + 1] = x->t_comm, t[4 * x->rank + 2] = x->t_idle;
     t[4 * x->rank + 3] = rss;
     int rc = grp_sum_f64(x->gworld, t, 4 * n);
+    if (!rc && x->rank == 0) { /* what the split assumed: the cost model's shares */
+        const tfm_config *c = &x->m->cfg;
+        qat_costs q;
+        qat_cost_model(c, x->d.T, x->o->batch / x->o->replicas, x->d.mode == H5T_MODE_FULL, x->d.K, &q);
+        double all = (double)c->L * q.layer + q.embedding + q.head + q.loss;
+        fprintf(stderr, "qat: cost model per row of %lld tokens (GFLOP-eq): layer %.4g (linears %.3g, weights %.3g, "
+                "attention %.3g, elementwise %.3g), embedding %.3g, head %.3g, loss %.3g: head + loss = %.3f "
+                "layers; stage shares", (long long)x->d.T, 1e-9 * q.layer, 1e-9 * q.linears, 1e-9 * q.weights,
+                1e-9 * q.attention, 1e-9 * q.elementwise, 1e-9 * q.embedding,
+                1e-9 * q.head, 1e-9 * q.loss, (q.head + q.loss) / q.layer);
+        for (int st = 0; st < x->S; st++) {
+            double sh = (double)(x->first[st + 1] - x->first[st]) * q.layer + (st == 0 ? q.embedding : 0) +
+                        (st == x->S - 1 ? q.head + q.loss : 0);
+            fprintf(stderr, " %.3f", sh / all);
+        }
+        fputc('\n', stderr);
+    }
     for (int k = 0; !rc && x->rank == 0 && k < n; k++)
         fprintf(stderr, "qat: stage %d of %d (layers %lld-%lld), replica %d: compute %.3f s, communication %.3f s, "
                 "idle %.3f s, peak RSS %.1f MiB\n", k % x->S, x->S, (long long)x->first[k % x->S],
@@ -509,7 +514,8 @@ int qat_run(const qat_opts *o, qat_result *r)
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt.h5", o->out);
     int rc = sig_install(); /* first: a signal while loading stops at the first step boundary */
-    if (!rc) rc = ppl_load_model(o->init, &m);
+    hf_model_files *hf = NULL; /* an HF init: read per stage once placed */
+    if (!rc) rc = qat_init_open(o->init, &m, &hf);
     if (!rc) rc = qat_data_load(&x.d, o, m.cfg.V);
     if (!rc && x.d.T > m.cfg.max_T)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: rows of %lld tokens exceed the init model's max positions %lld", o->data_dir,
@@ -517,6 +523,14 @@ int qat_run(const qat_opts *o, qat_result *r)
     if (!rc && o->batch / o->micro_batches > x.d.N)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: %lld rows, fewer than a micro-batch", o->data_dir, (long long)x.d.N);
     if (!rc) rc = place(&x);
+    if (!rc && hf) { /* world rank 0 exports: everything; the others their stage's share */
+        int e = qat_init_read(hf, &m, x.l0, x.l1, x.stage == 0, x.last, x.rank == 0);
+        hf = NULL;
+        rc = grp_max_i32(x.gworld, e);
+        if (!e && rc) rc = UPQ_FAIL(rc, "%s: another rank could not read its part of the init model", o->init);
+        else rc = e;
+    }
+    hf_model_close(hf);
     int64_t T = x.d.T, V = m.cfg.V;
     if (!rc) rc = student_init(&x.s, &m, o, x.l0, x.l1);
     if (!rc) rc = alloc_loop(&x, &losses);

@@ -13,6 +13,7 @@
 #include "fakequant.h"
 #include "forward.h"
 #include "group.h"
+#include "hf_model.h"
 #include "pipe.h"
 #include "qat_internal.h"
 #include "sched1f1b.h"
@@ -64,6 +65,29 @@ typedef struct {
     int64_t perm_epoch;
     double t_compute, t_comm, t_idle;
 } qat_ctx;
+
+/* The stage split's cost model (qat_cost.c): FLOP-equivalents of one row of T tokens,
+ * forward + backward, for each part; rows: rows per optimizer step of one pipeline (B/R),
+ * which share the per-step work on the weights; full_records: the teacher stores all V
+ * log-probs, else K values a position. A function of the configuration only (no timings),
+ * so every rank and every resume computes the same split. */
+typedef struct {
+    double linears, weights, attention, elementwise; /* one decoder layer's parts */
+    double layer;                           /* their sum */
+    double embedding;                       /* first stage */
+    double head, loss;                      /* last stage: final norm + LM head; loss + records */
+} qat_costs;
+void qat_cost_model(const tfm_config *c, int64_t T, int64_t rows, int full_records, int64_t K, qat_costs *out);
+/* cost (L): qat_costs.layer per layer, plus the embedding on layer 0 and the head and loss
+ * on layer L-1 (the stages that run them). */
+void qat_layer_costs(const tfm_config *c, int64_t T, int64_t rows, int full_records, int64_t K, double *cost);
+
+/* The init model (qat_init.c). Open: a container (.h5) is read whole into m; an HF folder
+ * is validated and m allocated for its config, nothing converted (*hf stays open). Read:
+ * with hf, this rank's share (layers [l0, l1), the embedding when first, final norm and
+ * head when last; all of it when all), then hf is closed; without hf nothing. */
+int qat_init_open(const char *path, tfm_model *m, hf_model_files **hf);
+int qat_init_read(hf_model_files *hf, tfm_model *m, int64_t l0, int64_t l1, int first, int last, int all);
 
 /* Row `cursor` of the run (a function of seed and cursor only). */
 int64_t qat_row_at(qat_ctx *x, int64_t cursor);

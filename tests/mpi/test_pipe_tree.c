@@ -1,7 +1,9 @@
 /* test_pipe_tree.c - mpi/treesum.h's pipe_tree_reduce at 1, 2 and 4 ranks: every rank is a
  * replica owning the contiguous block of n / P leaves (n = 8 and 16), pushes them, and the
  * group reduction gives every rank the recursive halving sum over all n leaves bit for bit
- * (computed here independently), so the same bits as one rank pushing all n. Also pipe_link: a ring of non-blocking sends/receives arrives intact. */
+ * (computed here independently), so the same bits as one rank pushing all n; with the
+ * default chunk and with chunks of 7 and 1000 floats (ragged last chunks, more chunks than
+ * the two receive buffers), twice on one tree (the reset and the kept buffers). Also pipe_link: a ring of non-blocking sends/receives arrives intact. */
 #include <string.h>
 
 #include "group.h"
@@ -27,24 +29,29 @@ static float halving(int64_t lo, int64_t hi, int64_t k)
     return a + b;
 }
 
-static void check_reduce(grp *g, int64_t n, int64_t len)
+static void check_reduce(grp *g, int64_t n, int64_t len, int64_t chunk)
 {
     int P = grp_size(g), me = grp_rank(g);
     pipe_tree *t = NULL;
     CHECK_OK(pipe_tree_create(n, len, &t));
+    if (chunk > 0) pipe_tree_set_chunk(t, chunk);
     float *b = malloc((size_t)len * sizeof *b), *out = malloc((size_t)len * sizeof *out);
-    for (int64_t i = me * (n / P); i < (me + 1) * (n / P); i++) {
-        for (int64_t k = 0; k < len; k++) b[k] = leaf(i, k);
-        CHECK_OK(pipe_tree_push(t, i, b));
+    for (int rep = 0; rep < 2; rep++) {
+        pipe_tree_reset(t);
+        memset(out, 0xff, (size_t)len * sizeof *out); /* NaN: a chunk not written fails */
+        for (int64_t i = me * (n / P); i < (me + 1) * (n / P); i++) {
+            for (int64_t k = 0; k < len; k++) b[k] = leaf(i, k);
+            CHECK_OK(pipe_tree_push(t, i, b));
+        }
+        CHECK_OK(pipe_tree_reduce(g, t, out));
+        int64_t bad = 0;
+        for (int64_t k = 0; k < len; k++) {
+            float ref = halving(0, n, k);
+            bad += memcmp(&ref, &out[k], sizeof ref) != 0;
+        }
+        CHECK_MSG(bad == 0, "P %d n %lld chunk %lld: %lld of %lld sums differ from the halving tree", P, (long long)n,
+                  (long long)chunk, (long long)bad, (long long)len);
     }
-    CHECK_OK(pipe_tree_reduce(g, t, out));
-    int64_t bad = 0;
-    for (int64_t k = 0; k < len; k++) {
-        float ref = halving(0, n, k);
-        bad += memcmp(&ref, &out[k], sizeof ref) != 0;
-    }
-    CHECK_MSG(bad == 0, "P %d n %lld: %lld of %lld sums differ from the halving tree", P, (long long)n, (long long)bad,
-              (long long)len);
     free(b), free(out);
     pipe_tree_destroy(t);
 }
@@ -55,8 +62,10 @@ int main(int argc, char **argv)
     int P = par_size(), me = par_rank();
     grp *g = NULL;
     CHECK_OK(grp_create(0, me, &g));
-    check_reduce(g, 8, 1000);
-    check_reduce(g, 16, 3001);
+    check_reduce(g, 8, 1000, 0);
+    check_reduce(g, 16, 3001, 0);
+    check_reduce(g, 16, 3001, 7);
+    check_reduce(g, 8, 3001, 1000);
     grp_destroy(g);
     /* a ring of pipe_link transfers: rank r sends 1000 floats to r+1, receives from r-1 */
     if (P > 1) {

@@ -1,7 +1,9 @@
 /* test_hf_model.c - HF model folders: write -> load round trips (single file and
  * 3 shards bit-exact in F32; BF16 equal to a plain-C round-to-nearest-even
  * reference), tolerated extras (tied lm_head, rotary inv_freq), rejected ones,
- * and tinyllama-15m from ../shared decoded against a plain-C half decoder. */
+ * and tinyllama-15m from ../shared decoded against a plain-C half decoder;
+ * hf_model_read_range (a pipeline stage's share) from 3 shards: every tensor of the range
+ * equals the written one, every other one stays zero (tied and untied, with biases). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,43 @@ static float bf16_ref(float x)
     return x;
 }
 
+typedef struct {
+    const tfm_model *m, *r; /* written, read by range */
+    int64_t l0, l1;
+    int emb, head, bad;
+} range_ck;
+
+static int range_one(void *ctx, const char *name, float *data, int ndim, const int64_t shape[2])
+{
+    range_ck *k = ctx;
+    int64_t n = ndim == 1 ? shape[0] : shape[0] * shape[1], l = -1;
+    const float *want = k->m->mem + (data - k->r->mem);
+    int in = 0;
+    if (sscanf(name, "model.layers.%lld.", (long long *)&l) == 1) in = l >= k->l0 && l < k->l1;
+    else if (!strcmp(name, "model.embed_tokens.weight")) in = k->emb || (k->head && k->m->cfg.tie_embeddings);
+    else in = k->head; /* final norm, lm_head */
+    for (int64_t i = 0; i < n; i++) k->bad += in ? memcmp(&data[i], &want[i], 4) != 0 : data[i] != 0.0f;
+    return UPQ_OK;
+}
+
+static void read_ranges(const char *dir, const tfm_model *m)
+{
+    hf_model_files *h = NULL;
+    CHECK_OK(hf_model_open(dir, &h));
+    if (!h) return;
+    static const int64_t cases[][4] = {{0, 1, 1, 0}, {1, 2, 0, 1}, {0, 2, 0, 0}, {1, 1, 1, 1}, {0, 2, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tfm_model r;
+        CHECK_OK(tfm_model_alloc(&r, hf_model_config(h)));
+        CHECK_OK(hf_model_read_range(h, &r, cases[c][0], cases[c][1], (int)cases[c][2], (int)cases[c][3]));
+        range_ck k = {m, &r, cases[c][0], cases[c][1], (int)cases[c][2], (int)cases[c][3], 0};
+        CHECK_OK(tfm_params_foreach(&r, range_one, &k));
+        CHECK_MSG(k.bad == 0, "read_range case %zu (tie %d): %d values wrong", c, m->cfg.tie_embeddings, k.bad);
+        tfm_model_free(&r);
+    }
+    hf_model_close(h);
+}
+
 static void roundtrips(int tie, int bias)
 {
     tfm_model m, a, b, c;
@@ -68,6 +107,7 @@ static void roundtrips(int tie, int bias)
     }
     CHECK_OK(hf_model_load(d3, &b));
     CHECK(b.n_params == m.n_params && !memcmp(b.mem, m.mem, (size_t)m.n_params * 4));
+    read_ranges(d3, &m);
     char db[600];
     snprintf(db, sizeof db, "%s_bf16", d1);
     mkdir(db, 0755);

@@ -5,13 +5,19 @@
  *    and against adamw_clip_grad_norm on the concatenated copy; no change below max; NaN
  *    gradients give a NaN norm;
  *  - h5ckpt: write/read round trip bit for bit (an empty array skipped), meta and key;
- *    a size mismatch and a non-checkpoint file fail with UPQ_EINPUT. */
+ *    a size mismatch and a non-checkpoint file fail with UPQ_EINPUT;
+ *  - the stage split's cost model (qat_cost.c) on tinyllama-15m's shape: the linears' FLOPs
+ *    against a hand count, the attention against a per-query count of the causal row
+ *    blocks (ragged T too), the head's 4 T C V, head + loss within the 0.84-1.04 layers
+ *    measured (docs/qat.md), and the splits it gives (S = 2, 4, 8 of 8 and 24 layers). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "adamw.h"
 #include "h5ckpt.h"
+#include "partition.h"
+#include "qat_pipe.h"
 #include "sched.h"
 #include "test_util.h"
 #include "upq_err.h"
@@ -87,6 +93,56 @@ static void test_ckpt(const char *dir)
     unlink(path), unlink(junk);
 }
 
+/* (query, key) pairs the attention multiplies for a row of T tokens, per head: query t
+ * takes the keys up to the end of its block of 64 (attention.c). */
+static double pairs_by_query(int64_t T)
+{
+    double n = 0;
+    for (int64_t t = 0; t < T; t++) n += (double)((t / 64 + 1) * 64 < T ? (t / 64 + 1) * 64 : T);
+    return n;
+}
+
+static void check_split(const tfm_config *c, int64_t T, int S, int64_t per_stage)
+{
+    double cost[64];
+    qat_layer_costs(c, T, 4 * S, 0, 64, cost);
+    for (int st = 0; st < S; st++) {
+        part_range pr;
+        CHECK_OK(part_blocks(cost, c->L, st, S, 1, &pr));
+        CHECK(pr.first == st * per_stage && pr.count == per_stage);
+    }
+}
+
+static void test_cost_model(void)
+{
+    tfm_config c = {.V = 4096, .C = 384, .F = 1024, .L = 8, .H = 6, .KV = 2, .D = 64, .max_T = 512};
+    double lin = 2 * 384.0 * 384 + 2 * 128.0 * 384 + 3 * 1024.0 * 384; /* q, o; k, v; gate, up, down */
+    qat_costs a, b, r;
+    qat_cost_model(&c, 512, 16, 0, 64, &a);
+    qat_cost_model(&c, 100, 16, 0, 64, &b);
+    CHECK(a.linears == 6.0 * 512 * lin);
+    /* the attention is proportional to the pairs: the same per pair at T = 512 and 100 */
+    double pa = a.attention / pairs_by_query(512), pb = b.attention / pairs_by_query(100);
+    CHECK(fabs(pa / pb - 1) < 1e-12 && pa >= 14.0 * 64 * 6);
+    CHECK(a.head >= 4.0 * 512 * 384 * 4096 && a.head < 1.02 * 4.0 * 512 * 384 * 4096);
+    CHECK(a.layer > a.linears + a.attention && a.embedding > 0 && a.loss > 0);
+    double hl = (a.head + a.loss) / a.layer;
+    CHECK(hl > 0.84 && hl < 1.04);
+    /* full records cost more; more rows a step share the per-step work */
+    qat_cost_model(&c, 512, 16, 1, 64, &r);
+    CHECK(r.loss > a.loss && r.layer == a.layer);
+    qat_cost_model(&c, 512, 64, 0, 64, &r);
+    CHECK(r.layer < a.layer && r.head == a.head);
+    /* 8 layers: 4 + 4, and 2 a stage (the last one's 2 + head + loss beats 3 on another);
+     * 24 layers: 6 and 3 a stage */
+    check_split(&c, 512, 2, 4);
+    check_split(&c, 512, 4, 2);
+    check_split(&c, 512, 8, 1);
+    c.L = 24;
+    check_split(&c, 512, 4, 6);
+    check_split(&c, 512, 8, 3);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/test_qat_train_XXXXXX";
@@ -94,6 +150,7 @@ int main(void)
     test_lr();
     test_clip();
     test_ckpt(tmp);
+    test_cost_model();
     rmdir(tmp);
     return tu_finish("test_qat_train");
 }
