@@ -13,7 +13,7 @@
 #include "kq_ref.h"
 #include "kq_x86.h"
 
-enum { KQ_VNNI_Q4_RP_MIN_M = 2 };
+enum { KQ_VNNI_Q4_RP_MIN_M = 5 };
 
 static const kq_kernels kq_ref_table = {
     .name = "ref",
@@ -50,8 +50,9 @@ static void kq_over_avx2(kq_kernels *t)
     t->stream_read = kq_stream_read_avx2;
 }
 
-/* INT4 g128 with a repacked copy: the stored-layout loop (kq_q4g128_m1x4) below M = 2,
- * the repacked one from M = 2 on. Measured DRAM-streamed, 4096x4096, 1 and 2 threads
+/* INT4 g128 with a repacked copy: the stored-layout loop (kq_q4g128_mx4) up to M = 4,
+ * the repacked one from M = 5 on: DRAM-streamed, 4096x4096, 1 and 2 threads, the stored
+ * loop was faster at M <= 3, even or faster at M = 4, slower from M = 5
  * (docs/packed-format.md, "Which INT4 g128 layout"). */
 static void kq_over_vnni(kq_kernels *t)
 {

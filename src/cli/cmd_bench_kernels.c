@@ -434,7 +434,7 @@ static void bk_usage(FILE *f)
             "    (bytes per call / that bandwidth) and the ratio floor / time ('x bw'). Lines\n"
             "    ending _rp use the run-time repacked copy (kq_repack: INT2 g64, INT4 g128) at\n"
             "    every M; '*' marks the layout kq_gemv reads at that M when a model holds both\n"
-            "    (INT4 g128: the stored blocks below M = 2 on AVX512-VNNI).\n"
+            "    (INT4 g128: the stored blocks below M = 5 on AVX512-VNNI).\n"
             "  GEMM (M = 16, 64, 256, 1024): GFLOP/s and the ratio to BLIS FP32 sgemm on the same\n"
             "    shape in the same run. Also the FP32 BLIS GEMV baseline.\n\n"
             "  --json          one JSON object per line: kernel, bits, group, M, N, K, threads,\n"
