@@ -13,6 +13,8 @@
 #include "kq_ref.h"
 #include "kq_x86.h"
 
+enum { KQ_VNNI_Q4_RP_MIN_M = 5 };
+
 static const kq_kernels kq_ref_table = {
     .name = "ref",
     .uses_q8 = 0,
@@ -20,6 +22,7 @@ static const kq_kernels kq_ref_table = {
     .gemv_rows = kq_gemv_rows_ref,
     .quantize_x = kq_quantize_x_ref,
     .stream_read = kq_stream_read_ref,
+    .q4_rp_min_m = KQ_GEMV_MAX_M + 1, /* reads the stored blocks only */
 };
 
 static int kq_has_avx2(void)
@@ -39,6 +42,7 @@ static int kq_has_vnni(void)
 
 static void kq_over_avx2(kq_kernels *t)
 {
+    t->q4_rp_min_m = KQ_GEMV_MAX_M + 1; /* kq_avx2_rp.c: INT4 g128 stays on its stored loop */
     t->uses_q8 = 1;
     t->dequant_panel = kq_dequant_panel_avx2;
     t->gemv_rows = kq_gemv_rows_q8_avx2_rp;
@@ -46,7 +50,15 @@ static void kq_over_avx2(kq_kernels *t)
     t->stream_read = kq_stream_read_avx2;
 }
 
-static void kq_over_vnni(kq_kernels *t) { t->gemv_rows = kq_gemv_rows_q8_avx512; }
+/* INT4 g128 with a repacked copy: the stored-layout loop (kq_q4g128_mx4) up to M = 4,
+ * the repacked one from M = 5 on: DRAM-streamed, 4096x4096, 1 and 2 threads, the stored
+ * loop was faster at M <= 3, even or faster at M = 4, slower from M = 5
+ * (docs/packed-format.md, "Which INT4 g128 layout"). */
+static void kq_over_vnni(kq_kernels *t)
+{
+    t->gemv_rows = kq_gemv_rows_q8_avx512;
+    t->q4_rp_min_m = KQ_VNNI_Q4_RP_MIN_M;
+}
 
 /* The override levels in order, each on top of the ones before it (BLIS-style: the
  * reference table first, then what the CPU supports). Adding an ISA is one row here. */

@@ -41,12 +41,22 @@ void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qma
         }
 }
 
+int kq_gemv_uses_rp(const kq_qmat *W, int64_t M, const kq_kernels *t)
+{
+    if (!W->rp) return 0;
+    if (!t) t = kq_kernels_active();
+    return W->bits == 4 ? M >= t->q4_rp_min_m : 1;
+}
+
 void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
              int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes)
 {
     KQ_ASSERT(M >= 0 && M <= KQ_GEMV_MAX_M);
     if (M == 0 || W->N == 0) return;
     if (!t) t = kq_kernels_active();
+    kq_qmat Wv = *W; /* the copy of W the kernel sees: without rp where the copy is slower */
+    if (!kq_gemv_uses_rp(W, M, t)) Wv.rp = NULL;
+    W = &Wv;
     kq_xq xq = {0};
     if (t->uses_q8) {
         KQ_ASSERT(ws_bytes >= kq_gemv_ws_bytes(M, W));

@@ -30,8 +30,12 @@ size_t kq_gemv_ws_bytes(int64_t M, const kq_qmat *W);
  * table's activation quantizer (t NULL = kq_kernels_active()). */
 void kq_xq_build(kq_xq *xq, int64_t M, const float *X, int64_t ldx, const kq_qmat *W,
                  const kq_kernels *t, void *ws);
+/* 1 when kq_gemv with table t (NULL = active) reads W's repacked copy (W->rp) for M
+ * activation rows: always for INT2 g64, for INT4 g128 from t->q4_rp_min_m on. */
+int kq_gemv_uses_rp(const kq_qmat *W, int64_t M, const kq_kernels *t);
 /* Y (M, N; row stride ldy) = X W^T with the table t (NULL = kq_kernels_active()), rows
- * split over nthreads OpenMP threads. M <= KQ_GEMV_MAX_M. ws: kq_gemv_ws_bytes bytes. */
+ * split over nthreads OpenMP threads, W's repacked copy used where kq_gemv_uses_rp.
+ * M <= KQ_GEMV_MAX_M. ws: kq_gemv_ws_bytes bytes. */
 void kq_gemv(int64_t M, const float *X, int64_t ldx, const kq_qmat *W, float *Y, int64_t ldy,
              int nthreads, const kq_kernels *t, void *ws, size_t ws_bytes);
 

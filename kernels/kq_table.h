@@ -55,6 +55,10 @@ typedef struct {
     kq_gemv_rows_fn gemv_rows;
     kq_quantize_x_fn quantize_x;      /* activation blocks for the int8 GEMV */
     kq_stream_read_fn stream_read;    /* memory-bandwidth probe */
+    int q4_rp_min_m;                  /* kq_gemv hands gemv_rows the repacked copy of an
+                                       * INT4 g128 matrix from this M on; below it, the
+                                       * stored blocks (faster there: kq_dispatch.c). INT2
+                                       * g64 copies are used at every M. */
 } kq_kernels;
 
 #endif

@@ -151,24 +151,24 @@ typedef struct { double t_med, t_lo, t_hi, bw_med, bw_lo, bw_hi; } bk_tbw; /* bk
  * the kernel's ratio to it (floor / time: 1 = at the bandwidth). */
 static void bk_emit_bw(const bk_opts *o, const char *kernel, int bits, int group, int64_t M,
                        int64_t N, int64_t K, int threads, const bk_tbw *m, double gbps,
-                       double floor_s, double gflops)
+                       double floor_s, double gflops, int used)
 {
     const double ratio = floor_s / m->t_med;
     if (o->json) {
-        json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+        json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:b}",
                               "kernel", kernel, "bits", bits, "group", group, "M", (json_int_t)M, "N",
                               (json_int_t)N, "K", (json_int_t)K, "threads", threads, "us", m->t_med * 1e6,
                               "us_lo", m->t_lo * 1e6, "us_hi", m->t_hi * 1e6, "gbps", gbps, "bw_gbps",
                               m->bw_med, "bw_lo", m->bw_lo, "bw_hi", m->bw_hi, "floor_us", floor_s * 1e6,
-                              "ratio_bw", ratio, "gflops", gflops);
+                              "ratio_bw", ratio, "gflops", gflops, "used", used);
         if (cli_print_json(j, 6, JSON_COMPACT)) fprintf(stderr, "upq bench kernels: %s\n", upq_errmsg());
     } else {
         char fmt[16];
         snprintf(fmt, sizeof fmt, "int%d g%d", bits, group);
         printf("%-22s %-9s M %-2lld N %-6lld K %-6lld t %d  %9.1f us [%.1f-%.1f]  bw %6.2f GB/s [%.1f-%.1f]"
-               "  floor %8.1f us  %5.2f x bw\n",
+               "  floor %8.1f us  %5.2f x bw%s\n",
                kernel, fmt, (long long)M, (long long)N, (long long)K, threads, m->t_med * 1e6, m->t_lo * 1e6,
-               m->t_hi * 1e6, m->bw_med, m->bw_lo, m->bw_hi, floor_s * 1e6, ratio);
+               m->t_hi * 1e6, m->bw_med, m->bw_lo, m->bw_hi, floor_s * 1e6, ratio, used ? "  *" : "");
     }
     fflush(stdout);
 }
@@ -255,6 +255,7 @@ typedef struct {
     size_t ws_bytes;
     int64_t M;
     const float *X;
+    const kq_kernels *tab; /* kq_gemv's table: NULL = active; _rp lines force the copy */
 } bk_ctx;
 
 static void bk_call_gemv(void *p, int64_t c, int threads)
@@ -263,7 +264,7 @@ static void bk_call_gemv(void *p, int64_t c, int threads)
     kq_qmat q = b->q;
     if (q.rp) q.rp = b->q.rp + (size_t)c * b->bytes; /* data: one copy, for edge rows */
     else q.data = b->q.data + (size_t)c * b->bytes;
-    kq_gemv(b->M, b->x, q.K, &q, b->y, q.N, threads, NULL, b->ws, b->ws_bytes);
+    kq_gemv(b->M, b->x, q.K, &q, b->y, q.N, threads, b->tab, b->ws, b->ws_bytes);
 }
 
 static void bk_call_sgemv(void *p, int64_t c, int threads)
@@ -355,13 +356,19 @@ static int bk_gemv_shape(const bk_opts *o, const bk_shape *sh, uint8_t *pool, fl
         if (!b.ws) { free(x); free(y); free(orig); return UPQ_EIO; }
         char name[32];
         snprintf(name, sizeof name, "gemv_%s%s", kq_kernels_active()->name, rp ? "_rp" : "");
+        kq_kernels forced = *kq_kernels_active(); /* _rp: the copy at every M */
+        forced.q4_rp_min_m = 1;
+        b.tab = rp ? &forced : NULL;
+        kq_qmat with_rp = b.q; /* a linear holding a copy (rp only tested for NULL): read at this M? */
+        with_rp.rp = rpb ? pool : NULL;
         for (b.M = 1; b.M <= KQ_GEMV_MAX_M; b.M++)
             for (int ti = 0; ti < o->nthreads && bk_m_selected(o, b.M); ti++) {
                 int t = o->threads[ti];
                 bk_tbw m = bk_time_bw(bk_call_gemv, &b, ncopy, t, pool, (size_t)ncopy * b.bytes);
                 double gbps = (double)b.bytes / m.t_med * 1e-9, floor_s = (double)b.bytes / (m.bw_med * 1e9);
                 bk_emit_bw(o, name, fm->bits, fm->group, b.M, N, K, t, &m, gbps, floor_s,
-                           2.0 * (double)(b.M * N * K) / m.t_med * 1e-9);
+                           2.0 * (double)(b.M * N * K) / m.t_med * 1e-9,
+                           kq_gemv_uses_rp(&with_rp, b.M, NULL) == rp);
             }
         free(b.ws);
         free(orig);
@@ -425,13 +432,15 @@ static void bk_usage(FILE *f)
             "    streaming read of the same bytes with the same threads (best read shape):\n"
             "    median time per call [min-max], median read bandwidth [min-max], the floor\n"
             "    (bytes per call / that bandwidth) and the ratio floor / time ('x bw'). Lines\n"
-            "    ending _rp use the run-time repacked copy (kq_repack: INT2 g64, INT4 g128).\n"
+            "    ending _rp use the run-time repacked copy (kq_repack: INT2 g64, INT4 g128) at\n"
+            "    every M; '*' marks the layout kq_gemv reads at that M when a model holds both\n"
+            "    (INT4 g128: the stored blocks below M = 5 on AVX512-VNNI).\n"
             "  GEMM (M = 16, 64, 256, 1024): GFLOP/s and the ratio to BLIS FP32 sgemm on the same\n"
             "    shape in the same run. Also the FP32 BLIS GEMV baseline.\n\n"
             "  --json          one JSON object per line: kernel, bits, group, M, N, K, threads,\n"
             "                  us, gbps, ratio_bw, gflops, ratio_blis (null where not applicable;\n"
             "                  stream_read lines give the bytes read as K); GEMV lines also\n"
-            "                  us_lo, us_hi, bw_gbps, bw_lo, bw_hi, floor_us\n"
+            "                  us_lo, us_hi, bw_gbps, bw_lo, bw_hi, floor_us, used\n"
             "  --quick         smoke run: few shapes, INT2 g128 only, short timings\n"
             "  --threads LIST  thread counts (default 1,2; at most %d)\n"
             "  --shapes LIST   only these of the shapes below, as NxK (e.g. 4096x4096,11008x4096)\n"

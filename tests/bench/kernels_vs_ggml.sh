@@ -49,18 +49,22 @@ echo "# 4096x4096, weights cycled through $POOL MiB; us = median per matrix of 7
 row() { # kind label M t us lo hi extra
   printf '%-8s %-22s M %-2s t %s %9.1f us [%8.1f-%8.1f] %s\n' "$@"
 }
-declare -A T
+declare -A T L
 for t in ${THREADS//,/ }; do
   for m in ${MS//,/ }; do
     # upq: one run gives the stored and repacked lines, each with the bandwidth
     # measured interleaved with its passes (median and range) and the floor ratio
     "$UPQ" bench kernels --json --only gemv --shapes 4096x4096 --formats 2g64,4g128 --m "$m" \
         --threads "$t" --pool-mib "$POOL" > "$TMP/upq.json"
-    while read -r k bits g us lo hi bw bwlo bwhi fl r; do
+    # '*': the layout kq_gemv reads at this M in a model that holds both (JSON "used")
+    while read -r k bits g us lo hi bw bwlo bwhi fl r used; do
       lab="$k int$bits g$g"
-      row upq "$lab" "$m" "$t" "$us" "$lo" "$hi" "$(printf 'bw %.1f GB/s [%.1f-%.1f] floor %.1f us: %.2f x bw' "$bw" "$bwlo" "$bwhi" "$fl" "$r")"
-      case "$k" in *_rp) T["rp int$bits g$g/$m/$t"]="$us" ;; esac
-    done < <(jq -r 'select(.kernel | startswith("gemv_")) | [.kernel, .bits, .group, .us, .us_lo, .us_hi, .bw_gbps, .bw_lo, .bw_hi, .floor_us, .ratio_bw] | @tsv' "$TMP/upq.json")
+      row upq "$lab" "$m" "$t" "$us" "$lo" "$hi" "$(printf 'bw %.1f GB/s [%.1f-%.1f] floor %.1f us: %.2f x bw%s' "$bw" "$bwlo" "$bwhi" "$fl" "$r" "$([ "$used" = true ] && echo ' *')")"
+      if [ "$used" = true ]; then
+        T["int$bits g$g/$m/$t"]="$us"
+        case "$k" in *_rp) L["int$bits g$g/$m/$t"]=rp ;; *) L["int$bits g$g/$m/$t"]=stored ;; esac
+      fi
+    done < <(jq -r 'select(.kernel | startswith("gemv_")) | [.kernel, .bits, .group, .us, .us_lo, .us_hi, .bw_gbps, .bw_lo, .bw_hi, .floor_us, .ratio_bw, .used] | @tsv' "$TMP/upq.json")
     for ty in q2_K q4_0; do
       for b in repack plain; do
         out="$("$TMP/gmp" "$ty" "$m" "$t" "$b" "$POOL" 4096 4096 2>/dev/null)"
@@ -72,13 +76,13 @@ for t in ${THREADS//,/ }; do
   done
 done
 echo
-echo "# speedup = llama.cpp time / upq time (same run; >= 1.5 wanted for INT2 g64 vs repacked Q2_K, >= 1.3 for INT4 g128 vs repacked Q4_0)"
-printf '%-3s %-3s %-28s %-28s %-28s %-28s\n' t M "int2g64_rp vs q2_K repack" "int2g64_rp vs q2_K plain" "int4g128_rp vs q4_0 repack" "int4g128_rp vs q4_0 plain"
+echo "# speedup = llama.cpp time / upq time of the layout kq_gemv reads at that M (same run; >= 1.5 wanted for INT2 g64 vs repacked Q2_K, >= 1.3 for INT4 g128 vs repacked Q4_0)"
+printf '%-3s %-3s %-24s %-24s %-30s %-30s\n' t M "int2g64 vs q2_K repack" "int2g64 vs q2_K plain" "int4g128 vs q4_0 repack" "int4g128 vs q4_0 plain"
 for t in ${THREADS//,/ }; do
   for m in ${MS//,/ }; do
-    u2="${T["rp int2 g64/$m/$t"]:-}"; u4="${T["rp int4 g128/$m/$t"]:-}"
+    u2="${T["int2 g64/$m/$t"]:-}"; u4="${T["int4 g128/$m/$t"]:-}"; l4="(${L["int4 g128/$m/$t"]:-?})"
     ratio() { [ -n "$1" ] && [ -n "$2" ] && echo "scale=2; $2 / $1" | bc || echo n/a; }
-    printf '%-3s %-3s %-28s %-28s %-28s %-28s\n' "$t" "$m" "$(ratio "$u2" "${T["q2_K repack/$m/$t"]}")" \
-      "$(ratio "$u2" "${T["q2_K plain/$m/$t"]}")" "$(ratio "$u4" "${T["q4_0 repack/$m/$t"]}")" "$(ratio "$u4" "${T["q4_0 plain/$m/$t"]}")"
+    printf '%-3s %-3s %-24s %-24s %-30s %-30s\n' "$t" "$m" "$(ratio "$u2" "${T["q2_K repack/$m/$t"]}")" \
+      "$(ratio "$u2" "${T["q2_K plain/$m/$t"]}")" "$(ratio "$u4" "${T["q4_0 repack/$m/$t"]}") $l4" "$(ratio "$u4" "${T["q4_0 plain/$m/$t"]}") $l4"
   done
 done

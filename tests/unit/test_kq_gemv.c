@@ -193,6 +193,51 @@ static void check_repack_ranges(const kq_kernels *t)
     }
 }
 
+/* kq_gemv's choice of layout when a matrix holds a repacked copy: where
+ * kq_gemv_uses_rp says no, the result is bit-identical to the matrix without the copy,
+ * where it says yes, to the table's kernel run on the copy (one thread: same row
+ * ranges). INT2 g64 always reads the copy; INT4 g128 from the table's q4_rp_min_m on,
+ * which for AVX512-VNNI is M = 5 (the stored loop is the faster one below, DRAM-streamed). */
+static void check_rp_choice(const kq_kernels *t)
+{
+    const int fmts[2][2] = {{2, 64}, {4, 128}};
+    const int64_t N = 100, K = 300;
+    for (int f = 0; f < 2; f++) {
+        kq_qmat q;
+        kq_qmat_init(&q, fmts[f][0], fmts[f][1], N, K, NULL);
+        uint8_t *mem = malloc(kq_qmat_bytes(fmts[f][0], fmts[f][1], N, K)), *rp = malloc(kq_repack_bytes(&q));
+        float *W = malloc(sizeof(float) * (size_t)(N * K)), X[KQ_GEMV_MAX_M * 300];
+        float A[KQ_GEMV_MAX_M * 100], S[KQ_GEMV_MAX_M * 100], R[KQ_GEMV_MAX_M * 100];
+        for (int64_t i = 0; i < N * K; i++) W[i] = frand();
+        for (int64_t i = 0; i < KQ_GEMV_MAX_M * K; i++) X[i] = frand();
+        q.data = mem;
+        CHECK_OK(kq_quantize_ref(&q, W, K, KQ_Q_MINMAX, NULL));
+        kq_qmat qs = q; /* no copy */
+        kq_repack(&q, rp);
+        size_t wsb = kq_gemv_ws_bytes(KQ_GEMV_MAX_M, &q);
+        void *ws = malloc(wsb);
+        for (int64_t M = 1; M <= KQ_GEMV_MAX_M; M++) {
+            for (int64_t i = 0; i < M * N; i++) A[i] = S[i] = R[i] = NAN;
+            kq_gemv(M, X, K, &q, A, N, 1, t, ws, wsb);
+            kq_gemv(M, X, K, &qs, S, N, 1, t, ws, wsb);
+            kq_xq xq;
+            kq_xq_build(&xq, M, X, K, &q, t, ws);
+            t->gemv_rows(M, X, K, &xq, &q, 0, N, R, N);
+            const int use = kq_gemv_uses_rp(&q, M, t);
+            CHECK(use == (fmts[f][0] == 2 || M >= t->q4_rp_min_m));
+            CHECK(!kq_gemv_uses_rp(&qs, M, t));
+            CHECK_MSG(memcmp(A, use ? R : S, sizeof(float) * (size_t)(M * N)) == 0,
+                      "%s bits %d group %d M %lld: kq_gemv is not the %s layout's kernel", t->name,
+                      fmts[f][0], fmts[f][1], (long long)M, use ? "repacked" : "stored");
+        }
+        if (!strcmp(t->name, "avx512vnni") && fmts[f][0] == 4) {
+            CHECK(!kq_gemv_uses_rp(&q, 1, t) && !kq_gemv_uses_rp(&q, 4, t));
+            CHECK(kq_gemv_uses_rp(&q, 5, t));
+        }
+        free(mem); free(rp); free(W); free(ws);
+    }
+}
+
 /* Degenerate shapes: M = 0 and N = 0 touch nothing; K = 0 gives zeros. */
 static void check_empty(void)
 {
@@ -223,10 +268,14 @@ int main(void)
     check_quantize_x(&best);
     check_empty();
     check_repack_ranges(&best);
+    check_rp_choice(&best);
     {
         kq_kernels a2;
         kq_kernels_fill(&a2, "avx2");
-        if (strcmp(a2.name, best.name)) check_repack_ranges(&a2);
+        if (strcmp(a2.name, best.name)) {
+            check_repack_ranges(&a2);
+            check_rp_choice(&a2);
+        }
     }
     const int bits[2] = {2, 4}, groups[4] = {32, 64, 128, KQ_GROUP_CHANNEL};
     const int64_t Ks[] = {32, 64, 172, 300, 384, 1024};
