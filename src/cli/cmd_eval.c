@@ -221,9 +221,11 @@ static int run(eval_args *a)
     return rc;
 }
 
-static int set_opt(eval_args *a, int ch, const char *arg)
+static int set_opt(void *ctx, int ch, const char *arg)
 {
+    eval_args *a = ctx;
     int64_t v = 0;
+    a->mc_opts |= ch == 's' || ch == 'k' || ch == 'b' || ch == 'C';
     switch (ch) {
     case 'm':
         if (a->nmodel == EVAL_MAX_MODELS) return cli_usage_error("eval", "at most %d --model", EVAL_MAX_MODELS);
@@ -271,20 +273,9 @@ int cmd_eval(int argc, char **argv)
                    .corpus = "../shared/data/pd-english/corpus.txt.xz",
                    .o = {.max_new_tokens = 96, .batch = 8, .eos = -1, .progress = 1},
                    .mo = {.shots = 0, .seed = 1234, .batch = 32, .progress = 1}};
-    int ch, seed_set = 0, corpus_set = 0;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'h') {
-            usage(stdout);
-            return UPQ_OK;
-        }
-        if (ch == '?' || ch == ':')
-            return cli_usage_error("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
-        seed_set |= ch == 's' || ch == 'k' || ch == 'b';
-        corpus_set |= ch == 'C';
-        TRY(set_opt(&a, ch, optarg));
-    }
+    int help = 0;
+    TRY(cli_getopt("eval", argc, argv, opts, usage, set_opt, &a, &help));
+    if (help) return UPQ_OK;
     if (optind < argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
     if (!a.nmodel) return cli_usage_error("eval", "--model is required");
     if (a.nlabel && a.nlabel != a.nmodel)
@@ -301,6 +292,6 @@ int cmd_eval(int argc, char **argv)
         if (is_file(a.model[i]) && !a.tokdir)
             return cli_usage_error("eval", "a .h5 container needs --tokenizer DIR (tokenizer.json and chat template)");
     if ((a.wikitext || a.ctx != 512) && !a.ppl_text) return cli_usage_error("eval", "--wikitext and --ctx need --ppl");
-    if ((seed_set || corpus_set) && !a.mc) return cli_usage_error("eval", "--shots, --seed, --mc-batch and --corpus need --mc");
+    if (a.mc_opts && !a.mc) return cli_usage_error("eval", "--shots, --seed, --mc-batch and --corpus need --mc");
     return cli_report("eval", run(&a));
 }

@@ -18,6 +18,7 @@ typedef struct {
     int nmodel, nlabel;
     const char *instruct, *mc, *corpus, *tokdir, *out, *ppl_text;
     int json, dequant, wikitext;
+    int mc_opts; /* --shots, --seed, --mc-batch or --corpus given (they need --mc) */
     int64_t limit, ctx;
     eval_opts o;
     eval_mc_opts mo;
