@@ -6,6 +6,7 @@
 
 #include <getopt.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef int (*cmd_fn)(int argc, char **argv);
 
@@ -53,6 +54,16 @@ int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n);
  * order, reals with `digits` significant digits; `flags` adds JSON_COMPACT etc. UPQ_EIO
  * when it cannot be encoded (NULL, a NaN) or written. */
 int cli_print_json(void *o, int digits, unsigned flags);
+/* One option of a subcommand: its getopt_long code ch and value arg (NULL for flags)
+ * into ctx, the subcommand's option struct. Returns UPQ_OK or a usage status. */
+typedef int (*cli_opt_fn)(void *ctx, int ch, const char *arg);
+/* The getopt_long loop every cmd_*.c runs (long options only, from argv[1]): each option
+ * goes to set(ctx, ch, optarg) in order and the first failing status is returned; 'h'
+ * (--help) prints usage(stdout), sets *help and returns UPQ_OK at once; an unknown or
+ * incomplete option is "upq CMD: unknown or incomplete option 'OPT'" and UPQ_EUSAGE.
+ * Afterwards optind indexes the first argument that is not an option. */
+int cli_getopt(const char *cmd, int argc, char **argv, const struct option *opts, void (*usage)(FILE *),
+               cli_opt_fn set, void *ctx, int *help);
 /* Rank 0 only prints (stdout); returns 1 on rank 0. */
 int cli_is_root(void);
 

@@ -1,5 +1,5 @@
-/* cli_util.c - helpers shared by the subcommands: error printing, id lists, number
- * options with range checks. */
+/* cli_util.c - helpers shared by the subcommands: the option loop, error printing, id
+ * lists, number options with range checks. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -49,6 +49,26 @@ void cli_report_flush(int rank0_failed)
     else if (!rank0_failed || getenv("UPQ_LOG_ALL_RANKS"))
         fprintf(stderr, "upq %s: [rank %d] %s\n", pending_cmd, par_rank(), upq_errmsg());
     pending_cmd[0] = 0;
+}
+
+int cli_getopt(const char *cmd, int argc, char **argv, const struct option *opts, void (*usage)(FILE *),
+               cli_opt_fn set, void *ctx, int *help)
+{
+    int ch;
+    *help = 0;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            *help = 1;
+            return UPQ_OK;
+        }
+        if (ch == '?' || ch == ':')
+            return cli_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        TRY(set(ctx, ch, optarg));
+    }
+    return UPQ_OK;
 }
 
 int cli_parse_ids(const char *cmd, const char *s, int64_t **ids, int64_t *n)

@@ -55,8 +55,9 @@ typedef struct {
     gendata_opts o;
 } gd_args;
 
-static int set_opt(gd_args *a, int ch, const char *arg)
+static int set_opt(void *ctx, int ch, const char *arg)
 {
+    gd_args *a = ctx;
     double v = 0;
     int64_t n = 0;
     const char *c = "gen-data";
@@ -129,18 +130,9 @@ int cmd_gen_data(int argc, char **argv)
     a.o.g.temperature = 0.7f;
     a.o.g.top_p = 0.95f;
     a.o.g.max_new_tokens = 256;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'h') {
-            usage(stdout);
-            return UPQ_OK;
-        }
-        if (ch == '?' || ch == ':')
-            return cli_usage_error("gen-data", "unknown or incomplete option '%s'", argv[optind - 1]);
-        TRY(set_opt(&a, ch, optarg));
-    }
+    int help = 0;
+    TRY(cli_getopt("gen-data", argc, argv, opts, usage, set_opt, &a, &help));
+    if (help) return UPQ_OK;
     if (optind < argc) return cli_usage_error("gen-data", "unexpected argument '%s'", argv[optind]);
     if (!a.model || !a.out) return cli_usage_error("gen-data", "--model and --out are required");
     if (!!a.prompts + !!a.from != 1) return cli_usage_error("gen-data", "give exactly one of --prompts and --from");

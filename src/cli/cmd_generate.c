@@ -64,20 +64,12 @@ typedef struct {
     gen_opts o;
 } gen_args;
 
-static int num(const char *opt, const char *s, double lo, double hi, double *v)
+static int set_opt(void *ctx, int ch, const char *arg)
 {
-    return cli_parse_num("generate", opt, s, lo, hi, v);
-}
-
-static int whole(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v)
-{
-    return cli_parse_int("generate", opt, s, lo, hi, v);
-}
-
-static int set_opt(gen_args *a, int ch, const char *arg)
-{
+    gen_args *a = ctx;
     double v = 0;
     int64_t n = 0;
+    const char *c = "generate";
     switch (ch) {
     case 'm': a->model = arg; return UPQ_OK;
     case 'p': a->prompt = arg; return UPQ_OK;
@@ -90,12 +82,12 @@ static int set_opt(gen_args *a, int ch, const char *arg)
     case 'z': a->tokdir = arg; return UPQ_OK;
     case 'D': a->dequant = 1; return UPQ_OK;
     case 'b': a->add_bos = 0; return UPQ_OK;
-    case 'n': return whole("--max-new-tokens", arg, 1, 1000000000, &a->o.max_new_tokens);
-    case 't': TRY(num("--temperature", arg, 0, 1e6, &v)); a->o.temperature = (float)v; return UPQ_OK;
-    case 'k': return whole("--top-k", arg, 0, 1000000000, &a->o.top_k);
-    case 'u': TRY(num("--top-p", arg, 1e-9, 1, &v)); a->o.top_p = (float)v; return UPQ_OK;
-    case 's': TRY(whole("--seed", arg, 0, INT64_MAX, &n)); a->o.seed = (uint64_t)n; return UPQ_OK;
-    case 'B': return whole("--batch", arg, 1, 4096, &a->o.batch);
+    case 'n': return cli_parse_int(c, "--max-new-tokens", arg, 1, 1000000000, &a->o.max_new_tokens);
+    case 't': TRY(cli_parse_num(c, "--temperature", arg, 0, 1e6, &v)); a->o.temperature = (float)v; return UPQ_OK;
+    case 'k': return cli_parse_int(c, "--top-k", arg, 0, 1000000000, &a->o.top_k);
+    case 'u': TRY(cli_parse_num(c, "--top-p", arg, 1e-9, 1, &v)); a->o.top_p = (float)v; return UPQ_OK;
+    case 's': TRY(cli_parse_int(c, "--seed", arg, 0, INT64_MAX, &n)); a->o.seed = (uint64_t)n; return UPQ_OK;
+    case 'B': return cli_parse_int(c, "--batch", arg, 1, 4096, &a->o.batch);
     case 'x':
         if (a->nstop == MAX_STOP) return cli_usage_error("generate", "at most %d --stop strings", MAX_STOP);
         a->stop[a->nstop++] = arg;
@@ -181,18 +173,9 @@ int cmd_generate(int argc, char **argv)
         {"tokenizer", required_argument, 0, 'z'}, {"dequant", no_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     gen_args a = {.add_bos = 1, .o = gen_opts_default()};
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'h') {
-            usage(stdout);
-            return UPQ_OK;
-        }
-        if (ch == '?' || ch == ':')
-            return cli_usage_error("generate", "unknown or incomplete option '%s'", argv[optind - 1]);
-        TRY(set_opt(&a, ch, optarg));
-    }
+    int help = 0;
+    TRY(cli_getopt("generate", argc, argv, opts, usage, set_opt, &a, &help));
+    if (help) return UPQ_OK;
     if (optind < argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     if (!a.model) return cli_usage_error("generate", "--model is required");
     if (!!a.prompt + !!a.prompts + !!a.ids != 1)

@@ -43,30 +43,22 @@ static void usage(FILE *f)
             "exit codes: 0 ok, 1 usage, 2 bad input (file:line and reason), 3 I/O\n");
 }
 
-static int parse_num(const char *opt, const char *s, double lo, double hi, double *v)
+static int set_opt(void *ctx, int ch, const char *arg)
 {
-    return cli_parse_num("prepare", opt, s, lo, hi, v);
-}
-
-static int parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v)
-{
-    return cli_parse_int("prepare", opt, s, lo, hi, v);
-}
-
-static int set_opt(prep_opts *o, int ch, const char *arg)
-{
+    prep_opts *o = ctx;
     double v = 0;
     int64_t n = 0;
+    const char *c = "prepare";
     switch (ch) {
     case 'm': o->tokenizer_dir = arg; return UPQ_OK;
     case 'o': o->out_dir = arg; return UPQ_OK;
     case 'c': o->chat_template = arg; return UPQ_OK;
     case 'w': o->wikitext = 1; return UPQ_OK;
     case 'q': o->progress = 0; return UPQ_OK;
-    case 'T': return parse_int("--seq-len", arg, 2, 100000000, &o->seq_len);
-    case 'r': return parse_int("--shard-size", arg, 1, 1000000000, &o->shard_rows);
-    case 'v': TRY(parse_num("--val-fraction", arg, 0, 0.999999, &v)); o->val_fraction = v; return UPQ_OK;
-    case 's': TRY(parse_int("--seed", arg, 0, INT64_MAX, &n)); o->seed = (uint64_t)n; return UPQ_OK;
+    case 'T': return cli_parse_int(c, "--seq-len", arg, 2, 100000000, &o->seq_len);
+    case 'r': return cli_parse_int(c, "--shard-size", arg, 1, 1000000000, &o->shard_rows);
+    case 'v': TRY(cli_parse_num(c, "--val-fraction", arg, 0, 0.999999, &v)); o->val_fraction = v; return UPQ_OK;
+    case 's': TRY(cli_parse_int(c, "--seed", arg, 0, INT64_MAX, &n)); o->seed = (uint64_t)n; return UPQ_OK;
     case 'p':
         if (!strcmp(arg, "concat")) o->packing = PREP_CONCAT;
         else if (!strcmp(arg, "pad")) o->packing = PREP_PAD;
@@ -106,18 +98,9 @@ int cmd_prepare(int argc, char **argv)
         {"chat-template", required_argument, 0, 'c'}, {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     prep_opts o = {.seq_len = 512, .packing = PREP_CONCAT, .shard_rows = 1024, .progress = 1};
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'h') {
-            usage(stdout);
-            return UPQ_OK;
-        }
-        if (ch == '?' || ch == ':')
-            return cli_usage_error("prepare", "unknown or incomplete option '%s'", argv[optind - 1]);
-        TRY(set_opt(&o, ch, optarg));
-    }
+    int help = 0;
+    TRY(cli_getopt("prepare", argc, argv, opts, usage, set_opt, &o, &help));
+    if (help) return UPQ_OK;
     if (!o.tokenizer_dir || !o.out_dir) return cli_usage_error("prepare", "--model and --out are required");
     if (optind >= argc) return cli_usage_error("prepare", "no input files");
     o.inputs = (const char *const *)(argv + optind);

@@ -42,8 +42,9 @@ static void usage(FILE *f)
             "exit codes: 0 ok, 1 usage, 2 bad input / --verify mismatch, 3 I/O, 75 preempted (rerun)\n");
 }
 
-static int set_opt(teacher_opts *o, int ch, const char *arg)
+static int set_opt(void *ctx, int ch, const char *arg)
 {
+    teacher_opts *o = ctx;
     int64_t n = 0;
     switch (ch) {
     case 'm': o->model = arg; return UPQ_OK;
@@ -104,18 +105,9 @@ int cmd_teacher(int argc, char **argv)
     teacher_opts o = {.mode = H5T_MODE_TOPK, .topk = 64, .samples = 64, .temperature = 1.0, .progress = 1, .compress = 1};
     const char *gz = getenv("UPQ_TEACHER_GZIP");
     if (gz && (!strcmp(gz, "0") || !strcmp(gz, "2"))) o.compress = gz[0] - '0';
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'h') {
-            usage(stdout);
-            return UPQ_OK;
-        }
-        if (ch == '?' || ch == ':')
-            return cli_usage_error("teacher", "unknown or incomplete option '%s'", argv[optind - 1]);
-        TRY(set_opt(&o, ch, optarg));
-    }
+    int help = 0;
+    TRY(cli_getopt("teacher", argc, argv, opts, usage, set_opt, &o, &help));
+    if (help) return UPQ_OK;
     if (!o.model || !o.data_dir || !o.out_dir) return cli_usage_error("teacher", "--model, --data and --out are required");
     if (o.fp32 && o.mode != H5T_MODE_FULL) return cli_usage_error("teacher", "--dtype fp32 is for --store full only");
     if (optind < argc) return cli_usage_error("teacher", "unexpected argument '%s'", argv[optind]);

@@ -3,7 +3,7 @@
  * (generate.h), every response checked strict and loose. Under mpirun the ranks split
  * the prompts in contiguous ranges and every rank ends with every response (ids summed
  * with par_sum_i64); a prompt's ids do not depend on the rank count. Not the checks
- * themselves (ifeval.c) and not the printing (cmd_eval.c). */
+ * themselves (ifeval.c) and not the printing (cmd_eval.c, eval_report.c). */
 #ifndef UPQ_EVAL_H
 #define UPQ_EVAL_H
 

@@ -17,14 +17,9 @@ set -euo pipefail
 I="$UPQ_SHARED_DIR/models/tinyllama-15m-instruct"
 EV="$UPQ_SHARED_DIR/data/instruct-eval/eval.jsonl"
 REF="$I/eval_outputs.jsonl"
-if [[ ! -f "$I/model.safetensors" || ! -f "$EV" || ! -f "$REF" ]]; then
-    echo "SKIPPED: tinyllama-15m-instruct or instruct-eval under $UPQ_SHARED_DIR is absent (set UPQ_SHARED_DIR)" >&2
-    exit 77
-fi
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-MPIRUN=${MPIEXEC:-mpirun}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh" # e2e_setup, fail, MPIRUN
+e2e_setup "" "tinyllama-15m-instruct or instruct-eval under $UPQ_SHARED_DIR is absent (set UPQ_SHARED_DIR)" \
+    "$I/model.safetensors" "$EV" "$REF"
 N=${UPQ_EVAL_N:-12}
 
 # reference rows of one config, first N prompts: id, ids, pass

@@ -15,24 +15,14 @@ set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}"
 I="$UPQ_SHARED_DIR/models/tinyllama-15m-instruct"
 CORPUS="$UPQ_SHARED_DIR/data/pd-english/corpus.txt.xz"
-if [[ ! -f "$I/model.safetensors" || ! -f "$CORPUS" ]]; then
-    echo "SKIPPED: tinyllama-15m-instruct or pd-english/corpus.txt.xz under $UPQ_SHARED_DIR is absent" >&2
-    exit 77
-fi
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-MPIRUN=${MPIEXEC:-mpirun}
+LIB="$(dirname "${BASH_SOURCE[0]}")/../lib"
+source "$LIB/e2e.sh"     # e2e_setup, fail, MPIRUN
+source "$LIB/mc_task.sh" # mc_task
+e2e_setup "" "tinyllama-15m-instruct or pd-english/corpus.txt.xz under $UPQ_SHARED_DIR is absent" \
+    "$I/model.safetensors" "$CORPUS"
 PINNED=07bf45a7e668d1cb6a789a3715fe626632993f09ed44c1c03022e6484dd34e65
 
-cat >"$W/task.jsonl" <<'T'
-{"context": "The sun rises in the", "choices": ["east.", "refrigerator of the soul.", "west."], "answer": 0}
-{"context": "Once upon a time there was a", "choices": ["little girl who lived in a village.", "purple", "of of of the"], "answer": 0}
-
-{"context": "Shall I compare thee to a summer's", "choices": ["day?", "spreadsheet?"], "answer": 0}
-{"context": "He opened the door and", "choices": ["walked into the room.", "the the the", "seventeen", "quickly sky"], "answer": 0}
-{"context": "The king said to his", "choices": ["son, \"Go forth.\"", "banana", "mathematically"], "answer": 0}
-T
+mc_task "$W/task.jsonl" blank
 
 # 1. picks recomputed from the log-likelihoods
 "$UPQ" eval --model "$I" --mc "$W/task.jsonl" --mc-batch 4 --out "$W/np1" --json >"$W/np1.json"

@@ -16,22 +16,13 @@ set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}"
 I="$UPQ_SHARED_DIR/models/tinyllama-15m-instruct"
 EV="$UPQ_SHARED_DIR/data/instruct-eval/eval.jsonl"
-if [[ ! -f "$I/model.safetensors" || ! -f "$EV" ]]; then
-    echo "SKIPPED: tinyllama-15m-instruct or instruct-eval under $UPQ_SHARED_DIR is absent (set UPQ_SHARED_DIR)" >&2
-    exit 77
-fi
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-MPIRUN=${MPIEXEC:-mpirun}
+LIB="$(dirname "${BASH_SOURCE[0]}")/../lib"
+source "$LIB/e2e.sh"     # e2e_setup, fail, MPIRUN
+source "$LIB/mc_task.sh" # mc_task
+e2e_setup "" "tinyllama-15m-instruct or instruct-eval under $UPQ_SHARED_DIR is absent (set UPQ_SHARED_DIR)" \
+    "$I/model.safetensors" "$EV"
 
-cat >"$W/task.jsonl" <<'T'
-{"context": "The sun rises in the", "choices": ["east.", "refrigerator of the soul.", "west."], "answer": 0}
-{"context": "Once upon a time there was a", "choices": ["little girl who lived in a village.", "purple", "of of of the"], "answer": 0}
-{"context": "Shall I compare thee to a summer's", "choices": ["day?", "spreadsheet?"], "answer": 0}
-{"context": "He opened the door and", "choices": ["walked into the room.", "the the the", "seventeen", "quickly sky"], "answer": 0}
-{"context": "The king said to his", "choices": ["son, \"Go forth.\"", "banana", "mathematically"], "answer": 0}
-T
+mc_task "$W/task.jsonl"
 head -c 3000 "$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt" >"$W/small.txt"
 "$UPQ" ptq --model "$I" --calib "$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt" --bits 4 --group 128 \
     --method rtn --calib-samples 2 --seq-len 64 --out "$W/w4.h5" >/dev/null 2>&1 || fail "ptq rtn"

@@ -17,22 +17,14 @@
 # UPQ_QAT_PAUSE_MS only slows steps so that a signal lands mid-run. Skips (77) without ../shared.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}" "${UPQ_SOURCE_DIR:?}"
-M="$UPQ_SHARED_DIR/models/stories260k"
-TXT="$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt"
-if [[ ! -f "$M/model.safetensors" || ! -f "$TXT" ]]; then
-    echo "SKIPPED: stories260k or tinyshakespeare under $UPQ_SHARED_DIR is absent" >&2
-    exit 77
-fi
-W=$(mktemp -d /tmp/upq_e2e_qat_XXXXXX)
-trap 'rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$UPQ_SOURCE_DIR/tests/lib/stories.sh"  # stories_setup, stories_prepare, fail
 source "$UPQ_SOURCE_DIR/tests/lib/run_dirs.sh" # wait_for
 source "$UPQ_SOURCE_DIR/tests/lib/num.sh"      # is_num, num_le, num_lt
 export SOURCE_DATE_EPOCH=1700000000
-head -c 3000 "$TXT" > "$W/in.txt"
+stories_setup qat
 tail -c 3000 "$TXT" > "$W/other.txt"
-"$UPQ" prepare --model "$M" --out "$W/data" --seq-len 32 --shard-size 4 --quiet "$W/in.txt" > /dev/null
-"$UPQ" prepare --model "$M" --out "$W/data2" --seq-len 32 --shard-size 4 --quiet "$W/other.txt" > /dev/null
+stories_prepare "$W/in.txt" "$W/data"
+stories_prepare "$W/other.txt" "$W/data2"
 "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/teach" --store topk --topk 16 --quiet > /dev/null
 "$UPQ" teacher --model "$M" --data "$W/data2" --out "$W/teach2" --store topk --topk 16 --quiet > /dev/null
 "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/teachf" --store full --quiet > /dev/null

@@ -8,18 +8,10 @@
 # without ../shared.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}" "${UPQ_SOURCE_DIR:?}"
-M="$UPQ_SHARED_DIR/models/stories260k"
-TXT="$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt"
-if [[ ! -f "$M/model.safetensors" || ! -f "$TXT" ]]; then
-    echo "SKIPPED: stories260k or tinyshakespeare under $UPQ_SHARED_DIR is absent" >&2
-    exit 77
-fi
-W=$(mktemp -d /tmp/upq_e2e_qat_sample_XXXXXX)
-trap 'rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-source "$UPQ_SOURCE_DIR/tests/lib/num.sh" # NUM_AWK
-head -c 3000 "$TXT" > "$W/in.txt"
-"$UPQ" prepare --model "$M" --out "$W/data" --seq-len 32 --shard-size 4 --quiet "$W/in.txt" > /dev/null
+source "$UPQ_SOURCE_DIR/tests/lib/stories.sh" # stories_setup, stories_prepare, fail
+source "$UPQ_SOURCE_DIR/tests/lib/num.sh"     # NUM_AWK
+stories_setup qat_sample
+stories_prepare "$W/in.txt" "$W/data"
 "$UPQ" teacher --model "$M" --data "$W/data" --out "$W/teach" --store sample --samples 32 --seed 3 --quiet > /dev/null
 decreases() { # CSV: mean of the last 5 losses < 0.9 x mean of the first 5, all finite
     awk -F, "$NUM_AWK"' NR > 1 { if (!isnum($2)) bad = 1; l[NR - 1] = $2; n = NR - 1 }

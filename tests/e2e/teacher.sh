@@ -16,18 +16,10 @@
 # without ../shared.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}" "${UPQ_SHARED_DIR:?}" "${UPQ_SOURCE_DIR:?}"
-M="$UPQ_SHARED_DIR/models/stories260k"
-TXT="$UPQ_SHARED_DIR/data/tinyshakespeare/input.txt"
-if [[ ! -f "$M/model.safetensors" || ! -f "$TXT" ]]; then
-    echo "SKIPPED: stories260k or tinyshakespeare under $UPQ_SHARED_DIR is absent" >&2
-    exit 77
-fi
-W=$(mktemp -d /tmp/upq_e2e_teacher_XXXXXX)
-trap 'rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$UPQ_SOURCE_DIR/tests/lib/stories.sh"  # stories_setup, stories_prepare, fail
 source "$UPQ_SOURCE_DIR/tests/lib/run_dirs.sh" # wait_for
-head -c 3000 "$TXT" > "$W/in.txt"
-"$UPQ" prepare --model "$M" --out "$W/data" --seq-len 32 --shard-size 4 --quiet "$W/in.txt" > /dev/null
+stories_setup teacher
+stories_prepare "$W/in.txt" "$W/data"
 NS=$(ls "$W/data" | wc -l)
 [ "$NS" -ge 6 ] || fail "expected at least 6 data shards, got $NS"
 opts() { case $1 in full) echo "--store full";; topk) echo "--store topk --topk 8";;
@@ -82,7 +74,7 @@ same "$W/sample.1" "$W/s"
 echo "teacher: SIGUSR1 -> exit 75 after $n_done shard(s); the rerun continues to the reference bytes"
 
 # (2b) stops in the middle of a shard
-"$UPQ" prepare --model "$M" --out "$W/big" --seq-len 32 --shard-size 16 --quiet "$W/in.txt" > /dev/null
+stories_prepare "$W/in.txt" "$W/big" 16
 part_rows() { # rows in a .part file (header 128 bytes)
     local f=$1 rb=$2; [ -f "$f" ] || { echo 0; return; }; echo $(( ($(stat -c %s "$f") - 128) / rb )); }
 wait_rows() { for _ in $(seq 1200); do [ "$(part_rows "$1" "$2")" -ge "$3" ] && return 0; sleep 0.05; done; fail "$1 never held $3 rows"; }

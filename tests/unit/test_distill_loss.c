@@ -1,153 +1,20 @@
 /* test_distill_loss.c - distillation losses (src/train/distill_loss.c) against a float64 plain
- * reference written here from the definitions (its gradient by double central
+ * reference written from the definitions (distill_ref.h; its gradient by double central
  * differences), against central differences of the library's own value, the beta
- * limits of the JSD, KL(p||p) = 0, the JSD bound, top-K with K = V against full, the
- * sampled estimator against full with a tolerance from its exact variance, masks,
- * temperature, CE against tfm_ce_loss, the CAKLD gamma and record checks. Ends with a
- * bench (ns per position at V = 32000, printed, not asserted). */
+ * limits of the JSD, KL(p||p) = 0, the JSD bound, top-K with K = V against full, and the
+ * sampled estimator against full with a tolerance from its exact variance. Masks,
+ * temperature, CE, the CAKLD gamma, record checks and the bench: test_distill_batch.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "distill_loss.h"
+#include "distill_ref.h"
 #include "f16.h"
-#include "loss.h"
 #include "rng.h"
 #include "test_util.h"
 #include "upq_err.h"
-
-static uint64_t rs[4];
-static double unif(void) { return upq_rng_uniform(rs); }
-static void fill(float *x, int64_t n, double scale)
-{
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * (2 * unif() - 1));
-}
-
-static const char *kname[] = {"ce", "fkl", "rkl", "jsd", "cakld"};
-static const char *mname[] = {"full", "topk", "sample", "topk-derived-tail", "sample-bucket"};
-
-/* ---- float64 reference, from the definitions ---- */
-static double xlogy_ratio(double x, double y) { return x > 0 ? x * log(x / y) : 0.0; }
-
-static double ref_term(dl_kind k, double beta, double gamma, double p, double q)
-{
-    if (k == DL_JSD && beta == 0) k = DL_FKL;
-    if (k == DL_JSD && beta == 1) k = DL_RKL;
-    switch (k) {
-    case DL_FKL: return xlogy_ratio(q, p);
-    case DL_RKL: return xlogy_ratio(p, q);
-    case DL_JSD: {
-        /* GKD's JSD over beta (1 - beta), plus the zero-sum -(1 - 2 beta)(p - q) of
-         * docs/distill-loss.md (it matters only for the sampled estimator) */
-        double m = beta * q + (1 - beta) * p;
-        return (beta * xlogy_ratio(q, m) + (1 - beta) * xlogy_ratio(p, m)) / (beta * (1 - beta)) -
-               (1 - 2 * beta) * (p - q);
-    }
-    case DL_CAKLD: return gamma * xlogy_ratio(q, p) + (1 - gamma) * xlogy_ratio(p, q);
-    default: abort();
-    }
-}
-
-static void ref_softmax(double *p, const double *x, int64_t V, double scale)
-{
-    double mx = -INFINITY, s = 0;
-    for (int64_t j = 0; j < V; j++) mx = fmax(mx, x[j] * scale);
-    for (int64_t j = 0; j < V; j++) s += p[j] = exp(x[j] * scale - mx);
-    for (int64_t j = 0; j < V; j++) p[j] /= s;
-}
-
-static double ref_pos(const dl_config *c, const double *z, const dl_record *r, int32_t target,
-                      int64_t V)
-{
-    double *p = malloc(V * sizeof *p), *q = malloc(V * sizeof *q), v = 0;
-    if (c->kind == DL_CE) {
-        ref_softmax(p, z, V, 1.0);
-        v = -log(p[target]);
-        free(p); free(q);
-        return v;
-    }
-    ref_softmax(p, z, V, 1.0 / c->temperature);
-    if (r->mode == DL_FULL) {
-        double *t = calloc(V, sizeof *t);
-        for (int64_t j = 0; j < V; j++) t[j] = r->logp[j];
-        ref_softmax(q, t, V, 1.0);
-        for (int64_t j = 0; j < V; j++) v += ref_term(c->kind, c->beta, c->gamma, p[j], q[j]);
-        free(t);
-    } else if (r->mode == DL_TOPK || c->sample_bucket) { /* sample_bucket: drawn ids as K */
-        char *in = calloc(V, 1);
-        double qs = 0, ptail = 0;
-        for (int32_t i = 0; i < r->k; i++) {
-            double qi = exp((double)r->logits[i] - r->lse);
-            in[r->ids[i]] = 1;
-            qs += qi;
-            v += ref_term(c->kind, c->beta, c->gamma, p[r->ids[i]], qi);
-        }
-        for (int64_t j = 0; j < V; j++) ptail += in[j] ? 0 : p[j];
-        double qtail = r->mode == DL_TOPK && r->log_tail < 0 ? exp(r->log_tail) : 1 - qs;
-        if (r->k < V) v += ref_term(c->kind, c->beta, c->gamma, ptail, qtail);
-        free(in);
-    } else {
-        for (int32_t i = 0; i < r->k; i++) {
-            double qi = exp((double)r->logits[i] - r->lse);
-            v += (double)r->counts[i] / r->n / qi *
-                 ref_term(c->kind, c->beta, c->gamma, p[r->ids[i]], qi);
-        }
-    }
-    free(p); free(q);
-    return c->scale_t2 ? v * c->temperature * c->temperature : v;
-}
-
-/* d ref_pos / d z by central differences in double. */
-static void ref_grad(double *g, const dl_config *c, const float *zf, const dl_record *r,
-                     int32_t target, int64_t V)
-{
-    double *z = malloc(V * sizeof *z);
-    for (int64_t j = 0; j < V; j++) z[j] = zf[j];
-    const double h = 1e-5;
-    for (int64_t j = 0; j < V; j++) {
-        double z0 = z[j];
-        z[j] = z0 + h;
-        double up = ref_pos(c, z, r, target, V);
-        z[j] = z0 - h;
-        double dn = ref_pos(c, z, r, target, V);
-        z[j] = z0;
-        g[j] = (up - dn) / (2 * h);
-    }
-    free(z);
-}
-
-/* Teacher records for position i in one of three modes, from teacher logits tl (V). */
-typedef struct {
-    dl_record r;
-    int32_t ids[4096], counts[4096];
-    float lg[4096];
-} rec_buf;
-
-static void make_rec(rec_buf *b, dl_mode mode, const float *tl, int64_t V, int32_t K, int32_t n)
-{
-    memset(&b->r, 0, sizeof b->r);
-    b->r.mode = mode;
-    if (mode == DL_FULL) b->r.logp = tl;
-    else if (mode == DL_TOPK) {
-        b->r.lse = dl_topk_build(b->ids, b->lg, &b->r.log_tail, tl, V, K);
-        b->r.k = K;
-    } else {
-        b->r.lse = dl_sample_build(b->ids, b->counts, b->lg, &b->r.k, tl, V, n, rs);
-        b->r.n = n;
-        b->r.counts = b->counts;
-    }
-    b->r.ids = b->ids;
-    b->r.logits = b->lg;
-}
-
-static double max_abs(const float *x, int64_t n)
-{
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
 
 /* Value and gradient of every loss, mode and a few temperatures against the reference;
  * gradient also against central differences of the library's own value. */
@@ -218,20 +85,6 @@ static void test_vs_reference(void)
             CHECK(loss[1] == 0.0f);
         }
     }
-}
-
-/* One position: value and gradient of cfg, for the limit and equality tests. */
-static double eval1(float *d, const dl_config *c, const float *z, const dl_record *r, int64_t V)
-{
-    int32_t t = 0;
-    return dl_loss_forward_backward(d, NULL, c, z, r, &t, 1, V, 1.0, NULL);
-}
-
-static double grad_diff(const float *a, const float *b, int64_t V)
-{
-    double m = 0, s = fmax(max_abs(a, V), max_abs(b, V));
-    for (int64_t j = 0; j < V; j++) m = fmax(m, fabs(a[j] - b[j]));
-    return m / (s + 1e-12);
 }
 
 /* JSD_beta at beta = 1e-4 / 1 - 1e-4 against FKL / RKL (error O(beta), so also 1e-2 to
@@ -428,175 +281,6 @@ static void test_sample_converges(void)
     }
 }
 
-/* Masked positions: 0 value and gradient, neither logits (NaN here) nor record read
- * (NULL pointers); counted ones as if alone. */
-static void test_masks(void)
-{
-    enum { V = 40, N = 4 };
-    float z[N * V], tl[N * V], d[N * V], d1[V], loss[N];
-    fill(z, N * V, 2.0);
-    fill(tl, N * V, 2.0);
-    for (int j = 0; j < V; j++) z[1 * V + j] = z[3 * V + j] = NAN;
-    dl_record recs[N];
-    for (int i = 0; i < N; i++) recs[i] = (dl_record){.mode = DL_FULL, .logp = tl + i * V};
-    recs[1].logp = recs[3].logp = NULL;
-    int32_t tg[N] = {3, -1, 5, -7};
-    for (int k = 0; k < 5; k++) {
-        dl_config c = {(dl_kind)k, 0.5, 0.5, 1.5, 1, 0};
-        int64_t cnt;
-        double sum = dl_loss_forward_backward(d, loss, &c, z, recs, tg, N, V, 1.0, &cnt);
-        double alone = 0;
-        for (int i = 0; i < N; i += 2) {
-            alone += dl_loss_forward_backward(d1, NULL, &c, z + i * V, recs + i, tg + i, 1, V, 1.0, NULL);
-            CHECK(memcmp(d1, d + i * V, sizeof d1) == 0);
-        }
-        CHECK_MSG(cnt == 2 && fabs(sum - alone) <= 1e-12 * fabs(alone) && isfinite(sum),
-                  "%s: %lld %g %g", kname[k], (long long)cnt, sum, alone);
-        CHECK(loss[1] == 0.0f && loss[3] == 0.0f);
-        for (int j = 0; j < V; j++) CHECK(d[V + j] == 0.0f && d[3 * V + j] == 0.0f);
-        int64_t cm;
-        double mean = dl_loss_mean(d, &c, z, recs, tg, N, V, &cm);
-        CHECK(cm == 2 && fabs(mean - sum / 2) <= 1e-12 * fabs(sum));
-        dl_loss_forward_backward(d1, NULL, &c, z, recs, tg, 1, V, 0.5, NULL);
-        CHECK(grad_diff(d1, d, V) <= 1e-7);
-    }
-    /* nothing counted: 0, not NaN */
-    int32_t none[N] = {-1, -1, -1, -1};
-    dl_config c = {DL_FKL, 0, 0, 1, 1, 0};
-    CHECK(dl_loss_mean(d, &c, z, recs, none, N, V, NULL) == 0.0 && max_abs(d, N * V) == 0.0);
-}
-
-/* Temperature: loss(z; T) = T^2 * loss(z / T; 1) with scale_t2 (1 otherwise), so the
- * gradient w.r.t. z is T (or 1/T) times that at z / T. CE ignores T. */
-static void test_temperature(void)
-{
-    enum { V = 100 };
-    static float z[V], zt[V], tl[V], d0[V], d1[V];
-    fill(z, V, 3.0);
-    fill(tl, V, 2.0);
-    const double T = 2.0;
-    for (int j = 0; j < V; j++) zt[j] = (float)(z[j] / T);
-    dl_record r = {.mode = DL_FULL, .logp = tl};
-    for (int k = 0; k < 5; k++)
-        for (int t2 = 0; t2 < 2; t2++) {
-            dl_config cT = {(dl_kind)k, 0.5, 0.5, T, t2, 0}, c1 = {(dl_kind)k, 0.5, 0.5, 1, t2, 0};
-            double vT = eval1(d0, &cT, z, &r, V);
-            double v1 = eval1(d1, &c1, k == DL_CE ? z : zt, &r, V);
-            double vs = k == DL_CE ? 1 : t2 ? T * T : 1, gs = k == DL_CE ? 1 : t2 ? T : 1 / T;
-            for (int j = 0; j < V; j++) d1[j] = (float)(d1[j] * gs);
-            CHECK_MSG(fabs(vT - vs * v1) <= 1e-6 * fabs(vT) && grad_diff(d0, d1, V) <= 1e-6,
-                      "%s t2=%d: %g vs %g", kname[k], t2, vT, vs * v1);
-        }
-}
-
-/* CE against tfm_ce_loss (loss.c, written independently). */
-static void test_ce(void)
-{
-    enum { V = 77, N = 5 };
-    float z[N * V], d0[N * V], d1[N * V];
-    int32_t tg[N] = {0, 76, -1, 30, 5};
-    fill(z, N * V, 5.0);
-    dl_config c = {DL_CE, 0, 0, 3.0, 1, 0};
-    int64_t c0, c1;
-    double v0 = dl_loss_mean(d0, &c, z, NULL, tg, N, V, &c0);
-    double v1 = tfm_ce_loss(d1, z, tg, N, V, &c1);
-    CHECK(c0 == 4 && c1 == 4 && fabs(v0 - v1) <= 1e-6 * v1 && grad_diff(d0, d1, N * V) <= 1e-6);
-}
-
-/* CAKLD gamma: mean top-1 teacher probability over counted positions. */
-static void test_gamma(void)
-{
-    enum { V = 90, N = 4 };
-    float tl[N * V];
-    fill(tl, N * V, 3.0);
-    static rec_buf rb[N];
-    int32_t tg[N] = {1, -1, 2, 3};
-    double want = 0;
-    for (int i = 0; i < N; i++) {
-        if (tg[i] < 0) continue;
-        double p[V], x[V];
-        for (int j = 0; j < V; j++) x[j] = tl[i * V + j];
-        ref_softmax(p, x, V, 1.0);
-        double mx = 0;
-        for (int j = 0; j < V; j++) mx = fmax(mx, p[j]);
-        want += mx / 3;
-    }
-    for (int m = 0; m < 3; m++) {
-        dl_record recs[N];
-        for (int i = 0; i < N; i++) {
-            make_rec(&rb[i], (dl_mode)m, tl + i * V, V, 4, 2000);
-            recs[i] = rb[i].r;
-        }
-        recs[1].logp = NULL, recs[1].logits = NULL; /* masked: not read */
-        double s = 0;
-        int64_t c = 0;
-        dl_top1_accum(&s, &c, recs, tg, N, V);
-        CHECK_MSG(c == 3 && fabs(s / c - want) <= 1e-6, "%s: %g vs %g", mname[m], s / c, want);
-    }
-}
-
-static void test_checks(void)
-{
-    float tl[10] = {0};
-    int32_t ids[3] = {1, 2, 3}, cnt[3] = {1, 1, 2};
-    float lg[3] = {1, 2, 3};
-    dl_record r = {.mode = DL_SAMPLE, .ids = ids, .counts = cnt, .logits = lg, .k = 3, .n = 4};
-    CHECK(dl_record_check(&r, 10, "r") == 0);
-    r.n = 5;
-    CHECK(dl_record_check(&r, 10, "r") == UPQ_EINPUT);
-    r.n = 4, ids[2] = 2;
-    CHECK(dl_record_check(&r, 10, "r") == UPQ_EINPUT && strstr(upq_errmsg(), "twice"));
-    ids[2] = 10;
-    CHECK(dl_record_check(&r, 10, "row 3") == UPQ_EINPUT && strstr(upq_errmsg(), "row 3"));
-    ids[2] = 3, r.mode = DL_TOPK, r.k = 11;
-    CHECK(dl_record_check(&r, 10, "r") == UPQ_EINPUT);
-    dl_record f = {.mode = DL_FULL, .logp = tl};
-    CHECK(dl_record_check(&f, 10, "r") == 0);
-    tl[4] = NAN;
-    CHECK(dl_record_check(&f, 10, "r") == UPQ_EINPUT);
-    dl_config c = {DL_JSD, 1.5, 0, 1, 1, 0};
-    CHECK(dl_config_check(&c) == UPQ_EUSAGE);
-    c.beta = 0.5, c.temperature = 0;
-    CHECK(dl_config_check(&c) == UPQ_EUSAGE);
-    c.temperature = 1, c.gamma = NAN;
-    CHECK(dl_config_check(&c) == UPQ_EUSAGE);
-}
-
-/* CPU ns per position at V = 32000 (tinyllama): process CPU time (the build machine is
- * shared, wall time is noise there), so one thread (ctest sets OMP_NUM_THREADS=1). */
-static void bench(void)
-{
-    enum { V = 32000, N = 16 };
-    float *z = malloc((size_t)N * V * sizeof *z), *tl = malloc((size_t)N * V * sizeof *tl);
-    float *d = malloc((size_t)N * V * sizeof *d);
-    fill(z, (int64_t)N * V, 4.0);
-    fill(tl, (int64_t)N * V, 4.0);
-    static rec_buf rb[N];
-    int32_t tg[N];
-    for (int i = 0; i < N; i++) tg[i] = i;
-    for (int m = 0; m < 3; m++) {
-        dl_record recs[N];
-        for (int i = 0; i < N; i++) {
-            make_rec(&rb[i], (dl_mode)m, tl + (int64_t)i * V, V, 32, 32);
-            recs[i] = rb[i].r;
-        }
-        printf("  bench V=%d %-6s (K=32, N=32), CPU ns/position:", V, mname[m]);
-        for (int k = 0; k < 5; k++) {
-            if (k == DL_CE && m) continue;
-            dl_config c = {(dl_kind)k, 0.5, 0.5, 1, 1, 0};
-            struct timespec a, b;
-            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
-            double v = dl_loss_mean(d, &c, z, recs, tg, N, V, NULL);
-            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
-            double ns = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / N;
-            printf(" %s %.0f", kname[k], ns);
-            CHECK(isfinite(v));
-        }
-        printf("\n");
-    }
-    free(z); free(tl); free(d);
-}
-
 int main(void)
 {
     upq_rng_seed(rs, 12345);
@@ -606,11 +290,5 @@ int main(void)
     test_topk_full();
     test_topk_fp16();
     test_sample_converges();
-    test_masks();
-    test_temperature();
-    test_ce();
-    test_gamma();
-    test_checks();
-    bench();
     return tu_finish("test_distill_loss");
 }

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "export_read.h"
 #include "h5qmodel.h"
 #include "hf_model.h"
 #include "model.h"
@@ -29,36 +30,6 @@
 #include "upq_err.h"
 
 static char root[] = "/tmp/upq_export_gguf_XXXXXX";
-
-static int run(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-static uint8_t *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*n + 1);
-    if (b && fread(b, 1, *n, f) != *n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[*n] = 0;
-    fclose(f);
-    return b;
-}
-
-static float half(uint16_t h)
-{
-    int sign = h >> 15, e = (h >> 10) & 31, f = h & 1023;
-    double v = e == 0 ? ldexp(f, -24) : e == 31 ? (f ? NAN : INFINITY) : ldexp(1024 + f, e - 25);
-    return (float)(sign ? -v : v);
-}
 
 /* ---- a GGUF reader ---- */
 typedef struct {
@@ -126,7 +97,7 @@ static void skip_value(rd *r, uint32_t type)
 static int gguf_read(const char *path, gguf *g)
 {
     memset(g, 0, sizeof *g);
-    g->buf = slurp(path, &g->n);
+    g->buf = ex_slurp(path, &g->n);
     if (!g->buf) return 1;
     rd r = {g->buf, g->n, 0, 0};
     if (g->n < 24 || memcmp(g->buf, "GGUF", 4)) return 1;
@@ -217,40 +188,21 @@ static void decode_row(uint32_t type, const uint8_t *p, float *y, uint64_t K)
 {
     for (uint64_t k = 0; k < K; k++) {
         if (type == 0) memcpy(&y[k], p + 4 * k, 4);
-        else if (type == 1) y[k] = half((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));
+        else if (type == 1) y[k] = ex_half((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));
         else if (type == 3) {
             const uint8_t *b = p + k / 32 * 20;
             int j = (int)(k % 32), q = j < 16 ? b[4 + j] & 15 : b[4 + j - 16] >> 4;
-            y[k] = (float)q * half((uint16_t)(b[0] | b[1] << 8)) + half((uint16_t)(b[2] | b[3] << 8));
+            y[k] = (float)q * ex_half((uint16_t)(b[0] | b[1] << 8)) + ex_half((uint16_t)(b[2] | b[3] << 8));
         } else if (type == 10) {
             /* dequantize_row_q2_K: per 128, 4 shifts x (16 + 16) weights; the scale byte
              * of weights [16s, 16s+16) is scales[s] (low nibble scale, high nibble min) */
             const uint8_t *b = p + k / 256 * 84;
             int e = (int)(k % 256), half128 = e / 128, r = e % 128, shift = 2 * (r / 32), l = r % 32;
             int sc = b[e / 16], q = (b[16 + 32 * half128 + l] >> shift) & 3;
-            float d = half((uint16_t)(b[80] | b[81] << 8)), dmin = half((uint16_t)(b[82] | b[83] << 8));
+            float d = ex_half((uint16_t)(b[80] | b[81] << 8)), dmin = ex_half((uint16_t)(b[82] | b[83] << 8));
             y[k] = d * (float)(sc & 15) * (float)q - dmin * (float)(sc >> 4);
         }
     }
-}
-
-typedef struct {
-    const char *name;
-    const float *w;
-} find_ctx;
-static int find_fn(void *ctx, const char *name, float *data, int nd, const int64_t sh[2])
-{
-    (void)nd, (void)sh;
-    find_ctx *c = ctx;
-    if (!strcmp(name, c->name)) c->w = data;
-    return UPQ_OK;
-}
-
-static const float *param(tfm_model *m, const char *hf)
-{
-    find_ctx fc = {hf, NULL};
-    tfm_params_foreach(m, find_fn, &fc);
-    return fc.w;
 }
 
 /* GGUF name -> HF name, expected type and rope heads (q/k) for tinyllama W2 g64 */
@@ -327,7 +279,7 @@ static void check_file(const char *path, const char *container, const char *rqdi
     char p[1500];
     size_t n;
     snprintf(p, sizeof p, "%s/chat_template.jinja", mdir);
-    char *tmpl = (char *)slurp(p, &n);
+    char *tmpl = (char *)ex_slurp(p, &n);
     if (tmpl) kv_streq(&g, "tokenizer.chat_template", tmpl, n);
     free(tmpl);
     const kv *toks = find_kv(&g, "tokenizer.ggml.tokens"), *tt = find_kv(&g, "tokenizer.ggml.token_type"),
@@ -344,7 +296,7 @@ static void check_file(const char *path, const char *container, const char *rqdi
     }
     CHECK_MSG(mg && mg->type == 9 && mg->atype == 8 && mg->n > 1000, "tokenizer.ggml.merges: strings");
     snprintf(p, sizeof p, "%s.requant.tsv", path);
-    char *tsv = (char *)slurp(p, &n);
+    char *tsv = (char *)ex_slurp(p, &n);
     CHECK_MSG(tsv != NULL, "%s missing", p);
     double q2_rel = 0;
     for (uint64_t i = 0; i < g.nt && tsv; i++) {
@@ -356,7 +308,7 @@ static void check_file(const char *path, const char *container, const char *rqdi
             CHECK_MSG(0, "unexpected tensor %s", t->name);
             continue;
         }
-        const float *w = param(&m, hf), *wr = param(&rq, hf);
+        const float *w = ex_param(&m, hf), *wr = ex_param(&rq, hf);
         uint64_t K = t->ne[0], N = t->nd == 2 ? t->ne[1] : 1;
         CHECK_MSG(t->type == want, "%s: type %u, want %u", t->name, t->type, want);
         size_t rb = row_bytes(t->type, K);
@@ -399,11 +351,8 @@ static void check_file(const char *path, const char *container, const char *rqdi
 
 int main(void)
 {
-    const char *upq = getenv("UPQ");
-    if (!upq || access(upq, X_OK) != 0) {
-        fprintf(stderr, "SKIPPED: env UPQ (path to the upq binary) is not set; run through ctest\n");
-        return TEST_SKIP_RC;
-    }
+    const char *upq = ex_upq();
+    if (!upq) return TEST_SKIP_RC;
     const char *sh = tu_shared_dir();
     if (!mkdtemp(root)) return 1;
     char cmd[3000], c2[700], out[700], rq[700], mdir[700];
@@ -414,30 +363,30 @@ int main(void)
     snprintf(cmd, sizeof cmd,
              "'%s' ptq --model '%s' --calib '%s/data/tinyshakespeare/input.txt' --bits 2 --group 64 --method rtn "
              "--calib-samples 2 --seq-len 64 --out '%s' >/dev/null 2>&1", upq, mdir, sh, c2);
-    CHECK_MSG(run(cmd) == 0, "ptq W2 g64");
+    CHECK_MSG(ex_run(cmd) == 0, "ptq W2 g64");
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gguf --out '%s' --requantized '%s' 2>'%s/err'", upq, c2, out, rq, root);
-    CHECK_MSG(run(cmd) == 0, "export gguf");
+    CHECK_MSG(ex_run(cmd) == 0, "export gguf");
     snprintf(cmd, sizeof cmd, "test $(grep -c '^export: gguf .* relative Frobenius error' '%s/err') = 75", root);
-    CHECK_MSG(run(cmd) == 0, "one error line per tensor on stderr");
+    CHECK_MSG(ex_run(cmd) == 0, "one error line per tensor on stderr");
     if (!tu_failures) check_file(out, c2, rq, mdir);
 
     /* refusal, failed --force, --force */
     size_t n0, n1;
-    uint8_t *before = slurp(out, &n0);
+    uint8_t *before = ex_slurp(out, &n0);
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gguf --out '%s' 2>'%s/err2'", upq, c2, out, root);
-    CHECK_MSG(run(cmd) == 2, "an existing FILE without --force: exit 2");
+    CHECK_MSG(ex_run(cmd) == 2, "an existing FILE without --force: exit 2");
     snprintf(cmd, sizeof cmd, "grep -q 'w2.gguf exists (--force replaces it)' '%s/err2'", root);
-    CHECK_MSG(run(cmd) == 0, "the refusal names the file");
+    CHECK_MSG(ex_run(cmd) == 0, "the refusal names the file");
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gguf --out '%s' --force --tokenizer '%s/none' 2>/dev/null", upq, c2, out, root);
-    CHECK_MSG(run(cmd) == 2, "a failing --force export: exit 2");
-    uint8_t *after = slurp(out, &n1);
+    CHECK_MSG(ex_run(cmd) == 2, "a failing --force export: exit 2");
+    uint8_t *after = ex_slurp(out, &n1);
     CHECK_MSG(before && after && n0 == n1 && !memcmp(before, after, n0), "a refused or failed export changed %s", out);
     snprintf(cmd, sizeof cmd, "%s.tmp", out);
     CHECK_MSG(access(cmd, F_OK) != 0, "a failed export left %s", cmd);
     free(after);
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gguf --out '%s' --force 2>/dev/null", upq, c2, out);
-    CHECK_MSG(run(cmd) == 0, "--force replaces");
-    after = slurp(out, &n1);
+    CHECK_MSG(ex_run(cmd) == 0, "--force replaces");
+    after = ex_slurp(out, &n1);
     CHECK_MSG(before && after && n0 == n1 && !memcmp(before, after, n0), "the export is not deterministic");
     free(before);
     free(after);

@@ -1,7 +1,8 @@
 /* test_export_gptq.c - `upq export --format gptq` against a GPTQ dequantizer written here
  * from the published format (AutoGPTQ / transformers "gptq" checkpoints, docs/export.md),
  * not from io/export_gptq.c: a plain safetensors parser (8-byte header length, JSON header,
- * little-endian data), an IEEE fp16 decoder, and per linear
+ * little-endian data), an IEEE fp16 decoder (export_read.h, shared with test_export_gguf.c),
+ * and per linear
  *   q(n,k) = (qweight[k/P][n] >> (B*(k%P))) & (2^B-1),      P = 32/B
  *   z(g,n) = ((qzeros[g][n/P] >> (B*(n%P))) & (2^B-1)) + 1 (v1) or + 0 (v2)
  *   w(n,k) = scales[g_idx[k]][n] * (q(n,k) - z(g_idx[k],n)).
@@ -22,19 +23,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "export_read.h"
 #include "h5qmodel.h"
 #include "model.h"
 #include "test_util.h"
 #include "upq_err.h"
 
 static char root[] = "/tmp/upq_export_gptq_XXXXXX";
-
-static float half_to_float(uint16_t h)
-{
-    int sign = h >> 15, e = (h >> 10) & 31, f = h & 1023;
-    double v = e == 0 ? ldexp(f, -24) : e == 31 ? (f ? NAN : INFINITY) : ldexp(1024 + f, e - 25);
-    return (float)(sign ? -v : v);
-}
 
 typedef struct {
     uint8_t *buf;
@@ -44,15 +39,8 @@ typedef struct {
 
 static int sf_open(const char *path, sfile *f)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 1;
-    fseek(fp, 0, SEEK_END);
-    f->n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    f->buf = malloc(f->n);
-    size_t got = fread(f->buf, 1, f->n, fp);
-    fclose(fp);
-    if (got != f->n || f->n < 8) return 1;
+    f->buf = ex_slurp(path, &f->n);
+    if (!f->buf || f->n < 8) return 1;
     uint64_t hl = 0;
     for (int i = 0; i < 8; i++) hl |= (uint64_t)f->buf[i] << (8 * i);
     f->base = 8 + hl;
@@ -87,18 +75,6 @@ static int32_t rd32(const uint8_t *p, int64_t i)
 }
 static uint16_t rd16(const uint8_t *p, int64_t i) { return (uint16_t)(p[2 * i] | p[2 * i + 1] << 8); }
 
-typedef struct {
-    const char *name;
-    const float *w;
-} find_ctx;
-static int find_fn(void *ctx, const char *name, float *data, int nd, const int64_t sh[2])
-{
-    (void)nd, (void)sh;
-    find_ctx *c = ctx;
-    if (!strcmp(name, c->name)) c->w = data;
-    return UPQ_OK;
-}
-
 /* Compares every linear of dir/model.safetensors (dequantized as above) with m.
  * mode 0: within the fp16 rounding of m; mode 1: within s/2 (requantized). */
 static void compare(const char *dir, tfm_model *m, int bits, int group, int v2, int mode, const char *label)
@@ -121,8 +97,7 @@ static void compare(const char *dir, tfm_model *m, int bits, int group, int v2, 
             char wname[128], base[128], tn[200];
             h5q_hf_name(l, p, wname, sizeof wname);
             snprintf(base, sizeof base, "%.*s", (int)(strlen(wname) - 7), wname);
-            find_ctx fc = {.name = wname};
-            tfm_params_foreach(m, find_fn, &fc);
+            const float *wm = ex_param(m, wname);
             snprintf(tn, sizeof tn, "%s.qweight", base);
             const uint8_t *qw = sf_get(&f, tn, "I32", K / P, N);
             snprintf(tn, sizeof tn, "%s.qzeros", base);
@@ -131,15 +106,15 @@ static void compare(const char *dir, tfm_model *m, int bits, int group, int v2, 
             const uint8_t *sc = sf_get(&f, tn, "F16", G, N);
             snprintf(tn, sizeof tn, "%s.g_idx", base);
             const uint8_t *gi = sf_get(&f, tn, "I32", K, 0);
-            CHECK_MSG(qw && qz && sc && gi && fc.w, "%s: %s: tensors missing or malformed", label, base);
-            if (!(qw && qz && sc && gi && fc.w)) continue;
+            CHECK_MSG(qw && qz && sc && gi && wm, "%s: %s: tensors missing or malformed", label, base);
+            if (!(qw && qz && sc && gi && wm)) continue;
             for (int64_t n = 0; n < N; n++)
                 for (int64_t k = 0; k < K; k++) {
                     int32_t g = rd32(gi, k);
                     int q = (int)(((uint32_t)rd32(qw, (k / P) * N + n) >> (bits * (k % P))) & (uint32_t)maxq);
                     int z = (int)(((uint32_t)rd32(qz, (int64_t)g * (N / P) + n / P) >> (bits * (n % P))) & (uint32_t)maxq) + (v2 ? 0 : 1);
-                    float s = half_to_float(rd16(sc, (int64_t)g * N + n));
-                    float w = s * (float)(q - z), ref = fc.w[n * K + k];
+                    float s = ex_half(rd16(sc, (int64_t)g * N + n));
+                    float w = s * (float)(q - z), ref = wm[n * K + k];
                     double d = fabs((double)w - ref);
                     /* m = fp16(-s*z) is within fp16's unit roundoff (2^-11 relative, 2^-25
                      * absolute for subnormals) of -s*z; plus the fp32 rounding of both products. */
@@ -161,16 +136,10 @@ static void compare(const char *dir, tfm_model *m, int bits, int group, int v2, 
     CHECK_MSG(emb != NULL, "%s: embed_tokens", label);
     double e_rel = 0; /* error / (half an fp16 ulp: 2^-11 relative, 2^-25 for subnormals) */
     for (int64_t i = 0; emb && i < m->cfg.V * m->cfg.C; i++)
-        e_rel = tu_max(e_rel, fabs(half_to_float(rd16(emb, i)) - m->tok_emb[i]) / (ldexp(fabs(m->tok_emb[i]), -11) + ldexp(1, -25)));
+        e_rel = tu_max(e_rel, fabs(ex_half(rd16(emb, i)) - m->tok_emb[i]) / (ldexp(fabs(m->tok_emb[i]), -11) + ldexp(1, -25)));
     EXPECT_CLOSE(e_rel, 1.0, "%s: embed_tokens fp16 error / bound %g", label, e_rel);
     json_decref(f.hdr);
     free(f.buf);
-}
-
-static int run(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
 static int qconfig_ok(const char *dir, int bits, int group, const char *fmt)
@@ -190,11 +159,8 @@ static int qconfig_ok(const char *dir, int bits, int group, const char *fmt)
 
 int main(void)
 {
-    const char *upq = getenv("UPQ");
-    if (!upq || access(upq, X_OK) != 0) {
-        fprintf(stderr, "SKIPPED: env UPQ (path to the upq binary) is not set; run through ctest\n");
-        return TEST_SKIP_RC;
-    }
+    const char *upq = ex_upq();
+    if (!upq) return TEST_SKIP_RC;
     const char *sh = tu_shared_dir();
     if (!mkdtemp(root)) return 1;
     char cmd[3000], a[700], s[700], out[700];
@@ -206,7 +172,7 @@ int main(void)
                  "'%s' ptq --model '%s/models/tinyllama-15m' --calib '%s/data/tinyshakespeare/input.txt' --bits 2 "
                  "--group 32 --method rtn --grid %s --calib-samples 2 --seq-len 64 --out '%s' >/dev/null 2>&1",
                  upq, sh, sh, grids[i], i ? s : a);
-        CHECK_MSG(run(cmd) == 0, "ptq %s", grids[i]);
+        CHECK_MSG(ex_run(cmd) == 0, "ptq %s", grids[i]);
     }
     tfm_model ma = {0}, ms = {0};
     CHECK_OK(h5q_read(a, &ma));
@@ -216,30 +182,30 @@ int main(void)
     /* asym, v2: exact */
     snprintf(out, sizeof out, "%s/asym_v2", root);
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gptq --checkpoint-format gptq_v2 --out '%s'", upq, a, out);
-    CHECK_MSG(run(cmd) == 0, "export asym gptq_v2");
+    CHECK_MSG(ex_run(cmd) == 0, "export asym gptq_v2");
     CHECK_MSG(qconfig_ok(out, 2, 32, "gptq_v2"), "asym_v2 quantization_config");
     compare(out, &ma, 2, 32, 1, 0, "asym W2g32 gptq_v2");
 
     /* asym, v1: z = 0 groups refused; requantized within s/2 */
     snprintf(out, sizeof out, "%s/asym_v1", root);
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gptq --out '%s' 2>'%s/err_v1'", upq, a, out, root);
-    CHECK_MSG(run(cmd) == 2, "export asym v1 with z = 0 groups: exit 2");
+    CHECK_MSG(ex_run(cmd) == 2, "export asym v1 with z = 0 groups: exit 2");
     CHECK_MSG(access(out, F_OK) != 0, "a refused export left %s", out);
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gptq --force-requantize --out '%s' >/dev/null", upq, a, out);
-    CHECK_MSG(run(cmd) == 0, "export asym v1 --force-requantize");
+    CHECK_MSG(ex_run(cmd) == 0, "export asym v1 --force-requantize");
     CHECK_MSG(qconfig_ok(out, 2, 32, "gptq"), "asym_v1 quantization_config");
     compare(out, &ma, 2, 32, 0, 1, "asym W2g32 gptq (v1) requantized");
 
     /* seq: refused naming a layer; requantized within s/2 */
     snprintf(out, sizeof out, "%s/seq", root);
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gptq --checkpoint-format gptq_v2 --out '%s' 2>'%s/err_seq'", upq, s, out, root);
-    CHECK_MSG(run(cmd) == 2, "export seq grid: exit 2");
+    CHECK_MSG(ex_run(cmd) == 2, "export seq grid: exit 2");
     snprintf(cmd, sizeof cmd, "grep -q 'model.layers.0.self_attn.q_proj.weight.*1.5' '%s/err_seq'", root);
-    CHECK_MSG(run(cmd) == 0, "seq refusal names the layer and z = 1.5");
+    CHECK_MSG(ex_run(cmd) == 0, "seq refusal names the layer and z = 1.5");
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gptq --checkpoint-format gptq_v2 --force-requantize --out '%s' >'%s/out_seq'", upq, s, out, root);
-    CHECK_MSG(run(cmd) == 0, "export seq --force-requantize");
+    CHECK_MSG(ex_run(cmd) == 0, "export seq --force-requantize");
     snprintf(cmd, sizeof cmd, "test $(grep -c '^export: requantized .* max .* rms ' '%s/out_seq') = %lld", root, (long long)(ms.cfg.L * TFM_NPROJ));
-    CHECK_MSG(run(cmd) == 0, "a requantization report per layer");
+    CHECK_MSG(ex_run(cmd) == 0, "a requantization report per layer");
     compare(out, &ms, 2, 32, 1, 1, "seq W2g32 requantized");
 
     /* W4 per output channel (group_size -1, 4-bit packing), gptq_v2: exact */
@@ -249,12 +215,12 @@ int main(void)
              "'%s' ptq --model '%s/models/tinyllama-15m' --calib '%s/data/tinyshakespeare/input.txt' --bits 4 "
              "--group 0 --method rtn --calib-samples 2 --seq-len 64 --out '%s' >/dev/null 2>&1",
              upq, sh, sh, c4);
-    CHECK_MSG(run(cmd) == 0, "ptq W4 per channel");
+    CHECK_MSG(ex_run(cmd) == 0, "ptq W4 per channel");
     tfm_model m4 = {0};
     CHECK_OK(h5q_read(c4, &m4));
     snprintf(out, sizeof out, "%s/w4ch", root);
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format gptq --checkpoint-format gptq_v2 --out '%s'", upq, c4, out);
-    CHECK_MSG(run(cmd) == 0, "export W4 per channel gptq_v2");
+    CHECK_MSG(ex_run(cmd) == 0, "export W4 per channel gptq_v2");
     CHECK_MSG(qconfig_ok(out, 4, -1, "gptq_v2"), "w4ch quantization_config");
     if (m4.layers) compare(out, &m4, 4, 0, 1, 0, "asym W4 per-channel gptq_v2");
     tfm_model_free(&m4);
