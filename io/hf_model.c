@@ -307,6 +307,21 @@ static int add_job(void *ctx, const char *name, float *data, int ndim, const int
     return UPQ_OK;
 }
 
+/* Loads jobs[first, last) in parallel; a failure is redone here for its message (messages
+ * are per thread), the first in model order, so every run names the same tensor. */
+static int load_jobs(hf_job *jobs, int first, int last)
+{
+    int bad = -1;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = first; i < last; i++) {
+        if (load_job(&jobs[i]) != UPQ_OK) {
+#pragma omp critical
+            if (bad < 0 || i < bad) bad = i;
+        }
+    }
+    return bad >= 0 ? load_job(&jobs[bad]) : UPQ_OK;
+}
+
 int hf_model_read(const hf_model_files *h, tfm_model *m)
 {
     tfm_model tmp;
@@ -317,16 +332,7 @@ int hf_model_read(const hf_model_files *h, tfm_model *m)
         return UPQ_EIO;
     }
     int rc = tfm_params_foreach(&tmp, add_job, &J);
-    int bad = -1;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < J.n; i++) {
-        if (load_job(&J.jobs[i]) != UPQ_OK) {
-#pragma omp critical
-            if (bad < 0 || i < bad) bad = i; /* the first in model order: the same message every run */
-        }
-    }
-    if (!rc && bad >= 0) /* messages are per thread: redo the failing one here */
-        rc = load_job(&J.jobs[bad]);
+    if (!rc) rc = load_jobs(J.jobs, 0, J.n);
     free(J.jobs);
     if (rc) {
         tfm_model_free(&tmp);
@@ -351,15 +357,7 @@ int hf_model_read_part(const hf_model_files *h, tfm_model *m, int part, int npar
         if (owner > part && last == J.n) last = i;
         at += J.jobs[i].n;
     }
-    int bad = -1;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = first; i < last; i++) {
-        if (load_job(&J.jobs[i]) != UPQ_OK) {
-#pragma omp critical
-            if (bad < 0 || i < bad) bad = i;
-        }
-    }
-    if (!rc && bad >= 0) rc = load_job(&J.jobs[bad]);
+    if (!rc) rc = load_jobs(J.jobs, first, last);
     free(J.jobs);
     return rc;
 }
@@ -386,15 +384,7 @@ int hf_model_read_range(const hf_model_files *h, tfm_model *m, int64_t l0, int64
     int n = 0;
     for (int i = 0; i < J.n; i++) /* keep the range's jobs, in model order */
         if (in_range(J.jobs[i].src->name, l0, l1, emb, head, m->cfg.tie_embeddings)) J.jobs[n++] = J.jobs[i];
-    int bad = -1;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) {
-        if (load_job(&J.jobs[i]) != UPQ_OK) {
-#pragma omp critical
-            if (bad < 0 || i < bad) bad = i;
-        }
-    }
-    if (!rc && bad >= 0) rc = load_job(&J.jobs[bad]);
+    if (!rc) rc = load_jobs(J.jobs, 0, n);
     free(J.jobs);
     return rc;
 }
