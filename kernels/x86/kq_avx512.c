@@ -73,6 +73,22 @@ KQ_INLINE void kq_rp_group(const kq_xq *xq, const kq_qmat *W, int64_t g, int64_t
         _mm512_mask_storeu_ps(Y + i * ldy + KQ_RP_ROWS * g, k, _mm512_add_ps(acc[i], accm[i]));
 }
 
+/* One INT4 g128 block of four rows (row stride rs) from the stored layout: each row's
+ * header (fp16 scale and offset) into h, its low and high nibbles into lo and hi;
+ * prefetches pf bytes ahead in each row's stream. */
+KQ_INLINE void q4_rows4(const uint8_t *blk, int64_t rs, int pf, __m512i m15, int32_t h[4], __m512i lo[4],
+                       __m512i hi[4])
+{
+    for (int r = 0; r < 4; r++) {
+        const uint8_t *br = blk + r * rs;
+        _mm_prefetch((const char *)br + pf, _MM_HINT_T0);
+        memcpy(&h[r], br, 4);
+        const __m512i v = _mm512_loadu_si512((const void *)(br + KQ_HDR_BYTES));
+        lo[r] = _mm512_and_si512(v, m15);
+        hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
+    }
+}
+
 /* INT4 g128 on the stored layout, four rows n + r*step side by side (four streams).
  * Per row-block: low nibbles (codes 0..63) and high nibbles (64..127) each one vpdpbusd
  * against 64 activations; int32 lanes 0-7 / 8-15 of each are chunks 0/1 and 2/3, scaled
@@ -95,14 +111,7 @@ KQ_INLINE void kq_q4g128_rows4(const kq_xq *xq, const kq_qmat *W, int64_t n, int
     for (int64_t b = 0; b < nb; b++, blk += bb) {
         int32_t h[4];
         __m512i lo[4], hi[4];
-        for (int r = 0; r < 4; r++) {
-            const uint8_t *br = blk + r * rs;
-            _mm_prefetch((const char *)br + PF, _MM_HINT_T0);
-            memcpy(&h[r], br, 4);
-            const __m512i v = _mm512_loadu_si512((const void *)(br + KQ_HDR_BYTES));
-            lo[r] = _mm512_and_si512(v, m15);
-            hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
-        }
+        q4_rows4(blk, rs, PF, m15, h, lo, hi);
         const __m256 sm = _mm256_cvtph_ps(_mm_setr_epi32(h[0], h[1], h[2], h[3])); /* s0 m0 s1 m1 .. */
         float sv[8] __attribute__((aligned(32)));
         _mm256_store_ps(sv, sm);
@@ -166,14 +175,7 @@ KQ_INLINE void kq_q4g128_mx4(const kq_xq *xq, const kq_qmat *W, int64_t n, int64
     for (int64_t b = 0; b < nb; b++, blk += bb) {
         int32_t h[4];
         __m512i lo[4], hi[4];
-        for (int r = 0; r < 4; r++) {
-            const uint8_t *br = blk + r * rs;
-            _mm_prefetch((const char *)br + PF, _MM_HINT_T0);
-            memcpy(&h[r], br, 4);
-            const __m512i v = _mm512_loadu_si512((const void *)(br + KQ_HDR_BYTES));
-            lo[r] = _mm512_and_si512(v, m15);
-            hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);
-        }
+        q4_rows4(blk, rs, PF, m15, h, lo, hi);
         const __m256 sm = _mm256_cvtph_ps(_mm_setr_epi32(h[0], h[1], h[2], h[3])); /* s0 m0 s1 m1 .. */
         for (int i = 0; i < M; i++) {
             const int8_t *q = xq->q + i * xq->ldq + b * 128;
