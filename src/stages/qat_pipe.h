@@ -104,4 +104,13 @@ int qat_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss)
 int qat_ckpt_write(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t step, int64_t cursor);
 int qat_ckpt_read(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t *step, int64_t *cursor);
 
+/* The --loss names, by qat_opts.loss (qat_export.c). */
+extern const char *const qat_loss_names[];
+/* World rank 0, after the gather: the packed container at o->out (qat_export.c); *rel the
+ * packed forward's largest relative logit difference to the fake-quant one, *npk the
+ * packed linears. */
+int qat_write_output(qat_ctx *x, const float *losses, int64_t steps, double *rel, int64_t *npk);
+/* OUT.loss.csv and OUT.loss.svg, each written atomically. */
+int qat_write_csv(const char *out, const qat_opts *o, const float *losses, int64_t steps);
+
 #endif
