@@ -84,12 +84,7 @@ static void pos_records(const float *x, const int32_t *tok, int64_t T, int64_t V
     float inv = (float)(1.0 / o->temperature);
     for (int64_t j = 0; j < V; j++) z[j] = o->temperature == 1.0 ? x[j] : x[j] * inv;
     if (o->mode == H5T_MODE_FULL && d->logp32) {
-        /* fp32: the exactness reference (docs/teacher.md), log-sum-exp in double with libm. */
-        float mx = z[0];
-        for (int64_t j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-        double s = 0;
-        for (int64_t j = 0; j < V; j++) s += exp((double)z[j] - mx);
-        double lse = mx + log(s);
+        double lse = dl_logsumexp_exact(z, V); /* fp32: the exactness reference (docs/teacher.md) */
         float *out = d->logp32 + p * V;
         for (int64_t j = 0; j < V; j++) out[j] = (float)((double)z[j] - lse);
     } else if (o->mode == H5T_MODE_FULL) {

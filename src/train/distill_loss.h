@@ -88,5 +88,8 @@ float dl_sample_build_u(int32_t *ids, int32_t *counts, float *out_logits, int32_
 /* The log-sum-exp of logits (V) by the builders' one float-exp pass (within ~1e-7);
  * scratch: V floats. */
 double dl_logsumexp(const float *logits, int64_t V, float *scratch);
+/* The same with libm's double exp summed in order (what the losses use): the exactness
+ * reference. */
+double dl_logsumexp_exact(const float *logits, int64_t V);
 
 #endif
