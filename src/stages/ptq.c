@@ -81,15 +81,19 @@ static tfm_layer dekq_qmat(ptq_ctx *x, int64_t l, const kq_qmat *ql)
     return w;
 }
 
-/* X^T X of the linear inputs of the window just forwarded (x->ws) added to x->H. */
-static int hessian_add(ptq_ctx *x)
+/* X^T X of one window's linear inputs ln1 (T, C), atty (T, HD), ln2 (T, C), act (T, F)
+ * added to x->H. */
+static int hessian_add_from(ptq_ctx *x, const float *ln1, const float *atty, const float *ln2, const float *act)
 {
     int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
-    TRY(gptq_hessian_add(x->H[0], x->ws.ln1, T, C));
-    TRY(gptq_hessian_add(x->H[1], x->ws.atty, T, HD));
-    TRY(gptq_hessian_add(x->H[2], x->ws.ln2, T, C));
-    return gptq_hessian_add(x->H[3], x->ws.act, T, x->c.F);
+    TRY(gptq_hessian_add(x->H[0], ln1, T, C));
+    TRY(gptq_hessian_add(x->H[1], atty, T, HD));
+    TRY(gptq_hessian_add(x->H[2], ln2, T, C));
+    return gptq_hessian_add(x->H[3], act, T, x->c.F);
 }
+
+/* X^T X of the linear inputs of the window just forwarded (x->ws) added to x->H. */
+static int hessian_add(ptq_ctx *x) { return hessian_add_from(x, x->ws.ln1, x->ws.atty, x->ws.ln2, x->ws.act); }
 
 /* out[s] = block(w)(X[s]) for window s; with H: accumulate X^T X of the linear inputs. */
 static int window_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h, int64_t s)
@@ -469,4 +473,20 @@ int ptq_ctx_fp_window(ptq_ctx *x, int64_t l, const float *in, float *out)
 {
     ptq_block_forward(&x->c, &x->m.layers[l], &x->ws, in, out, x->T);
     return want_hessian(x) ? hessian_add(x) : UPQ_OK;
+}
+int64_t ptq_ctx_h_floats(const ptq_ctx *x) { return x->T * (2 * x->c.C + x->c.H * x->c.D + x->c.F); }
+void ptq_ctx_fp_window_save(ptq_ctx *x, int64_t l, const float *in, float *out, float *save)
+{
+    int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
+    ptq_block_forward(&x->c, &x->m.layers[l], &x->ws, in, out, T);
+    if (!want_hessian(x)) return;
+    memcpy(save, x->ws.ln1, (size_t)(T * C) * sizeof(float));
+    memcpy(save + T * C, x->ws.atty, (size_t)(T * HD) * sizeof(float));
+    memcpy(save + T * (C + HD), x->ws.ln2, (size_t)(T * C) * sizeof(float));
+    memcpy(save + T * (2 * C + HD), x->ws.act, (size_t)(T * x->c.F) * sizeof(float));
+}
+int ptq_ctx_h_add_saved(ptq_ctx *x, const float *save)
+{
+    int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
+    return hessian_add_from(x, save, save + T * C, save + T * (C + HD), save + T * (2 * C + HD));
 }

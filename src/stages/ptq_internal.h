@@ -64,6 +64,13 @@ double ptq_now_s(void);
 int ptq_ctx_want_h(const ptq_ctx *x);
 void ptq_ctx_zero_h(ptq_ctx *x);
 int ptq_ctx_fp_window(ptq_ctx *x, int64_t l, const float *in, float *out);
+/* The same in two steps, so that the FP output can be sent on before the X^T X work:
+ * fp_window_save forwards and, when X^T X is wanted, copies the window's linear inputs to
+ * save (ptq_ctx_h_floats floats); h_add_saved adds their X^T X to x->H. Adding each
+ * block's windows in window order gives the same bits as ptq_ctx_fp_window. */
+int64_t ptq_ctx_h_floats(const ptq_ctx *x);
+void ptq_ctx_fp_window_save(ptq_ctx *x, int64_t l, const float *in, float *out, float *save);
+int ptq_ctx_h_add_saved(ptq_ctx *x, const float *save);
 /* --scratch: this rank is done with p[0..n) of X, Y or Yq for now (no-op in RAM). Inline
  * so that ptq_group.c needs nothing from ptq.c. */
 static inline void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n)
