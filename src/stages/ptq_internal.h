@@ -110,6 +110,9 @@ int ptq_group_window_owner(int first, int size, int64_t S, int64_t s);
  * committed block costs one pass), and all L of them (skip_committed: look for part files). */
 double ptq_block_cost(const ptq_ctx *x, int committed);
 void ptq_block_costs(const ptq_ctx *x, int skip_committed, double *cost);
+/* The FP chain's latency of each block (the same units: one window's forward), for
+ * part_blocks_chain; from the config only, so every rank computes the same. */
+void ptq_block_latencies(const ptq_ctx *x, double *lat);
 
 /* ptq_timing.c: the per-rank time table (rank 0 prints it; collective over the world when
  * `gather`, i.e. on several ranks; every rank must call it then). */

@@ -256,17 +256,21 @@ static int run_fp(ptq_ctx *x, const double *cost, part_range *p)
 {
     int P = par_size(), me = par_rank(), R = x->o->ranks_per_block;
     int64_t L = x->c.L;
-    TRY(part_blocks(cost, L, me, P, R, p));
-    char *table = upq_malloc(65536, "partition table");
-    if (table && me == 0 && x->o->progress && !part_format(cost, L, P, R, table, 65536))
+    double *lat = upq_malloc((size_t)L * sizeof(double), "block chain latencies");
+    if (!lat) return UPQ_EIO;
+    ptq_block_latencies(x, lat); /* later groups start later: they get less work where it fits */
+    int rc = part_blocks_chain(cost, lat, L, me, P, R, p);
+    char *table = rc ? NULL : upq_malloc(65536, "partition table");
+    if (table && me == 0 && x->o->progress && !part_format_chain(cost, lat, L, P, R, table, 65536))
         fprintf(stderr, "ptq: --input fp on %d ranks, %d block groups (calibration windows split within a group):\n%s",
                 P, p->ngroups, table);
-    free(table);
+    free(table), free(lat);
+    if (rc) return rc;
     int prev[2], next[2];
     TRY(ptq_group_join(x, cost, p, prev, next));
     double tc = ptq_now_s();
     chain_keep k;
-    int rc = keep_init(&k, x, p);
+    rc = keep_init(&k, x, p);
     if (!rc) rc = fp_chain(x, p, &k, prev, next);
     x->tm[PTQ_T_CHAIN] += ptq_now_s() - tc - x->tm[PTQ_T_CHAIN_WAIT];
     if (!rc) rc = quantize_range(x, p->first, p->count, &k);
