@@ -343,6 +343,8 @@ static void ctx_free(ptq_ctx *x)
     for (int i = 0; i < 4; i++) free(x->H[i]);
     ptq_block_ws_free(&x->ws);
     tfm_model_free(&x->m);
+    free(x->prov);
+    x->prov = NULL;
 }
 
 /* The parameters as one JSON line through jansson. ", " / ": " separators and reals
@@ -429,13 +431,24 @@ static int remove_parts(const ptq_opts *o, int64_t L)
     return UPQ_OK;
 }
 
+/* x->prov (heap: it is large) made once. */
+static int ctx_prov(ptq_ctx *x, const char *calib_path)
+{
+    double t0 = now_s();
+    if (!x->prov && !(x->prov = upq_malloc(sizeof *x->prov, "container provenance"))) return UPQ_EIO;
+    int rc = make_prov(x, x->prov, calib_path);
+    if (rc) free(x->prov), x->prov = NULL;
+    x->tm[PTQ_T_PROV] += now_s() - t0;
+    return rc;
+}
+
 static int finish(ptq_ctx *x, const char *calib_path)
 {
     const ptq_opts *o = x->o;
-    static h5m_provenance prov; /* large; one run at a time */
-    TRY(make_prov(x, &prov, calib_path));
+    if (!x->prov) TRY(ctx_prov(x, calib_path));
+    double tf = now_s();
     h5q_vec v[2] = {{"block_err_rtn", x->c.L, x->err0}, {"block_err_final", x->c.L, x->err1}};
-    TRY(h5q_write(o->out, &x->m, x->ql, &prov, v, 2));
+    TRY(h5q_write(o->out, &x->m, x->ql, x->prov, v, 2));
     char csv[4200], svg[4200], base[4200];
     snprintf(base, sizeof base, "%s", o->out);
     size_t n = strlen(base);
@@ -450,7 +463,9 @@ static int finish(ptq_ctx *x, const char *calib_path)
                x->err0[l] > 0 ? x->err1[l] / x->err0[l] : 1.0);
     printf("wrote %s (table %s, plot %s)\n", o->out, csv, svg);
     fflush(stdout);
-    return remove_parts(o, x->c.L);
+    TRY(remove_parts(o, x->c.L));
+    x->tm[PTQ_T_FINAL] += now_s() - tf;
+    return UPQ_OK;
 }
 
 /* For ptq_main.c and ptq_mpi*.c (ptq_internal.h). */
@@ -461,6 +476,7 @@ int ptq_ctx_params(ptq_ctx *x, const char *calib_sha) { return make_params(x, ca
 const char *ptq_method_name(int method) { return method_name(method); }
 int ptq_ctx_block(ptq_ctx *x, int64_t l, int *resumed) { return do_block(x, l, resumed); }
 int ptq_ctx_finish(ptq_ctx *x, const char *calib_path) { return finish(x, calib_path); }
+int ptq_ctx_prov(ptq_ctx *x, const char *calib_path) { return x->prov ? UPQ_OK : ctx_prov(x, calib_path); }
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done)
 {
     progress(x, l, resumed, t0, tb, done);

@@ -9,6 +9,7 @@
 
 #include "gptq.h"
 #include "group.h"
+#include "h5model.h"
 #include "h5scratch.h"
 #include "model.h"
 #include "partition.h"
@@ -19,9 +20,12 @@
 
 /* Where a rank's wall time goes (seconds), printed at the end (ptq_timing.c): model load;
  * calibration tokens and embeddings; the FP chain blocked in receives and computing;
- * block reconstruction; part files and container; waiting for other ranks (agreements,
- * the merge). */
-enum { PTQ_T_LOAD, PTQ_T_CALIB, PTQ_T_CHAIN_WAIT, PTQ_T_CHAIN, PTQ_T_RECON, PTQ_T_WRITE, PTQ_T_IDLE, PTQ_T_N };
+ * block reconstruction; part files; the provenance (hashes of the model and calibration
+ * files: on several ranks rank 0 does it while it waits for the other groups); the final
+ * merge and container write after every block is in (rank 0); waiting for other ranks
+ * (agreements, the merge). */
+enum { PTQ_T_LOAD, PTQ_T_CALIB, PTQ_T_CHAIN_WAIT, PTQ_T_CHAIN, PTQ_T_RECON, PTQ_T_WRITE, PTQ_T_PROV, PTQ_T_FINAL,
+       PTQ_T_IDLE, PTQ_T_N };
 
 typedef struct {
     const ptq_opts *o;
@@ -42,6 +46,7 @@ typedef struct {
     kq_qmat *ql;       /* (L*TFM_NPROJ) the result */
     double *err0, *err1;   /* (L) */
     char params[1024];
+    h5m_provenance *prov;  /* the container's, once made (ptq_ctx_prov); NULL before */
 } ptq_ctx;
 
 /* ptq.c: the run state (checked options, set up, parameters JSON, freed), one block
@@ -54,6 +59,10 @@ int ptq_ctx_params(ptq_ctx *x, const char *calib_sha);
 const char *ptq_method_name(int method);
 int ptq_ctx_block(ptq_ctx *x, int64_t l, int *resumed);
 int ptq_ctx_finish(ptq_ctx *x, const char *calib_path);
+/* The container's provenance (hashes of the model and calibration files) now, so that
+ * ptq_ctx_finish does not wait for it; ptq_ctx_finish makes it itself otherwise. Timed
+ * as PTQ_T_PROV. */
+int ptq_ctx_prov(ptq_ctx *x, const char *calib_path);
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done);
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap);
 double ptq_now_s(void);

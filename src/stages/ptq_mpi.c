@@ -10,6 +10,7 @@
  * and its column sweep split by output rows (ptq_group.c, also the group membership); block
  * costs from ptq_cost.c, computed by rank 0; the leader commits each block to its part
  * file (ptq.c). Finally rank 0
+ * (having hashed the inputs for the provenance while the later groups finished)
  * merges every block's part file into the one container, written (and so marked complete)
  * only when all blocks are in. A rerun with any rank count skips committed blocks. With
  * --input quant: ptq_mpi_quant.c. SIGTERM/SIGUSR1: each group stops after committing its
@@ -225,12 +226,14 @@ static int quantize_range(ptq_ctx *x, int64_t first, int64_t count, const chain_
 static int merge(ptq_ctx *x, const part_range *mine, const char *calib_path)
 {
     char part[4200];
+    double t0 = ptq_now_s();
     for (int64_t l = 0; l < x->c.L; l++) {
         if (l >= mine->first && l < mine->first + mine->count) continue;
         ptq_ctx_part_path(x->o, l, part, sizeof part);
         TRY(h5q_block_read(part, l, &x->ql[l * TFM_NPROJ], &x->err0[l], &x->err1[l], x->params));
     }
-    return ptq_ctx_finish(x, calib_path);
+    x->tm[PTQ_T_FINAL] += ptq_now_s() - t0;
+    return ptq_ctx_finish(x, calib_path); /* adds its own time to PTQ_T_FINAL */
 }
 
 /* Ranks agree on a status. A failing rank waits at most a few seconds (the others may be
@@ -301,12 +304,11 @@ int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
     } else if (!rc) {
         rc = run_fp(x, cost, &p);
     }
+    if (!rc && me == 0) rc = ptq_ctx_prov(x, calib_path); /* hashing while the later groups finish */
     ti = ptq_now_s();
     rc = agree(rc);
-    double tw = ptq_now_s();
-    x->tm[PTQ_T_IDLE] += tw - ti;
+    x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;
     if (!rc && me == 0) rc = merge(x, &p, calib_path);
-    x->tm[PTQ_T_WRITE] += ptq_now_s() - tw;
     ti = ptq_now_s();
     rc = agree(rc);
     x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;

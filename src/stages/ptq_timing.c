@@ -11,8 +11,8 @@
 #include "ptq_internal.h"
 #include "upq_err.h"
 
-static const char *const names[PTQ_T_N + 2] = {"load", "calib", "chain_wait", "chain", "recon",
-                                               "write", "idle", "other", "total"};
+static const char *const names[PTQ_T_N + 2] = {"load", "calib", "chain_wait", "chain", "recon", "write",
+                                               "prov", "final", "idle", "other", "total"};
 
 int ptq_timing_print(const ptq_ctx *x, int gather)
 {
@@ -27,7 +27,8 @@ int ptq_timing_print(const ptq_ctx *x, int gather)
     if (!rc && me == 0 && x->o->progress) {
         fprintf(stderr, "ptq: time per rank (s): load = model read; calib = calibration tokens and embeddings; "
                         "chain_wait/chain = FP chain blocked receiving/computing; recon = block reconstruction; "
-                        "write = part files and container; idle = waiting for the other ranks\n");
+                        "write = part files; prov = hashes of the inputs for the container; final = merge and "
+                        "container write once all blocks are in; idle = waiting for the other ranks\n");
         fprintf(stderr, "ptq: %5s", "rank");
         for (int i = 0; i < W; i++) fprintf(stderr, " %10s", names[i]);
         fputc('\n', stderr);
