@@ -1,7 +1,8 @@
 /* ptq_timing.c - where each rank's wall time went in `upq ptq` (ptq_internal.h: the
  * PTQ_T_* phases that ptq_main.c, ptq_mpi.c and ptq.c add up), gathered on rank 0 and
  * printed as one table on stderr, with the largest value of each column and a
- * machine-readable `ptq: time max` line that tests/bench/ptq_scaling.sh reads. Not the
+ * machine-readable `ptq: time max` line and a `ptq: time work` line (chain + recon + part
+ * files summed over the ranks, and the largest rank's) that tests/bench/ptq_scaling.sh reads. Not the
  * measuring itself. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,16 @@ int ptq_timing_print(const ptq_ctx *x, int gather)
         fprintf(stderr, "ptq: time max");
         for (int i = 0; i < W; i++) fprintf(stderr, " %s %.3f", names[i], mx[i]);
         fputc('\n', stderr);
+        /* the parallel work (chain + recon + part files) summed over the ranks, against one
+         * rank's: what more ranks add to it (memory bandwidth, clocks, repeated work), and
+         * the largest rank's against the mean (imbalance) */
+        double wsum = 0.0, wmax = 0.0;
+        for (int r = 0; r < P; r++) {
+            const double *q = t + (size_t)r * W;
+            double w = q[PTQ_T_CHAIN] + q[PTQ_T_RECON] + q[PTQ_T_WRITE];
+            wsum += w, wmax = w > wmax ? w : wmax;
+        }
+        fprintf(stderr, "ptq: time work sum %.3f max %.3f mean %.3f\n", wsum, wmax, wsum / P);
     }
     free(t);
     return rc;

@@ -6,7 +6,9 @@
 # (SOURCE_DATE_EPOCH fixed, the same --out path), and where the median run's time went:
 # the largest value over the ranks of each column of upq's `ptq: time max` line (load,
 # calib, chain_wait, chain, recon, write = part files, prov = input hashes, final = merge
-# and container after the last block, idle; seconds). Not a ctest: a measurement for a
+# and container after the last block, idle; seconds), and from its `ptq: time work` line
+# wsum (chain + recon + part files summed over the ranks: against np 1's, what the extra
+# ranks add) and wmax (the busiest rank's: against wsum / P, the imbalance). Not a ctest: a measurement for a
 # machine with many cores (the 16-core device, ../shared/BUNDLE.md);
 # tests/bench/ptq_scaling_all.sh runs the issue's four configurations as one table.
 #
@@ -37,9 +39,14 @@ out=$WORK/q.h5 ref=$WORK/ref.h5
 rm -rf "$out" "$out.parts" "$ref"
 
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-COLS="load calib chain_wait chain recon write prov final idle"
-# the value of column $2 in the `ptq: time max` line of file $1 (- when missing)
-tcol() { grep '^ptq: time max' "$1" | tail -1 | awk -v k="$2" '{for (i = 4; i < NF; i++) if ($i == k) {printf "%.2f", $(i + 1); f = 1}} END {if (!f) printf "-"}'; }
+COLS="load calib chain_wait chain recon write prov final idle wsum wmax"
+# the value of column $2 in the `ptq: time max` line of file $1 (- when missing); wsum and
+# wmax: the `ptq: time work` line's sum and max
+tcol() {
+    local line=max k=$2
+    [[ $k == wsum || $k == wmax ]] && line=work k=${k#w}
+    grep "^ptq: time $line" "$1" | tail -1 | awk -v k="$k" '{for (i = 4; i < NF; i++) if ($i == k) {printf "%.2f", $(i + 1); f = 1}} END {if (!f) printf "-"}'
+}
 
 declare -A MED
 if ((HEADER)); then
