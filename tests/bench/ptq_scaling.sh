@@ -8,7 +8,8 @@
 # calib, chain_wait, chain, recon, write = part files, prov = input hashes, final = merge
 # and container after the last block, idle; seconds), and from its `ptq: time work` line
 # wsum (chain + recon + part files summed over the ranks: against np 1's, what the extra
-# ranks add) and wmax (the busiest rank's: against wsum / P, the imbalance). Not a ctest: a measurement for a
+# ranks add) and wmax (the busiest rank's), and the two ratios infl = wsum / wsum(first P)
+# and imbal = wmax / (wsum / P). Not a ctest: a measurement for a
 # machine with many cores (the 16-core device, ../shared/BUNDLE.md);
 # tests/bench/ptq_scaling_all.sh runs the issue's four configurations as one table.
 #
@@ -52,7 +53,7 @@ declare -A MED
 if ((HEADER)); then
     printf '%-22s %-3s %-6s %-24s %-7s %-6s %-5s %-5s' config np groups "wall s (each run)" median speedup eff ident
     for c in $COLS; do printf ' %-6s' "${c/chain_wait/cwait}"; done
-    printf '\n'
+    printf ' %-6s %-6s\n' infl imbal
 fi
 first=${NPS%% *}
 for np in $NPS; do
@@ -81,5 +82,11 @@ for np in $NPS; do
     done
     printf '%-22s %-3s %-6s %-24s %-7s %-6s %-5s %-5s' "$LABEL" "$np" "$groups" "${times[*]}" "$med" "$sp" "$eff" "$same"
     for c in $COLS; do printf ' %-6s' "$(tcol "$WORK/np$np.r$mr.err" "$c")"; done
-    printf '\n'
+    # infl: the work summed over the ranks against the first P's (1.00: no work added by
+    # more ranks); imbal: the busiest rank's work against the mean (1.00: balanced)
+    ws=$(tcol "$WORK/np$np.r$mr.err" wsum) wm=$(tcol "$WORK/np$np.r$mr.err" wmax)
+    [[ $np == "$first" ]] && WS0=$ws
+    awk -v s="$ws" -v s0="${WS0:--}" -v m="$wm" -v p="$np" 'BEGIN {
+        if (s == "-" || s0 == "-" || s0 + 0 <= 0 || s + 0 <= 0) { printf " %-6s %-6s\n", "-", "-"; exit }
+        printf " %-6.2f %-6.2f\n", s / s0, m * p / s }'
 done
