@@ -21,8 +21,10 @@ static int n_groups(int64_t L, int nranks, int ranks_per_block)
     return G < 1 ? 1 : (int)G;
 }
 
-/* cut[g] = first block of group g (cut[G] = L), minimising the largest group cost. */
-static int split_blocks(const double *cost, int64_t L, int G, int64_t *cut)
+/* cut[g] = first block of group g (cut[G] = L), minimising the largest group finish
+ * off[j] + cost of [j, i) over the groups (off: NULL = 0; off[j] the start offset of a
+ * group whose first block is j). */
+static int split_blocks(const double *cost, const double *off, int64_t L, int G, int64_t *cut)
 {
     double *pre = upq_malloc((size_t)(L + 1) * sizeof(double), "partition prefix sums");
     double *best = upq_malloc((size_t)((G + 1) * (L + 1)) * sizeof(double), "partition table");
@@ -39,9 +41,9 @@ static int split_blocks(const double *cost, int64_t L, int G, int64_t *cut)
             double b = -1.0;
             int64_t a = -1;
             for (int64_t j = g - 1; j < i; j++) { /* group g-1 is [j, i) */
-                double prev = best[(g - 1) * (L + 1) + j];
+                double prev = best[(g - 1) * (L + 1) + j], here = (off ? off[j] : 0.0) + pre[i] - pre[j];
                 if (prev < 0.0) continue;
-                double m = prev > pre[i] - pre[j] ? prev : pre[i] - pre[j];
+                double m = prev > here ? prev : here;
                 if (b < 0.0 || m < b) b = m, a = j;
             }
             best[g * (L + 1) + i] = b, arg[g * (L + 1) + i] = a;
@@ -54,16 +56,31 @@ static int split_blocks(const double *cost, int64_t L, int G, int64_t *cut)
 
 int part_blocks(const double *cost, int64_t L, int rank, int nranks, int ranks_per_block, part_range *out)
 {
+    return part_blocks_chain(cost, NULL, L, rank, nranks, ranks_per_block, out);
+}
+
+int part_blocks_chain(const double *cost, const double *lat, int64_t L, int rank, int nranks, int ranks_per_block,
+                      part_range *out)
+{
     if (L < 1 || nranks < 1 || rank < 0 || rank >= nranks || ranks_per_block < 0)
         return UPQ_FAIL(UPQ_EUSAGE, "partition: need L >= 1 blocks, 0 <= rank < nranks, ranks per block >= 0 "
                                     "(got L %lld, rank %d, nranks %d, R %d)",
                         (long long)L, rank, nranks, ranks_per_block);
     for (int64_t l = 0; l < L; l++)
-        if (!(cost[l] >= 0.0)) return UPQ_FAIL(UPQ_EUSAGE, "partition: block %lld has cost %g", (long long)l, cost[l]);
+        if (!(cost[l] >= 0.0) || (lat && !(lat[l] >= 0.0)))
+            return UPQ_FAIL(UPQ_EUSAGE, "partition: block %lld has cost %g, latency %g", (long long)l, cost[l],
+                            lat ? lat[l] : 0.0);
     int G = n_groups(L, nranks, ranks_per_block);
     int64_t *cut = upq_malloc((size_t)(G + 1) * sizeof(int64_t), "partition cuts");
-    if (!cut) return UPQ_EIO;
-    int rc = split_blocks(cost, L, G, cut);
+    double *off = lat ? upq_malloc((size_t)(L + 1) * sizeof(double), "partition chain offsets") : NULL;
+    if (!cut || (lat && !off)) {
+        free(cut), free(off);
+        return UPQ_EIO;
+    }
+    /* a group of R ranks does its cost in about 1/R of one rank's time: its start offset
+     * counts R times against it (R = the smaller group size) */
+    for (int64_t l = 0; off && l <= L; l++) off[l] = l == 0 ? 0.0 : off[l - 1] + (double)(nranks / G) * lat[l - 1];
+    int rc = split_blocks(cost, off, L, G, cut);
     if (!rc) {
         /* ranks dealt contiguously: the first (nranks % G) groups get one more */
         int base = nranks / G, extra = nranks % G, g = 0, first = 0;
@@ -74,11 +91,17 @@ int part_blocks(const double *cost, int64_t L, int rank, int nranks, int ranks_p
         out->group_rank = rank - first;
         out->first = cut[g], out->count = cut[g + 1] - cut[g];
     }
-    free(cut);
+    free(cut), free(off);
     return rc;
 }
 
 int part_format(const double *cost, int64_t L, int nranks, int ranks_per_block, char *buf, size_t cap)
+{
+    return part_format_chain(cost, NULL, L, nranks, ranks_per_block, buf, cap);
+}
+
+int part_format_chain(const double *cost, const double *lat, int64_t L, int nranks, int ranks_per_block, char *buf,
+                      size_t cap)
 {
     double total = 0.0;
     for (int64_t l = 0; l < L; l++) total += cost[l];
@@ -86,7 +109,7 @@ int part_format(const double *cost, int64_t L, int nranks, int ranks_per_block, 
     buf[0] = 0;
     for (int r = 0; r < nranks; r++) {
         part_range p;
-        TRY(part_blocks(cost, L, r, nranks, ranks_per_block, &p));
+        TRY(part_blocks_chain(cost, lat, L, r, nranks, ranks_per_block, &p));
         if (p.group_rank) continue;
         double c = 0.0;
         for (int64_t l = p.first; l < p.first + p.count; l++) c += cost[l];

@@ -28,7 +28,19 @@ double part_block_cost(int64_t params, int64_t tokens, int64_t steps);
  * boundary), so every group gets at least one block. UPQ_EUSAGE on bad arguments. */
 int part_blocks(const double *cost, int64_t L, int rank, int nranks, int ranks_per_block, part_range *out);
 
-/* One line per group ("group g: ranks a-b, blocks f-l, cost share x%") into buf. */
+/* The same for a pipeline whose data reach block l only after passing blocks 0..l-1 (the
+ * FP chain of ptq --input fp): a group starting at block j starts lat[0] + ... + lat[j-1]
+ * late (lat in cost's units, one rank's time; weighed by the group size since a group of R
+ * ranks does its cost in about 1/R), and the largest start + group cost is minimised
+ * instead (ties: the earliest boundary). Later groups thus get less work when the costs
+ * allow it. lat NULL: part_blocks. */
+int part_blocks_chain(const double *cost, const double *lat, int64_t L, int rank, int nranks, int ranks_per_block,
+                      part_range *out);
+
+/* One line per group ("group g: ranks a-b, blocks f-l, cost share x%") into buf; _chain for
+ * part_blocks_chain's partition. */
 int part_format(const double *cost, int64_t L, int nranks, int ranks_per_block, char *buf, size_t cap);
+int part_format_chain(const double *cost, const double *lat, int64_t L, int nranks, int ranks_per_block, char *buf,
+                      size_t cap);
 
 #endif

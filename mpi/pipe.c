@@ -132,19 +132,38 @@ int pipe_post_recv(pipe_link *l, int slot, float *buf, int64_t n, int src, int t
     return UPQ_OK;
 }
 
+/* The outcome of slot's transfer that MPI_Wait or MPI_Test (e, st) completed. */
+static int slot_done(const pipe_link *l, int slot, int e, MPI_Status *st)
+{
+    int got = -1;
+    if (e == MPI_SUCCESS && l->cnt[slot] < 0) return UPQ_OK;
+    if (e == MPI_SUCCESS) MPI_Get_count(st, MPI_FLOAT, &got);
+    if (e != MPI_SUCCESS || got != (int)l->cnt[slot])
+        return UPQ_FAIL(UPQ_EIO, "pipeline: %s rank %d (tag %d) failed: error %d, %d of %lld floats",
+                        l->cnt[slot] < 0 ? "send to" : "receive from", l->peer[slot], l->tag[slot], e, got,
+                        (long long)l->cnt[slot]);
+    return UPQ_OK;
+}
+
 int pipe_wait(pipe_link *l, int slot, double *seconds)
 {
     UPQ_ASSERT(slot >= 0 && slot < l->n);
     if (l->req[slot] == MPI_REQUEST_NULL) return UPQ_OK;
     double t0 = wtime();
     MPI_Status st;
-    int e = MPI_Wait(&l->req[slot], &st), got = -1;
+    int e = MPI_Wait(&l->req[slot], &st);
     if (seconds) *seconds += wtime() - t0;
-    if (e == MPI_SUCCESS && l->cnt[slot] < 0) return UPQ_OK;
-    if (e == MPI_SUCCESS) MPI_Get_count(&st, MPI_FLOAT, &got);
-    if (e != MPI_SUCCESS || got != (int)l->cnt[slot])
-        return UPQ_FAIL(UPQ_EIO, "pipeline: %s rank %d (tag %d) failed: error %d, %d of %lld floats",
-                        l->cnt[slot] < 0 ? "send to" : "receive from", l->peer[slot], l->tag[slot], e, got,
-                        (long long)l->cnt[slot]);
-    return UPQ_OK;
+    return slot_done(l, slot, e, &st);
+}
+
+int pipe_test(pipe_link *l, int slot, int *done)
+{
+    UPQ_ASSERT(slot >= 0 && slot < l->n);
+    *done = 1;
+    if (l->req[slot] == MPI_REQUEST_NULL) return UPQ_OK;
+    MPI_Status st;
+    int e = MPI_Test(&l->req[slot], done, &st);
+    if (e == MPI_SUCCESS && !*done) return UPQ_OK;
+    *done = 1;
+    return slot_done(l, slot, e, &st);
 }

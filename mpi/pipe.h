@@ -35,5 +35,8 @@ int pipe_post_recv(pipe_link *l, int slot, float *buf, int64_t n, int src, int t
 /* Waits for slot's transfer (nothing posted: returns at once). UPQ_EIO naming the peer
  * and tag on an MPI error or a receive of another size. */
 int pipe_wait(pipe_link *l, int slot, double *seconds);
+/* Without waiting: *done = 1 when slot's transfer has completed (or nothing is posted),
+ * checked as pipe_wait checks it; 0 while it is still under way. */
+int pipe_test(pipe_link *l, int slot, int *done);
 
 #endif

@@ -71,7 +71,8 @@ static void usage(FILE *f)
             "  --act-order         GPTQ: columns by decreasing diag(X^T X) (static groups)\n"
             "  --csv FILE          per-block table path (default MODEL.blocks.csv)\n"
             "  --quiet             no progress on stderr (else it ends with the time per rank: load,\n"
-            "                      calib, chain_wait, chain, recon, write, idle; `ptq: time max ...`)\n"
+            "                      calib, chain_wait, chain, recon, write, prov, final, idle;\n"
+            "                      `ptq: time max ...`, `ptq: time work ...`)\n"
             "SOURCE_DATE_EPOCH, when set, is the container's creation time (reproducible files).\n",
             (int)SL_MIN_DIM_DEFAULT);
 }

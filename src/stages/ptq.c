@@ -81,15 +81,19 @@ static tfm_layer dekq_qmat(ptq_ctx *x, int64_t l, const kq_qmat *ql)
     return w;
 }
 
-/* X^T X of the linear inputs of the window just forwarded (x->ws) added to x->H. */
-static int hessian_add(ptq_ctx *x)
+/* X^T X of one window's linear inputs ln1 (T, C), atty (T, HD), ln2 (T, C), act (T, F)
+ * added to x->H. */
+static int hessian_add_from(ptq_ctx *x, const float *ln1, const float *atty, const float *ln2, const float *act)
 {
     int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
-    TRY(gptq_hessian_add(x->H[0], x->ws.ln1, T, C));
-    TRY(gptq_hessian_add(x->H[1], x->ws.atty, T, HD));
-    TRY(gptq_hessian_add(x->H[2], x->ws.ln2, T, C));
-    return gptq_hessian_add(x->H[3], x->ws.act, T, x->c.F);
+    TRY(gptq_hessian_add(x->H[0], ln1, T, C));
+    TRY(gptq_hessian_add(x->H[1], atty, T, HD));
+    TRY(gptq_hessian_add(x->H[2], ln2, T, C));
+    return gptq_hessian_add(x->H[3], act, T, x->c.F);
 }
+
+/* X^T X of the linear inputs of the window just forwarded (x->ws) added to x->H. */
+static int hessian_add(ptq_ctx *x) { return hessian_add_from(x, x->ws.ln1, x->ws.atty, x->ws.ln2, x->ws.act); }
 
 /* out[s] = block(w)(X[s]) for window s; with H: accumulate X^T X of the linear inputs. */
 static int window_pass(ptq_ctx *x, const tfm_layer *w, float *out, int want_h, int64_t s)
@@ -339,6 +343,8 @@ static void ctx_free(ptq_ctx *x)
     for (int i = 0; i < 4; i++) free(x->H[i]);
     ptq_block_ws_free(&x->ws);
     tfm_model_free(&x->m);
+    free(x->prov);
+    x->prov = NULL;
 }
 
 /* The parameters as one JSON line through jansson. ", " / ": " separators and reals
@@ -425,13 +431,24 @@ static int remove_parts(const ptq_opts *o, int64_t L)
     return UPQ_OK;
 }
 
+/* x->prov (heap: it is large) made once. */
+static int ctx_prov(ptq_ctx *x, const char *calib_path)
+{
+    double t0 = now_s();
+    if (!x->prov && !(x->prov = upq_malloc(sizeof *x->prov, "container provenance"))) return UPQ_EIO;
+    int rc = make_prov(x, x->prov, calib_path);
+    if (rc) free(x->prov), x->prov = NULL;
+    x->tm[PTQ_T_PROV] += now_s() - t0;
+    return rc;
+}
+
 static int finish(ptq_ctx *x, const char *calib_path)
 {
     const ptq_opts *o = x->o;
-    static h5m_provenance prov; /* large; one run at a time */
-    TRY(make_prov(x, &prov, calib_path));
+    if (!x->prov) TRY(ctx_prov(x, calib_path));
+    double tf = now_s();
     h5q_vec v[2] = {{"block_err_rtn", x->c.L, x->err0}, {"block_err_final", x->c.L, x->err1}};
-    TRY(h5q_write(o->out, &x->m, x->ql, &prov, v, 2));
+    TRY(h5q_write(o->out, &x->m, x->ql, x->prov, v, 2));
     char csv[4200], svg[4200], base[4200];
     snprintf(base, sizeof base, "%s", o->out);
     size_t n = strlen(base);
@@ -446,7 +463,9 @@ static int finish(ptq_ctx *x, const char *calib_path)
                x->err0[l] > 0 ? x->err1[l] / x->err0[l] : 1.0);
     printf("wrote %s (table %s, plot %s)\n", o->out, csv, svg);
     fflush(stdout);
-    return remove_parts(o, x->c.L);
+    TRY(remove_parts(o, x->c.L));
+    x->tm[PTQ_T_FINAL] += now_s() - tf;
+    return UPQ_OK;
 }
 
 /* For ptq_main.c and ptq_mpi*.c (ptq_internal.h). */
@@ -457,6 +476,7 @@ int ptq_ctx_params(ptq_ctx *x, const char *calib_sha) { return make_params(x, ca
 const char *ptq_method_name(int method) { return method_name(method); }
 int ptq_ctx_block(ptq_ctx *x, int64_t l, int *resumed) { return do_block(x, l, resumed); }
 int ptq_ctx_finish(ptq_ctx *x, const char *calib_path) { return finish(x, calib_path); }
+int ptq_ctx_prov(ptq_ctx *x, const char *calib_path) { return x->prov ? UPQ_OK : ctx_prov(x, calib_path); }
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done)
 {
     progress(x, l, resumed, t0, tb, done);
@@ -469,4 +489,20 @@ int ptq_ctx_fp_window(ptq_ctx *x, int64_t l, const float *in, float *out)
 {
     ptq_block_forward(&x->c, &x->m.layers[l], &x->ws, in, out, x->T);
     return want_hessian(x) ? hessian_add(x) : UPQ_OK;
+}
+int64_t ptq_ctx_h_floats(const ptq_ctx *x) { return x->T * (2 * x->c.C + x->c.H * x->c.D + x->c.F); }
+void ptq_ctx_fp_window_save(ptq_ctx *x, int64_t l, const float *in, float *out, float *save)
+{
+    int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
+    ptq_block_forward(&x->c, &x->m.layers[l], &x->ws, in, out, T);
+    if (!want_hessian(x)) return;
+    memcpy(save, x->ws.ln1, (size_t)(T * C) * sizeof(float));
+    memcpy(save + T * C, x->ws.atty, (size_t)(T * HD) * sizeof(float));
+    memcpy(save + T * (C + HD), x->ws.ln2, (size_t)(T * C) * sizeof(float));
+    memcpy(save + T * (2 * C + HD), x->ws.act, (size_t)(T * x->c.F) * sizeof(float));
+}
+int ptq_ctx_h_add_saved(ptq_ctx *x, const float *save)
+{
+    int64_t T = x->T, C = x->c.C, HD = x->c.H * x->c.D;
+    return hessian_add_from(x, save, save + T * C, save + T * (C + HD), save + T * (2 * C + HD));
 }

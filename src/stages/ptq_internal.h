@@ -9,6 +9,7 @@
 
 #include "gptq.h"
 #include "group.h"
+#include "h5model.h"
 #include "h5scratch.h"
 #include "model.h"
 #include "partition.h"
@@ -19,9 +20,12 @@
 
 /* Where a rank's wall time goes (seconds), printed at the end (ptq_timing.c): model load;
  * calibration tokens and embeddings; the FP chain blocked in receives and computing;
- * block reconstruction; part files and container; waiting for other ranks (agreements,
- * the merge). */
-enum { PTQ_T_LOAD, PTQ_T_CALIB, PTQ_T_CHAIN_WAIT, PTQ_T_CHAIN, PTQ_T_RECON, PTQ_T_WRITE, PTQ_T_IDLE, PTQ_T_N };
+ * block reconstruction; part files; the provenance (hashes of the model and calibration
+ * files: on several ranks rank 0 does it while it waits for the other groups); the final
+ * merge and container write after every block is in (rank 0); waiting for other ranks
+ * (agreements, the merge). */
+enum { PTQ_T_LOAD, PTQ_T_CALIB, PTQ_T_CHAIN_WAIT, PTQ_T_CHAIN, PTQ_T_RECON, PTQ_T_WRITE, PTQ_T_PROV, PTQ_T_FINAL,
+       PTQ_T_IDLE, PTQ_T_N };
 
 typedef struct {
     const ptq_opts *o;
@@ -42,6 +46,7 @@ typedef struct {
     kq_qmat *ql;       /* (L*TFM_NPROJ) the result */
     double *err0, *err1;   /* (L) */
     char params[1024];
+    h5m_provenance *prov;  /* the container's, once made (ptq_ctx_prov); NULL before */
 } ptq_ctx;
 
 /* ptq.c: the run state (checked options, set up, parameters JSON, freed), one block
@@ -54,6 +59,10 @@ int ptq_ctx_params(ptq_ctx *x, const char *calib_sha);
 const char *ptq_method_name(int method);
 int ptq_ctx_block(ptq_ctx *x, int64_t l, int *resumed);
 int ptq_ctx_finish(ptq_ctx *x, const char *calib_path);
+/* The container's provenance (hashes of the model and calibration files) now, so that
+ * ptq_ctx_finish does not wait for it; ptq_ctx_finish makes it itself otherwise. Timed
+ * as PTQ_T_PROV. */
+int ptq_ctx_prov(ptq_ctx *x, const char *calib_path);
 void ptq_ctx_progress(const ptq_ctx *x, int64_t l, int resumed, double t0, double tb, int64_t done);
 void ptq_ctx_part_path(const ptq_opts *o, int64_t l, char *buf, size_t cap);
 double ptq_now_s(void);
@@ -64,6 +73,13 @@ double ptq_now_s(void);
 int ptq_ctx_want_h(const ptq_ctx *x);
 void ptq_ctx_zero_h(ptq_ctx *x);
 int ptq_ctx_fp_window(ptq_ctx *x, int64_t l, const float *in, float *out);
+/* The same in two steps, so that the FP output can be sent on before the X^T X work:
+ * fp_window_save forwards and, when X^T X is wanted, copies the window's linear inputs to
+ * save (ptq_ctx_h_floats floats); h_add_saved adds their X^T X to x->H. Adding each
+ * block's windows in window order gives the same bits as ptq_ctx_fp_window. */
+int64_t ptq_ctx_h_floats(const ptq_ctx *x);
+void ptq_ctx_fp_window_save(ptq_ctx *x, int64_t l, const float *in, float *out, float *save);
+int ptq_ctx_h_add_saved(ptq_ctx *x, const float *save);
 /* --scratch: this rank is done with p[0..n) of X, Y or Yq for now (no-op in RAM). Inline
  * so that ptq_group.c needs nothing from ptq.c. */
 static inline void ptq_ctx_release(const ptq_ctx *x, const float *p, int64_t n)
@@ -103,6 +119,9 @@ int ptq_group_window_owner(int first, int size, int64_t S, int64_t s);
  * committed block costs one pass), and all L of them (skip_committed: look for part files). */
 double ptq_block_cost(const ptq_ctx *x, int committed);
 void ptq_block_costs(const ptq_ctx *x, int skip_committed, double *cost);
+/* The FP chain's latency of each block (the same units: one window's forward), for
+ * part_blocks_chain; from the config only, so every rank computes the same. */
+void ptq_block_latencies(const ptq_ctx *x, double *lat);
 
 /* ptq_timing.c: the per-rank time table (rank 0 prints it; collective over the world when
  * `gather`, i.e. on several ranks; every rank must call it then). */

@@ -177,9 +177,7 @@ int ptq_run(const ptq_opts *o)
         rc = ptq_mpi_run(&x, rc, calib_path); /* block-parallel (ptq_mpi.c) */
     } else {
         if (!rc) rc = run_blocks(&x);
-        double tw = ptq_now_s();
-        if (!rc) rc = ptq_ctx_finish(&x, calib_path);
-        x.tm[PTQ_T_WRITE] += ptq_now_s() - tw;
+        if (!rc) rc = ptq_ctx_finish(&x, calib_path); /* times itself: prov, final */
     }
     if (!rc) rc = ptq_timing_print(&x, gather); /* rc is the same on every rank here */
     ptq_ctx_free(&x);

@@ -10,6 +10,7 @@
  * and its column sweep split by output rows (ptq_group.c, also the group membership); block
  * costs from ptq_cost.c, computed by rank 0; the leader commits each block to its part
  * file (ptq.c). Finally rank 0
+ * (having hashed the inputs for the provenance while the later groups finished)
  * merges every block's part file into the one container, written (and so marked complete)
  * only when all blocks are in. A rerun with any rank count skips committed blocks. With
  * --input quant: ptq_mpi_quant.c. SIGTERM/SIGUSR1: each group stops after committing its
@@ -28,6 +29,8 @@
 /* Extra memory the FP chain may keep per rank for the FP inputs and X^T X of a group's
  * blocks after the first (then none of the group's blocks repeats its FP pass). */
 #define CHAIN_KEEP_BYTES ((size_t)2 << 30)
+/* Memory for the linear inputs of the windows whose X^T X the FP chain has not added yet. */
+#define CHAIN_BACKLOG_BYTES ((size_t)1 << 30)
 
 /* What the FP chain leaves for the group's blocks [first, first + count): A[i] is block
  * first + i's FP input on this rank's windows (A[0] = x->X, A[1] = x->Y, A[2..count]
@@ -93,36 +96,86 @@ static void use_h(ptq_ctx *x, const chain_keep *k, int64_t i)
     memcpy(x->H, k->Hs[i], sizeof k->Hs[i]);
 }
 
+/* The X^T X work of the FP chain, deferred until the window has been sent on to the next
+ * group (so a window's way down the chain costs forward passes only): a ring of up to
+ * `cap` windows, each holding the linear inputs of the nb blocks with a pass (nb x hf
+ * floats). Items (window, block) are done oldest window first and blocks in order, so each
+ * block adds its windows in window order: the same bits as adding them at once. cap = 0:
+ * no X^T X wanted. */
+typedef struct {
+    float *buf;                 /* (cap, nb, hf) */
+    int64_t cap, nb, hf;
+    int64_t head, count, blk;   /* oldest window's slot, windows held, its next block */
+} h_backlog;
+
+static int backlog_init(h_backlog *b, const ptq_ctx *x, int64_t nb)
+{
+    memset(b, 0, sizeof *b);
+    if (!ptq_ctx_want_h(x)) return UPQ_OK;
+    b->nb = nb, b->hf = ptq_ctx_h_floats(x);
+    size_t per = (size_t)(nb * b->hf) * sizeof(float);
+    b->cap = x->scr ? 1 : (int64_t)(CHAIN_BACKLOG_BYTES / per); /* --scratch: one window, as before */
+    b->cap = b->cap > x->S ? x->S : b->cap;
+    b->cap = b->cap < 1 ? 1 : b->cap; /* a member without windows still has one */
+    b->buf = upq_malloc((size_t)b->cap * per, "FP chain X^T X backlog");
+    return b->buf ? UPQ_OK : UPQ_EIO;
+}
+
+/* Where the next window's linear inputs go (NULL when no X^T X is wanted). */
+static float *backlog_slot(const h_backlog *b)
+{
+    return b->cap ? b->buf + ((b->head + b->count) % b->cap) * b->nb * b->hf : NULL;
+}
+
+/* One item: the oldest window's next block. */
+static int backlog_step(ptq_ctx *x, const chain_keep *k, h_backlog *b)
+{
+    use_h(x, k, b->blk);
+    TRY(ptq_ctx_h_add_saved(x, b->buf + (b->head * b->nb + b->blk) * b->hf));
+    if (++b->blk == b->nb) b->blk = 0, b->head = (b->head + 1) % b->cap, b->count--;
+    return UPQ_OK;
+}
+
 /* Window by window, for this rank's windows [s0, s0 + S) only: the group's first block's FP
  * input from the previous group's member holding it (group 0: the embeddings already in X,
- * moved to the front); the FP pass of the group's blocks on it at once (each block's FP
- * output and this rank's X^T X, which the block then skips: the reconstruction's FP passes
- * overlap the wait for later windows and are not done twice), and the last block's output
- * is sent on to the next group's member holding it. prev/next: {first world rank, size},
- * first -1 when none. */
+ * moved to the front; the receives of all windows are posted at once); the FP forward of
+ * the group's blocks (each block's FP output kept), the last block's output sent on to the
+ * next group's member holding it at once (non-blocking), and only then the window's
+ * X^T X for each block (h_backlog: done while the next window has not arrived yet, or when
+ * the backlog is full, or at the end). The block then skips its own first pass: the
+ * reconstruction's FP passes overlap the wait for later windows and are not done twice.
+ * prev/next: {first world rank, size}, first -1 when none. */
 static int fp_chain(ptq_ctx *x, const part_range *p, chain_keep *k, const int prev[2], const int next[2])
 {
-    int64_t TC = x->T * x->c.C, S = x->S_all, n = p->count;
+    int64_t TC = x->T * x->c.C, S = x->S_all, n = p->count, nb = k->keep ? n : 1;
     int fwd = !k->keep && next[0] >= 0 && n > 1; /* blocks after the first only forwarded */
     float *out = fwd ? upq_malloc((size_t)(x->S * TC) * sizeof(float) + 1, "pipeline send buffer") : NULL;
     float *tmp = fwd ? upq_malloc((size_t)TC * sizeof(float), "pipeline window") : NULL;
     pipe_sends *ps = NULL;
+    pipe_link *in = NULL;
+    h_backlog b = {0};
     int rc = fwd && (!out || !tmp) ? UPQ_EIO : pipe_sends_create(x->S, &ps);
-    for (int64_t i = 0; i < (k->keep ? n : 1) && ptq_ctx_want_h(x); i++) use_h(x, k, i), ptq_ctx_zero_h(x);
+    if (!rc) rc = backlog_init(&b, x, nb);
+    if (!rc && prev[0] >= 0) rc = pipe_link_create((int)(x->S > 0 ? x->S : 1), &in);
+    for (int64_t j = 0; j < x->S && in && !rc; j++)
+        rc = pipe_post_recv(in, (int)j, x->X + j * TC, TC, ptq_group_window_owner(prev[0], prev[1], S, x->s0 + j),
+                            (int)(x->s0 + j));
+    for (int64_t i = 0; i < nb && ptq_ctx_want_h(x); i++) use_h(x, k, i), ptq_ctx_zero_h(x);
     for (int64_t j = 0; j < x->S && !rc; j++) {
         int64_t s = x->s0 + j;
-        float *in = x->X + j * TC;
-        double tr = ptq_now_s();
-        if (prev[0] >= 0) rc = pipe_recv(in, TC, ptq_group_window_owner(prev[0], prev[1], S, s), (int)s);
-        else if (s != j) memmove(in, x->X + s * TC, (size_t)TC * sizeof(float)); /* s > j: not yet overwritten */
-        x->tm[PTQ_T_CHAIN_WAIT] += ptq_now_s() - tr;
-        const float *src = in;
-        for (int64_t i = 0; !rc && i < (k->keep ? n : 1); i++) { /* kept: every block's pass */
-            use_h(x, k, i);
-            rc = ptq_ctx_fp_window(x, p->first + i, src, k->A[i + 1] + j * TC);
+        int here = !in;
+        while (!rc && in && b.count && !(rc = pipe_test(in, (int)j, &here)) && !here) rc = backlog_step(x, k, &b);
+        if (!rc && in) rc = pipe_wait(in, (int)j, &x->tm[PTQ_T_CHAIN_WAIT]);
+        else if (!in && s != j) memmove(x->X + j * TC, x->X + s * TC, (size_t)TC * sizeof(float)); /* s > j */
+        while (!rc && b.cap && b.count == b.cap) rc = backlog_step(x, k, &b);
+        float *save = backlog_slot(&b);
+        const float *src = x->X + j * TC;
+        for (int64_t i = 0; !rc && i < nb; i++) { /* kept: every block's forward */
+            ptq_ctx_fp_window_save(x, p->first + i, src, k->A[i + 1] + j * TC, save ? save + i * b.hf : NULL);
             ptq_ctx_release(x, src, TC);
             src = k->A[i + 1] + j * TC;
         }
+        if (!rc && b.cap) b.count++;
         if (rc || next[0] < 0) continue;
         for (int64_t i = 1; fwd && i < n; i++) { /* not kept: ping-pong so that the last lands in out */
             float *dst = (n - 1 - i) % 2 == 0 ? out + j * TC : tmp;
@@ -131,10 +184,11 @@ static int fp_chain(ptq_ctx *x, const part_range *p, chain_keep *k, const int pr
         }
         rc = pipe_send_begin(ps, src, TC, ptq_group_window_owner(next[0], next[1], S, s), (int)s);
     }
+    while (!rc && b.count) rc = backlog_step(x, k, &b);
     use_h(x, k, 0);
-    int rc2 = pipe_sends_destroy(ps);
-    free(out), free(tmp);
-    return rc ? rc : rc2;
+    int rc2 = pipe_sends_destroy(ps), rc3 = pipe_link_destroy(in);
+    free(out), free(tmp), free(b.buf);
+    return rc ? rc : rc2 ? rc2 : rc3;
 }
 
 /* Every member of the group works on every block (its windows); the leader prints and
@@ -172,12 +226,14 @@ static int quantize_range(ptq_ctx *x, int64_t first, int64_t count, const chain_
 static int merge(ptq_ctx *x, const part_range *mine, const char *calib_path)
 {
     char part[4200];
+    double t0 = ptq_now_s();
     for (int64_t l = 0; l < x->c.L; l++) {
         if (l >= mine->first && l < mine->first + mine->count) continue;
         ptq_ctx_part_path(x->o, l, part, sizeof part);
         TRY(h5q_block_read(part, l, &x->ql[l * TFM_NPROJ], &x->err0[l], &x->err1[l], x->params));
     }
-    return ptq_ctx_finish(x, calib_path);
+    x->tm[PTQ_T_FINAL] += ptq_now_s() - t0;
+    return ptq_ctx_finish(x, calib_path); /* adds its own time to PTQ_T_FINAL */
 }
 
 /* Ranks agree on a status. A failing rank waits at most a few seconds (the others may be
@@ -203,17 +259,21 @@ static int run_fp(ptq_ctx *x, const double *cost, part_range *p)
 {
     int P = par_size(), me = par_rank(), R = x->o->ranks_per_block;
     int64_t L = x->c.L;
-    TRY(part_blocks(cost, L, me, P, R, p));
-    char *table = upq_malloc(65536, "partition table");
-    if (table && me == 0 && x->o->progress && !part_format(cost, L, P, R, table, 65536))
+    double *lat = upq_malloc((size_t)L * sizeof(double), "block chain latencies");
+    if (!lat) return UPQ_EIO;
+    ptq_block_latencies(x, lat); /* later groups start later: they get less work where it fits */
+    int rc = part_blocks_chain(cost, lat, L, me, P, R, p);
+    char *table = rc ? NULL : upq_malloc(65536, "partition table");
+    if (table && me == 0 && x->o->progress && !part_format_chain(cost, lat, L, P, R, table, 65536))
         fprintf(stderr, "ptq: --input fp on %d ranks, %d block groups (calibration windows split within a group):\n%s",
                 P, p->ngroups, table);
-    free(table);
+    free(table), free(lat);
+    if (rc) return rc;
     int prev[2], next[2];
     TRY(ptq_group_join(x, cost, p, prev, next));
     double tc = ptq_now_s();
     chain_keep k;
-    int rc = keep_init(&k, x, p);
+    rc = keep_init(&k, x, p);
     if (!rc) rc = fp_chain(x, p, &k, prev, next);
     x->tm[PTQ_T_CHAIN] += ptq_now_s() - tc - x->tm[PTQ_T_CHAIN_WAIT];
     if (!rc) rc = quantize_range(x, p->first, p->count, &k);
@@ -244,12 +304,11 @@ int ptq_mpi_run(ptq_ctx *x, int rc, const char *calib_path)
     } else if (!rc) {
         rc = run_fp(x, cost, &p);
     }
+    if (!rc && me == 0) rc = ptq_ctx_prov(x, calib_path); /* hashing while the later groups finish */
     ti = ptq_now_s();
     rc = agree(rc);
-    double tw = ptq_now_s();
-    x->tm[PTQ_T_IDLE] += tw - ti;
+    x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;
     if (!rc && me == 0) rc = merge(x, &p, calib_path);
-    x->tm[PTQ_T_WRITE] += ptq_now_s() - tw;
     ti = ptq_now_s();
     rc = agree(rc);
     x->tm[PTQ_T_IDLE] += ptq_now_s() - ti;

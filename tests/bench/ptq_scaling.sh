@@ -5,7 +5,11 @@
 # time(1) / (P time(P))), whether every container is byte-identical to the first P's
 # (SOURCE_DATE_EPOCH fixed, the same --out path), and where the median run's time went:
 # the largest value over the ranks of each column of upq's `ptq: time max` line (load,
-# calib, chain_wait, chain, recon, write, idle; seconds). Not a ctest: a measurement for a
+# calib, chain_wait, chain, recon, write = part files, prov = input hashes, final = merge
+# and container after the last block, idle; seconds), and from its `ptq: time work` line
+# wsum (chain + recon + part files summed over the ranks: against np 1's, what the extra
+# ranks add) and wmax (the busiest rank's), and the two ratios infl = wsum / wsum(first P)
+# and imbal = wmax / (wsum / P). Not a ctest: a measurement for a
 # machine with many cores (the 16-core device, ../shared/BUNDLE.md);
 # tests/bench/ptq_scaling_all.sh runs the issue's four configurations as one table.
 #
@@ -36,15 +40,20 @@ out=$WORK/q.h5 ref=$WORK/ref.h5
 rm -rf "$out" "$out.parts" "$ref"
 
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-COLS="load calib chain_wait chain recon write idle"
-# the value of column $2 in the `ptq: time max` line of file $1 (- when missing)
-tcol() { grep '^ptq: time max' "$1" | tail -1 | awk -v k="$2" '{for (i = 4; i < NF; i++) if ($i == k) {printf "%.2f", $(i + 1); f = 1}} END {if (!f) printf "-"}'; }
+COLS="load calib chain_wait chain recon write prov final idle wsum wmax"
+# the value of column $2 in the `ptq: time max` line of file $1 (- when missing); wsum and
+# wmax: the `ptq: time work` line's sum and max
+tcol() {
+    local line=max k=$2
+    [[ $k == wsum || $k == wmax ]] && line=work k=${k#w}
+    grep "^ptq: time $line" "$1" | tail -1 | awk -v k="$k" '{for (i = 4; i < NF; i++) if ($i == k) {printf "%.2f", $(i + 1); f = 1}} END {if (!f) printf "-"}'
+}
 
 declare -A MED
 if ((HEADER)); then
     printf '%-22s %-3s %-6s %-24s %-7s %-6s %-5s %-5s' config np groups "wall s (each run)" median speedup eff ident
     for c in $COLS; do printf ' %-6s' "${c/chain_wait/cwait}"; done
-    printf '\n'
+    printf ' %-6s %-6s\n' infl imbal
 fi
 first=${NPS%% *}
 for np in $NPS; do
@@ -73,5 +82,11 @@ for np in $NPS; do
     done
     printf '%-22s %-3s %-6s %-24s %-7s %-6s %-5s %-5s' "$LABEL" "$np" "$groups" "${times[*]}" "$med" "$sp" "$eff" "$same"
     for c in $COLS; do printf ' %-6s' "$(tcol "$WORK/np$np.r$mr.err" "$c")"; done
-    printf '\n'
+    # infl: the work summed over the ranks against the first P's (1.00: no work added by
+    # more ranks); imbal: the busiest rank's work against the mean (1.00: balanced)
+    ws=$(tcol "$WORK/np$np.r$mr.err" wsum) wm=$(tcol "$WORK/np$np.r$mr.err" wmax)
+    [[ $np == "$first" ]] && WS0=$ws
+    awk -v s="$ws" -v s0="${WS0:--}" -v m="$wm" -v p="$np" 'BEGIN {
+        if (s == "-" || s0 == "-" || s0 + 0 <= 0 || s + 0 <= 0) { printf " %-6s %-6s\n", "-", "-"; exit }
+        printf " %-6.2f %-6.2f\n", s / s0, m * p / s }'
 done

@@ -3,12 +3,13 @@
 # container byte for byte: stories260k (5 blocks), gptq and tesseraq, plain and mpirun
 # -np 1, 2, 3, 4 (uneven partitions at 2, 3 and 4; the FP chain does each group's first
 # pass), `cmp` of the whole container with SOURCE_DATE_EPOCH fixed and the same --out. Each
-# run prints the per-rank time table (one row per rank, rank 0 gathers) and a `ptq: time
-# max` line with numbers. Block groups (gptq at np 8 > 5 blocks: groups of 2 and 1, each
-# member running GPTQ's column sweep on its share of the output rows, and one group of 4
-# with --ranks-per-block 4): the same bytes (apart from the command line there). Skips
-# (77) without ../shared. A NaN weight converted by another rank than 0: exit 2 with the
-# one-rank message.
+# run prints the per-rank time table (one row per rank, rank 0 gathers), a `ptq: time
+# max` line with numbers (prov and final among them) and a `ptq: time work` line; at np 3
+# the partition weighs the FP chain's latency (blocks 0-1, 2-3, 4). Block groups (gptq at
+# np 8 > 5 blocks: groups of 2 and 1, each member running GPTQ's column sweep on its share
+# of the output rows, and one group of 4 with --ranks-per-block 4): the same bytes (apart
+# from the command line there). Skips (77) without ../shared. A NaN weight converted by
+# another rank than 0: exit 2 with the one-rank message.
 set -euo pipefail
 : "${UPQ:?set UPQ to the upq binary}"
 M=${UPQ_SHARED_DIR:?}/models/stories260k
@@ -30,10 +31,14 @@ for method in gptq tesseraq; do
         e=$W/${method}_$np/stderr
         rows=$(grep -cE '^ptq: +[0-9]+ +[0-9.]+ ' "$e" || true)
         [[ $rows == $((np > 0 ? np : 1)) ]] || fail "$method np $np: $rows rows in the time table, expected one per rank"
-        grep -qE '^ptq: time max load [0-9.]+ .* total [0-9.]+$' "$e" || fail "$method np $np: no 'ptq: time max' line"
+        grep -qE '^ptq: time max load [0-9.]+ .* write [0-9.]+ prov [0-9.]+ final [0-9.]+ idle [0-9.]+ .* total [0-9.]+$' "$e" ||
+            fail "$method np $np: no 'ptq: time max' line with the prov and final columns"
+        grep -qE '^ptq: time work sum [0-9.]+ max [0-9.]+ mean [0-9.]+$' "$e" || fail "$method np $np: no 'ptq: time work' line"
         [[ $np == 0 ]] || same "${method}_0" "${method}_$np"
     done
-    grep -qE '^group 2: ranks 2-2, blocks [0-9]-4, cost' "$W/${method}_3/stderr" || fail "$method np 3: partition not printed"
+    # 5 equal blocks on 3 groups: the chain latency gives the last group the single block
+    # (without it the earliest-boundary tie-break gave groups 1 and 2 two blocks each)
+    grep -q '^group 2: ranks 2-2, blocks 4-4, cost' "$W/${method}_3/stderr" || fail "$method np 3: partition (2, 2, 1) not printed"
     echo "$method: np 1, 2, 3, 4 and plain: byte-identical; $(grep '^ptq: time max' "$W/${method}_4/stderr")"
 done
 run gptq_8 8 "${args[@]}" --method gptq || { cat "$W/gptq_8/stderr" >&2; fail "gptq np 8"; }
