@@ -118,8 +118,9 @@ void block_backward(float *dres, blk_grad_ws *g, const blk_acts *a, const float 
                        B, T, c->H, c->KV, c->D, at->nthreads);
     rope_backward(g->dq, at->rope_cos, at->rope_sin, B, T, c->H, c->D);
     rope_backward(g->dk, at->rope_cos, at->rope_sin, B, T, c->KV, c->D);
-    lin_backward(&w->lin[TFM_Q], g->dln, g->dq, a->ln1, BT, 0.0f);
-    lin_backward(&w->lin[TFM_K], g->dln, g->dk, a->ln1, BT, 1.0f);
-    lin_backward(&w->lin[TFM_V], g->dln, g->dv, a->ln1, BT, 1.0f);
-    norm_backward(dres, w->dattn_norm, g->dnw, g->dln, x, w->attn_norm, a->ln1_rstd, BT, C);
+    float *dln = g->no_dx && !w->dattn_norm ? NULL : g->dln;
+    lin_backward(&w->lin[TFM_Q], dln, g->dq, a->ln1, BT, 0.0f);
+    lin_backward(&w->lin[TFM_K], dln, g->dk, a->ln1, BT, 1.0f);
+    lin_backward(&w->lin[TFM_V], dln, g->dv, a->ln1, BT, 1.0f);
+    if (dln) norm_backward(dres, w->dattn_norm, g->dnw, dln, x, w->attn_norm, a->ln1_rstd, BT, C);
 }
