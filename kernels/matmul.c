@@ -47,12 +47,12 @@ static void blis_call(trans_t ta, trans_t tb, int64_t M, int64_t N, int64_t K, c
 /* BLIS's own threads meet at barriers that spin (bli_thrcomm_barrier, no yield): on a
  * loaded machine a thread whose partner is descheduled burns its whole time slice there
  * (46% of upq qat's CPU samples at load ~4). So large products are split here instead:
- * the rows (or columns) of C in tile-aligned parts, each a single-threaded BLIS call, the
- * parts taken dynamically by OpenMP threads, which wait in the kernel (OMP_WAIT_POLICY).
- * Every element of C is still one micro-kernel's sum over the same KC blocks of K in the
- * same order, so C is bit-identical to the one threaded call (tests/unit/
- * test_forward_matmul.c checks it). Split along M when the duplicated packing (all of B
- * in every part) is the smaller one, else along N. */
+ * the rows (or columns) of C in tile-aligned parts, each a single-threaded BLIS call on
+ * an OpenMP thread, and OpenMP threads wait as OMP_WAIT_POLICY says (passive: in the
+ * kernel). Every element of C is still one micro-kernel's sum over the same KC blocks of
+ * K in the same order, so C is bit-identical to one call on any number of threads
+ * (tests/unit/test_forward_matmul.c checks it). Split along M when the duplicated packing
+ * (all of B in every part) is the smaller one, else along N. */
 static void sgemm_split(trans_t ta, trans_t tb, int64_t M, int64_t N, int64_t K, const float *A,
                         inc_t rsa, inc_t csa, const float *B, inc_t rsb, inc_t csb, float *C,
                         int64_t ldc, float beta, int nt, rntm_t *one)
@@ -60,13 +60,14 @@ static void sgemm_split(trans_t ta, trans_t tb, int64_t M, int64_t N, int64_t K,
     pthread_once(&align_once, align_init);
     int by_m = N <= M, al = (int)tile_align;
     int64_t D = by_m ? M : N;
-    /* 2 parts per thread (a running thread takes a descheduled one's second part), none
-     * shorter than 128 rows/columns (each packs the other operand whole). */
-    int64_t np = 2 * (int64_t)nt, len = (D + np - 1) / np;
-    if (len < 128) len = 128;
+    /* One part per thread: more parts would let a running thread take a descheduled
+     * one's work, but each part packs the other operand whole (on one layer's products
+     * plus the head, 2 threads, quiet: 4 parts 5% slower than BLIS's own threading, 2
+     * parts 1.5%). */
+    int64_t np = nt, len = (D + np - 1) / np;
     len = (len + al - 1) / al * al;
     np = (D + len - 1) / len;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
     for (int64_t p = 0; p < np; p++) {
         int64_t p0 = p * len, n = D - p0 < len ? D - p0 : len;
         rntm_t r = *one;
