@@ -36,7 +36,7 @@ int tfm_range_backward(const tfm_model *m, tfm_model *grads, const blk_weights *
     }
     blk_attn at;
     blk_attn_causal(&at, c, a->rope_cos, a->rope_sin, a->att_ws, a->nthreads);
-    blk_grad_ws g = {a->dln, a->dq, a->dk, a->dv, a->datty, a->dgate, a->dup, a->dnw, 0};
+    blk_grad_ws g = {a->dln, a->dq, a->dk, a->dv, a->datty, a->dgate, a->dup, 0};
     /* Nobody wants the range's input gradient: a frozen embedding (no tok_emb target) or
      * no dx asked for. The first block then skips it (about 2% of the backward). */
     int drop_dx = a->emb ? !grads->tok_emb : !dx;
