@@ -92,7 +92,7 @@ fi
 
 echo "qat_vs_torch.sh: $(basename "$MODEL"), batch $B x $T tokens, seq INT2 g64, JSD(0.5) vs top-64," \
   "AdamW, $S steps, $NT threads, $ROUNDS alternating rounds"
-echo "  cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
+echo "  cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores;" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu_of() { awk '/^user/ {u = $2} /^sys/ {s = $2} END {printf "%.1f", u + s}' "$1"; }
 for r in $(seq 1 "$ROUNDS"); do
