@@ -1,5 +1,6 @@
 /* matmul.h - row-major FP32 matrix products for the model, via BLIS bli_sgemm.
- * Threading is BLIS's own (BLIS_NUM_THREADS / OMP settings). Not quantized GEMM.
+ * Threads: BLIS_NUM_THREADS (else OMP_NUM_THREADS); large products are split over
+ * OpenMP threads here (matmul.c says why), small ones threaded by BLIS. Not quantized GEMM.
  * Shapes are (rows, cols) row-major; ld* are row strides in elements. */
 #ifndef UPQ_MATMUL_H
 #define UPQ_MATMUL_H

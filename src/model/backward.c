@@ -36,8 +36,12 @@ int tfm_range_backward(const tfm_model *m, tfm_model *grads, const blk_weights *
     }
     blk_attn at;
     blk_attn_causal(&at, c, a->rope_cos, a->rope_sin, a->att_ws, a->nthreads);
-    blk_grad_ws g = {a->dln, a->dq, a->dk, a->dv, a->datty, a->dgate, a->dup, a->dnw};
+    blk_grad_ws g = {a->dln, a->dq, a->dk, a->dv, a->datty, a->dgate, a->dup, 0};
+    /* Nobody wants the range's input gradient: a frozen embedding (no tok_emb target) or
+     * no dx asked for. The first block then skips it (about 2% of the backward). */
+    int drop_dx = a->emb ? !grads->tok_emb : !dx;
     for (int64_t l = a->l1 - 1; l >= a->l0; l--) {
+        g.no_dx = drop_dx && l == a->l0;
         blk_weights own;
         if (!lw) {
             blk_weights_from_layer(&own, c, &m->layers[l]);
@@ -46,8 +50,9 @@ int tfm_range_backward(const tfm_model *m, tfm_model *grads, const blk_weights *
         blk_acts ba = tfm_acts_layer(a, l);
         block_backward(a->dresid, &g, &ba, tfm_acts_resid(a, l), lw ? &lw[l] : &own, &at, c, B, T);
     }
+    if (drop_dx) return UPQ_OK;
     if (!a->emb) {
-        if (dx) memcpy(dx, a->dresid, (size_t)(BT * C) * sizeof(float));
+        memcpy(dx, a->dresid, (size_t)(BT * C) * sizeof(float));
         return UPQ_OK;
     }
     /* Embedding rows: serial, a token may repeat. */

@@ -22,8 +22,9 @@ int tfm_backward(const tfm_model *m, tfm_model *grads, tfm_acts *a, const int32_
 
 /* The backward of tfm_range_forward(m, lw, a, ...). Starts from a->dlogits when a->head,
  * else from dout (B,T,C), the gradient of tfm_range_out. Ends in the embedding rows of
- * grads when a->emb, else writes dx (B,T,C) = the gradient of the range's input x when
- * dx is not NULL. lw NULL: the blocks of m, gradients into grads->layers; else lw's own
+ * grads when a->emb (none when grads->tok_emb is NULL: a frozen embedding), else writes
+ * dx (B,T,C) = the gradient of the range's input x when dx is not NULL; without either
+ * the first block's input gradient is not computed. lw NULL: the blocks of m, gradients into grads->layers; else lw's own
  * gradient targets (blk_weights; grads then only takes the embedding, final norm and
  * head, and may be NULL without them). Errors as tfm_backward. */
 int tfm_range_backward(const tfm_model *m, tfm_model *grads, const blk_weights *lw,

@@ -87,18 +87,6 @@ void block_forward(float *out, const blk_acts *a, const float *x, const blk_weig
     lin_forward(&w->lin[TFM_DOWN], lc, out, a->act, BT, 1.0f);
 }
 
-/* rmsnorm_backward into dw, or into the sink when no gradient is wanted. */
-static void norm_backward(float *dinp, float *dw, float *sink, const float *dout,
-                          const float *inp, const float *w, const float *rstd, int64_t N,
-                          int64_t C)
-{
-    if (!dw) {
-        memset(sink, 0, (size_t)C * sizeof(float));
-        dw = sink;
-    }
-    rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
-}
-
 void block_backward(float *dres, blk_grad_ws *g, const blk_acts *a, const float *x,
                     const blk_weights *w, const blk_attn *at, const tfm_config *c, int64_t B,
                     int64_t T)
@@ -111,15 +99,16 @@ void block_backward(float *dres, blk_grad_ws *g, const blk_acts *a, const float 
     swiglu_backward(g->dgate, g->dup, g->dgate, a->gate, a->up, BT * F);
     lin_backward(&w->lin[TFM_GATE], g->dln, g->dgate, a->ln2, BT, 0.0f);
     lin_backward(&w->lin[TFM_UP], g->dln, g->dup, a->ln2, BT, 1.0f);
-    norm_backward(dres, w->dmlp_norm, g->dnw, g->dln, a->mid, w->mlp_norm, a->ln2_rstd, BT, C);
+    rmsnorm_backward(dres, w->dmlp_norm, g->dln, a->mid, w->mlp_norm, a->ln2_rstd, BT, C);
     /* Attention: mid = x + atty Wo^T. */
     lin_backward(&w->lin[TFM_O], g->datty, dres, a->atty, BT, 0.0f);
     attention_backward(g->dq, g->dk, g->dv, at->scratch, g->datty, a->att_stats, a->q, a->k, a->v,
                        B, T, c->H, c->KV, c->D, at->nthreads);
     rope_backward(g->dq, at->rope_cos, at->rope_sin, B, T, c->H, c->D);
     rope_backward(g->dk, at->rope_cos, at->rope_sin, B, T, c->KV, c->D);
-    lin_backward(&w->lin[TFM_Q], g->dln, g->dq, a->ln1, BT, 0.0f);
-    lin_backward(&w->lin[TFM_K], g->dln, g->dk, a->ln1, BT, 1.0f);
-    lin_backward(&w->lin[TFM_V], g->dln, g->dv, a->ln1, BT, 1.0f);
-    norm_backward(dres, w->dattn_norm, g->dnw, g->dln, x, w->attn_norm, a->ln1_rstd, BT, C);
+    float *dln = g->no_dx && !w->dattn_norm ? NULL : g->dln;
+    lin_backward(&w->lin[TFM_Q], dln, g->dq, a->ln1, BT, 0.0f);
+    lin_backward(&w->lin[TFM_K], dln, g->dk, a->ln1, BT, 1.0f);
+    lin_backward(&w->lin[TFM_V], dln, g->dv, a->ln1, BT, 1.0f);
+    if (dln) rmsnorm_backward(dres, w->dattn_norm, dln, x, w->attn_norm, a->ln1_rstd, BT, C);
 }

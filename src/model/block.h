@@ -61,7 +61,9 @@ typedef struct {
     float *datty;      /* (B,T,H*D) */
     float *dgate;      /* (B,T,F) */
     float *dup;        /* (B,T,F) */
-    float *dnw;        /* (C) sink for norm gradients nobody wants */
+    int no_dx;         /* 1: dL/dx is not wanted (a frozen embedding below): q/k/v's input
+                        * gradient and the attention norm's are skipped, dres is left as
+                        * dL/dmid unless the norm's weight gradient is wanted */
 } blk_grad_ws;
 
 /* The attention step: RoPE on q and k, then attention of the rows into y. */

@@ -66,7 +66,6 @@ int tfm_acts_alloc_range(tfm_acts *a, const tfm_config *c, int64_t l0, int64_t l
         {&a->dlogits, hd * tr * BT * c->V}, {&a->dresid, tr * BT * c->C}, {&a->dln, tr * BT * c->C},
         {&a->dq, tr * BT * HD}, {&a->dk, tr * BT * KD}, {&a->dv, tr * BT * KD},
         {&a->datty, tr * BT * HD}, {&a->dgate, tr * BT * c->F}, {&a->dup, tr * BT * c->F},
-        {&a->dnw, tr * c->C},
     };
     int64_t total = 0, ns = (int64_t)(sizeof slots / sizeof slots[0]);
     for (int64_t i = 0; i < ns; i++) total += (slots[i].n + 15) & ~(int64_t)15;

@@ -63,7 +63,6 @@ typedef struct {
     float *datty;      /* (B, T, H*D) */
     float *dgate;      /* (B, T, F) */
     float *dup;        /* (B, T, F) */
-    float *dnw;        /* (C) sink of unwanted norm gradients */
     tfm_pws pws;       /* packed-linear workspace (tfm_acts_alloc_model); zeroed otherwise */
 } tfm_acts;
 

@@ -16,7 +16,7 @@
 /* rmsnorm.c: out = w * (x * rstd), rstd = 1/sqrt(mean(x^2) + eps), in fp32 as HF. */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int64_t N,
                      int64_t C, float eps);
-/* dinp (N,C) += ..., dw (C) += ... */
+/* dinp (N,C) += ..., dw (C) += ... (dw NULL: not computed) */
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int64_t N, int64_t C);
 

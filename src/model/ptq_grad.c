@@ -36,7 +36,7 @@ void ptq_block_backward_w(const tfm_config *c, const blk_weights *w, const ptq_b
     blk_acts a = ptq_block_acts(ws);
     blk_attn at;
     ptq_block_attn(&at, c, ws);
-    blk_grad_ws bg = {g->dln, g->dq, g->dk, g->dv, g->datty, g->dgate, g->dup, g->dnw};
+    blk_grad_ws bg = {g->dln, g->dq, g->dk, g->dv, g->datty, g->dgate, g->dup, 0};
     memcpy(g->dres, dout, (size_t)(T * c->C) * sizeof(float));
     block_backward(g->dres, &bg, &a, x, w, &at, c, 1, T);
     if (dx) memcpy(dx, g->dres, (size_t)(T * c->C) * sizeof(float));

@@ -33,6 +33,7 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
         double c = dot * r * r * r / (double)C;
         for (int64_t j = 0; j < C; j++) dx[j] += (float)(r * w[j] * dy[j] - x[j] * c);
     }
+    if (!dw) return; /* a frozen norm: no weight gradient wanted */
     /* dw: columns in blocks of 64 (one block per iteration), rows streamed in order. */
     int64_t nblk = (C + 63) / 64;
 #pragma omp parallel for schedule(static) if (N * C >= TFM_OMP_MIN)

@@ -217,12 +217,13 @@ static int alloc_loop(qat_ctx *x, float **losses)
     const tfm_config *c = &x->m->cfg;
     int64_t T = x->d.T, V = c->V, BTC = x->mb * T * c->C;
     x->nslots = pipe_1f1b_slots(x->stage, x->S, x->Mloc);
-    if (x->stage == 0 || x->last) { /* sink of the frozen embedding / final norm gradients */
-        int64_t nf = c->V * c->C + c->C;
+    if (x->stage == 0 || x->last) { /* sink of the frozen final norm's gradient */
         x->g.cfg = *c;
-        x->g.mem = upq_calloc((size_t)nf, sizeof(float), "embedding and norm gradients");
+        x->g.mem = upq_calloc((size_t)c->C, sizeof(float), "final norm gradient");
         if (!x->g.mem) return UPQ_EIO;
-        x->g.tok_emb = x->g.mem, x->g.final_norm = x->g.mem + c->V * c->C;
+        /* frozen embedding: no target, so the backward skips the first block's input
+         * gradient and the embedding rows (tfm_range_backward) */
+        x->g.tok_emb = NULL, x->g.final_norm = x->g.mem;
         x->g.lm_head = NULL; /* frozen head: its weight gradient is not computed (lin_backward) */
     }
     x->acts = upq_calloc((size_t)x->nslots, sizeof *x->acts, "activation slots");

@@ -80,6 +80,17 @@ static int64_t count_targets(qat_ctx *x, int64_t cursor, int64_t B)
     return n;
 }
 
+/* memset over the OpenMP threads (the step's gradient buffers are 4 bytes per weight). */
+static void zero_floats(float *p, int64_t n)
+{
+    int64_t nc = (n + (1 << 16) - 1) >> 16;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < nc; c++) {
+        int64_t k0 = c << 16, k1 = k0 + (1 << 16) < n ? k0 + (1 << 16) : n;
+        memset(p + k0, 0, (size_t)(k1 - k0) * sizeof(float));
+    }
+}
+
 /* Link slots: 0-1 received activations, 2-3 received gradients, 4-5 sent dx, then one
  * per activation slot for the sent outputs. Tags: 2j forward, 2j+1 backward (micro-batch j
  * of the replica; every message of a step is received within the step). */
@@ -141,9 +152,10 @@ static int bwd(qat_ctx *x, int64_t j)
         dx = x->dxo + (j % 2) * n;
     }
     double t0 = now_s();
-    memset(x->s.dw, 0, (size_t)x->s.total * sizeof(float));
+    zero_floats(x->s.dw, x->s.total);
     TRY(tfm_range_backward(x->m, x->g.mem ? &x->g : NULL, x->s.lw, a, x->tok + sl * x->mb * T, dout, dx, x->mb, T));
-    TRY(pipe_tree_push(x->tree, g, x->s.dw));
+    /* one micro-batch in all (R = 1): the tree's sum is the leaf, already in s.dw */
+    if (x->M > 1) TRY(pipe_tree_push(x->tree, g, x->s.dw));
     x->t_compute += now_s() - t0;
     if (!x->last && j + 2 < x->Mloc) TRY(post_g(x, j + 2));
     if (x->stage > 0) TRY(pipe_post_send(x->link, L_DX + (int)(j % 2), dx, n, x->rank - 1, (int)(2 * j + 1)));
@@ -164,16 +176,18 @@ static int update(qat_ctx *x, double lr_w, double lr_q, int64_t cursor)
 {
     student *s = &x->s;
     double t0 = now_s();
-    TRY(pipe_tree_reduce(x->grep, x->tree, s->dw));
+    if (x->M > 1) TRY(pipe_tree_reduce(x->grep, x->tree, s->dw));
     x->t_comm += now_s() - t0;
     t0 = now_s();
     for (int64_t l = x->l0; l < x->l1; l++) blk_weights_grad_finish(&s->lw[l]);
     memset(x->ssq, 0, (size_t)(2 * s->n) * sizeof *x->ssq);
-    int64_t off = 0;
+    /* one linear per iteration, each summed in order: the same sums on any thread count */
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t i = s->lo; i < s->hi; i++) {
+        int64_t off = 0;
+        for (int64_t k = s->lo; k < i; k++) off += s->nw[k];
         x->ssq[i] = sumsq(s->dlat + off, s->nw[i]);
         x->ssq[s->n + i] = sumsq(s->dq[i].d, s->dq[i].n);
-        off += s->nw[i];
     }
     x->t_compute += now_s() - t0;
     t0 = now_s();
@@ -187,11 +201,12 @@ static int update(qat_ctx *x, double lr_w, double lr_q, int64_t cursor)
         return UPQ_FAIL(UPQ_EIO, "qat: gradient norm is %g at cursor %lld (diverged)", gn, (long long)cursor);
     if (clip > 0 && gn > clip) { /* torch's clip_grad_norm_ */
         float f = (float)(clip / (gn + 1e-6));
+#pragma omp parallel for schedule(static)
         for (int64_t k = 0; k < s->total; k++) s->dlat[k] *= f;
         for (int64_t i = s->lo; i < s->hi; i++)
             for (int64_t k = 0; k < s->dq[i].n; k++) s->dq[i].d[k] *= f;
     }
-    off = 0;
+    int64_t off = 0;
     for (int64_t i = s->lo; i < s->hi; i++) {
         adamw_step(&s->ow[i], s->lat[i], s->dlat + off, (float)lr_w);
         if (s->q[i].n_params > 0) adamw_step(&s->oq[i], s->q[i].params, s->dq[i].d, (float)lr_q);
@@ -206,7 +221,7 @@ int qat_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss)
 {
     const qat_opts *o = x->o;
     student *s = &x->s;
-    memset(s->dlat, 0, (size_t)s->total * sizeof(float));
+    zero_floats(s->dlat, s->total);
     for (int64_t i = s->lo; i < s->hi; i++) fq_grads_zero(&s->dq[i]);
     pipe_tree_reset(x->tree);
     memset(x->lossv, 0, (size_t)x->M * sizeof *x->lossv);

@@ -149,7 +149,10 @@ static inline void term(const eff_loss *e, double s, double t, double *f, double
 static double row_lse(const float *x, double scale, int64_t V)
 {
     double mx = -INFINITY;
-    for (int64_t j = 0; j < V; j++) mx = fmax(mx, x[j] * scale);
+    for (int64_t j = 0; j < V; j++) { /* fmax without the call: a NaN entry is skipped too */
+        double v = x[j] * scale;
+        mx = v > mx ? v : mx;
+    }
     double sum = 0;
     for (int64_t j = 0; j < V; j++) sum += exp(x[j] * scale - mx);
     return mx + log(sum);

@@ -6,6 +6,7 @@
 # A benchmark, not a ctest: no time limits.
 #   tests/bench/qat_vs_torch.sh [--batch B] [--seq-len T] [--steps S] [--threads N]
 #                               [--rounds R] [--chars C] [--model DIR] [--work DIR]
+#                               [--baseline UPQ_BIN]
 # Defaults: tinyllama-15m-instruct as student (FP init) and teacher, B 4 x T 512 tokens,
 # seq quantizer INT2 g64, JSD (beta 0.5) against top-64 teacher records, AdamW, S 3 steps,
 # 2 threads, R 3 alternating rounds (so both sides see the same load on a shared machine).
@@ -14,15 +15,18 @@
 # given, so a second run skips them). Wall figure: tokens of all S steps / wall time of
 # the step loop (model loading, quantizer init and export not counted; upq: its final
 # "tokens/s" line); the target is judged on each side's best round (a shared machine's
-# load only ever slows a round down), the median is printed too. CPU figure: tokens of
+# load only ever slows a round down); the medians, and the median of the per-round
+# ratios (each round's two sides run back to back), are printed too. CPU figure: tokens of
 # steps 2..S per process CPU second (upq: an S-step run's CPU minus a 1-step run's).
+# --baseline: another upq build (e.g. main's) timed in every round too, after upq:
+# before/after in one run.
 # Installs Debian's python3-torch, python3-numpy and python3-h5py if missing (apt, root).
 # Environment: UPQ (default build/src/cli/upq), UPQ_SHARED_DIR (default ../shared).
 set -euo pipefail
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SHARED="${UPQ_SHARED_DIR:-$SRC/../shared}"
 MODEL="$SHARED/models/tinyllama-15m-instruct"
-B=4 T=512 S=3 NT=2 ROUNDS=3 CHARS=40000 WORK=""
+B=4 T=512 S=3 NT=2 ROUNDS=3 CHARS=40000 WORK="" BASE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --batch) B="$2"; shift ;;
@@ -33,7 +37,8 @@ while [ $# -gt 0 ]; do
     --chars) CHARS="$2"; shift ;;
     --model) MODEL="$2"; shift ;;
     --work) WORK="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --baseline) BASE="$2"; shift ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "qat_vs_torch.sh: unknown option '$1'" >&2; exit 1 ;;
   esac
   shift
@@ -74,7 +79,8 @@ trap 'rm -rf "$TMP"' EXIT
 [ -n "$WORK" ] || WORK="$TMP/work"
 mkdir -p "$WORK"
 if [ ! -d "$WORK/data" ]; then
-  xz -dc "$CORPUS" | head -c "$CHARS" > "$WORK/corpus.txt"
+  # xz ends on SIGPIPE once head has its bytes: not a failure under pipefail
+  { xz -dc "$CORPUS" || [ $? -eq 141 ]; } | head -c "$CHARS" > "$WORK/corpus.txt"
   "$UPQ" prepare --model "$MODEL" --out "$WORK/data" --seq-len "$T" --shard-size 16 --quiet \
     "$WORK/corpus.txt" > /dev/null
 fi
@@ -86,7 +92,7 @@ fi
 
 echo "qat_vs_torch.sh: $(basename "$MODEL"), batch $B x $T tokens, seq INT2 g64, JSD(0.5) vs top-64," \
   "AdamW, $S steps, $NT threads, $ROUNDS alternating rounds"
-echo "  cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
+echo "  cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores;" \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu_of() { awk '/^user/ {u = $2} /^sys/ {s = $2} END {printf "%.1f", u + s}' "$1"; }
 for r in $(seq 1 "$ROUNDS"); do
@@ -100,12 +106,22 @@ for r in $(seq 1 "$ROUNDS"); do
       --bits 2 --group 64 --quantizer seq --loss jsd --beta 0.5 --batch "$B" --steps "$S" \
       --ckpt-every 0 --quiet > "$TMP/upq.$r.out" 2> "$TMP/upq.$r.err"; } 2> "$TMP/upq.$r.time" ||
     { cat "$TMP/upq.$r.err" >&2; echo "qat_vs_torch.sh: upq qat failed" >&2; exit 1; }
+  if [ -n "$BASE" ]; then
+    rm -f "$TMP/b.h5"*
+    "$BASE" qat --init "$MODEL" --teacher "$WORK/teach" --data "$WORK/data" --out "$TMP/b.h5" \
+      --bits 2 --group 64 --quantizer seq --loss jsd --beta 0.5 --batch "$B" --steps "$S" \
+      --ckpt-every 0 --quiet > "$TMP/base.$r.out" 2> "$TMP/base.$r.err" ||
+      { cat "$TMP/base.$r.err" >&2; echo "qat_vs_torch.sh: baseline upq qat failed" >&2; exit 1; }
+    sed -n 's/.* \([0-9.]*\) tokens\/s; wrote.*/\1/p' "$TMP/base.$r.out" > "$TMP/base.$r.txt"
+    cmp -s "$TMP/u.h5.loss.csv" "$TMP/b.h5.loss.csv" || echo "  round $r: baseline's loss curve differs from upq's"
+  fi
   golden=""
   [ "$r" -gt 1 ] && golden=--no-golden # the golden.h5 check of the torch model runs in round 1
   "$PY" "$SRC/tests/bench/qat_step_torch.py" --model "$MODEL" --data "$WORK/data" --teacher "$WORK/teach" \
     --batch "$B" --steps "$S" --bits 2 --group 64 --beta 0.5 --threads "$NT" $golden > "$TMP/torch.$r.json"
   u=$(sed -n 's/.* \([0-9.]*\) tokens\/s; wrote.*/\1/p' "$TMP/upq.$r.out")
   echo "$u $(cpu_of "$TMP/upq.$r.time") $(cpu_of "$TMP/upq1.$r.time")" > "$TMP/upq.$r.txt"
+  [ -n "$BASE" ] && echo "  round $r: baseline upq $(cat "$TMP/base.$r.txt") tokens/s"
   echo "  round $r: upq $u tokens/s, torch $(sed 's/.*"tokens_per_s": \([0-9.]*\).*/\1/' "$TMP/torch.$r.json") tokens/s"
 done
 echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -128,6 +144,14 @@ print(f"{'':>22} {'upq':>9} {'torch':>9} {'upq/torch':>10}")
 for name, a, b in (("wall tok/s, best", max(u), max(t)), ("wall tok/s, median", statistics.median(u), statistics.median(t)),
                    ("tok/CPU-s, best", max(uc), max(tc))):
     print(f"{name:>22} {a:>9.1f} {b:>9.1f} {a / b:>9.2f}x")
+# adjacent runs see about the same load: the median of the per-round ratios
+import os
+if os.path.exists(f"{tmp}/base.1.txt"):
+    bu = [float(open(f"{tmp}/base.{r}.txt").read()) for r in range(1, rounds + 1)]
+    print(f"{'baseline upq tok/s':>22} best {max(bu):.1f}, median {statistics.median(bu):.1f}; "
+          f"upq/baseline best {max(u) / max(bu):.2f}x, per-round median "
+          f"{statistics.median(a / b for a, b in zip(u, bu)):.2f}x")
+print(f"{'per-round ratio, median':>22} {'':>9} {'':>9} {statistics.median(a / b for a, b in zip(u, t)):>9.2f}x")
 print(f"target upq >= 1.5x torch ({P[0]['threads']} threads, best wall round of each side): "
       + ("met" if max(u) / max(t) >= 1.5 else "NOT met"))
 EOF

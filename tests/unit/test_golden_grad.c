@@ -2,7 +2,9 @@
  * the 63 predictions of input_ids (tfm_forward, tfm_ce_loss, tfm_backward) against
  * PyTorch's golden.h5 /grad/ tensors (eval mode, fp32) and its loss attribute.
  * Metric per tensor: max|ours - ref| / max|ref| <= 1e-4; loss within 1e-5 relative.
- * Skips without ../shared. */
+ * Then the frozen-embedding backward (no tok_emb and no layer-0 attention-norm target, as
+ * qat has it; it skips the first block's input gradient): every other gradient must equal
+ * the full backward's bit for bit. Skips without ../shared. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,26 @@ static int compare_grad(void *ctx, const char *name, float *data, int ndim, cons
     return UPQ_OK;
 }
 
+typedef struct {
+    const tfm_model *full, *frozen;
+    int64_t compared, differ;
+} same_ctx;
+
+/* The frozen run's tensor against the full run's at the same offset (both carved alike). */
+static int compare_same(void *ctx, const char *name, float *data, int ndim, const int64_t shape[2])
+{
+    same_ctx *s = ctx;
+    if (!strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "model.layers.0.input_layernorm.weight"))
+        return UPQ_OK;
+    int64_t n = ndim == 2 ? shape[0] * shape[1] : shape[0];
+    const float *full = s->full->mem + (data - s->frozen->mem);
+    int same = memcmp(full, data, (size_t)n * sizeof(float)) == 0 && isfinite(tu_max_abs(data, n));
+    CHECK_MSG(same, "frozen-embedding backward differs in %s", name);
+    s->compared++;
+    s->differ += !same;
+    return UPQ_OK;
+}
+
 int main(void)
 {
     const char *shared = tu_shared_dir();
@@ -72,6 +94,22 @@ int main(void)
     grad_ctx ctx = {gold, 0};
     CHECK_OK(tfm_params_foreach(&g, compare_grad, &ctx));
     CHECK(ctx.checked == 3);
+
+    tfm_model g2;
+    CHECK_OK(tfm_model_alloc(&g2, &m.cfg));
+    CHECK_OK(tfm_forward(&m, &a, tok, 1, T, NULL));
+    (void)tfm_ce_loss(a.dlogits, a.logits, tgt, T, m.cfg.V, &cnt);
+    float *emb = g2.tok_emb, *n0 = g2.layers[0].attn_norm;
+    g2.tok_emb = NULL, g2.layers[0].attn_norm = NULL;
+    CHECK_OK(tfm_backward(&m, &g2, &a, tok, 1, T));
+    g2.tok_emb = emb, g2.layers[0].attn_norm = n0;
+    CHECK(tu_max_abs(n0, m.cfg.C) == 0.0); /* untouched */
+    same_ctx sc = {&g, &g2, 0, 0};
+    CHECK_OK(tfm_params_foreach(&g2, compare_same, &sc));
+    printf("  frozen-embedding backward: %lld tensors compared, %lld differ\n", (long long)sc.compared,
+           (long long)sc.differ);
+    CHECK(sc.compared == 9 * m.cfg.L + !m.cfg.tie_embeddings); /* all but the two skipped */
+    tfm_model_free(&g2);
     tfm_acts_free(&a);
     tfm_model_free(&g);
     tfm_model_free(&m);
