@@ -85,10 +85,11 @@ static int run(const teacher_opts *o)
            st.seconds > 0 ? (double)st.tokens / st.seconds : 0.0,
            st.seconds_rows > 0 ? (double)st.tokens / st.seconds_rows : 0.0);
     if (st.computed && st.seconds_rows > 0) {
-        double f = st.seconds_forward, r = st.seconds_records, rest = st.seconds_rows - f - r;
+        double f = st.seconds_forward, r = st.seconds_records, c = st.seconds_commit, rest = st.seconds_rows - f - r - c;
         printf("teacher: rank 0 after loading: forward %.2f s (%.1f%%), records %.2f s (%.1f%%), "
-               "files, transfers and the rest %.2f s (%.1f%%)\n",
-               f, 100 * f / st.seconds_rows, r, 100 * r / st.seconds_rows, rest, 100 * rest / st.seconds_rows);
+               "shard commit %.2f s (%.1f%%), files, transfers and the rest %.2f s (%.1f%%)\n",
+               f, 100 * f / st.seconds_rows, r, 100 * r / st.seconds_rows, c, 100 * c / st.seconds_rows, rest,
+               100 * rest / st.seconds_rows);
     }
     return UPQ_OK;
 }

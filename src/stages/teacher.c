@@ -471,8 +471,10 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
     prog_set_start(&x->g->p, x->g->not_run);
     if (!rc) rc = rows_compute(x, &L, &part, tok, N, T, done, index, name);
     if (!rc && rank == 0) {
+        double t0 = now_s();
         rc = part_commit(o, &L, &part, tpath, N, T, V, &want);
         if (!rc) tpart_remove(&part);
+        x->st->seconds_commit += now_s() - t0;
     }
     if (rank == 0) tpart_close(&part);
     rc = par_agree(rc);

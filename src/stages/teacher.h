@@ -33,6 +33,7 @@ typedef struct {
     double seconds_rows; /* after the teacher is loaded: rows, records, files */
     double seconds_forward, seconds_records; /* rank 0's share of seconds_rows in tfm_forward
                                               * and in building the records */
+    double seconds_commit; /* rank 0's share in writing the HDF5 shards from the .part files */
 } teacher_stats;
 
 /* The whole stage; all ranks return the same status. UPQ_EPREEMPT after SIGTERM/SIGUSR1
