@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kq_dispatch.h"
 #include "rng.h"
 #include "upq_err.h"
 #include "vexp.h"
@@ -357,9 +358,7 @@ static void heap_down(lid *h, int32_t n, int32_t i)
     }
 }
 
-/* e_j = exp(x_j - mx) in float (upq_expf, which the compiler vectorizes) and their sum in
- * eight double partials, in a fixed order. The record builders' one pass over V: float
- * exp is within ~1e-7 relative, below the fp32 rounding of the stored log-sum-exp. */
+/* The sum of e in eight double partials, in a fixed order (kq_exp_shift_sum_fn's). */
 static double sum8(const float *e, int64_t V)
 {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -370,10 +369,14 @@ static double sum8(const float *e, int64_t V)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/* e_j = exp(x_j - mx) in float and their sum as sum8 adds it: the record builders' one
+ * pass over V, through the kernel table (AVX-512 or AVX2 where present; every version
+ * gives the reference's bits, kernels/ref/kq_exp_ref.c, the same float exp as vexp.h's
+ * upq_expf). Float exp is within ~1e-7 relative, below the fp32 rounding of the stored
+ * log-sum-exp. */
 static double exp_shift_sum(float *e, const float *x, float mx, int64_t V)
 {
-    for (int64_t j = 0; j < V; j++) e[j] = upq_expf(x[j] - mx);
-    return sum8(e, V);
+    return kq_kernels_active()->exp_shift_sum(e, x, mx, V);
 }
 
 /* The largest of x (8 partial maxima, so the loop vectorizes). */
