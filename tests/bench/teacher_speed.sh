@@ -46,7 +46,7 @@ modes=("full --store full" "full-raw --store full" "full-fp32 --store full --dty
 # PAIRED ratio is the teacher's tokens/s over that forward's, so the VM's drift between
 # rounds (+-15% here) cancels. Also printed: the ratio against the mean of all forwards
 # of the round (the earlier measure), and the teacher's in-run forward share.
-declare -A TPS RAT PAIR SH
+declare -A TPS RAT PAIR SH FR
 for r in $(seq 1 "$ROUNDS"); do
     declare -A T1=() F1=()
     for m in "${modes[@]}"; do
@@ -63,6 +63,10 @@ for r in $(seq 1 "$ROUNDS"); do
         T1[$name]=$(sed -n 's/.*; \([0-9.]*\) tokens\/s after loading.*/\1/p' "$W/log-$name")
         SH[$name]+="$(sed -n 's/.*: forward [0-9.]* s (\([0-9.]*\)%).*/\1/p' "$W/log-$name") "
         TOKENS=$(sed -n 's/.* rows, \([0-9]*\) tokens in.*/\1/p' "$W/log-$name")
+        # the teacher's own forward per row (median over its rows) against the paired bench
+        # forward (median of its warm repeats): ~1.00 means the forward itself is not slower
+        FR[$name]+="$(sed -n 's/.*forward per row.*: median \([0-9.]*\) ms.*/\1/p' "$W/log-$name" |
+                      awk -v t="$T" -v f="${F1[$name]}" '{ printf "%.4f", t / ($1 / 1000) / f }') "
     done
     fm=$(for m in "${modes[@]}"; do set -- $m; echo "${F1[$1]}"; done | awk '{ s += $1 } END { printf "%.1f", s / NR }')
     line="round $r (forward, teacher):"
@@ -99,5 +103,6 @@ for m in "${modes[@]}"; do
     done
     printf "%-10s %12s %8s %8s %14s %12s %16s\n" "$name" "$tps" "$rat" "$pr" "${bpt[0]}" "${bpt[1]}" "${bpt[2]}"
 done
+echo "teacher's median forward row over the paired bench forward (tokens/s), medians: $(for m in "${modes[@]}"; do set -- $m; printf '%s %s; ' "$1" "$(echo "${FR[$1]}" | med)"; done)(per round: $(for m in "${modes[@]}"; do set -- $m; printf '%s %s; ' "$1" "${FR[$1]% }"; done))"
 echo "in-run forward share (the teacher's own rank-0 seconds in tfm_forward over its seconds after loading; medians over the rounds):" \
     "$(for m in "${modes[@]}"; do set -- $m; printf '%s %s%%; ' "$1" "$(echo "${SH[$1]}" | med)"; done)"
