@@ -457,18 +457,17 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
                     int64_t V, int32_t K)
 {
     UPQ_ASSERT(K >= 1 && K <= V);
-    uint64_t *c = upq_malloc((size_t)V * sizeof *c, "top-K candidates");
-    int32_t *ci = upq_malloc((size_t)V * sizeof *ci, "top-K candidate ids");
-    lid *h = upq_malloc((size_t)K * sizeof *h, "top-K");
-    float *e = upq_malloc((size_t)V * sizeof *e, "top-K exp");
-    UPQ_ASSERT(c && ci && h && e);
     /* A bar under the K-th largest logit: the K-th largest of the maxima of about 2K
      * blocks (those K maxima are K distinct entries >= it). Only entries >= the bar can be
      * in the top K: the blocks whose maximum reaches it are scanned (without branches)
      * for them, and the K largest of their rank keys are selected. */
     int64_t bs = (V + 2 * (int64_t)K - 1) / (2 * (int64_t)K), nb = (V + bs - 1) / bs;
-    float *bm = upq_malloc((size_t)(2 * nb) * sizeof *bm, "top-K block maxima");
-    UPQ_ASSERT(bm);
+    /* one scratch block: keys c (V), h (K), then e (V), candidate ids ci (V), maxima bm (2 nb) */
+    uint64_t *c = upq_malloc((size_t)V * 8 + (size_t)K * sizeof(lid) + (size_t)(2 * V + 2 * nb) * 4, "top-K scratch");
+    UPQ_ASSERT(c);
+    lid *h = (lid *)(c + V);
+    float *e = (float *)(h + K), *bm = e + 2 * V;
+    int32_t *ci = (int32_t *)(e + V);
     for (int64_t b = 0; b < nb; b++) {
         int64_t b0 = b * bs;
         bm[b] = bm[nb + b] = row_max(logits + b0, b0 + bs <= V ? bs : V - b0);
@@ -483,7 +482,6 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
             n += logits[j] >= bar;
         }
     }
-    free(bm);
     for (int32_t i = 0; i < n; i++) c[i] = rank_key(logits[ci[i]], ci[i]);
     if (n >= K) {
         top_select(c, n, K);
@@ -499,8 +497,6 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
             if (!(logits[j] >= bar)) h[m++] = (lid){logits[j], (int32_t)j};
         qsort(h, (size_t)K, sizeof *h, lid_cmp);
     }
-    free(c);
-    free(ci);
     for (int32_t i = 0; i < K; i++) {
         ids[i] = h[i].id;
         top_logits[i] = h[i].l;
@@ -513,8 +509,7 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
     for (int32_t i = 0; i < K; i++) e[h[i].id] = 0.0f;
     double tail = sum8(e, V);
     *log_tail = K == V ? -INFINITY : (float)(log(tail) - log(s));
-    free(h);
-    free(e);
+    free(c);
     return (float)(mx + log(s));
 }
 
