@@ -22,6 +22,7 @@ static const kq_kernels kq_ref_table = {
     .gemv_rows = kq_gemv_rows_ref,
     .quantize_x = kq_quantize_x_ref,
     .stream_read = kq_stream_read_ref,
+    .exp_shift_sum = kq_exp_shift_sum_ref,
     .q4_rp_min_m = KQ_GEMV_MAX_M + 1, /* reads the stored blocks only */
 };
 
@@ -48,6 +49,7 @@ static void kq_over_avx2(kq_kernels *t)
     t->gemv_rows = kq_gemv_rows_q8_avx2_rp;
     t->quantize_x = kq_quantize_x_avx2;
     t->stream_read = kq_stream_read_avx2;
+    t->exp_shift_sum = kq_exp_shift_sum_avx2;
 }
 
 /* INT4 g128 with a repacked copy: the stored-layout loop (kq_q4g128_mx4) up to M = 4,
@@ -58,6 +60,7 @@ static void kq_over_vnni(kq_kernels *t)
 {
     t->gemv_rows = kq_gemv_rows_q8_avx512;
     t->q4_rp_min_m = KQ_VNNI_Q4_RP_MIN_M;
+    t->exp_shift_sum = kq_exp_shift_sum_avx512; /* AVX-512F, which this level implies */
 }
 
 /* The override levels in order, each on top of the ones before it (BLIS-style: the

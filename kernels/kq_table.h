@@ -47,6 +47,12 @@ typedef void (*kq_quantize_x_fn)(const float *restrict x, int64_t n, int64_t bg,
  * interleaved streams with a software prefetch pf bytes ahead (0: none); a version may
  * ignore ns and pf. The bandwidth yardstick of the kernel benchmark. */
 typedef uint64_t (*kq_stream_read_fn)(const void *p, size_t bytes, int ns, int pf);
+/* e[j] = exp(x[j] - shift) for j < n (Cephes' expf, about 1.3 ulp; inputs clamped to
+ * [-87.3, 88]) and returns their sum, added in double in eight partials: partial j % 8
+ * for j below n rounded down to 8, the rest into partial 0, in increasing j; then
+ * ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)). Every version returns the same bits
+ * (the softmax pass of the teacher's record builders). */
+typedef double (*kq_exp_shift_sum_fn)(float *restrict e, const float *restrict x, float shift, int64_t n);
 
 typedef struct {
     const char *name;                 /* "ref", "avx2", "avx512vnni" */
@@ -55,6 +61,7 @@ typedef struct {
     kq_gemv_rows_fn gemv_rows;
     kq_quantize_x_fn quantize_x;      /* activation blocks for the int8 GEMV */
     kq_stream_read_fn stream_read;    /* memory-bandwidth probe */
+    kq_exp_shift_sum_fn exp_shift_sum; /* float exp of a shifted row and its double sum */
     int q4_rp_min_m;                  /* kq_gemv hands gemv_rows the repacked copy of an
                                        * INT4 g128 matrix from this M on; below it, the
                                        * stored blocks (faster there: kq_dispatch.c). INT2

@@ -7,7 +7,7 @@ APT="apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 PKGS="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-      libscalapack-openmpi-dev liblapack-dev libblis-dev libjansson-dev libpcre2-dev libutf8proc-dev liblzma-dev
+      libscalapack-openmpi-dev liblapack-dev libblis-dev libjansson-dev libpcre2-dev libutf8proc-dev liblzma-dev zlib1g-dev
       libssl-dev clang libclang-rt-14-dev xz-utils
       jq procps time"
 # jq: the e2e tests read JSON with it; procps: pgrep/ps find MPI ranks to signal; time:

@@ -33,4 +33,9 @@ void kq_quantize_x_ref(const float *restrict x, int64_t n, int64_t bg, int8_t *r
 /* One stream, no prefetch: ns and pf are ignored. */
 uint64_t kq_stream_read_ref(const void *p, size_t bytes, int ns, int pf);
 
+/* kq_exp_ref.c */
+/* Cephes expf (the operations of src/base/vexp.h's upq_expf). */
+float kq_expf_ref(float x);
+double kq_exp_shift_sum_ref(float *restrict e, const float *restrict x, float shift, int64_t n);
+
 #endif

@@ -26,6 +26,10 @@ void kq_gemv_rows_q8_avx2_rp(int64_t M, const float *X, int64_t ldx, const kq_xq
 void kq_gemv_rows_q8_vnni(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,
                           const kq_qmat *W, int64_t n0, int64_t n1, float *Y, int64_t ldy);
 
+/* The shifted-exp-and-sum kernel (kq_exp_avx2.c: AVX2; kq_exp_avx512.c: AVX-512F). */
+double kq_exp_shift_sum_avx2(float *restrict e, const float *restrict x, float shift, int64_t n);
+double kq_exp_shift_sum_avx512(float *restrict e, const float *restrict x, float shift, int64_t n);
+
 /* 512-bit vpdpbusd GEMV (kq_avx512.c, same CPU features): INT2 g64 with a repacked copy
  * and INT4 g128; every other format goes to kq_gemv_rows_q8_vnni. */
 void kq_gemv_rows_q8_avx512(int64_t M, const float *X, int64_t ldx, const kq_xq *xq,

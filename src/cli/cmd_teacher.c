@@ -69,6 +69,25 @@ static int set_opt(void *ctx, int ch, const char *arg)
     return cli_usage_error("teacher", "unknown option");
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The forward's seconds per row on rank 0: first row, median, min, max (ms), comparable
+ * with `upq bench forward`'s median of warm repeats. */
+static void print_row_times(teacher_stats *st)
+{
+    int64_t n = st->n_row_forward;
+    if (n < 1) return;
+    double first = st->row_forward[0];
+    qsort(st->row_forward, (size_t)n, sizeof(double), cmp_double);
+    double med = n % 2 ? st->row_forward[n / 2] : 0.5 * (st->row_forward[n / 2 - 1] + st->row_forward[n / 2]);
+    printf("teacher: rank 0 forward per row (%lld rows): median %.1f ms, min %.1f, max %.1f, first %.1f\n",
+           (long long)n, 1e3 * med, 1e3 * st->row_forward[0], 1e3 * st->row_forward[n - 1], 1e3 * first);
+}
+
 static int run(const teacher_opts *o)
 {
     teacher_stats st;
@@ -85,10 +104,12 @@ static int run(const teacher_opts *o)
            st.seconds > 0 ? (double)st.tokens / st.seconds : 0.0,
            st.seconds_rows > 0 ? (double)st.tokens / st.seconds_rows : 0.0);
     if (st.computed && st.seconds_rows > 0) {
-        double f = st.seconds_forward, r = st.seconds_records, rest = st.seconds_rows - f - r;
+        double f = st.seconds_forward, r = st.seconds_records, c = st.seconds_commit, rest = st.seconds_rows - f - r - c;
         printf("teacher: rank 0 after loading: forward %.2f s (%.1f%%), records %.2f s (%.1f%%), "
-               "files, transfers and the rest %.2f s (%.1f%%)\n",
-               f, 100 * f / st.seconds_rows, r, 100 * r / st.seconds_rows, rest, 100 * rest / st.seconds_rows);
+               "shard commit %.2f s (%.1f%%), files, transfers and the rest %.2f s (%.1f%%)\n",
+               f, 100 * f / st.seconds_rows, r, 100 * r / st.seconds_rows, c, 100 * c / st.seconds_rows, rest,
+               100 * rest / st.seconds_rows);
+        print_row_times(&st);
     }
     return UPQ_OK;
 }

@@ -77,12 +77,18 @@ static void row_rng(uint64_t s[4], uint64_t seed, int64_t shard, int64_t row)
 /* The records of position t of a row into slot position p of d's arrays; z: V floats
  * of scratch, ti/tc/tl: K or S entries, draws: the position's S uniform draws (sample). */
 static void pos_records(const float *x, const int32_t *tok, int64_t T, int64_t V, int64_t t, int64_t p,
-                        const teacher_opts *o, h5teacher_data *d, int32_t *kbuf, float *z, int32_t *ti,
+                        const teacher_opts *o, h5teacher_data *d, int32_t *kbuf, float *zbuf, int32_t *ti,
                         int32_t *tc, float *tl, const double *draws)
 {
     int64_t K = o->topk, S = o->samples;
-    float inv = (float)(1.0 / o->temperature);
-    for (int64_t j = 0; j < V; j++) z[j] = o->temperature == 1.0 ? x[j] : x[j] * inv;
+    /* z = x exactly at T = 1: no copy (a row's logits are T V floats, 8 MB at T = 512,
+     * V = 4096, that a copy would write through the caches between two forwards) */
+    const float *z = x;
+    if (o->temperature != 1.0) {
+        float inv = (float)(1.0 / o->temperature);
+        for (int64_t j = 0; j < V; j++) zbuf[j] = x[j] * inv;
+        z = zbuf;
+    }
     if (o->mode == H5T_MODE_FULL && d->logp32) {
         double lse = dl_logsumexp_exact(z, V); /* fp32: the exactness reference (docs/teacher.md) */
         float *out = d->logp32 + p * V;
@@ -367,6 +373,7 @@ static int rows_compute(run_ctx *x, const row_layout *L, tpart *part, const int3
             double t1 = now_s();
             if (!rc) row_records(x->a->logits, tok + (c + rank) * T, T, V, c + rank, 0, o, index, &d, kbuf);
             x->st->seconds_forward += t1 - t0;
+            if (x->st->n_row_forward < TEACHER_ROW_TIMES) x->st->row_forward[x->st->n_row_forward++] = t1 - t0;
             x->st->seconds_records += now_s() - t1;
             if (x->pause_ms) {
                 struct timespec ts = {x->pause_ms / 1000, (long)(x->pause_ms % 1000) * 1000000L};
@@ -471,8 +478,10 @@ static int one_shard(run_ctx *x, const char *name, int64_t index)
     prog_set_start(&x->g->p, x->g->not_run);
     if (!rc) rc = rows_compute(x, &L, &part, tok, N, T, done, index, name);
     if (!rc && rank == 0) {
+        double t0 = now_s();
         rc = part_commit(o, &L, &part, tpath, N, T, V, &want);
         if (!rc) tpart_remove(&part);
+        x->st->seconds_commit += now_s() - t0;
     }
     if (rank == 0) tpart_close(&part);
     rc = par_agree(rc);
@@ -532,6 +541,9 @@ int teacher_run(const teacher_opts *o, teacher_stats *st)
         free(tk);
         free(mk);
     }
+    /* the activations before the clock starts, as `upq bench forward` allocates them
+     * before timing (a shard with longer rows reallocates them in one_shard) */
+    if (!rc && !o->verify && T0 > 0 && T0 <= m.cfg.max_T) rc = tfm_acts_alloc_model(&a, &m, 1, T0);
     rc = par_agree(rc);
     t1 = now_s();
     prog_init(&g.p, o->progress && par_rank() == 0 ? stderr : NULL, o->verify ? "teacher verify" : "teacher", "row", total);

@@ -27,12 +27,17 @@ typedef struct {
     int fp32;              /* full: log-probs as float32 (--dtype fp32), else fp16 */
 } teacher_opts;
 
+enum { TEACHER_ROW_TIMES = 4096 };
+
 typedef struct {
     int64_t shards, computed, skipped, rows, tokens;
     double seconds;      /* the whole run */
     double seconds_rows; /* after the teacher is loaded: rows, records, files */
     double seconds_forward, seconds_records; /* rank 0's share of seconds_rows in tfm_forward
                                               * and in building the records */
+    double seconds_commit; /* rank 0's share in writing the HDF5 shards from the .part files */
+    double row_forward[TEACHER_ROW_TIMES]; /* rank 0's seconds in tfm_forward of its first rows */
+    int64_t n_row_forward;
 } teacher_stats;
 
 /* The whole stage; all ranks return the same status. UPQ_EPREEMPT after SIGTERM/SIGUSR1

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kq_dispatch.h"
 #include "rng.h"
 #include "upq_err.h"
 #include "vexp.h"
@@ -345,24 +346,50 @@ static int lid_cmp(const void *x, const void *y)
     return lid_before(a, b) ? -1 : lid_before(b, a) ? 1 : 0;
 }
 
-/* Sift the root of a heap whose root is the entry ranked last down. */
-static void heap_down(lid *h, int32_t n, int32_t i)
+/* A candidate's rank as one integer: larger key = ranked first (lid_before: larger logit,
+ * then lower id). The float's bits made order-preserving (-0 taken as +0, which compares
+ * equal to it) above the complemented id. For non-NaN logits only. */
+static inline uint64_t rank_key(float l, int32_t id)
 {
-    for (;;) {
-        int32_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && lid_before(h[w], h[l])) w = l;
-        if (r < n && lid_before(h[w], h[r])) w = r;
-        if (w == i) return;
-        lid t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
+    l += 0.0f; /* -0 -> +0 */
+    uint32_t u;
+    memcpy(&u, &l, sizeof u);
+    u = u & 0x80000000u ? ~u : u | 0x80000000u;
+    return (uint64_t)u << 32 | (uint32_t)~(uint32_t)id;
+}
+
+/* Reorders c[0, n) (distinct keys) so that c[0, K) are the K largest, largest first:
+ * quickselect (Hoare partition around the middle key), then an insertion sort of the K.
+ * A few hundred candidates and K = 64: cheaper than a heap. */
+static void top_select(uint64_t *c, int32_t n, int32_t K)
+{
+    int32_t lo = 0, hi = n - 1, k = K - 1;
+    while (lo < hi) {
+        uint64_t piv = c[lo + (hi - lo) / 2];
+        int32_t i = lo, j = hi;
+        while (i <= j) {
+            while (c[i] > piv) i++;
+            while (c[j] < piv) j--;
+            if (i <= j) {
+                uint64_t t = c[i];
+                c[i] = c[j];
+                c[j] = t;
+                i++, j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else break;
+    }
+    for (int32_t i = 1; i < K; i++) {
+        uint64_t v = c[i];
+        int32_t j = i;
+        for (; j > 0 && v > c[j - 1]; j--) c[j] = c[j - 1];
+        c[j] = v;
     }
 }
 
-/* e_j = exp(x_j - mx) in float (upq_expf, which the compiler vectorizes) and their sum in
- * eight double partials, in a fixed order. The record builders' one pass over V: float
- * exp is within ~1e-7 relative, below the fp32 rounding of the stored log-sum-exp. */
+/* The sum of e in eight double partials, in a fixed order (kq_exp_shift_sum_fn's). */
 static double sum8(const float *e, int64_t V)
 {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -373,10 +400,14 @@ static double sum8(const float *e, int64_t V)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/* e_j = exp(x_j - mx) in float and their sum as sum8 adds it: the record builders' one
+ * pass over V, through the kernel table (AVX-512 or AVX2 where present; every version
+ * gives the reference's bits, kernels/ref/kq_exp_ref.c, the same float exp as vexp.h's
+ * upq_expf). Float exp is within ~1e-7 relative, below the fp32 rounding of the stored
+ * log-sum-exp. */
 static double exp_shift_sum(float *e, const float *x, float mx, int64_t V)
 {
-    for (int64_t j = 0; j < V; j++) e[j] = upq_expf(x[j] - mx);
-    return sum8(e, V);
+    return kq_kernels_active()->exp_shift_sum(e, x, mx, V);
 }
 
 /* The largest of x (8 partial maxima, so the loop vectorizes). */
@@ -429,16 +460,17 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
                     int64_t V, int32_t K)
 {
     UPQ_ASSERT(K >= 1 && K <= V);
-    lid *h = upq_malloc((size_t)K * sizeof *h, "top-K heap");
-    float *e = upq_malloc((size_t)V * sizeof *e, "top-K exp");
-    UPQ_ASSERT(h && e);
     /* A bar under the K-th largest logit: the K-th largest of the maxima of about 2K
      * blocks (those K maxima are K distinct entries >= it). Only entries >= the bar can be
-     * in the top K; the heap sees those, in id order, and a block whose maximum is below
-     * the bar (or, once the heap is full, not above its smallest) is skipped whole. */
+     * in the top K: the blocks whose maximum reaches it are scanned (without branches)
+     * for them, and the K largest of their rank keys are selected. */
     int64_t bs = (V + 2 * (int64_t)K - 1) / (2 * (int64_t)K), nb = (V + bs - 1) / bs;
-    float *bm = upq_malloc((size_t)(2 * nb) * sizeof *bm, "top-K block maxima");
-    UPQ_ASSERT(bm);
+    /* one scratch block: keys c (V), h (K), then e (V), candidate ids ci (V), maxima bm (2 nb) */
+    uint64_t *c = upq_malloc((size_t)V * 8 + (size_t)K * sizeof(lid) + (size_t)(2 * V + 2 * nb) * 4, "top-K scratch");
+    UPQ_ASSERT(c);
+    lid *h = (lid *)(c + V);
+    float *e = (float *)(h + K), *bm = e + 2 * V;
+    int32_t *ci = (int32_t *)(e + V);
     for (int64_t b = 0; b < nb; b++) {
         int64_t b0 = b * bs;
         bm[b] = bm[nb + b] = row_max(logits + b0, b0 + bs <= V ? bs : V - b0);
@@ -446,37 +478,28 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
     float bar = kth_largest(bm + nb, nb, K - 1);
     int32_t n = 0;
     for (int64_t b = 0; b < nb; b++) {
-        if (bm[b] < bar || (n == K && !(bm[b] > h[0].l))) continue;
+        if (!(bm[b] >= bar)) continue;
         int64_t c1 = (b + 1) * bs <= V ? (b + 1) * bs : V;
         for (int64_t j = b * bs; j < c1; j++) {
-            float l = logits[j];
-            if (!(l >= bar)) continue;
-            if (n < K) {
-                h[n++] = (lid){l, (int32_t)j};
-                if (n == K)
-                    for (int32_t i = K / 2 - 1; i >= 0; i--) heap_down(h, K, i);
-            } else if (l > h[0].l) { /* every id in the heap is below j: a tie never ranks before */
-                h[0] = (lid){l, (int32_t)j};
-                heap_down(h, K, 0);
-            }
+            ci[n] = (int32_t)j;
+            n += logits[j] >= bar;
         }
     }
-    free(bm);
-    /* NaN logits are never >= the bar: fill from the first ids not taken (as a full heap
-     * over all entries would hold them, ranked last). */
-    int heaped = n == K;
-    for (int64_t j = 0; n < K && j < V; j++)
-        if (!(logits[j] >= bar)) h[n++] = (lid){logits[j], (int32_t)j};
-    /* Sorted by popping the heap (its root ranks last): largest first, ties lower id first. */
-    if (heaped)
-        for (int32_t m = K; m > 1; m--) {
-            lid t = h[0];
-            h[0] = h[m - 1];
-            h[m - 1] = t;
-            heap_down(h, m - 1, 0);
+    for (int32_t i = 0; i < n; i++) c[i] = rank_key(logits[ci[i]], ci[i]);
+    if (n >= K) {
+        top_select(c, n, K);
+        for (int32_t i = 0; i < K; i++) {
+            int32_t id = (int32_t)~(uint32_t)c[i];
+            h[i] = (lid){logits[id], id};
         }
-    else
+    } else { /* NaN logits are never >= the bar: fill from the first ids not taken, ranked last */
+        int32_t m = 0;
+        for (int64_t j = 0; j < V; j++)
+            if (logits[j] >= bar) h[m++] = (lid){logits[j], (int32_t)j};
+        for (int64_t j = 0; m < K && j < V; j++)
+            if (!(logits[j] >= bar)) h[m++] = (lid){logits[j], (int32_t)j};
         qsort(h, (size_t)K, sizeof *h, lid_cmp);
+    }
     for (int32_t i = 0; i < K; i++) {
         ids[i] = h[i].id;
         top_logits[i] = h[i].l;
@@ -489,8 +512,7 @@ float dl_topk_build(int32_t *ids, float *top_logits, float *log_tail, const floa
     for (int32_t i = 0; i < K; i++) e[h[i].id] = 0.0f;
     double tail = sum8(e, V);
     *log_tail = K == V ? -INFINITY : (float)(log(tail) - log(s));
-    free(h);
-    free(e);
+    free(c);
     return (float)(mx + log(s));
 }
 

@@ -2,9 +2,11 @@
 # teacher_speed.sh - issue #12's throughput check: tokens/s of `upq teacher` (each mode) at
 # THREADS threads (BLIS_NUM_THREADS = OMP_NUM_THREADS) against `upq bench forward` on the
 # same model and batch (one row of T tokens per forward: the teacher runs batch 1), in the
-# same run, interleaved (ROUNDS rounds of: forward, then every mode; a forward after the
-# last; each ratio is taken against the forwards around its round, and the medians over the
-# rounds are printed), so the ratio shares the machine's state; then the HDF5 bytes per
+# same run: ROUNDS rounds in which every mode runs right after its own forward, so that
+# each PAIRED ratio (teacher over the forward just before it) shares the machine's state
+# (this VM drifts +-15% over seconds); the medians over the rounds are printed, with the
+# ratio against the mean forward of the round and the teacher's in-run forward share
+# (its own split: no drift affects it). Then the HDF5 bytes per
 # token of each mode uncompressed (UPQ_TEACHER_GZIP=0), gzip (=2) and shuffle + gzip (the
 # default). The teacher's tokens/s are those after loading it (rows, records, .part, the
 # HDF5 shard), as the forward's exclude loading; `full-raw` is full fp16 written uncompressed
@@ -13,7 +15,8 @@
 #   tests/bench/teacher_speed.sh [BUILD_DIR] [WORK_DIR]
 #   env: MODEL (default ../shared/models/tinyllama-15m-instruct), ROWS (16), T (512),
 #        THREADS (2), ROUNDS (3), UPQ (default BUILD_DIR/src/cli/upq), TEXT (a plain-text file),
-#        RUN (a prefix for every command, e.g. .mpi-bundle/run.sh on the 16-core machine)
+#        RUN (a prefix for every command, e.g. .mpi-bundle/run.sh on the 16-core machine),
+#        MODES (a subset, e.g. "topk64 sample64"; default all five), BYTES=0 (skip bytes/token)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 B=${1:-$SRC/build}
@@ -38,15 +41,17 @@ fwd() { $RUN "$UPQ" bench forward --model "$MODEL" --tokens "$T" --batch 1 --thr
         sed 's/.*"tokens_per_s": \([0-9.e+-]*\).*/\1/'; }
 modes=("full --store full" "full-raw --store full" "full-fp32 --store full --dtype fp32" "topk64 --store topk --topk 64"
        "sample64 --store sample --samples 64")
-# ROUNDS rounds of: forward, then each mode; a last forward closes the final round. A mode's
-# ratio in a round is its tokens/s over the mean of the forwards just before and after the
-# round; the table gives the median tokens/s and the median ratio over the rounds.
-declare -A TPS RAT SH
-F=($(fwd))
+[ -n "${MODES:-}" ] && { sel=(); for m in "${modes[@]}"; do set -- $m; [[ " $MODES " == *" $1 "* ]] && sel+=("$m"); done; modes=("${sel[@]}"); }
+# ROUNDS rounds; in each, every mode runs right after its own `upq bench forward`: the
+# PAIRED ratio is the teacher's tokens/s over that forward's, so the VM's drift between
+# rounds (+-15% here) cancels. Also printed: the ratio against the mean of all forwards
+# of the round (the earlier measure), and the teacher's in-run forward share.
+declare -A TPS RAT PAIR SH FR
 for r in $(seq 1 "$ROUNDS"); do
-    declare -A T1=()
+    declare -A T1=() F1=()
     for m in "${modes[@]}"; do
         set -- $m; name=$1; shift
+        F1[$name]=$(fwd)
         for try in 1 2 3; do # a stray SIGTERM/SIGUSR1 (exit 75) on a shared machine: start the mode again
             rm -rf "$W/t-$name"; rc=0
             gz=1; [ "$name" = full-raw ] && gz=0 # full-raw: full fp16 uncompressed (UPQ_TEACHER_GZIP=0)
@@ -58,26 +63,35 @@ for r in $(seq 1 "$ROUNDS"); do
         T1[$name]=$(sed -n 's/.*; \([0-9.]*\) tokens\/s after loading.*/\1/p' "$W/log-$name")
         SH[$name]+="$(sed -n 's/.*: forward [0-9.]* s (\([0-9.]*\)%).*/\1/p' "$W/log-$name") "
         TOKENS=$(sed -n 's/.* rows, \([0-9]*\) tokens in.*/\1/p' "$W/log-$name")
+        # the teacher's own forward per row (median over its rows) against the paired bench
+        # forward (median of its warm repeats): ~1.00 means the forward itself is not slower
+        FR[$name]+="$(sed -n 's/.*forward per row.*: median \([0-9.]*\) ms.*/\1/p' "$W/log-$name" |
+                      awk -v t="$T" -v f="${F1[$name]}" '{ printf "%.4f", t / ($1 / 1000) / f }') "
     done
-    F+=($(fwd))
-    fm=$(awk -v a="${F[r-1]}" -v b="${F[r]}" 'BEGIN { printf "%.1f", (a + b) / 2 }')
-    line="round $r: forward ${F[r-1]} / ${F[r]}"
+    fm=$(for m in "${modes[@]}"; do set -- $m; echo "${F1[$1]}"; done | awk '{ s += $1 } END { printf "%.1f", s / NR }')
+    line="round $r (forward, teacher):"
     for m in "${modes[@]}"; do
         set -- $m; name=$1
+        F+=("${F1[$name]}")
         TPS[$name]+="${T1[$name]} "
         RAT[$name]+="$(awk -v a="${T1[$name]}" -v b="$fm" 'BEGIN { printf "%.4f", a / b }') "
-        line+="; $name ${T1[$name]}"
+        PAIR[$name]+="$(awk -v a="${T1[$name]}" -v b="${F1[$name]}" 'BEGIN { printf "%.4f", a / b }') "
+        line+=" $name ${F1[$name]} ${T1[$name]};"
     done
     echo "$line"
 done
 med() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "forward (upq bench forward, batch 1 x $T, $THREADS threads), tokens/s: ${F[*]}; median $(echo "${F[*]}" | med)"
-printf "%-10s %12s %8s %14s %12s %16s\n" mode "tokens/s" "ratio" "uncompressed" "gzip" "shuffle+gzip"
-echo "(tokens/s and ratio: medians over the $ROUNDS rounds; ratio per round: $(for m in "${modes[@]}"; do set -- $m; printf '%s %s; ' "$1" "${RAT[$1]% }"; done))"
+printf "%-10s %12s %8s %8s %14s %12s %16s\n" mode "tokens/s" "ratio" "paired" "uncompressed" "gzip" "shuffle+gzip"
+echo "(tokens/s, ratio, paired: medians over the $ROUNDS rounds; ratio: against the mean forward of the round; per round: $(for m in "${modes[@]}"; do set -- $m; printf '%s %s; ' "$1" "${RAT[$1]% }"; done))"
+echo "paired ratios (teacher over the forward run just before it), per round: $(for m in "${modes[@]}"; do set -- $m; printf '%s %s; ' "$1" "${PAIR[$1]% }"; done)"
 for m in "${modes[@]}"; do
     set -- $m; name=$1; shift
-    [ "$name" = full-raw ] && { printf "%-10s %12s %8s %14s\n" "$name" "$(echo "${TPS[$name]}" | med)" \
-        "$(echo "${RAT[$name]}" | med)" "(as full, uncompressed)"; continue; }
+    tps=$(echo "${TPS[$name]}" | med) rat=$(echo "${RAT[$name]}" | med) pr=$(echo "${PAIR[$name]}" | med)
+    if [ "$name" = full-raw ] || [ "${BYTES:-1}" = 0 ]; then
+        printf "%-10s %12s %8s %8s %14s\n" "$name" "$tps" "$rat" "$pr" "$([ "$name" = full-raw ] && echo "(as full, uncompressed)")"
+        continue
+    fi
     bpt=()
     for g in 0 2 1; do
         d="$W/t-$name"
@@ -87,8 +101,8 @@ for m in "${modes[@]}"; do
         fi
         bpt+=($(awk -v b="$(cat "$d"/*.h5 | wc -c)" -v t="$TOKENS" 'BEGIN { printf "%.1f", b / t }'))
     done
-    printf "%-10s %12s %8s %14s %12s %16s\n" "$name" "$(echo "${TPS[$name]}" | med)" \
-        "$(echo "${RAT[$name]}" | med)" "${bpt[0]}" "${bpt[1]}" "${bpt[2]}"
+    printf "%-10s %12s %8s %8s %14s %12s %16s\n" "$name" "$tps" "$rat" "$pr" "${bpt[0]}" "${bpt[1]}" "${bpt[2]}"
 done
+echo "teacher's median forward row over the paired bench forward (tokens/s), medians: $(for m in "${modes[@]}"; do set -- $m; printf '%s %s; ' "$1" "$(echo "${FR[$1]}" | med)"; done)(per round: $(for m in "${modes[@]}"; do set -- $m; printf '%s %s; ' "$1" "${FR[$1]% }"; done))"
 echo "in-run forward share (the teacher's own rank-0 seconds in tfm_forward over its seconds after loading; medians over the rounds):" \
     "$(for m in "${modes[@]}"; do set -- $m; printf '%s %s%%; ' "$1" "$(echo "${SH[$1]}" | med)"; done)"
