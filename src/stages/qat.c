@@ -225,10 +225,18 @@ static int alloc_loop(qat_ctx *x, float **losses)
         x->g.tok_emb = x->g.mem, x->g.final_norm = x->g.mem + c->V * c->C;
         x->g.lm_head = NULL; /* frozen head: its weight gradient is not computed (lin_backward) */
     }
-    x->acts = upq_calloc((size_t)x->nslots, sizeof *x->acts, "activation slots");
-    if (!x->acts) return UPQ_EIO;
-    for (int64_t k = 0; k < x->nslots; k++)
-        TRY(tfm_acts_alloc_range(&x->acts[k], c, x->l0, x->l1, x->stage == 0, x->last, x->mb, T, 1));
+    if (o->recompute) { /* the slots keep residuals only; the head's tensors stay in work */
+        UPQ_ASSERT(!x->last || x->nslots == 1); /* the last stage runs F B F B ... */
+        TRY(tfm_rc_work_alloc(&x->work, c, x->stage == 0, x->last, x->mb, T));
+        x->nstash = tfm_rc_resid_floats(c, x->l0, x->l1, x->mb, T);
+        x->stash = upq_malloc((size_t)(x->nslots * x->nstash) * sizeof(float), "saved residuals");
+        if (!x->stash) return UPQ_EIO;
+    } else {
+        x->acts = upq_calloc((size_t)x->nslots, sizeof *x->acts, "activation slots");
+        if (!x->acts) return UPQ_EIO;
+        for (int64_t k = 0; k < x->nslots; k++)
+            TRY(tfm_acts_alloc_range(&x->acts[k], c, x->l0, x->l1, x->stage == 0, x->last, x->mb, T, 1));
+    }
     x->tok = upq_malloc((size_t)(x->nslots * x->mb * T) * sizeof *x->tok, "batch");
     x->tgt = upq_malloc((size_t)(x->mb * T) * sizeof *x->tgt, "targets");
     x->mask = upq_malloc((size_t)(x->mb * T), "mask");
@@ -254,7 +262,8 @@ static void free_loop(qat_ctx *x)
 {
     if (x->acts)
         for (int64_t k = 0; k < x->nslots; k++) tfm_acts_free(&x->acts[k]);
-    free(x->acts), free(x->tok), free(x->tgt), free(x->mask), free(x->recs), free(x->wide), free(x->xin);
+    tfm_acts_free(&x->work);
+    free(x->acts), free(x->stash), free(x->tok), free(x->tgt), free(x->mask), free(x->recs), free(x->wide), free(x->xin);
     free(x->gin), free(x->dxo), free(x->ops), free(x->ssq), free(x->lossv), free(x->perm), free(x->first);
     pipe_link_destroy(x->link);
     pipe_tree_destroy(x->tree);

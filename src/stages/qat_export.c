@@ -82,12 +82,13 @@ int qat_write_output(qat_ctx *x, const float *losses, int64_t steps, double *rel
     h5m_provenance prov;
     char method[64];
     snprintf(method, sizeof method, "qat-%s-int%d", fq_kind_name((fq_kind)o->quantizer), o->bits);
-    /* the command without --stages/--replicas: placement changes no bit of the result, so
-     * the container of any S x R is the same file */
+    /* the command without --stages/--replicas/--recompute: placement and recomputation
+     * change no bit of the result, so the container of any S x R is the same file */
     char **argv = upq_calloc((size_t)o->argc + 1, sizeof *argv, "command line");
     int argc = 0;
     for (int i = 0; argv && i < o->argc; i++) {
         const char *a = o->argv[i];
+        if (!strcmp(a, "--recompute")) continue;
         int sep = !strcmp(a, "--stages") || !strcmp(a, "--replicas");
         if (sep || !strncmp(a, "--stages=", 9) || !strncmp(a, "--replicas=", 11)) {
             i += sep;

@@ -16,6 +16,7 @@
 #include "hf_model.h"
 #include "pipe.h"
 #include "qat_internal.h"
+#include "recompute.h"
 #include "sched1f1b.h"
 #include "treesum.h"
 
@@ -48,7 +49,10 @@ typedef struct {
     int64_t *first;       /* (S+1) first layer of each stage */
     int64_t M, Mloc, mb;  /* micro-batches per step, per replica, rows per micro-batch */
     int64_t nslots;       /* activation slots (1F1B: micro-batches in flight) */
-    tfm_acts *acts;       /* (nslots) */
+    tfm_acts *acts;       /* (nslots) without recomputation; NULL with it */
+    tfm_acts work;        /* recomputation: one layer's activations, shared by the slots */
+    float *stash;         /* recomputation: (nslots, l1-l0+1, mb, T, C) residuals entering each layer */
+    int64_t nstash;       /* floats of one slot's stash */
     int32_t *tok;         /* (nslots, mb, T) tokens of the micro-batch in each slot */
     int32_t *tgt;         /* (mb, T) */
     uint8_t *mask;        /* (mb, T) */

@@ -101,7 +101,7 @@ static int post_g(qat_ctx *x, int64_t j)
 static int fwd(qat_ctx *x, int64_t j, int64_t cursor0, double dscale)
 {
     int64_t T = x->d.T, C = x->m->cfg.C, n = x->mb * T * C, sl = j % x->nslots, g = x->replica * x->Mloc + j;
-    tfm_acts *a = &x->acts[sl];
+    tfm_acts *a = x->acts ? &x->acts[sl] : NULL;
     int32_t *tok = x->tok + sl * x->mb * T;
     TRY(pipe_wait(x->link, L_Y + (int)sl, &x->t_comm)); /* the slot's last output has left */
     const float *in = NULL;
@@ -111,7 +111,14 @@ static int fwd(qat_ctx *x, int64_t j, int64_t cursor0, double dscale)
         in = x->xin + (j % 2) * n;
     }
     double t0 = now_s();
-    TRY(tfm_range_forward(x->m, x->s.lw, a, tok, in, x->mb, T, NULL));
+    float *out, *stash = x->stash ? x->stash + sl * x->nstash : NULL;
+    if (stash) {
+        TRY(tfm_rc_forward(x->m, x->s.lw, &x->work, stash, tok, in, x->l0, x->l1, x->mb, T));
+        a = &x->work, out = stash + (x->l1 - x->l0) * n;
+    } else {
+        TRY(tfm_range_forward(x->m, x->s.lw, a, tok, in, x->mb, T, NULL));
+        out = tfm_range_out(a);
+    }
     if (x->last) {
         qat_fill_batch(x, cursor0 + g * x->mb, tok, 1);
         double l = dl_loss_forward_backward(a->dlogits, NULL, &x->cfg, a->logits, x->recs, x->tgt, x->mb * T,
@@ -120,7 +127,7 @@ static int fwd(qat_ctx *x, int64_t j, int64_t cursor0, double dscale)
     }
     x->t_compute += now_s() - t0;
     if (x->stage > 0 && j + 2 < x->Mloc) TRY(post_x(x, j + 2));
-    if (!x->last) TRY(pipe_post_send(x->link, L_Y + (int)sl, tfm_range_out(a), n, x->rank + 1, (int)(2 * j)));
+    if (!x->last) TRY(pipe_post_send(x->link, L_Y + (int)sl, out, n, x->rank + 1, (int)(2 * j)));
     return UPQ_OK;
 }
 
@@ -129,7 +136,6 @@ static int fwd(qat_ctx *x, int64_t j, int64_t cursor0, double dscale)
 static int bwd(qat_ctx *x, int64_t j)
 {
     int64_t T = x->d.T, C = x->m->cfg.C, n = x->mb * T * C, sl = j % x->nslots, g = x->replica * x->Mloc + j;
-    tfm_acts *a = &x->acts[sl];
     const float *dout = NULL;
     if (!x->last) {
         TRY(pipe_wait(x->link, L_GIN + (int)(j % 2), &x->t_idle));
@@ -142,7 +148,13 @@ static int bwd(qat_ctx *x, int64_t j)
     }
     double t0 = now_s();
     memset(x->s.dw, 0, (size_t)x->s.total * sizeof(float));
-    TRY(tfm_range_backward(x->m, x->g.mem ? &x->g : NULL, x->s.lw, a, x->tok + sl * x->mb * T, dout, dx, x->mb, T));
+    tfm_model *gr = x->g.mem ? &x->g : NULL;
+    const int32_t *tok = x->tok + sl * x->mb * T;
+    if (x->stash)
+        TRY(tfm_rc_backward(x->m, gr, x->s.lw, &x->work, x->stash + sl * x->nstash, tok, dout, dx, x->l0, x->l1,
+                            x->mb, T));
+    else
+        TRY(tfm_range_backward(x->m, gr, x->s.lw, &x->acts[sl], tok, dout, dx, x->mb, T));
     TRY(pipe_tree_push(x->tree, g, x->s.dw));
     x->t_compute += now_s() - t0;
     if (!x->last && j + 2 < x->Mloc) TRY(post_g(x, j + 2));
