@@ -84,7 +84,7 @@ static int fq_init_named(fq_quantizer *q, const qat_opts *o, int64_t l, int p, i
 
 /* The student of layers [l0, l1): their linears become fake-quantized over the model's own
  * weights (the latent weights), with gradients and optimizers. The other linears only get
- * their names' sizes (checkpoint); world rank 0 initialises their quantizers at the export. */
+ * their names' sizes (checkpoint); world rank 0 receives their state at the export. */
 static int student_init(student *s, tfm_model *m, const qat_opts *o, int64_t l0, int64_t l1)
 {
     const tfm_config *c = &m->cfg;
@@ -148,46 +148,75 @@ static void make_key(const qat_opts *o, const qat_data *d, char *key, size_t cap
              (unsigned long long)o->seed);
 }
 
-/* Every stage's trained linears (latent weights, quantizer parameters) to world rank 0,
- * which then holds the whole fake-quantized student for the export: replica 0's stages
- * send theirs in linear order; rank 0 initialises the quantizers of the linears it did
- * not train (on the init weights, as their stage did at the start) and receives into them. */
+/* The frozen per-layer tensors of layer l that the container needs besides its linears:
+ * the two norms and, where the model has them, the q/k/v biases; *n their sizes. */
+static int layer_extras(const tfm_model *m, int64_t l, float **t, int64_t *n)
+{
+    const tfm_config *c = &m->cfg;
+    const tfm_layer *w = &m->layers[l];
+    int k = 0;
+    t[k] = w->attn_norm, n[k++] = c->C;
+    t[k] = w->mlp_norm, n[k++] = c->C;
+    if (w->bq) t[k] = w->bq, n[k++] = c->H * c->D;
+    if (w->bk) t[k] = w->bk, n[k++] = c->KV * c->D;
+    if (w->bv) t[k] = w->bv, n[k++] = c->KV * c->D;
+    return k;
+}
+
+/* Every stage's trained layers to world rank 0, which then holds the whole fake-quantized
+ * student for the export: replica 0's stages send, layer by layer in order, the layer's
+ * norms (and biases), then per linear its latent weight and every state array of its
+ * quantizer (fq_arrays: the learned parameters and asym's clip ratios, fixed at the init).
+ * Rank 0 read only its own stage's layers of an HF init (qat_init_read), so it takes all
+ * of that from the owners: it allocates each quantizer with fq_init on the received latent
+ * weight (the shape; its values are then overwritten by the owner's arrays, so the state
+ * is the owner's bit for bit) and receives the arrays into it. */
 static int gather_student(qat_ctx *x)
 {
     student *s = &x->s;
     const tfm_config *c = &x->m->cfg;
     enum { TAG = 9001 };
+    float *t[5];
+    int64_t tn[5];
+    fq_array fa[FQ_MAX_ARRAYS];
     if (x->replica != 0 || x->S == 1) return UPQ_OK;
     if (x->rank != 0) {
         pipe_sends *ps = NULL;
-        TRY(pipe_sends_create(2 * (s->hi - s->lo), &ps));
+        TRY(pipe_sends_create((5 + (1 + FQ_MAX_ARRAYS) * TFM_NPROJ) * (x->l1 - x->l0), &ps));
         int rc = UPQ_OK;
-        for (int64_t i = s->lo; !rc && i < s->hi; i++) {
-            rc = pipe_send_begin(ps, s->lat[i], s->nw[i], 0, TAG);
-            if (!rc && s->np[i] > 0) rc = pipe_send_begin(ps, s->q[i].params, s->np[i], 0, TAG);
+        for (int64_t l = x->l0; !rc && l < x->l1; l++) {
+            int ne = layer_extras(x->m, l, t, tn);
+            for (int e = 0; !rc && e < ne; e++) rc = pipe_send_begin(ps, t[e], tn[e], 0, TAG);
+            for (int64_t i = l * TFM_NPROJ; !rc && i < (l + 1) * TFM_NPROJ; i++) {
+                rc = pipe_send_begin(ps, s->lat[i], s->nw[i], 0, TAG);
+                int na = fq_arrays(&s->q[i], fa);
+                for (int k = 0; !rc && k < na; k++) rc = pipe_send_begin(ps, fa[k].p, fa[k].n, 0, TAG);
+            }
         }
         int rc2 = pipe_sends_destroy(ps);
         return rc ? rc : rc2;
     }
     int64_t rest = 0;
-    for (int64_t i = s->hi; i < s->n; i++) {
-        rest += s->nw[i];
-        int64_t N, K;
-        tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
-        /* on the init weights, still in rank 0's copy of the layer (asym's clip ratios) */
-        TRY(fq_init_named(&s->q[i], x->o, i / TFM_NPROJ, (int)(i % TFM_NPROJ), N, K, s->lat[i]));
-    }
+    for (int64_t i = s->hi; i < s->n; i++) rest += s->nw[i];
     s->wq_rest = upq_malloc((size_t)(rest > 0 ? rest : 1) * sizeof(float), "fake-quantized weights (export)");
     if (!s->wq_rest) return UPQ_EIO;
     int64_t off = 0;
     for (int st = 1; st < x->S; st++)
-        for (int64_t i = x->first[st] * TFM_NPROJ; i < x->first[st + 1] * TFM_NPROJ; i++) {
-            TRY(pipe_recv(s->lat[i], s->nw[i], st, TAG));
-            if (s->np[i] > 0) TRY(pipe_recv(s->q[i].params, s->np[i], st, TAG));
-            lin_layer *L = &s->lw[i / TFM_NPROJ].lin[i % TFM_NPROJ];
-            L->kind = LIN_FAKEQUANT, L->fq = &s->q[i], L->wq = s->wq_rest + off;
-            L->dw = NULL, L->dlatent = NULL, L->dfq = NULL, L->db = NULL;
-            off += s->nw[i];
+        for (int64_t l = x->first[st]; l < x->first[st + 1]; l++) {
+            int ne = layer_extras(x->m, l, t, tn);
+            for (int e = 0; e < ne; e++) TRY(pipe_recv(t[e], tn[e], st, TAG));
+            for (int64_t i = l * TFM_NPROJ; i < (l + 1) * TFM_NPROJ; i++) {
+                int64_t N, K;
+                tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
+                TRY(pipe_recv(s->lat[i], s->nw[i], st, TAG));
+                TRY(fq_init_named(&s->q[i], x->o, l, (int)(i % TFM_NPROJ), N, K, s->lat[i]));
+                int na = fq_arrays(&s->q[i], fa);
+                for (int k = 0; k < na; k++) TRY(pipe_recv(fa[k].p, fa[k].n, st, TAG));
+                lin_layer *L = &s->lw[l].lin[i % TFM_NPROJ];
+                L->kind = LIN_FAKEQUANT, L->fq = &s->q[i], L->wq = s->wq_rest + off;
+                L->dw = NULL, L->dlatent = NULL, L->dfq = NULL, L->db = NULL;
+                off += s->nw[i];
+            }
         }
     return UPQ_OK;
 }
@@ -364,8 +393,9 @@ int qat_run(const qat_opts *o, qat_result *r)
     if (!rc && o->batch / o->micro_batches > x.d.N)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: %lld rows, fewer than a micro-batch", o->data_dir, (long long)x.d.N);
     if (!rc) rc = place(&x);
-    if (!rc && hf) { /* world rank 0 exports: everything; the others their stage's share */
-        int e = qat_init_read(hf, &m, x.l0, x.l1, x.stage == 0, x.last, x.rank == 0);
+    if (!rc && hf) { /* every rank its stage's share; world rank 0 also the final norm and head
+                      * for the export (the other layers come from their stages at the end) */
+        int e = qat_init_read(hf, &m, x.l0, x.l1, x.stage == 0, x.last || x.rank == 0, 0);
         hf = NULL;
         rc = grp_max_i32(x.gworld, e);
         if (!e && rc) rc = UPQ_FAIL(rc, "%s: another rank could not read its part of the init model", o->init);

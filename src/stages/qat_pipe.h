@@ -22,8 +22,8 @@
 
 /* Every decoder linear has an entry (n = L * TFM_NPROJ); the stage owns [lo, hi) (its
  * layers' linears): quantizer, gradients, optimizers and the contiguous wq/dw/dlat
- * buffers exist for those only (world rank 0 initialises the other quantizers, on the
- * init weights, and receives their trained state for the export). */
+ * buffers exist for those only (world rank 0 receives the other linears' latent weights
+ * and quantizer state for the export). */
 typedef struct {
     int64_t n, lo, hi;
     fq_quantizer *q;      /* (n) */
