@@ -4,8 +4,9 @@
  * distillation loss, on S pipeline stages x R replicas (ranks = S x R; rank = replica * S +
  * stage); one step is qat_step (qat_step.c). Checkpoints: every stage writes its slice into
  * one HDF5 file collectively, committed atomically; SIGTERM/SIGUSR1 -> checkpoint, exit 75.
- * Export (world rank 0, after gathering every stage's linears): qat_export.c, fq_export to a packed
- * container (h5q_write). */
+ * Export: every stage snaps its quantizers and runs the check's reference forward, then
+ * world rank 0 packs the stages' linears layer by layer as they arrive (gather_export) and
+ * writes the container (qat_export.c: fq_export, h5q_write). */
 #include "qat.h"
 #include "qat_pipe.h"
 
@@ -59,7 +60,7 @@ static void student_free(student *s)
         if (s->oq) adamw_free(&s->oq[i]);
     }
     free(s->q), free(s->dq), free(s->ow), free(s->oq), free(s->lw), free(s->wq), free(s->dw), free(s->dlat);
-    free(s->wq_rest), free(s->lat), free(s->nw), free(s->np);
+    free(s->lat), free(s->nw), free(s->np);
     memset(s, 0, sizeof *s);
 }
 
@@ -163,15 +164,15 @@ static int layer_extras(const tfm_model *m, int64_t l, float **t, int64_t *n)
     return k;
 }
 
-/* Every stage's trained layers to world rank 0, which then holds the whole fake-quantized
- * student for the export: replica 0's stages send, layer by layer in order, the layer's
- * norms (and biases), then per linear its latent weight and every state array of its
- * quantizer (fq_arrays: the learned parameters and asym's clip ratios, fixed at the init).
- * Rank 0 read only its own stage's layers of an HF init (qat_init_read), so it takes all
- * of that from the owners: it allocates each quantizer with fq_init on the received latent
- * weight (the shape; its values are then overwritten by the owner's arrays, so the state
- * is the owner's bit for bit) and receives the arrays into it. */
-static int gather_student(qat_ctx *x)
+/* The export, layer by layer into world rank 0's packed linears ql (n; *dev their largest
+ * deviation): replica 0's stages send, in layer order, each layer's norms (and biases),
+ * then per linear its latent weight and every state array of its quantizer (fq_arrays:
+ * the snapped parameters and asym's clip ratios, fixed at the init). Rank 0 read only its
+ * own stage's layers (qat_init_read) and keeps one linear of another stage at a time: it
+ * allocates a quantizer with fq_init on the received latent weight (the shape; the values
+ * are then the owner's arrays, so the state is the owner's bit for bit), packs it
+ * (qat_export_linear) and frees it. Its own linears it packs from its own state. */
+static int gather_export(qat_ctx *x, kq_qmat *ql, double *dev)
 {
     student *s = &x->s;
     const tfm_config *c = &x->m->cfg;
@@ -179,7 +180,7 @@ static int gather_student(qat_ctx *x)
     float *t[5];
     int64_t tn[5];
     fq_array fa[FQ_MAX_ARRAYS];
-    if (x->replica != 0 || x->S == 1) return UPQ_OK;
+    if (x->replica != 0) return UPQ_OK;
     if (x->rank != 0) {
         pipe_sends *ps = NULL;
         TRY(pipe_sends_create((5 + (1 + FQ_MAX_ARRAYS) * TFM_NPROJ) * (x->l1 - x->l0), &ps));
@@ -196,29 +197,30 @@ static int gather_student(qat_ctx *x)
         int rc2 = pipe_sends_destroy(ps);
         return rc ? rc : rc2;
     }
-    int64_t rest = 0;
-    for (int64_t i = s->hi; i < s->n; i++) rest += s->nw[i];
-    s->wq_rest = upq_malloc((size_t)(rest > 0 ? rest : 1) * sizeof(float), "fake-quantized weights (export)");
-    if (!s->wq_rest) return UPQ_EIO;
-    int64_t off = 0;
-    for (int st = 1; st < x->S; st++)
-        for (int64_t l = x->first[st]; l < x->first[st + 1]; l++) {
+    for (int64_t i = s->lo; i < s->hi; i++) TRY(qat_export_linear(x->o, i, &s->q[i], s->lat[i], &ql[i], dev));
+    int64_t mx = 0;
+    for (int64_t i = s->hi; i < s->n; i++) mx = s->nw[i] > mx ? s->nw[i] : mx;
+    float *w = upq_malloc((size_t)(mx > 0 ? mx : 1) * sizeof *w, "received latent weight");
+    if (!w) return UPQ_EIO;
+    int rc = UPQ_OK;
+    for (int st = 1; !rc && st < x->S; st++)
+        for (int64_t l = x->first[st]; !rc && l < x->first[st + 1]; l++) {
             int ne = layer_extras(x->m, l, t, tn);
-            for (int e = 0; e < ne; e++) TRY(pipe_recv(t[e], tn[e], st, TAG));
-            for (int64_t i = l * TFM_NPROJ; i < (l + 1) * TFM_NPROJ; i++) {
+            for (int e = 0; !rc && e < ne; e++) rc = pipe_recv(t[e], tn[e], st, TAG);
+            for (int64_t i = l * TFM_NPROJ; !rc && i < (l + 1) * TFM_NPROJ; i++) {
                 int64_t N, K;
+                fq_quantizer q = {0};
                 tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
-                TRY(pipe_recv(s->lat[i], s->nw[i], st, TAG));
-                TRY(fq_init_named(&s->q[i], x->o, l, (int)(i % TFM_NPROJ), N, K, s->lat[i]));
-                int na = fq_arrays(&s->q[i], fa);
-                for (int k = 0; k < na; k++) TRY(pipe_recv(fa[k].p, fa[k].n, st, TAG));
-                lin_layer *L = &s->lw[l].lin[i % TFM_NPROJ];
-                L->kind = LIN_FAKEQUANT, L->fq = &s->q[i], L->wq = s->wq_rest + off;
-                L->dw = NULL, L->dlatent = NULL, L->dfq = NULL, L->db = NULL;
-                off += s->nw[i];
+                rc = pipe_recv(w, s->nw[i], st, TAG);
+                if (!rc) rc = fq_init_named(&q, x->o, l, (int)(i % TFM_NPROJ), N, K, w);
+                int na = rc ? 0 : fq_arrays(&q, fa);
+                for (int k = 0; !rc && k < na; k++) rc = pipe_recv(fa[k].p, fa[k].n, st, TAG);
+                if (!rc) rc = qat_export_linear(x->o, i, &q, w, &ql[i], dev);
+                fq_free(&q);
             }
         }
-    return UPQ_OK;
+    free(w);
+    return rc;
 }
 
 /* Placement checks (every rank sees the same and fails the same way). */
@@ -463,11 +465,18 @@ int qat_run(const qat_opts *o, qat_result *r)
     r->tokens_per_s = r->seconds > 0 ? (double)((s - step0) * o->batch * T) / r->seconds : 0;
     if (s > 0) r->first_loss = losses[0], r->last_loss = losses[s - 1];
     if (!rc) rc = report_times(&x);
-    if (!rc) rc = gather_student(&x);
-    double rel = -1;
+    /* the export: every stage snaps its own quantizers, the pipeline runs the check's
+     * fake-quant reference, the stages' linears are packed into rank 0 layer by layer */
+    double rel = -1, dev = 0;
     int64_t npk = 0;
+    kq_qmat *ql = x.rank == 0 ? upq_calloc((size_t)x.s.n, sizeof *ql, "exported linears") : NULL;
+    float *ref = x.rank == 0 ? upq_malloc((size_t)(x.mb * T * V) * sizeof *ref, "reference logits") : NULL;
+    if (!rc && x.rank == 0 && !(ql && ref)) rc = UPQ_EIO;
+    if (!rc) qat_export_prepare(&x);
+    if (!rc) rc = qat_check_forward(&x, ref);
+    if (!rc) rc = gather_export(&x, ql, &dev);
     if (!rc && x.rank == 0) {
-        rc = qat_write_output(&x, losses, o->steps, &rel, &npk);
+        rc = qat_write_output(&x, ql, dev, ref, losses, o->steps, &rel, &npk);
         if (!rc) rc = qat_write_csv(o->out, o, losses, o->steps);
         if (!rc) {
             int held = o->quantizer == FQ_SEQ || o->quantizer == FQ_LSQ;
@@ -479,7 +488,8 @@ int qat_run(const qat_opts *o, qat_result *r)
         }
         if (!rc) unlink(ckpt); /* done: a rerun starts over */
     }
-    free(losses);
+    for (int64_t i = 0; ql && i < x.s.n; i++) quant_qmat_free(&ql[i]);
+    free(ql), free(ref), free(losses);
     free_loop(&x);
     tfm_model_free(&m);
     return rc;

@@ -244,3 +244,40 @@ int qat_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss)
     *loss = (float)(sum * dscale);
     return UPQ_OK;
 }
+
+/* The export check's reference: the fake-quant forward of the first micro-batch of the
+ * run's order (cursor 0) through replica 0's pipeline, stage by stage as in training
+ * (blocking transfers: it runs once), the logits (mb, T, V) sent to world rank 0. */
+int qat_check_forward(qat_ctx *x, float *logits)
+{
+    enum { TAG = 9003 };
+    int64_t T = x->d.T, C = x->m->cfg.C, n = x->mb * T * C, nl = x->mb * T * x->m->cfg.V;
+    if (x->replica != 0) return UPQ_OK;
+    const float *in = NULL;
+    if (x->stage == 0) qat_fill_batch(x, 0, x->tok, 0);
+    else {
+        TRY(pipe_recv(x->xin, n, x->rank - 1, TAG));
+        in = x->xin;
+    }
+    tfm_acts *a = x->stash ? &x->work : &x->acts[0];
+    const float *out;
+    if (x->stash) {
+        TRY(tfm_rc_forward(x->m, x->s.lw, a, x->stash, x->tok, in, x->l0, x->l1, x->mb, T));
+        out = x->stash + (x->l1 - x->l0) * n;
+    } else {
+        TRY(tfm_range_forward(x->m, x->s.lw, a, x->tok, in, x->mb, T, NULL));
+        out = tfm_range_out(a);
+    }
+    if (!x->last || x->rank != 0) {
+        pipe_sends *ps = NULL;
+        TRY(pipe_sends_create(1, &ps));
+        int rc = x->last ? pipe_send_begin(ps, a->logits, nl, 0, TAG) : pipe_send_begin(ps, out, n, x->rank + 1, TAG);
+        int rc2 = pipe_sends_destroy(ps);
+        TRY(rc ? rc : rc2);
+    }
+    if (x->rank == 0) {
+        if (!x->last) TRY(pipe_recv(logits, nl, x->S - 1, TAG));
+        else memcpy(logits, a->logits, (size_t)nl * sizeof(float));
+    }
+    return UPQ_OK;
+}

@@ -3,8 +3,7 @@
 # stories260k, 5 layers; batch 8 in 4 micro-batches, lsq, 20 steps, checkpoint every 3):
 #  (1) S = 2 and 4 (R = 1), R = 2 (S = 1) and S = 2 x R = 2: output container and loss CSV
 #      byte-identical (cmp) to the one-rank run; rank 0 prints per-stage compute /
-#      communication / idle seconds and peak RSS; with --recompute on S = 1, 2, 4 and R = 2
-#      the same bytes again;
+#      communication / idle seconds and peak RSS (--recompute: tests/e2e/qat_recompute.sh);
 #  (2) SIGUSR1 to a random rank of an S = 2 run -> exit 75 with a checkpoint -> rerun on
 #      S = 4 resumes and ends byte-identical (the long test also signals replicas);
 #  (3) kill -9 of a random rank at a random time after the first checkpoint, rerun on a
@@ -36,15 +35,6 @@ for sr in "2 1" "4 1" "1 2" "2 2"; do
     n=$(grep -c "^qat: stage [0-9] of $1 (layers .*compute [0-9.]* s, communication [0-9.]* s, idle [0-9.]* s, peak RSS [0-9.]* MiB$" "$W/err" || true)
     [ "$n" -eq $(($1 * $2)) ] || fail "S=$1 R=$2: $n per-stage time lines, want $(($1 * $2)): $(cat "$W/err")"
     echo "qat pipeline: S=$1 x R=$2: output and loss curve byte-identical to one rank over 20 steps"
-done
-# --recompute (keep each layer's input residual, re-run its forward in the backward): the
-# same arithmetic, so the same bytes on one rank and on every placement
-for sr in "1 1" "2 1" "4 1" "1 2"; do
-    set -- $sr
-    rm -f "$W"/r/*
-    qp_run "$1" "$2" "${RUN[@]}" --recompute || { cat "$W/err" >&2; fail "S=$1 R=$2 --recompute run"; }
-    qp_same "$W/ref" "S=$1 R=$2 --recompute"
-    echo "qat pipeline: S=$1 x R=$2 --recompute: output and loss curve byte-identical to one rank without it"
 done
 
 # (2) SIGUSR1 -> 75 -> resume on another S
