@@ -304,6 +304,29 @@ static void free_loop(qat_ctx *x)
     qat_data_free(&x->d);
 }
 
+/* After training: what only the training needed (gradient tree, gradients, optimizer
+ * moments, activations, the frozen parts' gradient sink) is freed before the export, so
+ * that rank 0's export (its own stage plus the packed container) stays below its training
+ * peak (docs/qat.md "Memory per rank"). */
+static void release_training(qat_ctx *x)
+{
+    student *s = &x->s;
+    pipe_tree_destroy(x->tree);
+    x->tree = NULL;
+    for (int64_t i = s->lo; i < s->hi; i++) {
+        fq_grads_free(&s->dq[i]);
+        adamw_free(&s->ow[i]);
+        adamw_free(&s->oq[i]);
+    }
+    free(s->dw), free(s->dlat);
+    s->dw = s->dlat = NULL;
+    for (int64_t k = 0; x->acts && k < x->nslots; k++) tfm_acts_free(&x->acts[k]);
+    free(x->acts), free(x->stash);
+    x->acts = NULL, x->stash = NULL;
+    tfm_acts_free(&x->work);
+    tfm_model_free(&x->g);
+}
+
 /* Where this rank sits: stage and replica, the layer split, the groups. */
 static int place(qat_ctx *x)
 {
@@ -474,6 +497,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     if (!rc && x.rank == 0 && !(ql && ref)) rc = UPQ_EIO;
     if (!rc) qat_export_prepare(&x);
     if (!rc) rc = qat_check_forward(&x, ref);
+    release_training(&x);
     if (!rc) rc = gather_export(&x, ql, &dev);
     if (!rc && x.rank == 0) {
         rc = qat_write_output(&x, ql, dev, ref, losses, o->steps, &rel, &npk);
@@ -487,6 +511,10 @@ int qat_run(const qat_opts *o, qat_result *r)
                 rc = UPQ_FAIL(UPQ_EIO, "%s: packed logits differ from the fake-quant forward by %.3g relative", o->out, rel);
         }
         if (!rc) unlink(ckpt); /* done: a rerun starts over */
+        struct rusage ru;
+        if (!rc && getrusage(RUSAGE_SELF, &ru) == 0)
+            fprintf(stderr, "qat: rank 0 after the export (container written, read back packed and checked): peak "
+                    "RSS %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
     }
     for (int64_t i = 0; ql && i < x.s.n; i++) quant_qmat_free(&ql[i]);
     free(ql), free(ref), free(losses);
