@@ -497,7 +497,7 @@ int qat_run(const qat_opts *o, qat_result *r)
     if (!rc && x.rank == 0 && !(ql && ref)) rc = UPQ_EIO;
     if (!rc) qat_export_prepare(&x);
     if (!rc) rc = qat_check_forward(&x, ref);
-    release_training(&x);
+    if (!rc) release_training(&x);
     if (!rc) rc = gather_export(&x, ql, &dev);
     if (!rc && x.rank == 0) {
         rc = qat_write_output(&x, ql, dev, ref, losses, o->steps, &rel, &npk);

@@ -120,8 +120,9 @@ extern const char *const qat_loss_names[];
 void qat_export_prepare(qat_ctx *x);
 int qat_export_linear(const qat_opts *o, int64_t i, const fq_quantizer *q, const float *lat, kq_qmat *ql, double *dev);
 /* World rank 0, with every linear packed (ql (n), dev their largest deviation) and the
- * reference logits: the container at o->out; *rel the packed forward's largest relative
- * logit difference to the fake-quant one, *npk the packed linears. */
+ * reference logits: the container at o->out (ql's matrices are freed once it is written,
+ * before the packed read-back); *rel the packed forward's largest relative logit
+ * difference to the fake-quant one, *npk the packed linears. */
 int qat_write_output(qat_ctx *x, kq_qmat *ql, double dev, const float *ref_logits, const float *losses,
                      int64_t steps, double *rel, int64_t *npk);
 /* OUT.loss.csv and OUT.loss.svg, each written atomically. */
