@@ -95,7 +95,7 @@ int qat_write_output(qat_ctx *x, kq_qmat *ql, double dev, const float *ref_logit
     int argc = 0;
     for (int i = 0; argv && i < o->argc; i++) {
         const char *a = o->argv[i];
-        if (!strcmp(a, "--recompute")) continue;
+        if (strlen(a) >= 5 && !strncmp(a, "--recompute", strlen(a))) continue; /* getopt's abbreviations too */
         int sep = !strcmp(a, "--stages") || !strcmp(a, "--replicas");
         if (sep || !strncmp(a, "--stages=", 9) || !strncmp(a, "--replicas=", 11)) {
             i += sep;
