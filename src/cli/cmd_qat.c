@@ -19,7 +19,7 @@ static void usage(FILE *f)
             "               [--bits 2] [--group G] [--quantizer seq|asym|lsq|r2q] [--loss jsd|cakld|kl|rkl|ce]\n"
             "               [--beta B] [--steps N] [--lr LR] [--scale-lr LR] [--batch B] [--micro-batches M]\n"
             "               [--warmup W] [--clip C] [--ckpt-every K] [--seed S] [--stages S]\n"
-            "               [--replicas R] [--quiet]\n"
+            "               [--replicas R] [--recompute] [--quiet]\n"
             "       mpirun -n S*R upq qat ... --stages S --replicas R\n\n"
             "Trains a student whose decoder linears are fake-quantized (latent FP32 weights from --init,\n"
             "straight-through estimator; embeddings, norms and head FP and frozen) to match the teacher\n"
@@ -49,6 +49,9 @@ static void usage(FILE *f)
             "  --stages S           pipeline stages, one rank each (default 1; at most the layers)\n"
             "  --replicas R         pipelines on different micro-batches of the step (default 1; a power\n"
             "                       of two dividing M); mpirun -n S*R, else exit 2\n"
+            "  --recompute          activation recomputation: keep only the residual entering each\n"
+            "                       layer, re-run the layer's forward in the backward (less memory,\n"
+            "                       one more forward per layer; the same output bytes)\n"
             "  --quiet              no progress lines\n"
             "  --help               this text\n\n"
             "SIGTERM/SIGUSR1: checkpoint at the next step boundary, exit 75; rerun the same command to\n"
@@ -79,7 +82,7 @@ int cmd_qat(int argc, char **argv)
         {"warmup", required_argument, 0, 'w'}, {"clip", required_argument, 0, 'c'},
         {"ckpt-every", required_argument, 0, 'K'}, {"seed", required_argument, 0, 's'},
         {"stages", required_argument, 0, 'P'}, {"replicas", required_argument, 0, 'R'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"recompute", no_argument, 0, 'r'}, {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     qat_opts o = {.bits = 2, .group = 64, .quantizer = FQ_SEQ, .loss = DL_JSD, .beta = 0.5, .steps = 100,
                   .lr = 1e-5, .scale_lr = 1e-4, .batch = 8, .micro_batches = 1, .ckpt_every = 50,
                   .warmup = -1, .stages = 1, .replicas = 1, .min_lr_frac = 0.1, .clip = 1.0, .progress = 1, .argc = argc, .argv = argv};
@@ -96,6 +99,7 @@ int cmd_qat(int argc, char **argv)
         case 'd': o.data_dir = optarg; break;
         case 'o': o.out = optarg; break;
         case 'q': o.progress = 0; break;
+        case 'r': o.recompute = 1; break;
         case 'b': TRY(cli_parse_int("qat", "--bits", optarg, 2, 4, &n)); o.bits = (int)n; break;
         case 'g': TRY(cli_parse_int("qat", "--group", optarg, 0, 1 << 30, &o.group)); break;
         case 'n': TRY(cli_parse_int("qat", "--steps", optarg, 1, 1000000000, &o.steps)); break;

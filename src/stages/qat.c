@@ -4,8 +4,9 @@
  * distillation loss, on S pipeline stages x R replicas (ranks = S x R; rank = replica * S +
  * stage); one step is qat_step (qat_step.c). Checkpoints: every stage writes its slice into
  * one HDF5 file collectively, committed atomically; SIGTERM/SIGUSR1 -> checkpoint, exit 75.
- * Export (world rank 0, after gathering every stage's linears): qat_export.c, fq_export to a packed
- * container (h5q_write). */
+ * Export: every stage snaps its quantizers and runs the check's reference forward, then
+ * world rank 0 packs the stages' linears layer by layer as they arrive (gather_export) and
+ * writes the container (qat_export.c: fq_export, h5q_write). */
 #include "qat.h"
 #include "qat_pipe.h"
 
@@ -59,7 +60,7 @@ static void student_free(student *s)
         if (s->oq) adamw_free(&s->oq[i]);
     }
     free(s->q), free(s->dq), free(s->ow), free(s->oq), free(s->lw), free(s->wq), free(s->dw), free(s->dlat);
-    free(s->wq_rest), free(s->lat), free(s->nw), free(s->np);
+    free(s->lat), free(s->nw), free(s->np);
     memset(s, 0, sizeof *s);
 }
 
@@ -84,7 +85,7 @@ static int fq_init_named(fq_quantizer *q, const qat_opts *o, int64_t l, int p, i
 
 /* The student of layers [l0, l1): their linears become fake-quantized over the model's own
  * weights (the latent weights), with gradients and optimizers. The other linears only get
- * their names' sizes (checkpoint); world rank 0 initialises their quantizers at the export. */
+ * their names' sizes (checkpoint); world rank 0 receives their state at the export. */
 static int student_init(student *s, tfm_model *m, const qat_opts *o, int64_t l0, int64_t l1)
 {
     const tfm_config *c = &m->cfg;
@@ -148,48 +149,78 @@ static void make_key(const qat_opts *o, const qat_data *d, char *key, size_t cap
              (unsigned long long)o->seed);
 }
 
-/* Every stage's trained linears (latent weights, quantizer parameters) to world rank 0,
- * which then holds the whole fake-quantized student for the export: replica 0's stages
- * send theirs in linear order; rank 0 initialises the quantizers of the linears it did
- * not train (on the init weights, as their stage did at the start) and receives into them. */
-static int gather_student(qat_ctx *x)
+/* The frozen per-layer tensors of layer l that the container needs besides its linears:
+ * the two norms and, where the model has them, the q/k/v biases; *n their sizes. */
+static int layer_extras(const tfm_model *m, int64_t l, float **t, int64_t *n)
+{
+    const tfm_config *c = &m->cfg;
+    const tfm_layer *w = &m->layers[l];
+    int k = 0;
+    t[k] = w->attn_norm, n[k++] = c->C;
+    t[k] = w->mlp_norm, n[k++] = c->C;
+    if (w->bq) t[k] = w->bq, n[k++] = c->H * c->D;
+    if (w->bk) t[k] = w->bk, n[k++] = c->KV * c->D;
+    if (w->bv) t[k] = w->bv, n[k++] = c->KV * c->D;
+    return k;
+}
+
+/* The export, layer by layer into world rank 0's packed linears ql (n; *dev their largest
+ * deviation): replica 0's stages send, in layer order, each layer's norms (and biases),
+ * then per linear its latent weight and every state array of its quantizer (fq_arrays:
+ * the snapped parameters and asym's clip ratios, fixed at the init). Rank 0 read only its
+ * own stage's layers (qat_init_read) and keeps one linear of another stage at a time: it
+ * allocates a quantizer with fq_init on the received latent weight (the shape; the values
+ * are then the owner's arrays, so the state is the owner's bit for bit), packs it
+ * (qat_export_linear) and frees it. Its own linears it packs from its own state. */
+static int gather_export(qat_ctx *x, kq_qmat *ql, double *dev)
 {
     student *s = &x->s;
     const tfm_config *c = &x->m->cfg;
     enum { TAG = 9001 };
-    if (x->replica != 0 || x->S == 1) return UPQ_OK;
+    float *t[5];
+    int64_t tn[5];
+    fq_array fa[FQ_MAX_ARRAYS];
+    if (x->replica != 0) return UPQ_OK;
     if (x->rank != 0) {
         pipe_sends *ps = NULL;
-        TRY(pipe_sends_create(2 * (s->hi - s->lo), &ps));
+        TRY(pipe_sends_create((5 + (1 + FQ_MAX_ARRAYS) * TFM_NPROJ) * (x->l1 - x->l0), &ps));
         int rc = UPQ_OK;
-        for (int64_t i = s->lo; !rc && i < s->hi; i++) {
-            rc = pipe_send_begin(ps, s->lat[i], s->nw[i], 0, TAG);
-            if (!rc && s->np[i] > 0) rc = pipe_send_begin(ps, s->q[i].params, s->np[i], 0, TAG);
+        for (int64_t l = x->l0; !rc && l < x->l1; l++) {
+            int ne = layer_extras(x->m, l, t, tn);
+            for (int e = 0; !rc && e < ne; e++) rc = pipe_send_begin(ps, t[e], tn[e], 0, TAG);
+            for (int64_t i = l * TFM_NPROJ; !rc && i < (l + 1) * TFM_NPROJ; i++) {
+                rc = pipe_send_begin(ps, s->lat[i], s->nw[i], 0, TAG);
+                int na = fq_arrays(&s->q[i], fa);
+                for (int k = 0; !rc && k < na; k++) rc = pipe_send_begin(ps, fa[k].p, fa[k].n, 0, TAG);
+            }
         }
         int rc2 = pipe_sends_destroy(ps);
         return rc ? rc : rc2;
     }
-    int64_t rest = 0;
-    for (int64_t i = s->hi; i < s->n; i++) {
-        rest += s->nw[i];
-        int64_t N, K;
-        tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
-        /* on the init weights, still in rank 0's copy of the layer (asym's clip ratios) */
-        TRY(fq_init_named(&s->q[i], x->o, i / TFM_NPROJ, (int)(i % TFM_NPROJ), N, K, s->lat[i]));
-    }
-    s->wq_rest = upq_malloc((size_t)(rest > 0 ? rest : 1) * sizeof(float), "fake-quantized weights (export)");
-    if (!s->wq_rest) return UPQ_EIO;
-    int64_t off = 0;
-    for (int st = 1; st < x->S; st++)
-        for (int64_t i = x->first[st] * TFM_NPROJ; i < x->first[st + 1] * TFM_NPROJ; i++) {
-            TRY(pipe_recv(s->lat[i], s->nw[i], st, TAG));
-            if (s->np[i] > 0) TRY(pipe_recv(s->q[i].params, s->np[i], st, TAG));
-            lin_layer *L = &s->lw[i / TFM_NPROJ].lin[i % TFM_NPROJ];
-            L->kind = LIN_FAKEQUANT, L->fq = &s->q[i], L->wq = s->wq_rest + off;
-            L->dw = NULL, L->dlatent = NULL, L->dfq = NULL, L->db = NULL;
-            off += s->nw[i];
+    for (int64_t i = s->lo; i < s->hi; i++) TRY(qat_export_linear(x->o, i, &s->q[i], s->lat[i], &ql[i], dev));
+    int64_t mx = 0;
+    for (int64_t i = s->hi; i < s->n; i++) mx = s->nw[i] > mx ? s->nw[i] : mx;
+    float *w = upq_malloc((size_t)(mx > 0 ? mx : 1) * sizeof *w, "received latent weight");
+    if (!w) return UPQ_EIO;
+    int rc = UPQ_OK;
+    for (int st = 1; !rc && st < x->S; st++)
+        for (int64_t l = x->first[st]; !rc && l < x->first[st + 1]; l++) {
+            int ne = layer_extras(x->m, l, t, tn);
+            for (int e = 0; !rc && e < ne; e++) rc = pipe_recv(t[e], tn[e], st, TAG);
+            for (int64_t i = l * TFM_NPROJ; !rc && i < (l + 1) * TFM_NPROJ; i++) {
+                int64_t N, K;
+                fq_quantizer q = {0};
+                tfm_proj_shape(c, (int)(i % TFM_NPROJ), &N, &K);
+                rc = pipe_recv(w, s->nw[i], st, TAG);
+                if (!rc) rc = fq_init_named(&q, x->o, l, (int)(i % TFM_NPROJ), N, K, w);
+                int na = rc ? 0 : fq_arrays(&q, fa);
+                for (int k = 0; !rc && k < na; k++) rc = pipe_recv(fa[k].p, fa[k].n, st, TAG);
+                if (!rc) rc = qat_export_linear(x->o, i, &q, w, &ql[i], dev);
+                fq_free(&q);
+            }
         }
-    return UPQ_OK;
+    free(w);
+    return rc;
 }
 
 /* Placement checks (every rank sees the same and fails the same way). */
@@ -226,10 +257,18 @@ static int alloc_loop(qat_ctx *x, float **losses)
         x->g.tok_emb = NULL, x->g.final_norm = x->g.mem;
         x->g.lm_head = NULL; /* frozen head: its weight gradient is not computed (lin_backward) */
     }
-    x->acts = upq_calloc((size_t)x->nslots, sizeof *x->acts, "activation slots");
-    if (!x->acts) return UPQ_EIO;
-    for (int64_t k = 0; k < x->nslots; k++)
-        TRY(tfm_acts_alloc_range(&x->acts[k], c, x->l0, x->l1, x->stage == 0, x->last, x->mb, T, 1));
+    if (o->recompute) { /* the slots keep residuals only; the head's tensors stay in work */
+        UPQ_ASSERT(!x->last || x->nslots == 1); /* the last stage runs F B F B ... */
+        TRY(tfm_rc_work_alloc(&x->work, c, x->stage == 0, x->last, x->mb, T));
+        x->nstash = tfm_rc_resid_floats(c, x->l0, x->l1, x->mb, T);
+        x->stash = upq_malloc((size_t)(x->nslots * x->nstash) * sizeof(float), "saved residuals");
+        if (!x->stash) return UPQ_EIO;
+    } else {
+        x->acts = upq_calloc((size_t)x->nslots, sizeof *x->acts, "activation slots");
+        if (!x->acts) return UPQ_EIO;
+        for (int64_t k = 0; k < x->nslots; k++)
+            TRY(tfm_acts_alloc_range(&x->acts[k], c, x->l0, x->l1, x->stage == 0, x->last, x->mb, T, 1));
+    }
     x->tok = upq_malloc((size_t)(x->nslots * x->mb * T) * sizeof *x->tok, "batch");
     x->tgt = upq_malloc((size_t)(x->mb * T) * sizeof *x->tgt, "targets");
     x->mask = upq_malloc((size_t)(x->mb * T), "mask");
@@ -255,7 +294,8 @@ static void free_loop(qat_ctx *x)
 {
     if (x->acts)
         for (int64_t k = 0; k < x->nslots; k++) tfm_acts_free(&x->acts[k]);
-    free(x->acts), free(x->tok), free(x->tgt), free(x->mask), free(x->recs), free(x->wide), free(x->xin);
+    tfm_acts_free(&x->work);
+    free(x->acts), free(x->stash), free(x->tok), free(x->tgt), free(x->mask), free(x->recs), free(x->wide), free(x->xin);
     free(x->gin), free(x->dxo), free(x->ops), free(x->ssq), free(x->lossv), free(x->perm), free(x->first);
     pipe_link_destroy(x->link);
     pipe_tree_destroy(x->tree);
@@ -263,6 +303,29 @@ static void free_loop(qat_ctx *x)
     tfm_model_free(&x->g);
     student_free(&x->s);
     qat_data_free(&x->d);
+}
+
+/* After training: what only the training needed (gradient tree, gradients, optimizer
+ * moments, activations, the frozen parts' gradient sink) is freed before the export, so
+ * that rank 0's export (its own stage plus the packed container) stays below its training
+ * peak (docs/qat.md "Memory per rank"). */
+static void release_training(qat_ctx *x)
+{
+    student *s = &x->s;
+    pipe_tree_destroy(x->tree);
+    x->tree = NULL;
+    for (int64_t i = s->lo; i < s->hi; i++) {
+        fq_grads_free(&s->dq[i]);
+        adamw_free(&s->ow[i]);
+        adamw_free(&s->oq[i]);
+    }
+    free(s->dw), free(s->dlat);
+    s->dw = s->dlat = NULL;
+    for (int64_t k = 0; x->acts && k < x->nslots; k++) tfm_acts_free(&x->acts[k]);
+    free(x->acts), free(x->stash);
+    x->acts = NULL, x->stash = NULL;
+    tfm_acts_free(&x->work);
+    tfm_model_free(&x->g);
 }
 
 /* Where this rank sits: stage and replica, the layer split, the groups. */
@@ -356,8 +419,9 @@ int qat_run(const qat_opts *o, qat_result *r)
     if (!rc && o->batch / o->micro_batches > x.d.N)
         rc = UPQ_FAIL(UPQ_EINPUT, "%s: %lld rows, fewer than a micro-batch", o->data_dir, (long long)x.d.N);
     if (!rc) rc = place(&x);
-    if (!rc && hf) { /* world rank 0 exports: everything; the others their stage's share */
-        int e = qat_init_read(hf, &m, x.l0, x.l1, x.stage == 0, x.last, x.rank == 0);
+    if (!rc && hf) { /* every rank its stage's share; world rank 0 also the final norm and head
+                      * for the export (the other layers come from their stages at the end) */
+        int e = qat_init_read(hf, &m, x.l0, x.l1, x.stage == 0, x.last || x.rank == 0, 0);
         hf = NULL;
         rc = grp_max_i32(x.gworld, e);
         if (!e && rc) rc = UPQ_FAIL(rc, "%s: another rank could not read its part of the init model", o->init);
@@ -425,11 +489,19 @@ int qat_run(const qat_opts *o, qat_result *r)
     r->tokens_per_s = r->seconds > 0 ? (double)((s - step0) * o->batch * T) / r->seconds : 0;
     if (s > 0) r->first_loss = losses[0], r->last_loss = losses[s - 1];
     if (!rc) rc = report_times(&x);
-    if (!rc) rc = gather_student(&x);
-    double rel = -1;
+    /* the export: every stage snaps its own quantizers, the pipeline runs the check's
+     * fake-quant reference, the stages' linears are packed into rank 0 layer by layer */
+    double rel = -1, dev = 0;
     int64_t npk = 0;
+    kq_qmat *ql = x.rank == 0 ? upq_calloc((size_t)x.s.n, sizeof *ql, "exported linears") : NULL;
+    float *ref = x.rank == 0 ? upq_malloc((size_t)(x.mb * T * V) * sizeof *ref, "reference logits") : NULL;
+    if (!rc && x.rank == 0 && !(ql && ref)) rc = UPQ_EIO;
+    if (!rc) qat_export_prepare(&x);
+    if (!rc) rc = qat_check_forward(&x, ref);
+    if (!rc) release_training(&x);
+    if (!rc) rc = gather_export(&x, ql, &dev);
     if (!rc && x.rank == 0) {
-        rc = qat_write_output(&x, losses, o->steps, &rel, &npk);
+        rc = qat_write_output(&x, ql, dev, ref, losses, o->steps, &rel, &npk);
         if (!rc) rc = qat_write_csv(o->out, o, losses, o->steps);
         if (!rc) {
             int held = o->quantizer == FQ_SEQ || o->quantizer == FQ_LSQ;
@@ -440,8 +512,13 @@ int qat_run(const qat_opts *o, qat_result *r)
                 rc = UPQ_FAIL(UPQ_EIO, "%s: packed logits differ from the fake-quant forward by %.3g relative", o->out, rel);
         }
         if (!rc) unlink(ckpt); /* done: a rerun starts over */
+        struct rusage ru;
+        if (!rc && getrusage(RUSAGE_SELF, &ru) == 0)
+            fprintf(stderr, "qat: rank 0 after the export (container written, read back packed and checked): peak "
+                    "RSS %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
     }
-    free(losses);
+    for (int64_t i = 0; ql && i < x.s.n; i++) quant_qmat_free(&ql[i]);
+    free(ql), free(ref), free(losses);
     free_loop(&x);
     tfm_model_free(&m);
     return rc;

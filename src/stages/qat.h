@@ -18,6 +18,7 @@ typedef struct {
     double beta;             /* JSD's beta, [0, 1] */
     int64_t steps, batch, micro_batches, ckpt_every, warmup;
     int64_t stages, replicas; /* pipeline stages S and replicas R: ranks = S x R */
+    int recompute;           /* 1: keep only each layer's input residual, re-run its forward in the backward */
     double lr, scale_lr, min_lr_frac, clip;
     uint64_t seed;
     int progress;            /* 1: progress lines on stderr */

@@ -56,38 +56,46 @@ static double max_rel(const float *a, const float *ref, int64_t n)
     return mr > 0 ? md / mr : md;
 }
 
-/* Export: snap, fq_export every linear, write the container, check it packed. */
-int qat_write_output(qat_ctx *x, const float *losses, int64_t steps, double *rel, int64_t *npk)
+void qat_export_prepare(qat_ctx *x)
+{
+    student *s = &x->s;
+    for (int64_t i = s->lo; i < s->hi; i++) snap_fp16(&s->q[i]);
+    for (int64_t l = x->l0; l < x->l1; l++) blk_weights_prepare(&s->lw[l]);
+}
+
+int qat_export_linear(const qat_opts *o, int64_t i, const fq_quantizer *q, const float *lat, kq_qmat *ql, double *dev)
+{
+    double dv = 0;
+    int rc = fq_export(q, lat, o->quantizer == FQ_R2Q ? FQ_EXPORT_PROJECT : 0, ql, &dv);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", upq_errmsg());
+        return UPQ_FAIL(rc, "%s: export of layer %lld linear %lld: %s", o->out, (long long)(i / TFM_NPROJ),
+                        (long long)(i % TFM_NPROJ), msg);
+    }
+    if (dv > *dev) *dev = dv;
+    return UPQ_OK;
+}
+
+/* Write the container (the linears packed by the stages' snapped quantizers, the rest from
+ * rank 0's model), read it back packed and check its forward against the reference. */
+int qat_write_output(qat_ctx *x, kq_qmat *ql, double dev, const float *ref_logits, const float *losses,
+                     int64_t steps, double *rel, int64_t *npk)
 {
     const qat_opts *o = x->o;
-    student *s = &x->s;
     int flags = o->quantizer == FQ_R2Q ? FQ_EXPORT_PROJECT : 0;
-    for (int64_t i = 0; i < s->n; i++) snap_fp16(&s->q[i]);
-    for (int64_t l = 0; l < x->m->cfg.L; l++) blk_weights_prepare(&s->lw[l]);
-    kq_qmat *ql = upq_calloc((size_t)s->n, sizeof *ql, "exported linears");
     double *lc = upq_malloc((size_t)(steps > 0 ? steps : 1) * sizeof *lc, "loss curve");
-    int rc = ql && lc ? UPQ_OK : UPQ_EIO;
-    double dev = 0;
-    for (int64_t i = 0; !rc && i < s->n; i++) {
-        double dv = 0;
-        rc = fq_export(&s->q[i], s->lat[i], flags, &ql[i], &dv);
-        if (rc) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", upq_errmsg());
-            rc = UPQ_FAIL(rc, "%s: export of layer %lld linear %lld: %s", o->out, (long long)(i / TFM_NPROJ),
-                          (long long)(i % TFM_NPROJ), msg);
-        }
-        if (dv > dev) dev = dv;
-    }
+    int rc = lc ? UPQ_OK : UPQ_EIO;
     h5m_provenance prov;
     char method[64];
     snprintf(method, sizeof method, "qat-%s-int%d", fq_kind_name((fq_kind)o->quantizer), o->bits);
-    /* the command without --stages/--replicas: placement changes no bit of the result, so
-     * the container of any S x R is the same file */
+    /* the command without --stages/--replicas/--recompute: placement and recomputation
+     * change no bit of the result, so the container of any S x R is the same file */
     char **argv = upq_calloc((size_t)o->argc + 1, sizeof *argv, "command line");
     int argc = 0;
     for (int i = 0; argv && i < o->argc; i++) {
         const char *a = o->argv[i];
+        if (strlen(a) >= 5 && !strncmp(a, "--recompute", strlen(a))) continue; /* getopt's abbreviations too */
         int sep = !strcmp(a, "--stages") || !strcmp(a, "--replicas");
         if (sep || !strncmp(a, "--stages=", 9) || !strncmp(a, "--replicas=", 11)) {
             i += sep;
@@ -127,25 +135,21 @@ int qat_write_output(qat_ctx *x, const float *losses, int64_t steps, double *rel
     for (int64_t i = 0; lc && i < steps; i++) lc[i] = losses[i];
     h5q_vec vec = {"qat_loss", steps, lc};
     if (!rc) rc = h5q_write(o->out, x->m, ql, &prov, &vec, 1);
+    free(lc);
+    for (int64_t i = 0; i < x->s.n; i++) quant_qmat_free(&ql[i]); /* before the read-back */
     /* the packed container against the fake-quant forward on the first micro-batch */
     tfm_model pk = {0};
     tfm_acts a2 = {0};
     int64_t nd = 0, T = x->d.T, V = x->d.V;
     if (!rc) rc = h5q_read_packed(o->out, &pk, &nd);
-    tfm_acts a3 = {0};
     if (!rc) rc = tfm_acts_alloc_model(&a2, &pk, x->mb, T);
-    if (!rc) rc = tfm_acts_alloc(&a3, &x->m->cfg, x->mb, T, 0);
     if (!rc) {
         qat_fill_batch(x, 0, x->tok, 0);
-        rc = tfm_range_forward(x->m, s->lw, &a3, x->tok, NULL, x->mb, T, NULL);
+        rc = tfm_forward(&pk, &a2, x->tok, x->mb, T, NULL);
     }
-    if (!rc) rc = tfm_forward(&pk, &a2, x->tok, x->mb, T, NULL);
-    if (!rc) *rel = max_rel(a2.logits, a3.logits, x->mb * T * V), *npk = pk.n_packed;
+    if (!rc) *rel = max_rel(a2.logits, ref_logits, x->mb * T * V), *npk = pk.n_packed;
     tfm_acts_free(&a2);
-    tfm_acts_free(&a3);
     tfm_model_free(&pk);
-    for (int64_t i = 0; ql && i < s->n; i++) quant_qmat_free(&ql[i]);
-    free(ql), free(lc);
     return rc;
 }
 

@@ -2,9 +2,9 @@
  * docs/qat.md "Memory per rank"): an HF folder is opened and validated on every rank, the
  * model's memory allocated (calloc: pages nobody writes stay unmapped), and each rank then
  * converts only what it computes with - its stage's layers, the embedding on a first stage,
- * the final norm and head on a last one - while world rank 0, which initialises every
- * quantizer for the export and writes the container, reads everything. A container (.h5)
- * is still read whole on every rank. Not the student (qat.c). */
+ * the final norm and head on a last one; world rank 0, which writes the container, also
+ * the final norm and head (the other stages' layers reach it at the end, gather_student in
+ * qat.c). A container (.h5) is still read whole on every rank. Not the student (qat.c). */
 #include "qat_pipe.h"
 
 #include <sys/stat.h>

@@ -16,13 +16,14 @@
 #include "hf_model.h"
 #include "pipe.h"
 #include "qat_internal.h"
+#include "recompute.h"
 #include "sched1f1b.h"
 #include "treesum.h"
 
 /* Every decoder linear has an entry (n = L * TFM_NPROJ); the stage owns [lo, hi) (its
  * layers' linears): quantizer, gradients, optimizers and the contiguous wq/dw/dlat
- * buffers exist for those only (world rank 0 initialises the other quantizers, on the
- * init weights, and receives their trained state for the export). */
+ * buffers exist for those only (world rank 0 receives the other linears' latent weights
+ * and quantizer state for the export). */
 typedef struct {
     int64_t n, lo, hi;
     fq_quantizer *q;      /* (n) */
@@ -30,7 +31,6 @@ typedef struct {
     adamw_state *ow, *oq; /* (n) owned only: optimizers of latent weights and quantizer parameters */
     blk_weights *lw;      /* (L) */
     float *wq, *dw, *dlat;/* (total) the owned linears' effective weights, dL/dwq, dL/dlatent */
-    float *wq_rest;       /* rank 0 at export: effective weights of the linears it does not own */
     float **lat;          /* (n) the latent weights (inside the model) */
     int64_t *nw;          /* (n) weights of linear i */
     int64_t *np;          /* (n) learnable quantizer parameters of linear i */
@@ -48,7 +48,10 @@ typedef struct {
     int64_t *first;       /* (S+1) first layer of each stage */
     int64_t M, Mloc, mb;  /* micro-batches per step, per replica, rows per micro-batch */
     int64_t nslots;       /* activation slots (1F1B: micro-batches in flight) */
-    tfm_acts *acts;       /* (nslots) */
+    tfm_acts *acts;       /* (nslots) without recomputation; NULL with it */
+    tfm_acts work;        /* recomputation: one layer's activations, shared by the slots */
+    float *stash;         /* recomputation: (nslots, l1-l0+1, mb, T, C) residuals entering each layer */
+    int64_t nstash;       /* floats of one slot's stash */
     int32_t *tok;         /* (nslots, mb, T) tokens of the micro-batch in each slot */
     int32_t *tgt;         /* (mb, T) */
     uint8_t *mask;        /* (mb, T) */
@@ -104,12 +107,24 @@ int qat_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss)
 int qat_ckpt_write(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t step, int64_t cursor);
 int qat_ckpt_read(qat_ctx *x, const char *ckpt, const char *key, float *losses, int64_t *step, int64_t *cursor);
 
+/* The export check's reference (qat_step.c): replica 0's stages run the fake-quant forward
+ * of the run's first micro-batch; world rank 0 gets its logits (mb, T, V) in logits. */
+int qat_check_forward(qat_ctx *x, float *logits);
+
 /* The --loss names, by qat_opts.loss (qat_export.c). */
 extern const char *const qat_loss_names[];
-/* World rank 0, after the gather: the packed container at o->out (qat_export.c); *rel the
- * packed forward's largest relative logit difference to the fake-quant one, *npk the
- * packed linears. */
-int qat_write_output(qat_ctx *x, const float *losses, int64_t steps, double *rel, int64_t *npk);
+/* The export, stage by stage (qat_export.c). Prepare: this stage's quantizer parameters
+ * snapped onto the container's fp16 grid and its linears' effective weights remade from
+ * them. Linear: the packed form of linear i (q, latent lat; snapped) into *ql, *dev the max
+ * of its deviation and *dev, UPQ_EINPUT naming layer and linear. */
+void qat_export_prepare(qat_ctx *x);
+int qat_export_linear(const qat_opts *o, int64_t i, const fq_quantizer *q, const float *lat, kq_qmat *ql, double *dev);
+/* World rank 0, with every linear packed (ql (n), dev their largest deviation) and the
+ * reference logits: the container at o->out (ql's matrices are freed once it is written,
+ * before the packed read-back); *rel the packed forward's largest relative logit
+ * difference to the fake-quant one, *npk the packed linears. */
+int qat_write_output(qat_ctx *x, kq_qmat *ql, double dev, const float *ref_logits, const float *losses,
+                     int64_t steps, double *rel, int64_t *npk);
 /* OUT.loss.csv and OUT.loss.svg, each written atomically. */
 int qat_write_csv(const char *out, const qat_opts *o, const float *losses, int64_t steps);
 

@@ -112,7 +112,7 @@ static int post_g(qat_ctx *x, int64_t j)
 static int fwd(qat_ctx *x, int64_t j, int64_t cursor0, double dscale)
 {
     int64_t T = x->d.T, C = x->m->cfg.C, n = x->mb * T * C, sl = j % x->nslots, g = x->replica * x->Mloc + j;
-    tfm_acts *a = &x->acts[sl];
+    tfm_acts *a = x->acts ? &x->acts[sl] : NULL;
     int32_t *tok = x->tok + sl * x->mb * T;
     TRY(pipe_wait(x->link, L_Y + (int)sl, &x->t_comm)); /* the slot's last output has left */
     const float *in = NULL;
@@ -122,7 +122,14 @@ static int fwd(qat_ctx *x, int64_t j, int64_t cursor0, double dscale)
         in = x->xin + (j % 2) * n;
     }
     double t0 = now_s();
-    TRY(tfm_range_forward(x->m, x->s.lw, a, tok, in, x->mb, T, NULL));
+    float *out, *stash = x->stash ? x->stash + sl * x->nstash : NULL;
+    if (stash) {
+        TRY(tfm_rc_forward(x->m, x->s.lw, &x->work, stash, tok, in, x->l0, x->l1, x->mb, T));
+        a = &x->work, out = stash + (x->l1 - x->l0) * n;
+    } else {
+        TRY(tfm_range_forward(x->m, x->s.lw, a, tok, in, x->mb, T, NULL));
+        out = tfm_range_out(a);
+    }
     if (x->last) {
         qat_fill_batch(x, cursor0 + g * x->mb, tok, 1);
         double l = dl_loss_forward_backward(a->dlogits, NULL, &x->cfg, a->logits, x->recs, x->tgt, x->mb * T,
@@ -131,7 +138,7 @@ static int fwd(qat_ctx *x, int64_t j, int64_t cursor0, double dscale)
     }
     x->t_compute += now_s() - t0;
     if (x->stage > 0 && j + 2 < x->Mloc) TRY(post_x(x, j + 2));
-    if (!x->last) TRY(pipe_post_send(x->link, L_Y + (int)sl, tfm_range_out(a), n, x->rank + 1, (int)(2 * j)));
+    if (!x->last) TRY(pipe_post_send(x->link, L_Y + (int)sl, out, n, x->rank + 1, (int)(2 * j)));
     return UPQ_OK;
 }
 
@@ -140,7 +147,6 @@ static int fwd(qat_ctx *x, int64_t j, int64_t cursor0, double dscale)
 static int bwd(qat_ctx *x, int64_t j)
 {
     int64_t T = x->d.T, C = x->m->cfg.C, n = x->mb * T * C, sl = j % x->nslots, g = x->replica * x->Mloc + j;
-    tfm_acts *a = &x->acts[sl];
     const float *dout = NULL;
     if (!x->last) {
         TRY(pipe_wait(x->link, L_GIN + (int)(j % 2), &x->t_idle));
@@ -153,7 +159,13 @@ static int bwd(qat_ctx *x, int64_t j)
     }
     double t0 = now_s();
     zero_floats(x->s.dw, x->s.total);
-    TRY(tfm_range_backward(x->m, x->g.mem ? &x->g : NULL, x->s.lw, a, x->tok + sl * x->mb * T, dout, dx, x->mb, T));
+    tfm_model *gr = x->g.mem ? &x->g : NULL;
+    const int32_t *tok = x->tok + sl * x->mb * T;
+    if (x->stash)
+        TRY(tfm_rc_backward(x->m, gr, x->s.lw, &x->work, x->stash + sl * x->nstash, tok, dout, dx, x->l0, x->l1,
+                            x->mb, T));
+    else
+        TRY(tfm_range_backward(x->m, gr, x->s.lw, &x->acts[sl], tok, dout, dx, x->mb, T));
     /* one micro-batch in all (R = 1): the tree's sum is the leaf, already in s.dw */
     if (x->M > 1) TRY(pipe_tree_push(x->tree, g, x->s.dw));
     x->t_compute += now_s() - t0;
@@ -245,5 +257,42 @@ int qat_step(qat_ctx *x, int64_t *cursor, double lr_w, double lr_q, float *loss)
     for (int64_t j = 0; j < x->M; j++) sum += x->lossv[j];
     if (!isfinite(sum)) return UPQ_FAIL(UPQ_EIO, "qat: loss is %g at cursor %lld (diverged)", sum, (long long)*cursor);
     *loss = (float)(sum * dscale);
+    return UPQ_OK;
+}
+
+/* The export check's reference: the fake-quant forward of the first micro-batch of the
+ * run's order (cursor 0) through replica 0's pipeline, stage by stage as in training
+ * (blocking transfers: it runs once), the logits (mb, T, V) sent to world rank 0. */
+int qat_check_forward(qat_ctx *x, float *logits)
+{
+    enum { TAG = 9003 };
+    int64_t T = x->d.T, C = x->m->cfg.C, n = x->mb * T * C, nl = x->mb * T * x->m->cfg.V;
+    if (x->replica != 0) return UPQ_OK;
+    const float *in = NULL;
+    if (x->stage == 0) qat_fill_batch(x, 0, x->tok, 0);
+    else {
+        TRY(pipe_recv(x->xin, n, x->rank - 1, TAG));
+        in = x->xin;
+    }
+    tfm_acts *a = x->stash ? &x->work : &x->acts[0];
+    const float *out;
+    if (x->stash) {
+        TRY(tfm_rc_forward(x->m, x->s.lw, a, x->stash, x->tok, in, x->l0, x->l1, x->mb, T));
+        out = x->stash + (x->l1 - x->l0) * n;
+    } else {
+        TRY(tfm_range_forward(x->m, x->s.lw, a, x->tok, in, x->mb, T, NULL));
+        out = tfm_range_out(a);
+    }
+    if (!x->last || x->rank != 0) {
+        pipe_sends *ps = NULL;
+        TRY(pipe_sends_create(1, &ps));
+        int rc = x->last ? pipe_send_begin(ps, a->logits, nl, 0, TAG) : pipe_send_begin(ps, out, n, x->rank + 1, TAG);
+        int rc2 = pipe_sends_destroy(ps);
+        TRY(rc ? rc : rc2);
+    }
+    if (x->rank == 0) {
+        if (!x->last) TRY(pipe_recv(logits, nl, x->S - 1, TAG));
+        else memcpy(logits, a->logits, (size_t)nl * sizeof(float));
+    }
     return UPQ_OK;
 }

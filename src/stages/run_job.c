@@ -33,7 +33,7 @@ const char *const run_known_keys[] = {
     "teacher.compress",
     "qat.enabled", "qat.bits", "qat.group", "qat.quantizer", "qat.loss", "qat.beta", "qat.steps", "qat.batch",
     "qat.micro_batches", "qat.warmup", "qat.ckpt_every", "qat.seed", "qat.lr", "qat.scale_lr", "qat.clip",
-    "qat.stages", "qat.replicas", "qat.threads",
+    "qat.stages", "qat.replicas", "qat.threads", "qat.recompute",
     "eval.enabled", "eval.ctx", "eval.batch", "eval.max_windows", "eval.mc", "eval.mc_items", "eval.corpus",
     "eval.instruct", "eval.instruct_items", "eval.text", "eval.wikitext", "eval.max_new_tokens", "eval.tokenizer",
     "export.enabled", "export.format", "export.checkpoint_format", "export.force_requantize",

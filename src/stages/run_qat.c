@@ -78,6 +78,7 @@ static int read_opts(const job_file *j, int ranks, qat_job *q)
     TRY(job_get_i64(j, "qat", "stages", 1, 1, 1 << 20, &q->stages));
     TRY(job_get_i64(j, "qat", "replicas", 1, 1, 1 << 20, &q->replicas));
     TRY(job_get_i64(j, "qat", "threads", 0, 0, 4096, &q->threads));
+    TRY(job_get_bool(j, "qat", "recompute", 0, &o->recompute)); /* no bit of the output: not in the key */
     if (q->stages * q->replicas > ranks) {
         int l = line_of(j, "stages") ? line_of(j, "stages") : line_of(j, "replicas");
         return UPQ_FAIL(UPQ_EINPUT, "%s:%d: qat.stages x qat.replicas = %lld x %lld = %lld is more than the job's %d rank(s)",

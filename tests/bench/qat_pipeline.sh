@@ -12,8 +12,10 @@
 # "split bound" = mean / largest stage share of upq's cost model (its `stage shares` line):
 # the eff / ideal that the layer split alone allows.
 # Rows are printed as they finish, each followed by the peak RSS per rank (upq's getrusage
-# line) of its runs at an S listed in --rss; an S of --rss that no row ran (R = 1) gets a
-# run of its own (M = 8) at the end.
+# line) of its runs at an S listed in --rss; then, for every S of --rss, a table of runs
+# of their own (M = 8, R = 1) without and with --recompute: peak RSS per rank (and rank
+# 0's after the export) and the CPU seconds of a step (all ranks; median over --repeats
+# of a run of --steps minus one of 1 step), outputs cmp'd.
 # Not a ctest: a measurement for a machine with many cores (the 16-core device,
 # ../shared/BUNDLE.md, docs/qat.md); here it runs at S <= 2.
 #
@@ -60,7 +62,7 @@ while (($#)); do
     --layers) LAYERS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --teacher-ranks) TRANKS=$2; shift 2 ;;
-    -h|--help) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "qat_pipeline.sh: unknown option $1" >&2; exit 1 ;;
     *) break ;;
     esac
@@ -172,15 +174,55 @@ row() { # S R M
 for s in $STAGES; do row "$s" 1 $((4 * s)); done
 for r in $REPLICAS; do row "$RSTAGES" "$r" $((4 * RSTAGES * r)); done
 
-for s in $RSS; do # the S of --rss that no row ran: M = 8 micro-batches of one row
-    [[ -z ${RSSDONE[$s]:-} ]] || continue
+# rss_run S N [options...]: upq qat at S x 1 (M = 8 micro-batches of one row, N steps), log in
+# $log; RSS_CPU = user + system CPU seconds of all its processes (the ranks; bash's time of
+# the launcher counts its reaped children)
+rss_run() {
+    local s=$1 n=$2 t TIMEFORMAT='%U %S'
+    shift 2
     rm -f "$WORK"/r/*
-    log=$WORK/rss.s$s.m8.err
     if ((s == 1)); then
-        $RUN "$UPQ" qat "${BASE[@]}" --batch 8 --micro-batches 8 > /dev/null 2> "$log" || { tail -5 "$log" >&2; exit 3; }
+        t=$( { time $RUN "$UPQ" qat "${BASE[@]}" --steps "$n" --batch 8 --micro-batches 8 "$@" > /dev/null 2> "$log"; } 2>&1 ) ||
+            { tail -5 "$log" >&2; exit 3; }
     else
-        $MPIRUN -np "$s" --bind-to "$BIND" "$UPQ" qat "${BASE[@]}" --batch 8 --micro-batches 8 --stages "$s" \
-            > /dev/null 2> "$log" || { tail -5 "$log" >&2; exit 3; }
+        t=$( { time $MPIRUN -np "$s" --bind-to "$BIND" "$UPQ" qat "${BASE[@]}" --steps "$n" --batch 8 --micro-batches 8 \
+            --stages "$s" "$@" > /dev/null 2> "$log"; } 2>&1 ) || { tail -5 "$log" >&2; exit 3; }
     fi
-    rss_line "$s" "$log"
+    RSS_CPU=$(awk '{ print $1 + $2 }' <<< "$t")
+}
+# Every S of --rss: M = 8 micro-batches of one row, without and with --recompute, --repeats
+# times each (alternating); each output cmp'd against the first (recomputation changes no
+# bit). Peak RSS per rank at the end of training and rank 0's after its export (the
+# container written, read back packed and checked) from the first repeat; CPU seconds of a
+# step: median over the repeats of (run of --steps - run of 1 step) / (--steps - 1), so
+# that loading, set-up and export cancel.
+if [[ -n $RSS ]]; then
+    printf '\nPeak RSS per rank (MiB; getrusage at the end of training, rank 0 also after its export) and CPU seconds a step (all ranks), M = 8:\n'
+    printf '%-3s %-10s %-9s %-9s %-9s %-9s %-12s %-10s %s\n' S mode rank0 rank1 rank2 rank3 "r0 export" "CPU s/step" identical
+fi
+RREF=""
+declare -A SAMEOF=()
+for s in $RSS; do
+    declare -A CPU=()
+    for ((k = 0; k < REPEATS; k++)); do
+        for mode in plain recompute; do
+            opt=() && [[ $mode == plain ]] || opt=(--recompute)
+            log=$WORK/rss.s$s.$mode.$k.err
+            rss_run "$s" "$STEPS" "${opt[@]}"
+            cN=$RSS_CPU
+            if [[ -z $RREF ]]; then cp "$out" "$WORK/ref.rss.h5"; RREF=1; SAMEOF[$s.$mode]=-
+            elif cmp -s "$out" "$WORK/ref.rss.h5"; then SAMEOF[$s.$mode]=${SAMEOF[$s.$mode]:-yes}
+            else SAMEOF[$s.$mode]=no; fi
+            log=$WORK/rss.s$s.$mode.$k.1.err
+            rss_run "$s" 1 "${opt[@]}"
+            CPU[$mode]+="$(awk -v a="$cN" -v b="$RSS_CPU" -v n="$STEPS" 'BEGIN { print (a - b) / (n - 1) }') "
+        done
+    done
+    for mode in plain recompute; do
+        f=$WORK/rss.s$s.$mode.0.err
+        printf '%-3s %-10s %s %-12s %-10.3f %s\n' "$s" "$mode" "$(sed -n 's/^qat: stage \([0-9]*\) of .*peak RSS \([0-9.]*\) MiB$/\2/p' "$f" |
+            awk '{ printf "%-9s ", $1 } END { for (i = NR; i < 4; i++) printf "%-9s ", "" }')" \
+            "$(sed -n 's/^qat: rank 0 after the export.*peak RSS \([0-9.]*\) MiB$/\1/p' "$f")" \
+            "$(printf '%s\n' ${CPU[$mode]} | median)" "${SAMEOF[$s.$mode]}"
+    done
 done

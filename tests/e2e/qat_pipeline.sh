@@ -3,7 +3,7 @@
 # stories260k, 5 layers; batch 8 in 4 micro-batches, lsq, 20 steps, checkpoint every 3):
 #  (1) S = 2 and 4 (R = 1), R = 2 (S = 1) and S = 2 x R = 2: output container and loss CSV
 #      byte-identical (cmp) to the one-rank run; rank 0 prints per-stage compute /
-#      communication / idle seconds and peak RSS;
+#      communication / idle seconds and peak RSS (--recompute: tests/e2e/qat_recompute.sh);
 #  (2) SIGUSR1 to a random rank of an S = 2 run -> exit 75 with a checkpoint -> rerun on
 #      S = 4 resumes and ends byte-identical (the long test also signals replicas);
 #  (3) kill -9 of a random rank at a random time after the first checkpoint, rerun on a
