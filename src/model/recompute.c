@@ -83,7 +83,10 @@ int tfm_rc_backward(const tfm_model *m, tfm_model *grads, const blk_weights *lw,
     blk_attn at;
     blk_attn_causal(&at, c, w->rope_cos, w->rope_sin, w->att_ws, w->nthreads);
     lin_ctx lc = {NULL, 0};
-    blk_grad_ws g = {w->dln, w->dq, w->dk, w->dv, w->datty, w->dgate, w->dup, w->dnw};
+    blk_grad_ws g = {w->dln, w->dq, w->dk, w->dv, w->datty, w->dgate, w->dup, 0};
+    /* As tfm_range_backward: nobody wants the range's input gradient (a frozen embedding
+     * or no dx asked for), so the first block skips it. */
+    int drop_dx = w->emb ? !grads->tok_emb : !dx;
     blk_acts ba = tfm_acts_layer(w, w->l0);
     float *scratch_out = tfm_acts_resid(w, w->l0 + 1); /* the re-run's output: not needed */
     for (int64_t l = l1 - 1; l >= l0; l--) {
@@ -95,8 +98,10 @@ int tfm_rc_backward(const tfm_model *m, tfm_model *grads, const blk_weights *lw,
         const blk_weights *bw = lw ? &lw[l] : &own;
         const float *in = resid + (l - l0) * BT * C;
         block_forward(scratch_out, &ba, in, bw, &at, &lc, c, B, T);
+        g.no_dx = drop_dx && l == l0;
         block_backward(w->dresid, &g, &ba, in, bw, &at, c, B, T);
     }
+    if (drop_dx) return UPQ_OK;
     if (!w->emb) {
         if (dx) memcpy(dx, w->dresid, (size_t)(BT * C) * sizeof(float));
         return UPQ_OK;
