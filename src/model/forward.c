@@ -127,6 +127,25 @@ float *tfm_acts_resid(const tfm_acts *a, int64_t l)
     return resid_at(a, l);
 }
 
+int tfm_range_input(const tfm_model *m, const int32_t *tokens, const float *x, float *dst, int64_t B,
+                    int64_t T)
+{
+    const tfm_config *c = &m->cfg;
+    int64_t BT = B * T, C = c->C;
+    if (!tokens) {
+        memcpy(dst, x, (size_t)(BT * C) * sizeof(float));
+        return UPQ_OK;
+    }
+    for (int64_t i = 0; i < BT; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->V)
+            return UPQ_FAIL(UPQ_EINPUT, "token id %d at sequence %lld position %lld is outside the vocabulary [0, %lld)",
+                            tokens[i], (long long)(i / T), (long long)(i % T), (long long)c->V);
+#pragma omp parallel for schedule(static) if (BT * C >= TFM_OMP_MIN)
+    for (int64_t i = 0; i < BT; i++)
+        memcpy(dst + i * C, m->tok_emb + (int64_t)tokens[i] * C, (size_t)C * sizeof(float));
+    return UPQ_OK;
+}
+
 int tfm_range_forward(const tfm_model *m, const blk_weights *lw, tfm_acts *a,
                       const int32_t *tokens, const float *x, int64_t B, int64_t T,
                       float *hidden_out)
@@ -138,17 +157,7 @@ int tfm_range_forward(const tfm_model *m, const blk_weights *lw, tfm_acts *a,
     UPQ_ASSERT(a->emb ? tokens != NULL : x != NULL);
     int64_t BT = B * T, C = c->C, nl = a->l1 - a->l0;
     float *x0 = resid_at(a, a->l0);
-    if (a->emb) {
-        for (int64_t i = 0; i < BT; i++)
-            if (tokens[i] < 0 || tokens[i] >= c->V)
-                return UPQ_FAIL(UPQ_EINPUT, "token id %d at sequence %lld position %lld is outside the vocabulary [0, %lld)",
-                                tokens[i], (long long)(i / T), (long long)(i % T), (long long)c->V);
-#pragma omp parallel for schedule(static) if (BT * C >= TFM_OMP_MIN)
-        for (int64_t i = 0; i < BT; i++)
-            memcpy(x0 + i * C, m->tok_emb + (int64_t)tokens[i] * C, (size_t)C * sizeof(float));
-    } else {
-        memcpy(x0, x, (size_t)(BT * C) * sizeof(float));
-    }
+    TRY(tfm_range_input(m, a->emb ? tokens : NULL, x, x0, B, T));
     a->B = B;
     a->T = T;
     blk_attn at;

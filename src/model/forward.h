@@ -90,6 +90,11 @@ void tfm_acts_free(tfm_acts *a);
 int tfm_forward(const tfm_model *m, tfm_acts *a, const int32_t *tokens, int64_t B, int64_t T,
                 float *hidden_out);
 
+/* The input of a layer range into dst (B*T*C floats): the embedding rows of tokens (each id
+ * checked against V: UPQ_EINPUT naming the position) or, with tokens NULL, a copy of x. */
+int tfm_range_input(const tfm_model *m, const int32_t *tokens, const float *x, float *dst, int64_t B,
+                    int64_t T);
+
 /* The forward of a's range [l0, l1): from tokens (B,T) when a->emb, else from x
  * (B,T,C), the residual entering layer l0. Output: a->logits (B,T,V) when a->head, else
  * tfm_range_out(a) (B,T,C), the residual after layer l1-1. lw: the blocks' weights

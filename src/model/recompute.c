@@ -29,17 +29,7 @@ int tfm_rc_forward(const tfm_model *m, const blk_weights *lw, tfm_acts *w, float
     UPQ_ASSERT(w->cfg.C == c->C && w->cfg.F == c->F && w->cfg.V == c->V && 0 <= l0 && l0 <= l1 && l1 <= c->L);
     UPQ_ASSERT(w->emb ? tokens != NULL : x != NULL);
     int64_t BT = B * T, C = c->C;
-    if (w->emb) {
-        for (int64_t i = 0; i < BT; i++)
-            if (tokens[i] < 0 || tokens[i] >= c->V)
-                return UPQ_FAIL(UPQ_EINPUT, "token id %d at sequence %lld position %lld is outside the vocabulary [0, %lld)",
-                                tokens[i], (long long)(i / T), (long long)(i % T), (long long)c->V);
-#pragma omp parallel for schedule(static) if (BT * C >= TFM_OMP_MIN)
-        for (int64_t i = 0; i < BT; i++)
-            memcpy(resid + i * C, m->tok_emb + (int64_t)tokens[i] * C, (size_t)C * sizeof(float));
-    } else {
-        memcpy(resid, x, (size_t)(BT * C) * sizeof(float));
-    }
+    TRY(tfm_range_input(m, w->emb ? tokens : NULL, x, resid, B, T));
     w->B = B, w->T = T;
     blk_attn at;
     blk_attn_causal(&at, c, w->rope_cos, w->rope_sin, w->att_ws, w->nthreads);
